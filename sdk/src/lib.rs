@@ -1,1 +1,50 @@
-pub fn x(){}
+//! # berth
+//!
+//! An async-first OCI container runtime for Linux, as a library. berth turns
+//! an OCI runtime spec (`config.json` + rootfs) into a running, isolated
+//! container and hands it back as futures: [`Container::wait`] resolves with
+//! the exit status, observed through a pidfd registered with tokio.
+//!
+//! ```no_run
+//! # async fn demo() -> berth::Result<()> {
+//! use berth::{Bundle, Config, Runtime};
+//!
+//! let rt = Runtime::new(Config::default()).await?;
+//! let ctr = rt.create("hello", Bundle::from_dir("bundle")?).await?;
+//! ctr.start().await?;
+//! let status = ctr.wait().await?;
+//! ctr.delete(false).await?;
+//! assert!(status.success());
+//! # Ok(()) }
+//! ```
+//!
+//! ## How a container starts
+//!
+//! The spec is first compiled into a [`plan::Plan`]: every path a C string,
+//! every option a flag, every invalid value an [`Error::InvalidSpec`]
+//! before any process exists. Then one `clone3` (into the container's
+//! namespaces, sharing memory like `posix_spawn` so the cost does not grow
+//! with the embedding process) starts a child that walks the plan with raw
+//! system calls and blocks before `execve` until [`Container::start`].
+
+pub mod cgroups;
+mod bundle;
+mod container;
+mod error;
+mod exec;
+mod hooks;
+pub mod host;
+pub mod plan;
+mod runtime;
+pub mod security;
+mod state;
+mod stdio;
+
+pub use bundle::Bundle;
+pub use container::{Container, CreateOptions};
+pub use error::{Error, Result};
+pub use nix::sys::signal::Signal;
+pub use oci_spec;
+pub use runtime::{Config, Runtime};
+pub use state::{ExitStatus, Status};
+pub use stdio::{Pty, Stdio};

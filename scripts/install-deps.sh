@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages berth's build, tests, examples and benches
+# need. Idempotent: installs only what is missing, and runs `apt-get update`
+# at most once, only when the package lists are absent or too old to install
+# from. Run as root (CI does, from .ci/run).
+set -euo pipefail
+
+PACKAGES=(
+  busybox-static  # static /bin/busybox: the test rootfs built by berth-fixtures
+  libseccomp-dev  # libseccomp + headers: seccomp filter compilation (-sys crates)
+  pkg-config      # lets -sys crates find libseccomp
+  iproute2        # ip: netns, veth, bridge setup in network tests
+  nftables        # nft: NAT and port-forward tests
+  time            # /usr/bin/time: peak RSS and timings in benches
+  procps          # ps, kill, pgrep: used by tests; copied into the host-binaries rootfs fallback
+  libc-bin        # ldd: berth-fixtures finds the shared libraries of host binaries with it
+  coreutils       # chroot: berth-fixtures' rootfs tests run a shell chrooted
+)
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "install-deps.sh: must run as root" >&2
+  exit 1
+fi
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -qx 'install ok installed'; then
+    missing+=("$pkg")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps.sh: all ${#PACKAGES[@]} packages already installed"
+  exit 0
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+APT=(apt-get -o DPkg::Lock::Timeout=300 -y -q)
+install() {
+  "${APT[@]}" install --no-install-recommends "${missing[@]}"
+}
+
+echo "install-deps.sh: installing ${missing[*]}"
+if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
+  "${APT[@]}" update
+  install
+elif ! install; then
+  # The lists may be stale (a package version gone from the mirror): refresh once.
+  "${APT[@]}" update
+  install
+fi

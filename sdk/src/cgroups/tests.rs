@@ -1,0 +1,198 @@
+//! Tests of the cgroup module. Those that touch the host's cgroups need
+//! root and are skipped with a printed reason without it. Each test uses its
+//! own parent cgroup so that tests running in parallel do not interfere.
+
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command};
+use std::time::Instant;
+
+use super::*;
+
+/// Whether this test can use the host's cgroups; prints why not.
+fn can_run(test: &str) -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping {test}: needs root to create cgroups");
+        return false;
+    }
+    if layout() != Layout::V2 && host().mounts.is_empty() {
+        eprintln!("skipping {test}: no cgroup hierarchy is mounted");
+        return false;
+    }
+    true
+}
+
+/// A parent cgroup name unique to this test and process.
+fn unique_parent(tag: &str) -> String {
+    format!("berth-test-{tag}-{}", std::process::id())
+}
+
+/// `sleep 30`, to put into cgroups.
+fn sleeper() -> Child {
+    Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("spawn sleep")
+}
+
+/// Asserts that neither `cg` nor its top-level parent exists in any hierarchy.
+fn assert_gone(cg: &Cgroup) {
+    let depth = cg.path.split('/').count();
+    for dir in &cg.dirs {
+        assert!(!dir.exists(), "{} remains", dir.display());
+        let top = dir.ancestors().nth(depth - 1).unwrap();
+        assert!(!top.exists(), "parent {} remains", top.display());
+    }
+}
+
+#[test]
+fn bad_paths_are_refused() {
+    for bad in ["", "/", "//", "../x", "a/../../b", "a/./b", "a//b", "a/", "a\0b"] {
+        for result in [Cgroup::create(bad), Cgroup::open(bad)] {
+            match result {
+                Err(Error::Cgroup { path, reason }) => {
+                    assert_eq!(path, bad);
+                    assert!(!reason.is_empty());
+                }
+                other => panic!("{bad:?}: expected a cgroup error, got {other:?}"),
+            }
+        }
+    }
+    assert_eq!(normalize("/berth/web").unwrap(), "berth/web");
+    assert_eq!(normalize("//berth").unwrap(), "berth");
+    assert_eq!(normalize("a..b/.c").unwrap(), "a..b/.c");
+}
+
+#[tokio::test]
+async fn lifecycle() {
+    if !can_run("lifecycle") {
+        return;
+    }
+    let parent = unique_parent("life");
+    let rel = format!("{parent}/{}-0", std::process::id());
+    let cg = Cgroup::create(&format!("/{rel}")).unwrap();
+    assert_eq!(cg.path(), rel);
+    for dir in &cg.dirs {
+        assert!(dir.is_dir(), "{} missing", dir.display());
+    }
+    // Creating again is fine, and so is a nested child cgroup.
+    Cgroup::create(&rel).unwrap();
+    let nested = Cgroup::create(&format!("{rel}/nested")).unwrap();
+
+    // cpuset is usable in the new cgroup and in its new parent.
+    for m in host().mounts.iter().filter(|m| m.has_option("cpuset")) {
+        for dir in [m.mount_point.join(&parent), m.mount_point.join(&rel)] {
+            for file in ["cpuset.cpus", "cpuset.mems"] {
+                let value = fs::read_to_string(dir.join(file)).unwrap();
+                assert!(!value.trim().is_empty(), "{}/{file} is empty", dir.display());
+            }
+        }
+    }
+
+    let fd = cg.clone_into_fd().unwrap();
+    assert_eq!(fd.is_some(), layout() == Layout::V2);
+    if let Some(fd) = fd {
+        let target = fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+        assert_eq!(target, cg.dirs[0]);
+    }
+
+    let mut child = sleeper();
+    let pid = i32::try_from(child.id()).unwrap();
+    cg.add_process(pid).unwrap();
+    let mut grandchild = sleeper();
+    let nested_pid = i32::try_from(grandchild.id()).unwrap();
+    nested.add_process(nested_pid).unwrap();
+
+    let proc_cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    for line in proc_cgroup.lines() {
+        let path = line.splitn(3, ':').nth(2).unwrap();
+        assert_eq!(path, format!("/{rel}"), "in /proc/{pid}/cgroup: {proc_cgroup}");
+    }
+    if layout() != Layout::V1 {
+        assert!(proc_cgroup.lines().any(|l| l.starts_with("0::")), "{proc_cgroup}");
+    }
+    let pids = cg.pids().unwrap();
+    assert!(pids.contains(&pid) && pids.contains(&nested_pid), "{pids:?}");
+    assert_eq!(nested.pids().unwrap(), vec![nested_pid]);
+    assert!(cg.add_process(0).is_err() && cg.add_process(-1).is_err());
+
+    // Kill, and reap only a little later: delete waits for the exiting processes.
+    child.kill().unwrap();
+    grandchild.kill().unwrap();
+    let reaper = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        child.wait().unwrap();
+        grandchild.wait().unwrap();
+    });
+    cg.delete().await.unwrap();
+    reaper.await.unwrap();
+    assert_gone(&cg);
+    assert_eq!(cg.pids().unwrap(), Vec::<i32>::new());
+    // Deleting what does not exist is fine.
+    cg.delete().await.unwrap();
+}
+
+#[tokio::test]
+async fn delete_gives_up_on_a_live_process() {
+    if !can_run("delete_gives_up_on_a_live_process") {
+        return;
+    }
+    let rel = format!("{}/busy", unique_parent("busy"));
+    let cg = Cgroup::create(&rel).unwrap();
+    let mut child = sleeper();
+    let pid = i32::try_from(child.id()).unwrap();
+    cg.add_process(pid).unwrap();
+
+    let started = Instant::now();
+    let err = Cgroup::open(&rel).unwrap().delete().await.unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(err.errno(), Some(libc::EBUSY), "{err}");
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    assert!(
+        waited >= Duration::from_millis(1900) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+    assert_eq!(cg.pids().unwrap(), vec![pid]);
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    cg.delete().await.unwrap();
+    assert_gone(&cg);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 10)]
+async fn concurrent_siblings() {
+    if !can_run("concurrent_siblings") {
+        return;
+    }
+    let parent = unique_parent("siblings");
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let path = format!("{parent}/c{i}");
+            tokio::spawn(async move {
+                for _ in 0..10 {
+                    let cg = Cgroup::create(&path)?;
+                    cg.delete().await?;
+                }
+                Cgroup::open(&path)
+            })
+        })
+        .collect();
+    let mut cgroups = Vec::new();
+    for task in tasks {
+        cgroups.push(task.await.unwrap().unwrap());
+    }
+    // Only once all are done can the shared parent be gone.
+    cgroups.iter().for_each(assert_gone);
+}
+
+#[tokio::test]
+async fn missing_cgroup() {
+    if !can_run("missing_cgroup") {
+        return;
+    }
+    let cg = Cgroup::open(&format!("{}/never/made", unique_parent("missing"))).unwrap();
+    assert_eq!(cg.pids().unwrap(), Vec::<i32>::new());
+    cg.delete().await.unwrap();
+    assert!(cg.add_process(i32::try_from(std::process::id()).unwrap()).is_err());
+    assert_gone(&cg);
+}

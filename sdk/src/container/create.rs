@@ -1,0 +1,389 @@
+//! `create`: compile the plan, clone the container's process, and wait
+//! until it is set up and blocked before `execve`.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use oci_spec::runtime::ContainerState;
+use tokio::io::unix::AsyncFd;
+
+use super::{annotations, Container, Inner, Launch};
+use crate::bundle::Bundle;
+use crate::cgroups::Cgroup;
+use crate::error::{Error, Result};
+use crate::exec::{self, ChildFds, Report};
+use crate::hooks::{self, Where};
+use crate::host::Host;
+use crate::plan::{self, Namespace, Plan, Step};
+use crate::runtime::Config;
+use crate::state::{self, Persisted, Status};
+use crate::stdio::{self, Pty, Stdio};
+
+/// Choices for [`Runtime::create_with`](crate::Runtime::create_with) that
+/// are not part of the OCI spec.
+#[derive(Debug, Default)]
+pub struct CreateOptions {
+    /// The container's stdin.
+    pub stdin: Stdio,
+    /// The container's stdout.
+    pub stdout: Stdio,
+    /// The container's stderr.
+    pub stderr: Stdio,
+    /// Do not use `pivot_root` (for a rootfs on an initramfs).
+    pub no_pivot: bool,
+    /// Pass descriptors `3..3+preserve_fds` of this process to the
+    /// container (systemd socket activation's `LISTEN_FDS`).
+    pub preserve_fds: u32,
+}
+
+/// Creates a container. The work runs in a task of its own so that a
+/// caller who stops waiting (drops the future) never leaves a half-made
+/// container: the task finishes and, finding no one to hand the container
+/// to, deletes it.
+pub(crate) async fn create(
+    config: Arc<Config>,
+    id: String,
+    bundle: Bundle,
+    opts: CreateOptions,
+) -> Result<Container> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let result = create_now(&config, &id, bundle, opts).await;
+        if let Err(Ok(orphan)) = tx.send(result) {
+            if let Err(e) = orphan.delete_forced().await {
+                tracing::warn!(id = orphan.id(), error = %e, "could not delete abandoned container");
+            }
+        }
+    });
+    rx.await
+        .map_err(|_| Error::Unsupported("the create task ended without an answer (panic?)".into()))?
+}
+
+/// Validates a container id: what runc accepts, so ids are also safe as
+/// file and cgroup names.
+pub(crate) fn validate_id(id: &str) -> Result<()> {
+    let bad = |reason| {
+        Err(Error::InvalidId {
+            id: id.to_string(),
+            reason,
+        })
+    };
+    if id.is_empty() {
+        return bad("empty");
+    }
+    if id.len() > 1024 {
+        return bad("longer than 1024 bytes");
+    }
+    if id == "." || id == ".." {
+        return bad("not a name");
+    }
+    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+-.".contains(&b)) {
+        return bad("only letters, digits and _ + - . are allowed");
+    }
+    Ok(())
+}
+
+/// What exists so far, to be undone if a later step fails.
+struct Partial {
+    dir: PathBuf,
+    dir_created: bool,
+    cgroup: Option<Cgroup>,
+    child: Option<(AsyncFd<OwnedFd>, exec::ChildMemory)>,
+}
+
+impl Partial {
+    async fn undo(mut self) {
+        if let Some((pidfd, memory)) = self.child.take() {
+            let _ = exec::sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL);
+            let _ = super::wait::reap(&pidfd).await;
+            // Only now, with the child gone, may its memory be freed.
+            drop(memory);
+        }
+        if let Some(cg) = self.cgroup.take() {
+            if let Err(e) = cg.delete().await {
+                tracing::warn!(error = %e, "could not remove cgroup of failed container");
+            }
+        }
+        if self.dir_created {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+async fn create_now(config: &Config, id: &str, bundle: Bundle, opts: CreateOptions) -> Result<Container> {
+    validate_id(id)?;
+    let dir = config.root.join(id);
+    let plan_opts = plan::Options {
+        no_pivot: opts.no_pivot,
+        preserve_fds: opts.preserve_fds,
+    };
+    // Every check of the spec happens here, before anything exists.
+    let plan = Arc::new(plan::compile(&bundle.spec, &bundle.dir, Host::get(), &plan_opts)?);
+    std::fs::create_dir_all(&config.root).map_err(|e| Error::io("create state root", &config.root, e))?;
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(Error::AlreadyExists(id.to_string()))
+        }
+        Err(e) => return Err(Error::io("create state directory", &dir, e)),
+    }
+    let mut partial = Partial {
+        dir: dir.clone(),
+        dir_created: true,
+        cgroup: None,
+        child: None,
+    };
+    match build(config, id, &bundle, opts, plan, &mut partial).await {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            partial.undo().await;
+            Err(e)
+        }
+    }
+}
+
+async fn build(
+    config: &Config,
+    id: &str,
+    bundle: &Bundle,
+    opts: CreateOptions,
+    plan: Arc<Plan>,
+    partial: &mut Partial,
+) -> Result<Container> {
+    let dir = &partial.dir;
+    bundle
+        .spec
+        .save(dir.join(state::SPEC_FILE))
+        .map_err(|e| Error::io("save spec", dir.join(state::SPEC_FILE), std::io::Error::other(e)))?;
+
+    let fifo_path = dir.join(state::EXEC_FIFO);
+    nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .map_err(|e| Error::io("create exec fifo", &fifo_path, e.into()))?;
+    let fifo: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo_path)
+        .map_err(|e| Error::io("open exec fifo", &fifo_path, e))?
+        .into();
+
+    let (parent_sock, child_sock) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| Error::sys("socketpair", e))?;
+    set_nonblocking(&parent_sock)?;
+    let sync = crate::exec::register(parent_sock).map_err(|e| Error::sys("register sync socket", e))?;
+
+    let spec_linux = bundle.spec.linux().clone().unwrap_or_default();
+    let cgroup_path = match spec_linux.cgroups_path() {
+        Some(p) => p.to_string_lossy().into_owned(),
+        None => format!("{}/{id}", config.cgroup_parent),
+    };
+    let cgroup = partial.cgroup.insert(Cgroup::create(&cgroup_path)?);
+    let cgroup_fd = cgroup.clone_into_fd()?;
+
+    let mut joins = Vec::new();
+    let mut pid_ns = None;
+    for j in &plan.joins {
+        let f: OwnedFd = std::fs::File::open(&j.path)
+            .map_err(|e| Error::io("open namespace", &j.path, e))?
+            .into();
+        if j.ns == Namespace::Pid {
+            pid_ns = Some(f.try_clone().map_err(|e| Error::sys("dup", e))?);
+        }
+        joins.push(f);
+    }
+    let (child_stdio, ends) = stdio::prepare([opts.stdin, opts.stdout, opts.stderr])?;
+    let fds = ChildFds {
+        sync: child_sock,
+        fifo,
+        joins,
+        stdio: child_stdio,
+    };
+
+    let spawn_plan = plan.clone();
+    let spawned = tokio::task::spawn_blocking(move || {
+        let r = exec::spawn(
+            spawn_plan,
+            &fds,
+            cgroup_fd.as_ref().map(AsRawFd::as_raw_fd),
+            pid_ns.as_ref().map(AsRawFd::as_raw_fd),
+        );
+        // The child has its own copies; ours must go so that EOF on the
+        // sync socket means the child is gone.
+        drop(fds);
+        r
+    })
+    .await
+    .map_err(|e| Error::sys("spawn task", std::io::Error::other(e)))?
+    .map_err(|e| Error::sys("clone3", e))?;
+    let pid = spawned.pid;
+    let pidfd = crate::exec::register(spawned.pidfd).map_err(|e| Error::sys("register pidfd", e))?;
+    partial.child = Some((pidfd, spawned.memory));
+
+    if let Some(map) = &plan.uid_map {
+        write_proc(pid, "uid_map", map)?;
+    }
+    if let Some(map) = &plan.gid_map {
+        write_proc(pid, "gid_map", map)?;
+    }
+    if !spawned.in_cgroup {
+        partial.cgroup.as_ref().expect("created above").add_process(pid)?;
+    }
+    let pid_start_time = state::proc_stat(pid)
+        .map(|(_, start)| start)
+        .ok_or_else(|| Error::sys("read start time of container process", std::io::Error::from_raw_os_error(libc::ESRCH)))?;
+    let persisted = Persisted {
+        id: id.to_string(),
+        bundle: bundle.dir.clone(),
+        rootfs: plan.rootfs.clone(),
+        pid,
+        pid_start_time,
+        status: Status::Created,
+        exit_status: None,
+        cgroup_path,
+        annotations: annotations(&bundle.spec),
+        created: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    };
+    persisted.save(dir)?;
+    go(&sync)?;
+
+    let mut pty = None;
+    loop {
+        let report = recv(&sync).await?;
+        let Some((report, fd)) = report else {
+            return Err(Error::Init {
+                step: "container process exited during set-up".into(),
+                path: None,
+                source: std::io::Error::from_raw_os_error(libc::ECHILD),
+            });
+        };
+        match report.kind {
+            Report::HOOKS => {
+                run_create_hooks(bundle, &persisted, pid).await?;
+                go(&sync)?;
+            }
+            Report::CONSOLE => {
+                let fd = fd.ok_or_else(|| Error::sys("receive console", std::io::Error::from_raw_os_error(libc::EBADMSG)))?;
+                pty = Some(Pty::new(fd)?);
+            }
+            Report::CREATED => break,
+            Report::FAILED => return Err(init_error(&plan, report)),
+            other => {
+                return Err(Error::sys(
+                    "read child report",
+                    std::io::Error::other(format!("unknown report kind {other}")),
+                ))
+            }
+        }
+    }
+
+    let (pidfd, memory) = partial.child.take().expect("spawned above");
+    partial.cgroup = None;
+    partial.dir_created = false;
+    Ok(Container {
+        inner: Arc::new(Inner {
+            id: id.to_string(),
+            dir: dir.clone(),
+            pid,
+            pidfd: Some(pidfd),
+            is_parent: true,
+            exit: tokio::sync::OnceCell::new(),
+            launch: tokio::sync::Mutex::new(Some(Launch {
+                sync,
+                plan,
+                _memory: memory,
+            })),
+            stdio: Mutex::new(ends),
+            pty: Mutex::new(pty),
+        }),
+    })
+}
+
+/// Turns a child's failure report into an error naming the step.
+pub(super) fn init_error(plan: &Plan, report: Report) -> Error {
+    let (step, path) = plan.describe(report.step as usize);
+    let source = std::io::Error::from_raw_os_error(report.errno);
+    if matches!(plan.steps.get(report.step as usize), Some(Step::FindExecutable)) {
+        return Error::Init {
+            step: format!("{step}: not found or not executable in the container"),
+            path,
+            source,
+        };
+    }
+    Error::Init { step, path, source }
+}
+
+async fn run_create_hooks(bundle: &Bundle, p: &Persisted, pid: i32) -> Result<()> {
+    let Some(h) = bundle.spec.hooks() else {
+        return Ok(());
+    };
+    let mut s = super::oci_state(p, Status::Created)?;
+    s.set_status(ContainerState::Creating);
+    let state = serde_json::to_vec(&s).map_err(|e| Error::State {
+        id: p.id.clone(),
+        reason: e.to_string(),
+    })?;
+    #[allow(deprecated)]
+    let prestart = h.prestart().as_deref().unwrap_or_default();
+    hooks::run("prestart", prestart, &state, &Where::Runtime).await?;
+    let create_runtime = h.create_runtime().as_deref().unwrap_or_default();
+    hooks::run("createRuntime", create_runtime, &state, &Where::Runtime).await?;
+    let create_container = h.create_container().as_deref().unwrap_or_default();
+    hooks::run("createContainer", create_container, &state, &Where::Container(pid)).await
+}
+
+fn write_proc(pid: i32, file: &str, content: &str) -> Result<()> {
+    let path = PathBuf::from(format!("/proc/{pid}/{file}"));
+    std::fs::write(&path, content).map_err(|e| Error::io("write", path, e))
+}
+
+fn set_nonblocking(fd: &OwnedFd) -> Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = fcntl(fd.as_fd(), FcntlArg::F_GETFL).map_err(|e| Error::sys("fcntl", e))?;
+    fcntl(
+        fd.as_fd(),
+        FcntlArg::F_SETFL(OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK),
+    )
+    .map_err(|e| Error::sys("fcntl", e))?;
+    Ok(())
+}
+
+/// Lets the child go on past its current wait.
+pub(super) fn go(sync: &AsyncFd<OwnedFd>) -> Result<()> {
+    nix::unistd::write(sync.get_ref(), b"g").map_err(|e| Error::sys("signal container process", e))?;
+    Ok(())
+}
+
+/// The child's next report; `None` once it exec'd or died.
+pub(super) async fn recv(sync: &AsyncFd<OwnedFd>) -> Result<Option<(Report, Option<OwnedFd>)>> {
+    loop {
+        let mut guard = sync
+            .readable()
+            .await
+            .map_err(|e| Error::sys("wait for container process", e))?;
+        match guard.try_io(|fd| exec::recv_report(fd.get_ref())) {
+            Ok(r) => return r.map_err(|e| Error::sys("read child report", e)),
+            Err(_would_block) => continue,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_id;
+
+    #[test]
+    fn ids_are_safe_file_names() {
+        assert!(validate_id("web-1.a_b+c").is_ok());
+        for bad in ["", ".", "..", "a/b", "a b", "ü"] {
+            assert!(validate_id(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! `kill` and `kill_all`: signals to the container's processes.
+
+use std::os::fd::AsRawFd;
+
+use nix::sys::signal::Signal;
+
+use super::Container;
+use crate::cgroups::Cgroup;
+use crate::error::{Error, Result};
+use crate::exec::sys;
+use crate::state::{self, Status};
+
+impl Container {
+    /// Sends `signal` to the container's first process.
+    ///
+    /// Through the pidfd when this handle has one, so a recycled pid can
+    /// never receive it.
+    pub fn kill(&self, signal: Signal) -> Result<()> {
+        let p = self.load()?;
+        let status = self.status_of(&p);
+        if status == Status::Stopped {
+            return Err(Error::InvalidState {
+                id: p.id,
+                status: status.to_string(),
+                op: "kill",
+            });
+        }
+        let sig = signal as libc::c_int;
+        let r = match &self.inner.pidfd {
+            Some(pidfd) => sys::pidfd_send_signal(pidfd.as_raw_fd(), sig),
+            None if state::is_alive(p.pid, p.pid_start_time) => sys::kill(p.pid, sig),
+            None => Err(libc::ESRCH),
+        };
+        r.map_err(|e| Error::sys("kill", std::io::Error::from_raw_os_error(e)))
+    }
+
+    /// Sends `signal` to every process in the container's cgroup.
+    pub fn kill_all(&self, signal: Signal) -> Result<()> {
+        let p = self.load()?;
+        let cgroup = Cgroup::open(&p.cgroup_path)?;
+        for pid in cgroup.pids()? {
+            match sys::kill(pid, signal as libc::c_int) {
+                Ok(()) | Err(libc::ESRCH) => {}
+                Err(e) => return Err(Error::sys("kill", std::io::Error::from_raw_os_error(e))),
+            }
+        }
+        Ok(())
+    }
+}

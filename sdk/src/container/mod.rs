@@ -1,0 +1,196 @@
+//! A container handle and its lifecycle verbs, one file per verb.
+
+mod create;
+mod delete;
+mod kill;
+mod start;
+mod wait;
+
+pub use create::CreateOptions;
+pub(crate) use create::{create, validate_id};
+
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use oci_spec::runtime::{ContainerState, Spec, State, StateBuilder};
+use tokio::io::unix::AsyncFd;
+use tokio::net::unix::pipe;
+
+use crate::error::{Error, Result};
+use crate::exec::ChildMemory;
+use crate::state::{self, ExitStatus, Persisted, Status};
+use crate::stdio::{ParentEnds, Pty};
+
+/// A handle to one container. Cheap to clone; every clone refers to the
+/// same container. Dropping handles never affects the container: it lives
+/// until it exits and is deleted.
+#[derive(Debug, Clone)]
+pub struct Container {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    id: String,
+    dir: PathBuf,
+    pid: i32,
+    /// A pidfd of the container's first process, registered with tokio.
+    pidfd: Option<AsyncFd<OwnedFd>>,
+    /// This process cloned the container and may reap it.
+    is_parent: bool,
+    exit: tokio::sync::OnceCell<ExitStatus>,
+    /// Held while the child may still use memory shared with us, together
+    /// with the sync socket that tells when it is done.
+    launch: tokio::sync::Mutex<Option<Launch>>,
+    stdio: Mutex<ParentEnds>,
+    pty: Mutex<Option<Pty>>,
+}
+
+/// What a shared-memory child still needs from its parent.
+#[derive(Debug)]
+struct Launch {
+    sync: AsyncFd<OwnedFd>,
+    plan: Arc<crate::plan::Plan>,
+    _memory: ChildMemory,
+}
+
+impl Container {
+    /// The container's id.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// The pid of the container's first process, as the host sees it.
+    pub fn pid(&self) -> i32 {
+        self.inner.pid
+    }
+
+    /// Where berth keeps this container's state.
+    pub fn state_dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The writing end of the container's stdin, if it was
+    /// [`Stdio::Piped`](crate::Stdio::Piped). Returns it once.
+    pub fn take_stdin(&self) -> Option<pipe::Sender> {
+        self.inner.stdio.lock().unwrap_or_else(|p| p.into_inner()).stdin.take()
+    }
+
+    /// The reading end of the container's stdout, if piped. Returns it once.
+    pub fn take_stdout(&self) -> Option<pipe::Receiver> {
+        self.inner.stdio.lock().unwrap_or_else(|p| p.into_inner()).stdout.take()
+    }
+
+    /// The reading end of the container's stderr, if piped. Returns it once.
+    pub fn take_stderr(&self) -> Option<pipe::Receiver> {
+        self.inner.stdio.lock().unwrap_or_else(|p| p.into_inner()).stderr.take()
+    }
+
+    /// The master of the container's terminal when `process.terminal` is
+    /// true. Returns it once.
+    pub fn take_pty(&self) -> Option<Pty> {
+        self.inner.pty.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// The container's current status.
+    pub fn status(&self) -> Result<Status> {
+        let p = self.load()?;
+        Ok(self.status_of(&p))
+    }
+
+    /// The OCI state of the container (what `runc state` prints).
+    pub fn state(&self) -> Result<State> {
+        let p = self.load()?;
+        oci_state(&p, self.status_of(&p))
+    }
+
+    fn load(&self) -> Result<Persisted> {
+        Persisted::load(&self.inner.dir, &self.inner.id)
+    }
+
+    fn status_of(&self, p: &Persisted) -> Status {
+        if p.status == Status::Stopped || self.inner.exit.initialized() {
+            return Status::Stopped;
+        }
+        if state::is_alive(p.pid, p.pid_start_time) {
+            p.status
+        } else {
+            Status::Stopped
+        }
+    }
+
+    fn spec(&self) -> Result<Spec> {
+        let path = self.inner.dir.join(state::SPEC_FILE);
+        Spec::load(&path).map_err(|e| Error::State {
+            id: self.inner.id.clone(),
+            reason: format!("{}: {e}", path.display()),
+        })
+    }
+
+    /// The state JSON given to hooks on stdin.
+    fn hook_state(&self, status: ContainerState) -> Result<Vec<u8>> {
+        let p = self.load()?;
+        let mut s = oci_state(&p, Status::Created)?;
+        s.set_status(status);
+        serde_json::to_vec(&s).map_err(|e| Error::State {
+            id: p.id.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Re-attaches to an existing container, from its state directory.
+    pub(crate) fn attach(dir: PathBuf, id: &str) -> Result<Container> {
+        let p = Persisted::load(&dir, id)?;
+        // A pidfd only for a process that is still the container's.
+        let pidfd = if state::is_alive(p.pid, p.pid_start_time) {
+            crate::exec::pidfd_open(p.pid)
+                .ok()
+                .and_then(|fd| crate::exec::register(fd).ok())
+        } else {
+            None
+        };
+        Ok(Container {
+            inner: Arc::new(Inner {
+                id: id.to_string(),
+                dir,
+                pid: p.pid,
+                pidfd,
+                is_parent: false,
+                exit: match p.exit_status {
+                    Some(s) => tokio::sync::OnceCell::new_with(Some(s)),
+                    None => tokio::sync::OnceCell::new(),
+                },
+                launch: tokio::sync::Mutex::new(None),
+                stdio: Mutex::default(),
+                pty: Mutex::default(),
+            }),
+        })
+    }
+}
+
+pub(crate) fn oci_state(p: &Persisted, status: Status) -> Result<State> {
+    let status = match status {
+        Status::Created => ContainerState::Created,
+        Status::Running => ContainerState::Running,
+        Status::Stopped => ContainerState::Stopped,
+    };
+    let mut b = StateBuilder::default()
+        .version("1.2.0")
+        .id(p.id.clone())
+        .status(status)
+        .bundle(p.bundle.clone())
+        .annotations(p.annotations.clone());
+    if status != ContainerState::Stopped {
+        b = b.pid(p.pid);
+    }
+    b.build().map_err(|e| Error::State {
+        id: p.id.clone(),
+        reason: e.to_string(),
+    })
+}
+
+pub(crate) fn annotations(spec: &Spec) -> HashMap<String, String> {
+    spec.annotations().clone().unwrap_or_default()
+}

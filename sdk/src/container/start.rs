@@ -1,0 +1,82 @@
+//! `start`: release the created process into `execve`.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+
+use oci_spec::runtime::ContainerState;
+
+use super::create::{init_error, recv};
+use super::Container;
+use crate::error::{Error, Result};
+use crate::exec::Report;
+use crate::hooks::{self, Where};
+use crate::state::{self, Status};
+
+impl Container {
+    /// Starts the container's process (runs the user's program).
+    ///
+    /// Runs the `startContainer` hooks in the container's namespaces first
+    /// and the `poststart` hooks after. When this process created the
+    /// container, an `execve` failure is reported here as an error.
+    pub async fn start(&self) -> Result<()> {
+        let mut p = self.load()?;
+        let status = self.status_of(&p);
+        if status != Status::Created {
+            return Err(Error::InvalidState {
+                id: p.id,
+                status: status.to_string(),
+                op: "start",
+            });
+        }
+        let spec = self.spec()?;
+        if let Some(h) = spec.hooks() {
+            let list = h.start_container().as_deref().unwrap_or_default();
+            if !list.is_empty() {
+                let state = self.hook_state(ContainerState::Created)?;
+                hooks::run("startContainer", list, &state, &Where::Container(p.pid)).await?;
+            }
+        }
+
+        let fifo = self.inner.dir.join(state::EXEC_FIFO);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .map_err(|e| match e.raw_os_error() {
+                // No reader: the process is gone.
+                Some(libc::ENXIO) | Some(libc::ENOENT) => Error::InvalidState {
+                    id: p.id.clone(),
+                    status: Status::Stopped.to_string(),
+                    op: "start",
+                },
+                _ => Error::io("open exec fifo", &fifo, e),
+            })?;
+        f.write_all(b"s").map_err(|e| Error::io("write exec fifo", &fifo, e))?;
+        drop(f);
+
+        let mut launch = self.inner.launch.lock().await;
+        if let Some(l) = launch.as_ref() {
+            // EOF: the sync socket closed on execve (or the process died).
+            if let Some((report, _)) = recv(&l.sync).await? {
+                if report.kind == Report::FAILED {
+                    return Err(init_error(&l.plan, report));
+                }
+            }
+            // The child no longer uses our memory.
+            launch.take();
+        }
+        drop(launch);
+
+        let _ = std::fs::remove_file(&fifo);
+        p.status = Status::Running;
+        p.save(&self.inner.dir)?;
+        if let Some(h) = spec.hooks() {
+            let list = h.poststart().as_deref().unwrap_or_default();
+            if !list.is_empty() {
+                let state = self.hook_state(ContainerState::Running)?;
+                hooks::run_logged("poststart", list, &state).await;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,622 @@
+//! The child's walk over the plan. Raw system calls only: nothing here may
+//! allocate, lock, log or touch libc's `errno`, because the child may share
+//! the parent's memory and runs right after `clone` in a multi-threaded
+//! process.
+
+use core::ffi::CStr;
+use libc::c_int;
+
+use super::sys::{self, OpenHow, SysResult};
+use super::{ChildArgs, Report};
+use crate::plan::{Create, DeviceStep, InRoot, MountStep, Step};
+
+const AT_FDCWD: c_int = libc::AT_FDCWD;
+const PATH_CLOEXEC: c_int = libc::O_PATH | libc::O_CLOEXEC;
+
+/// Exit code of a child whose set-up failed before `execve`.
+const EXIT_SETUP_FAILED: c_int = 1;
+
+struct Executor<'a> {
+    args: &'a ChildArgs,
+    /// The rootfs, opened after it was bound onto itself.
+    rootfd: c_int,
+    /// Index of the executable among `plan.exec.candidates`.
+    exe: usize,
+    /// openat2 is known to be missing.
+    no_openat2: bool,
+}
+
+/// Runs every step; never returns.
+pub(super) fn run(args: &ChildArgs) -> ! {
+    let mut ex = Executor {
+        args,
+        rootfd: -1,
+        exe: 0,
+        no_openat2: false,
+    };
+    for (i, step) in args.plan.steps.iter().enumerate() {
+        if let Err(errno) = ex.step(step) {
+            report(
+                args.sync,
+                Report {
+                    kind: Report::FAILED,
+                    step: i as u32,
+                    errno,
+                    _pad: 0,
+                },
+                None,
+            );
+            let code = match step {
+                Step::Exec if errno == libc::ENOENT => 127,
+                Step::Exec => 126,
+                _ => EXIT_SETUP_FAILED,
+            };
+            sys::exit_group(code);
+        }
+    }
+    // The plan always ends with `Exec`, which does not return on success.
+    sys::exit_group(EXIT_SETUP_FAILED)
+}
+
+/// Sends a report (and optionally a descriptor) to the parent. Failures are
+/// ignored: a parent that is gone cannot be told anything.
+fn report(sync: c_int, r: Report, fd: Option<c_int>) {
+    let bytes: [u8; Report::SIZE] = {
+        let mut b = [0u8; Report::SIZE];
+        b[0..4].copy_from_slice(&r.kind.to_ne_bytes());
+        b[4..8].copy_from_slice(&r.step.to_ne_bytes());
+        b[8..12].copy_from_slice(&r.errno.to_ne_bytes());
+        b
+    };
+    let mut iov = libc::iovec {
+        iov_base: bytes.as_ptr() as *mut libc::c_void,
+        iov_len: bytes.len(),
+    };
+    // Room for one SCM_RIGHTS descriptor, aligned like cmsghdr.
+    let mut cbuf = [0u64; 4];
+    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if let Some(fd) = fd {
+        // SAFETY: CMSG_SPACE/CMSG_LEN are pure arithmetic.
+        let space = unsafe { libc::CMSG_SPACE(core::mem::size_of::<c_int>() as u32) } as usize;
+        msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
+        msg.msg_controllen = space;
+        // SAFETY: `msg_control` points at `cbuf`, large enough for one
+        // header plus one int; CMSG_FIRSTHDR returns a pointer into it.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(core::mem::size_of::<c_int>() as u32) as usize;
+            core::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut c_int, fd);
+        }
+    }
+    let _ = sys::sendmsg(sync, &msg, libc::MSG_NOSIGNAL);
+}
+
+/// Formats `/proc/self/fd/<fd>` into `buf` and returns it as a C string.
+fn proc_fd_path(fd: c_int, buf: &mut [u8; 32]) -> &CStr {
+    proc_path(b"/proc/self/fd/", fd as u32, buf)
+}
+
+fn proc_path<'b>(prefix: &[u8], n: u32, buf: &'b mut [u8; 32]) -> &'b CStr {
+    let mut digits = [0u8; 10];
+    let mut len = 0;
+    let mut v = n;
+    loop {
+        digits[len] = b'0' + (v % 10) as u8;
+        len += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let mut i = 0;
+    for &b in prefix {
+        buf[i] = b;
+        i += 1;
+    }
+    while len > 0 {
+        len -= 1;
+        buf[i] = digits[len];
+        i += 1;
+    }
+    buf[i] = 0;
+    // SAFETY: `buf[..=i]` ends with the only NUL we wrote.
+    unsafe { CStr::from_bytes_with_nul_unchecked(&buf[..=i]) }
+}
+
+/// Closes a descriptor when dropped.
+struct Fd(c_int);
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        if self.0 >= 0 {
+            let _ = sys::close(self.0);
+        }
+    }
+}
+
+impl Executor<'_> {
+    fn step(&mut self, step: &Step) -> SysResult<()> {
+        let a = self.args;
+        match step {
+            Step::ResetSignals => {
+                for sig in 1..=64 {
+                    if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                        // 32 and 33 may be refused on some kernels; nothing
+                        // can be pending on them here.
+                        let _ = sys::reset_signal(sig);
+                    }
+                }
+                sys::umask(0);
+                Ok(())
+            }
+            Step::AwaitParent | Step::AwaitHooks => {
+                if matches!(step, Step::AwaitHooks) {
+                    report(a.sync, Report { kind: Report::HOOKS, ..Default::default() }, None);
+                }
+                let mut b = [0u8; 1];
+                match sys::read(a.sync, &mut b)? {
+                    1 => Ok(()),
+                    _ => Err(libc::EPIPE),
+                }
+            }
+            Step::JoinNamespace { index, ns } => {
+                sys::setns(a.joins[*index], ns.clone_flag() as c_int)
+            }
+            Step::BecomeRoot => {
+                sys::setresgid(0, 0, 0)?;
+                sys::setresuid(0, 0, 0)
+            }
+            Step::UnshareCgroup => sys::unshare(libc::CLONE_NEWCGROUP),
+            Step::SetSid => sys::setsid(),
+            Step::LoopbackUp => loopback_up(),
+            Step::Propagation { target, flags } => {
+                sys::mount(None, target.as_c(), None, *flags, None)
+            }
+            Step::BindRootfs { rootfs } => {
+                let r = rootfs.as_c();
+                sys::mount(Some(r), r, None, (libc::MS_BIND | libc::MS_REC) as u64, None)?;
+                self.rootfd = sys::openat(AT_FDCWD, r, PATH_CLOEXEC | libc::O_DIRECTORY, 0)?;
+                Ok(())
+            }
+            Step::Mount(m) => self.mount(m),
+            Step::Remount { target, flags } => {
+                let fd = Fd(self.resolve(target, Create::Dir)?);
+                let mut buf = [0u8; 32];
+                sys::mount(None, proc_fd_path(fd.0, &mut buf), None, *flags, None)
+            }
+            Step::Device(d) => self.device(d),
+            Step::Symlink { target, link } => {
+                let parent = self.resolve_parent(link)?;
+                match sys::symlinkat(target.as_c(), parent.0, last(link)) {
+                    Err(libc::EEXIST) => Ok(()),
+                    r => r,
+                }
+            }
+            Step::PivotRoot => {
+                sys::fchdir(self.rootfd)?;
+                sys::pivot_root(c".", c".")?;
+                // The old root is now stacked under "."; detach it so the
+                // host's mounts are gone from the container.
+                sys::mount(None, c".", None, (libc::MS_SLAVE | libc::MS_REC) as u64, None)?;
+                sys::umount2(c".", libc::MNT_DETACH)?;
+                sys::chdir(c"/")
+            }
+            Step::MoveRoot => {
+                sys::fchdir(self.rootfd)?;
+                sys::mount(Some(c"."), c"/", None, libc::MS_MOVE as u64, None)?;
+                sys::chroot(c".")?;
+                sys::chdir(c"/")
+            }
+            Step::Console { size } => console(a.sync, *size),
+            Step::Stdio => {
+                for (target, &fd) in a.stdio.iter().enumerate() {
+                    if fd >= 0 {
+                        sys::dup3(fd, target as c_int, 0)?;
+                    }
+                }
+                Ok(())
+            }
+            Step::Sysctl { path, value } => {
+                write_file(path.as_c(), value.as_c().to_bytes())
+            }
+            Step::MaskPath { path } => mask_path(path.as_c()),
+            Step::ReadonlyPath { path } => readonly_path(path.as_c()),
+            Step::ReadonlyRoot => {
+                let locked = locked_flags(c"/")?;
+                sys::mount(
+                    None,
+                    c"/",
+                    None,
+                    (libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY) as u64 | locked,
+                    None,
+                )
+            }
+            Step::Hostname { name } => sys::sethostname(name.as_c().to_bytes()),
+            Step::Domainname { name } => sys::setdomainname(name.as_c().to_bytes()),
+            Step::OomScoreAdj { value } => {
+                write_file(c"/proc/self/oom_score_adj", value.as_c().to_bytes())
+            }
+            Step::Rlimit {
+                resource,
+                soft,
+                hard,
+            } => sys::prlimit(*resource, *soft, *hard),
+            Step::DropBoundingCaps { keep, last_cap } => {
+                for cap in 0..=*last_cap {
+                    if keep & (1 << cap) == 0 {
+                        sys::prctl(libc::PR_CAPBSET_DROP, cap as usize, 0, 0, 0)?;
+                    }
+                }
+                Ok(())
+            }
+            Step::KeepCaps => sys::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0).map(drop),
+            Step::SetGroups { gids } => sys::setgroups(gids),
+            Step::SetGid { gid } => sys::setresgid(*gid, *gid, *gid),
+            Step::SetUid { uid } => sys::setresuid(*uid, *uid, *uid),
+            Step::SetCaps {
+                effective,
+                permitted,
+                inheritable,
+            } => {
+                let half = |shift: u32| sys::CapData {
+                    effective: (effective >> shift) as u32,
+                    permitted: (permitted >> shift) as u32,
+                    inheritable: (inheritable >> shift) as u32,
+                };
+                sys::capset(&[half(0), half(32)])
+            }
+            Step::AmbientCaps { ambient } => {
+                let clear = libc::PR_CAP_AMBIENT_CLEAR_ALL as usize;
+                match sys::prctl(libc::PR_CAP_AMBIENT, clear, 0, 0, 0) {
+                    // Kernels before 4.3 have no ambient set; fine when empty.
+                    Err(libc::EINVAL) if *ambient == 0 => return Ok(()),
+                    r => r?,
+                };
+                for cap in 0..64 {
+                    if ambient & (1 << cap) != 0 {
+                        let raise = libc::PR_CAP_AMBIENT_RAISE as usize;
+                        sys::prctl(libc::PR_CAP_AMBIENT, raise, cap, 0, 0)?;
+                    }
+                }
+                Ok(())
+            }
+            Step::Chdir { cwd } => sys::chdir(cwd.as_c()),
+            Step::Umask { mask } => {
+                sys::umask(*mask);
+                Ok(())
+            }
+            Step::NoNewPrivileges => {
+                sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).map(drop)
+            }
+            Step::FindExecutable => {
+                let mut first_err = libc::ENOENT;
+                for (i, c) in a.plan.exec.candidates.iter().enumerate() {
+                    match sys::faccessat(AT_FDCWD, c.as_c(), libc::X_OK) {
+                        Ok(()) => {
+                            self.exe = i;
+                            return Ok(());
+                        }
+                        Err(libc::ENOENT) | Err(libc::ENOTDIR) => {}
+                        Err(e) => first_err = e,
+                    }
+                }
+                Err(first_err)
+            }
+            Step::CloseFds { preserve } => close_fds(*preserve),
+            Step::AwaitStart => {
+                report(a.sync, Report { kind: Report::CREATED, ..Default::default() }, None);
+                let mut b = [0u8; 1];
+                match sys::read(a.fifo, &mut b)? {
+                    1 => Ok(()),
+                    _ => Err(libc::EPIPE),
+                }
+            }
+            Step::Exec => {
+                sys::set_sigmask(0)?;
+                let exe = a.plan.exec.candidates[self.exe].as_c();
+                Err(sys::execve(exe, a.argv.as_ptr(), a.envp.as_ptr()))
+            }
+        }
+    }
+
+    /// Opens `target` inside the rootfs as an `O_PATH` descriptor, creating
+    /// missing components (directories, or a file for the last one when
+    /// `create` says so). Resolution is confined to the rootfs: symlinks are
+    /// followed as the container would see them, never to the host.
+    fn resolve(&mut self, target: &InRoot, create: Create) -> SysResult<c_int> {
+        let fd = self.open_prefixes(target, target.prefixes.len(), create)?;
+        let raw = fd.0;
+        core::mem::forget(fd);
+        Ok(raw)
+    }
+
+    /// The directory that will hold `target`'s last component.
+    fn resolve_parent(&mut self, target: &InRoot) -> SysResult<Fd> {
+        match target.prefixes.len() {
+            1 => sys::fcntl(self.rootfd, libc::F_DUPFD_CLOEXEC, 3).map(|fd| Fd(fd as c_int)),
+            n => self.open_prefixes(target, n - 1, Create::Dir),
+        }
+    }
+
+    /// Opens the first `count` components of `target`, creating each that is
+    /// missing inside the one before it.
+    fn open_prefixes(&mut self, target: &InRoot, count: usize, create: Create) -> SysResult<Fd> {
+        let mut parent = Fd(-1);
+        for i in 0..count {
+            let prefix = target.prefixes[i].as_c();
+            let fd = match self.open_in_root(prefix) {
+                Err(libc::ENOENT) => {
+                    let dir = if i == 0 { self.rootfd } else { parent.0 };
+                    let name = target.names[i].as_c();
+                    if i == count - 1 && create == Create::File {
+                        let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+                        drop(Fd(sys::openat(dir, name, flags, 0o644)?));
+                    } else {
+                        match sys::mkdirat(dir, name, 0o755) {
+                            Ok(()) | Err(libc::EEXIST) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    self.open_in_root(prefix)?
+                }
+                r => r?,
+            };
+            parent = Fd(fd);
+        }
+        Ok(parent)
+    }
+
+    fn open_in_root(&mut self, path: &CStr) -> SysResult<c_int> {
+        if !self.no_openat2 {
+            let how = OpenHow {
+                flags: PATH_CLOEXEC as u64,
+                mode: 0,
+                resolve: sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS,
+            };
+            match sys::openat2(self.rootfd, path, &how) {
+                Err(libc::ENOSYS) => self.no_openat2 = true,
+                r => return r,
+            }
+        }
+        // Before Linux 5.6: walk the components without following any
+        // symlink (the plan already refused specs whose destinations need
+        // one to resolve), so nothing can lead out of the rootfs.
+        self.walk_nofollow(path)
+    }
+
+    fn walk_nofollow(&self, path: &CStr) -> SysResult<c_int> {
+        let bytes = path.to_bytes();
+        let mut dir = Fd(sys::fcntl(self.rootfd, libc::F_DUPFD_CLOEXEC, 3)? as c_int);
+        let mut name = [0u8; 256];
+        for comp in bytes.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+            if comp.len() >= name.len() {
+                return Err(libc::ENAMETOOLONG);
+            }
+            name[..comp.len()].copy_from_slice(comp);
+            name[comp.len()] = 0;
+            // SAFETY: `name[..=len]` ends with the NUL just written and has
+            // none before it (components come from a CStr).
+            let c = unsafe { CStr::from_bytes_with_nul_unchecked(&name[..=comp.len()]) };
+            let fd = sys::openat(dir.0, c, PATH_CLOEXEC | libc::O_NOFOLLOW, 0)?;
+            dir = Fd(fd);
+        }
+        let fd = dir.0;
+        core::mem::forget(dir);
+        Ok(fd)
+    }
+
+    fn mount(&mut self, m: &MountStep) -> SysResult<()> {
+        let mut buf = [0u8; 32];
+        {
+            let fd = Fd(self.resolve(&m.target, m.create)?);
+            let target = proc_fd_path(fd.0, &mut buf);
+            sys::mount(
+                m.source.as_ref().map(|s| s.as_c()),
+                target,
+                m.fstype.as_ref().map(|s| s.as_c()),
+                m.flags,
+                m.data.as_ref().map(|s| s.as_c()),
+            )?;
+        }
+        // Later calls act on the new mount: resolve the path again so that
+        // it leads onto the mount just made, not the directory beneath it.
+        for flags in [m.remount_flags, (m.propagation != 0).then_some(m.propagation)]
+            .into_iter()
+            .flatten()
+        {
+            let fd = Fd(self.resolve(&m.target, m.create)?);
+            sys::mount(None, proc_fd_path(fd.0, &mut buf), None, flags, None)?;
+        }
+        Ok(())
+    }
+
+    fn device(&mut self, d: &DeviceStep) -> SysResult<()> {
+        if let Some(host) = &d.bind_from {
+            let fd = Fd(self.resolve(&d.target, Create::File)?);
+            let mut buf = [0u8; 32];
+            return sys::mount(
+                Some(host.as_c()),
+                proc_fd_path(fd.0, &mut buf),
+                None,
+                libc::MS_BIND as u64,
+                None,
+            );
+        }
+        let parent = self.resolve_parent(&d.target)?;
+        let name = last(&d.target);
+        match sys::mknodat(parent.0, name, d.mode, libc::makedev(d.major as u32, d.minor as u32)) {
+            Ok(()) => {}
+            // Already there (a shared /dev or a second run): leave it.
+            Err(libc::EEXIST) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        sys::fchownat(parent.0, name, d.uid, d.gid, libc::AT_SYMLINK_NOFOLLOW)?;
+        sys::fchmodat(parent.0, name, d.mode & 0o7777)
+    }
+}
+
+fn last(target: &InRoot) -> &CStr {
+    target.names[target.names.len() - 1].as_c()
+}
+
+fn write_file(path: &CStr, data: &[u8]) -> SysResult<()> {
+    let fd = Fd(sys::openat(
+        AT_FDCWD,
+        path,
+        libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+        0,
+    )?);
+    let n = sys::write(fd.0, data)?;
+    if n != data.len() {
+        return Err(libc::EIO);
+    }
+    Ok(())
+}
+
+fn loopback_up() -> SysResult<()> {
+    let sock = Fd(sys::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)?);
+    // SAFETY: ifreq is plain data; zeroed is a valid empty request.
+    let mut ifr: libc::ifreq = unsafe { core::mem::zeroed() };
+    ifr.ifr_name[0] = b'l' as libc::c_char;
+    ifr.ifr_name[1] = b'o' as libc::c_char;
+    sys::ioctl(sock.0, libc::SIOCGIFFLAGS, &mut ifr as *mut libc::ifreq as usize)?;
+    // SAFETY: SIOCGIFFLAGS filled the `ifru_flags` member of the union.
+    unsafe { ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    sys::ioctl(sock.0, libc::SIOCSIFFLAGS, &ifr as *const libc::ifreq as usize).map(drop)
+}
+
+/// Mount flags the kernel locks on a mount (and a remount must repeat).
+fn locked_flags(path: &CStr) -> SysResult<u64> {
+    // SAFETY: statfs64 is plain data; zeroed is valid before the call fills it.
+    let mut st: libc::statfs64 = unsafe { core::mem::zeroed() };
+    sys::statfs(path, &mut st)?;
+    // ST_* and MS_* share these bit values.
+    let keep = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_NOATIME
+        | libc::MS_NODIRATIME | libc::MS_RELATIME;
+    Ok(st.f_flags as u64 & keep as u64)
+}
+
+fn mask_path(path: &CStr) -> SysResult<()> {
+    let fd = match sys::openat(AT_FDCWD, path, PATH_CLOEXEC | libc::O_NOFOLLOW, 0) {
+        Err(libc::ENOENT) => return Ok(()),
+        r => Fd(r?),
+    };
+    // SAFETY: stat is plain data; zeroed is valid before fstat fills it.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    sys::fstat(fd.0, &mut st)?;
+    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        return sys::mount(Some(c"tmpfs"), path, Some(c"tmpfs"), libc::MS_RDONLY as u64, None);
+    }
+    // Bind only the real null device, never whatever a crafted image put at
+    // /dev/null.
+    let null = Fd(sys::openat(AT_FDCWD, c"/dev/null", PATH_CLOEXEC | libc::O_NOFOLLOW, 0)?);
+    sys::fstat(null.0, &mut st)?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(1, 3) {
+        return Err(libc::ENODEV);
+    }
+    sys::mount(Some(c"/dev/null"), path, None, libc::MS_BIND as u64, None)
+}
+
+fn readonly_path(path: &CStr) -> SysResult<()> {
+    let bind = (libc::MS_BIND | libc::MS_REC) as u64;
+    match sys::mount(Some(path), path, None, bind, None) {
+        Err(libc::ENOENT) => return Ok(()),
+        r => r?,
+    }
+    let flags = (libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT | libc::MS_RDONLY) as u64;
+    sys::mount(None, path, None, flags | locked_flags(path)?, None)
+}
+
+fn console(sync: c_int, size: Option<(u16, u16)>) -> SysResult<()> {
+    let master = Fd(sys::openat(
+        AT_FDCWD,
+        c"/dev/ptmx",
+        libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        0,
+    )?);
+    let unlock: c_int = 0;
+    sys::ioctl(master.0, libc::TIOCSPTLCK, &unlock as *const c_int as usize)?;
+    let mut n: libc::c_uint = 0;
+    sys::ioctl(master.0, libc::TIOCGPTN, &mut n as *mut libc::c_uint as usize)?;
+    let slave = sys::ioctl(master.0, libc::TIOCGPTPEER, (libc::O_RDWR | libc::O_NOCTTY) as usize)? as c_int;
+    let slave = Fd(slave);
+    if let Some((rows, cols)) = size {
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        sys::ioctl(slave.0, libc::TIOCSWINSZ, &ws as *const libc::winsize as usize)?;
+    }
+    // /dev/console is the container's terminal, as on a real machine.
+    let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+    match sys::openat(AT_FDCWD, c"/dev/console", flags, 0o600) {
+        Ok(fd) => drop(Fd(fd)),
+        // A crafted /dev/console (a symlink) is refused.
+        Err(e) => return Err(e),
+    }
+    let mut buf = [0u8; 32];
+    let pts = proc_path(b"/dev/pts/", n, &mut buf);
+    sys::mount(Some(pts), c"/dev/console", None, libc::MS_BIND as u64, None)?;
+    report(sync, Report { kind: Report::CONSOLE, ..Default::default() }, Some(master.0));
+    drop(master);
+    sys::ioctl(slave.0, libc::TIOCSCTTY, 0)?;
+    for target in 0..3 {
+        sys::dup3(slave.0, target, 0)?;
+    }
+    Ok(())
+}
+
+fn close_fds(preserve: u32) -> SysResult<()> {
+    let first = 3 + preserve;
+    for fd in 3..first {
+        match sys::fcntl(fd as c_int, libc::F_SETFD, 0) {
+            Ok(_) | Err(libc::EBADF) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    match sys::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) {
+        Ok(()) => return Ok(()),
+        Err(libc::EINVAL) | Err(libc::ENOSYS) => {}
+        Err(e) => return Err(e),
+    }
+    // Before Linux 5.11: list our descriptors and mark each.
+    let dir = Fd(sys::openat(
+        AT_FDCWD,
+        c"/proc/self/fd",
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+    )?);
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = sys::getdents64(dir.0, &mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let mut off = 0;
+        while off + 19 < n {
+            let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
+            let name = &buf[off + 19..off + reclen];
+            let mut fd: u32 = 0;
+            let mut numeric = false;
+            for &b in name.iter().take_while(|&&b| b != 0) {
+                if !b.is_ascii_digit() {
+                    numeric = false;
+                    break;
+                }
+                fd = fd * 10 + (b - b'0') as u32;
+                numeric = true;
+            }
+            if numeric && fd >= first && fd as c_int != dir.0 {
+                let _ = sys::fcntl(fd as c_int, libc::F_SETFD, libc::FD_CLOEXEC as usize);
+            }
+            off += reclen.max(1);
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! The post-clone executor and the parent's side of the clone.
+//!
+//! [`spawn`] clones the container's first process into [`child_entry`],
+//! which walks the [`Plan`]'s steps with raw system calls only (no
+//! allocation, no locks, no libc `errno`). On failure the child sends
+//! `(step index, errno)` to the parent over the sync socket and exits; the
+//! parent turns that into an [`Error::Init`](crate::Error::Init) naming the
+//! step and its path.
+//!
+//! The parent/child protocol over the `SOCK_SEQPACKET` sync socket:
+//!
+//! | from   | message            | meaning |
+//! |--------|--------------------|---------|
+//! | parent | one byte           | go on (after id maps + cgroup; after hooks) |
+//! | child  | [`Report::HOOKS`]   | mounts done, waiting for the hooks |
+//! | child  | [`Report::CONSOLE`] | the pty master, as `SCM_RIGHTS` |
+//! | child  | [`Report::CREATED`] | ready, blocked on the exec FIFO |
+//! | child  | [`Report::FAILED`]  | a step failed |
+//! | —      | EOF                | the child exec'd (the socket is close-on-exec) or died |
+
+pub(crate) mod clone;
+mod executor;
+pub(crate) mod sys;
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+
+use libc::c_char;
+
+use crate::plan::{Namespace, Plan};
+use clone::{ChildStack, Cloned, SignalsBlocked};
+
+/// A message from the child.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Report {
+    pub kind: u32,
+    pub step: u32,
+    pub errno: i32,
+    pub _pad: u32,
+}
+
+impl Report {
+    pub const HOOKS: u32 = 1;
+    pub const CONSOLE: u32 = 2;
+    pub const CREATED: u32 = 3;
+    pub const FAILED: u32 = 4;
+    pub const SIZE: usize = std::mem::size_of::<Report>();
+
+    pub(crate) fn from_bytes(b: &[u8]) -> Option<Report> {
+        if b.len() != Self::SIZE {
+            return None;
+        }
+        let word = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        Some(Report {
+            kind: word(0),
+            step: word(4),
+            errno: word(8) as i32,
+            _pad: 0,
+        })
+    }
+}
+
+/// Descriptors the child needs, by number in its (copied) fd table.
+#[derive(Debug)]
+pub(crate) struct ChildFds {
+    /// The child's end of the sync socket (close-on-exec).
+    pub sync: OwnedFd,
+    /// The exec FIFO, opened read-write (close-on-exec).
+    pub fifo: OwnedFd,
+    /// `plan.joins` in order.
+    pub joins: Vec<OwnedFd>,
+    /// Descriptors for 0, 1 and 2; `None` leaves the inherited one.
+    pub stdio: [Option<OwnedFd>; 3],
+}
+
+/// Everything the child reads. Lives at a fixed address (boxed) until the
+/// child has exec'd or died.
+struct ChildArgs {
+    plan: Arc<Plan>,
+    argv: Vec<*const c_char>,
+    envp: Vec<*const c_char>,
+    sync: RawFd,
+    fifo: RawFd,
+    joins: Vec<RawFd>,
+    stdio: [RawFd; 3],
+}
+
+/// Memory a shared-memory child may still be using: keep it alive until the
+/// child has exec'd or exited (see [`Spawned::child_done`]).
+pub(crate) struct ChildMemory {
+    _args: Box<ChildArgs>,
+    _stack: Option<ChildStack>,
+}
+
+impl std::fmt::Debug for ChildMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChildMemory")
+    }
+}
+
+// SAFETY: the raw pointers in `ChildArgs` point into the `Arc<Plan>` it
+// owns; nothing dereferences them in the parent.
+unsafe impl Send for ChildMemory {}
+// SAFETY: as above; the parent never reads through them.
+unsafe impl Sync for ChildMemory {}
+
+/// A cloned child, waiting at its first step for the parent's go-ahead.
+#[derive(Debug)]
+pub(crate) struct Spawned {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    /// Whether the child was started inside its cgroup (`CLONE_INTO_CGROUP`).
+    pub in_cgroup: bool,
+    /// Keep alive until the sync socket reports EOF (exec or exit).
+    pub memory: ChildMemory,
+}
+
+/// Clones the container's first process. Blocks the calling thread for the
+/// duration of the clone (~1 ms with a new network namespace): call it from
+/// a blocking-capable thread.
+///
+/// `pid_ns` is a pid namespace to start the child in (joined by path).
+pub(crate) fn spawn(
+    plan: Arc<Plan>,
+    fds: &ChildFds,
+    cgroup: Option<RawFd>,
+    pid_ns: Option<RawFd>,
+) -> io::Result<Spawned> {
+    let cstrs = |v: &[crate::plan::CPath]| {
+        v.iter()
+            .map(|c| c.as_c().as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect::<Vec<_>>()
+    };
+    let args = Box::new(ChildArgs {
+        argv: cstrs(&plan.exec.argv),
+        envp: cstrs(&plan.exec.env),
+        sync: fds.sync.as_raw_fd(),
+        fifo: fds.fifo.as_raw_fd(),
+        joins: fds.joins.iter().map(AsRawFd::as_raw_fd).collect(),
+        stdio: [0, 1, 2].map(|i| fds.stdio[i].as_ref().map_or(-1, AsRawFd::as_raw_fd)),
+        plan,
+    });
+    let stack = if args.plan.share_memory {
+        Some(ChildStack::new()?)
+    } else {
+        None
+    };
+    let mut flags = args.plan.clone_flags();
+    if args.plan.share_memory {
+        flags |= libc::CLONE_VM as u64;
+    }
+    let pid_ns_guard = pid_ns.map(PidNsGuard::enter).transpose()?;
+    if pid_ns_guard.is_some() {
+        flags &= !(Namespace::Pid.clone_flag());
+    }
+    let arg = &*args as *const ChildArgs as *mut libc::c_void;
+    let result = {
+        let _blocked = SignalsBlocked::new();
+        // SAFETY: `child_entry` only makes raw system calls and reads
+        // `args` and the plan, both kept alive by the returned
+        // `ChildMemory` until the child is gone or exec'd; signals are
+        // blocked around the clone.
+        unsafe { clone::clone_child(flags, stack.as_ref(), cgroup, child_entry, arg) }
+    };
+    drop(pid_ns_guard);
+    let (Cloned { pid, pidfd }, in_cgroup) = result?;
+    Ok(Spawned {
+        pid,
+        pidfd,
+        in_cgroup,
+        memory: ChildMemory {
+            _args: args,
+            _stack: stack,
+        },
+    })
+}
+
+/// Points the calling thread's future children at another pid namespace and
+/// back on drop.
+struct PidNsGuard(OwnedFd);
+
+impl PidNsGuard {
+    fn enter(target: RawFd) -> io::Result<PidNsGuard> {
+        let own = std::fs::File::open("/proc/thread-self/ns/pid")?;
+        nix_setns(target)?;
+        Ok(PidNsGuard(own.into()))
+    }
+}
+
+impl Drop for PidNsGuard {
+    fn drop(&mut self) {
+        let _ = nix_setns(self.0.as_raw_fd());
+    }
+}
+
+fn nix_setns(fd: RawFd) -> io::Result<()> {
+    sys::setns(fd, libc::CLONE_NEWPID).map_err(io::Error::from_raw_os_error)
+}
+
+/// The child's entry point.
+extern "C" fn child_entry(arg: *mut libc::c_void) -> ! {
+    // SAFETY: `arg` is the `ChildArgs` the parent keeps alive (and does not
+    // modify) until this process has exec'd or exited.
+    let args = unsafe { &*(arg as *const ChildArgs) };
+    executor::run(args)
+}
+
+/// Makes `cmd` run inside the namespaces behind `fds` (each with its
+/// `CLONE_NEW*` type), entered in the forked child just before `execve`.
+/// Used for hooks that the OCI spec runs "in the container namespace".
+pub(crate) fn enter_namespaces(cmd: &mut tokio::process::Command, fds: Vec<(OwnedFd, libc::c_int)>) {
+    // SAFETY: the closure runs between fork and exec in the child; it only
+    // makes raw setns calls (no allocation: `from_raw_os_error` builds an
+    // inline value) on descriptors it owns.
+    unsafe {
+        cmd.pre_exec(move || {
+            for (fd, nstype) in &fds {
+                sys::setns(fd.as_raw_fd(), *nstype).map_err(io::Error::from_raw_os_error)?;
+            }
+            Ok(())
+        });
+    }
+}
+
+/// A pidfd for `pid` (`pidfd_open`, Linux 5.3).
+pub(crate) fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    let fd = sys::pidfd_open(pid).map_err(io::Error::from_raw_os_error)?;
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// Receives one [`Report`] (and a descriptor passed with it) from the
+/// child. `Ok(None)` is EOF: the child exec'd or died.
+pub(crate) fn recv_report(sock: &OwnedFd) -> io::Result<Option<(Report, Option<OwnedFd>)>> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut buf = [0u8; Report::SIZE];
+    let mut iov = [io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
+        .map_err(io::Error::from)?;
+    let mut passed = None;
+    for c in msg.cmsgs().map_err(io::Error::from)? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for fd in fds {
+                // SAFETY: SCM_RIGHTS installed these descriptors in our
+                // table just now; we are their only owner.
+                let owned = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+                passed.get_or_insert(owned);
+            }
+        }
+    }
+    let n = msg.bytes;
+    drop(iov);
+    if n == 0 {
+        return Ok(None);
+    }
+    let report = Report::from_bytes(&buf[..n])
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "short report from child"))?;
+    Ok(Some((report, passed)))
+}
+
+/// Registers an owned descriptor with tokio's reactor.
+pub(crate) fn register(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: an `OwnedFd` owns its descriptor: it stays open and the same
+    // for as long as the `AsyncFd` holds it.
+    unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)
+}

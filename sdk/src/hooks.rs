@@ -1,0 +1,108 @@
+//! OCI hooks: run with the container's state on stdin, each within its
+//! timeout.
+
+use std::os::fd::OwnedFd;
+use std::process::Stdio;
+use std::time::Duration;
+
+use oci_spec::runtime::Hook;
+use tokio::io::AsyncWriteExt;
+
+use crate::error::{Error, Result};
+
+/// Where a hook runs.
+#[derive(Debug)]
+pub(crate) enum Where {
+    /// In berth's own namespaces (`prestart`, `createRuntime`, `poststart`,
+    /// `poststop`).
+    Runtime,
+    /// In the container's namespaces (`createContainer`, `startContainer`):
+    /// the container's pid, whose `/proc/<pid>/ns/*` are entered.
+    Container(i32),
+}
+
+/// Runs `hooks` in order; the first failure stops the list.
+pub(crate) async fn run(kind: &'static str, hooks: &[Hook], state: &[u8], place: &Where) -> Result<()> {
+    for hook in hooks {
+        run_one(kind, hook, state, place).await?;
+    }
+    Ok(())
+}
+
+/// Runs `hooks` and only logs failures, as the spec asks for `poststart`
+/// and `poststop`.
+pub(crate) async fn run_logged(kind: &'static str, hooks: &[Hook], state: &[u8]) {
+    for hook in hooks {
+        if let Err(e) = run_one(kind, hook, state, &Where::Runtime).await {
+            tracing::warn!(error = %e, "{kind} hook failed");
+        }
+    }
+}
+
+async fn run_one(kind: &'static str, hook: &Hook, state: &[u8], place: &Where) -> Result<()> {
+    let path = hook.path().clone();
+    let fail = |reason: String| Error::Hook {
+        kind,
+        path: path.clone(),
+        reason,
+    };
+    let mut cmd = tokio::process::Command::new(&path);
+    let args = hook.args().as_deref().unwrap_or_default();
+    if let Some((arg0, rest)) = args.split_first() {
+        cmd.arg0(arg0).args(rest);
+    }
+    cmd.env_clear()
+        .envs(hook.env().iter().flatten().filter_map(|e| e.split_once('=')))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    if let Where::Container(pid) = place {
+        let mut fds: Vec<(OwnedFd, libc::c_int)> = Vec::new();
+        // The mount namespace last: after it, /proc is the container's.
+        for (name, flag) in [
+            ("user", libc::CLONE_NEWUSER),
+            ("ipc", libc::CLONE_NEWIPC),
+            ("uts", libc::CLONE_NEWUTS),
+            ("net", libc::CLONE_NEWNET),
+            ("cgroup", libc::CLONE_NEWCGROUP),
+            ("mnt", libc::CLONE_NEWNS),
+        ] {
+            let path = format!("/proc/{pid}/ns/{name}");
+            let theirs = std::fs::metadata(&path);
+            let ours = std::fs::metadata(format!("/proc/self/ns/{name}"));
+            use std::os::unix::fs::MetadataExt;
+            // Entering the namespace we are already in is refused for user
+            // namespaces and pointless for the rest.
+            if let (Ok(t), Ok(o)) = (&theirs, &ours) {
+                if t.ino() == o.ino() && t.dev() == o.dev() {
+                    continue;
+                }
+            }
+            let f = std::fs::File::open(&path).map_err(|e| fail(format!("open {path}: {e}")))?;
+            fds.push((f.into(), flag));
+        }
+        crate::exec::enter_namespaces(&mut cmd, fds);
+    }
+    let mut child = cmd.spawn().map_err(|e| fail(format!("spawn: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its stdin is fine.
+        let _ = stdin.write_all(state).await;
+    }
+    let status = match hook.timeout() {
+        Some(secs) if secs <= 0 => return Err(fail(format!("timeout {secs} must be positive"))),
+        Some(secs) => match tokio::time::timeout(Duration::from_secs(secs as u64), child.wait()).await {
+            Ok(r) => r,
+            Err(_) => {
+                let _ = child.kill().await;
+                return Err(fail(format!("timed out after {secs}s")));
+            }
+        },
+        None => child.wait().await,
+    }
+    .map_err(|e| fail(format!("wait: {e}")))?;
+    if !status.success() {
+        return Err(fail(format!("exited with {status}")));
+    }
+    Ok(())
+}

@@ -1,0 +1,833 @@
+//! `Spec` → [`Plan`]: validation and resolution of everything the executor
+//! needs.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Component, Path, PathBuf};
+
+use oci_spec::runtime::{LinuxDeviceType, LinuxIdMapping, LinuxNamespaceType, PosixRlimitType, Spec};
+
+use super::mounts::{self, REMOUNT_ONLY};
+use super::{CPath, Create, DeviceStep, Exec, InRoot, Join, MountStep, Namespace, Plan, Step};
+use crate::error::{Error, Result};
+use crate::host::Host;
+use crate::security::capabilities;
+
+/// Choices that are not part of the OCI spec (runc's command-line flags).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Use `MS_MOVE` + `chroot` instead of `pivot_root` (for a rootfs on an
+    /// initramfs).
+    pub no_pivot: bool,
+    /// Pass descriptors `3..3+preserve_fds` of the caller to the container.
+    pub preserve_fds: u32,
+}
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Compiles `spec` (from the bundle at `bundle`) for this `host`.
+///
+/// Every check that can be made without creating a process is made here;
+/// the error names the offending field as it appears in `config.json`.
+pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Result<Plan> {
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::invalid("process", "missing: berth needs a process to run"))?;
+    let linux = spec.linux().clone().unwrap_or_default();
+
+    let rootfs = rootfs_path(spec, bundle)?;
+
+    // Namespaces.
+    let mut new_namespaces = BTreeSet::new();
+    let mut joins = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
+        let kind = namespace(ns.typ());
+        if !seen.insert(kind) {
+            return Err(Error::invalid(
+                format!("linux.namespaces[{i}]"),
+                format!("{} namespace listed twice", kind.proc_name()),
+            ));
+        }
+        match ns.path() {
+            Some(path) => {
+                if !path.is_absolute() {
+                    return Err(Error::invalid(
+                        format!("linux.namespaces[{i}].path"),
+                        format!("{} is not absolute", path.display()),
+                    ));
+                }
+                if !path.exists() {
+                    return Err(Error::invalid(
+                        format!("linux.namespaces[{i}].path"),
+                        format!("{} does not exist", path.display()),
+                    ));
+                }
+                joins.push(Join {
+                    ns: kind,
+                    path: path.clone(),
+                })
+            }
+            None => {
+                new_namespaces.insert(kind);
+            }
+        }
+    }
+    // The user namespace is joined first: it decides the rights for the rest.
+    joins.sort_by_key(|j| j.ns != Namespace::User);
+    let has = |ns| seen.contains(&ns);
+    let is_new = |ns| new_namespaces.contains(&ns);
+    if !is_new(Namespace::Mount) {
+        return Err(Error::invalid(
+            "linux.namespaces",
+            "a new mount namespace is required (berth never mounts on the host)",
+        ));
+    }
+
+    let (uid_map, gid_map) = id_maps(&linux, is_new(Namespace::User))?;
+
+    let mut steps = vec![Step::ResetSignals, Step::AwaitParent];
+    for (index, join) in joins.iter().enumerate() {
+        // A pid namespace is entered by the cloning thread (setns only
+        // affects children), not by the child itself.
+        if join.ns != Namespace::Pid {
+            steps.push(Step::JoinNamespace {
+                index,
+                ns: join.ns,
+            });
+        }
+    }
+    if is_new(Namespace::User) {
+        steps.push(Step::BecomeRoot);
+    }
+    if is_new(Namespace::Cgroup) {
+        steps.push(Step::UnshareCgroup);
+    }
+    steps.push(Step::SetSid);
+    if is_new(Namespace::Network) {
+        steps.push(Step::LoopbackUp);
+    }
+    if let Some(adj) = process.oom_score_adj() {
+        if !(-1000..=1000).contains(&adj) {
+            return Err(Error::invalid(
+                "process.oomScoreAdj",
+                format!("{adj} is outside -1000..=1000"),
+            ));
+        }
+        steps.push(Step::OomScoreAdj {
+            value: cpath(adj.to_string(), "process.oomScoreAdj")?,
+        });
+    }
+    for (key, value) in sorted(linux.sysctl().iter().flatten()) {
+        steps.push(sysctl(key, value, &has)?);
+    }
+
+    // The rootfs and its mounts.
+    let (initial_propagation, final_propagation) = propagation(linux.rootfs_propagation())?;
+    steps.push(Step::Propagation {
+        target: cpath("/", "linux.rootfsPropagation")?,
+        flags: initial_propagation,
+    });
+    steps.push(Step::BindRootfs {
+        rootfs: cpath(rootfs.as_os_str().as_encoded_bytes(), "root.path")?,
+    });
+    let mut dev_is_bound = false;
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        dev_is_bound |= mount_steps(i, m, bundle, host, &mut steps)?;
+    }
+    let in_userns = is_new(Namespace::User) || has(Namespace::User);
+    device_steps(&linux, dev_is_bound, in_userns, &mut steps)?;
+
+    if let Some(h) = spec.hooks() {
+        let any = |l: &Option<Vec<_>>| l.as_ref().is_some_and(|l| !l.is_empty());
+        #[allow(deprecated)]
+        if any(h.prestart()) || any(h.create_runtime()) || any(h.create_container()) {
+            steps.push(Step::AwaitHooks);
+        }
+    }
+    steps.push(if opts.no_pivot {
+        Step::MoveRoot
+    } else {
+        Step::PivotRoot
+    });
+    if let Some(flags) = final_propagation {
+        steps.push(Step::Propagation {
+            target: cpath("/", "linux.rootfsPropagation")?,
+            flags,
+        });
+    }
+    let terminal = process.terminal().unwrap_or(false);
+    steps.push(if terminal {
+        Step::Console {
+            size: process
+                .console_size()
+                .map(|b| (b.height() as u16, b.width() as u16)),
+        }
+    } else {
+        Step::Stdio
+    });
+    for (i, p) in linux.masked_paths().iter().flatten().enumerate() {
+        steps.push(Step::MaskPath {
+            path: container_path(p, &format!("linux.maskedPaths[{i}]"))?,
+        });
+    }
+    for (i, p) in linux.readonly_paths().iter().flatten().enumerate() {
+        steps.push(Step::ReadonlyPath {
+            path: container_path(p, &format!("linux.readonlyPaths[{i}]"))?,
+        });
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+        steps.push(Step::ReadonlyRoot);
+    }
+    if let Some(name) = spec.hostname() {
+        if !has(Namespace::Uts) {
+            return Err(Error::invalid(
+                "hostname",
+                "setting a hostname needs a UTS namespace",
+            ));
+        }
+        if name.len() > 64 {
+            return Err(Error::invalid("hostname", "longer than 64 bytes"));
+        }
+        steps.push(Step::Hostname {
+            name: cpath(name.as_str(), "hostname")?,
+        });
+    }
+    if let Some(name) = spec.domainname() {
+        if !has(Namespace::Uts) {
+            return Err(Error::invalid(
+                "domainname",
+                "setting a domainname needs a UTS namespace",
+            ));
+        }
+        if name.len() > 64 {
+            return Err(Error::invalid("domainname", "longer than 64 bytes"));
+        }
+        steps.push(Step::Domainname {
+            name: cpath(name.as_str(), "domainname")?,
+        });
+    }
+    rlimit_steps(process.rlimits().as_deref().unwrap_or_default(), &mut steps)?;
+
+    // Identity and privileges, in the kernel's order: bounding set while
+    // still root, then the ids (keeping capabilities across setuid), then
+    // the remaining sets.
+    let caps = process
+        .capabilities()
+        .as_ref()
+        .map(|c| -> Result<_> {
+            let m = |set: &Option<oci_spec::runtime::Capabilities>, field: &str| {
+                capabilities::mask(set.iter().flatten(), host.last_cap)
+                    .map_err(|e| Error::invalid(format!("process.capabilities.{field}"), e))
+            };
+            Ok((
+                m(c.bounding(), "bounding")?,
+                m(c.effective(), "effective")?,
+                m(c.permitted(), "permitted")?,
+                m(c.inheritable(), "inheritable")?,
+                m(c.ambient(), "ambient")?,
+            ))
+        })
+        .transpose()?;
+    if let Some((bounding, ..)) = caps {
+        steps.push(Step::DropBoundingCaps {
+            keep: bounding,
+            last_cap: host.last_cap,
+        });
+        steps.push(Step::KeepCaps);
+    }
+    let user = process.user();
+    steps.push(Step::SetGroups {
+        gids: user.additional_gids().clone().unwrap_or_default(),
+    });
+    steps.push(Step::SetGid { gid: user.gid() });
+    steps.push(Step::SetUid { uid: user.uid() });
+    let cwd = process.cwd();
+    if !cwd.is_absolute() {
+        return Err(Error::invalid(
+            "process.cwd",
+            format!("{} is not absolute", cwd.display()),
+        ));
+    }
+    steps.push(Step::Chdir {
+        cwd: cpath(cwd.as_os_str().as_encoded_bytes(), "process.cwd")?,
+    });
+    if let Some((_, effective, permitted, inheritable, ambient)) = caps {
+        steps.push(Step::SetCaps {
+            effective,
+            permitted,
+            inheritable,
+        });
+        steps.push(Step::AmbientCaps { ambient });
+    }
+    steps.push(Step::Umask {
+        mask: user.umask().unwrap_or(0o022),
+    });
+    if process.no_new_privileges().unwrap_or(false) {
+        steps.push(Step::NoNewPrivileges);
+    }
+    let exec = exec(process)?;
+    steps.push(Step::FindExecutable);
+    steps.push(Step::CloseFds {
+        preserve: opts.preserve_fds,
+    });
+    steps.push(Step::AwaitStart);
+    steps.push(Step::Exec);
+
+    Ok(Plan {
+        share_memory: !joins.iter().any(|j| j.ns == Namespace::User),
+        new_namespaces: new_namespaces.into_iter().collect(),
+        joins,
+        uid_map,
+        gid_map,
+        rootfs,
+        terminal,
+        steps,
+        exec,
+    })
+}
+
+fn sorted<'a, K: Ord, V>(it: impl Iterator<Item = (&'a K, &'a V)>) -> Vec<(&'a K, &'a V)> {
+    let mut v: Vec<_> = it.collect();
+    v.sort_by(|a, b| a.0.cmp(b.0));
+    v
+}
+
+fn cpath(s: impl Into<Vec<u8>>, field: &str) -> Result<CPath> {
+    CPath::new(s).ok_or_else(|| Error::invalid(field, "contains a NUL byte"))
+}
+
+fn namespace(t: LinuxNamespaceType) -> Namespace {
+    match t {
+        LinuxNamespaceType::Mount => Namespace::Mount,
+        LinuxNamespaceType::Cgroup => Namespace::Cgroup,
+        LinuxNamespaceType::Uts => Namespace::Uts,
+        LinuxNamespaceType::Ipc => Namespace::Ipc,
+        LinuxNamespaceType::User => Namespace::User,
+        LinuxNamespaceType::Pid => Namespace::Pid,
+        LinuxNamespaceType::Network => Namespace::Network,
+        LinuxNamespaceType::Time => Namespace::Time,
+    }
+}
+
+fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| Error::invalid("root", "missing"))?;
+    let path = bundle.join(root.path());
+    let meta = std::fs::metadata(&path).map_err(|e| {
+        Error::invalid("root.path", format!("{}: {e}", path.display()))
+    })?;
+    if !meta.is_dir() {
+        return Err(Error::invalid(
+            "root.path",
+            format!("{} is not a directory", path.display()),
+        ));
+    }
+    std::fs::canonicalize(&path)
+        .map_err(|e| Error::invalid("root.path", format!("{}: {e}", path.display())))
+}
+
+fn id_maps(linux: &oci_spec::runtime::Linux, new_userns: bool) -> Result<(Option<String>, Option<String>)> {
+    fn render(maps: &[LinuxIdMapping], field: &str) -> Result<String> {
+        if maps.is_empty() {
+            return Err(Error::invalid(field, "empty: a new user namespace needs a mapping"));
+        }
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        let mut out = String::new();
+        for (i, m) in maps.iter().enumerate() {
+            let f = format!("{field}[{i}]");
+            if m.size() == 0 {
+                return Err(Error::invalid(f, "size is 0"));
+            }
+            let (c, h, n) = (m.container_id() as u64, m.host_id() as u64, m.size() as u64);
+            if c + n > 1 << 32 || h + n > 1 << 32 {
+                return Err(Error::invalid(f, "range goes past the last id (4294967295)"));
+            }
+            if ranges.iter().any(|&(s, l)| c < s + l && s < c + n) {
+                return Err(Error::invalid(f, "container ids overlap an earlier mapping"));
+            }
+            ranges.push((c, n));
+            out.push_str(&format!("{c} {h} {n}\n"));
+        }
+        Ok(out)
+    }
+    let uids = linux.uid_mappings().as_deref().unwrap_or_default();
+    let gids = linux.gid_mappings().as_deref().unwrap_or_default();
+    if !new_userns {
+        if !uids.is_empty() || !gids.is_empty() {
+            return Err(Error::invalid(
+                "linux.uidMappings",
+                "id mappings need a new user namespace in linux.namespaces",
+            ));
+        }
+        return Ok((None, None));
+    }
+    Ok((
+        Some(render(uids, "linux.uidMappings")?),
+        Some(render(gids, "linux.gidMappings")?),
+    ))
+}
+
+fn sysctl(key: &str, value: &str, has: &dyn Fn(Namespace) -> bool) -> Result<Step> {
+    let field = format!("linux.sysctl.{key}");
+    const IPC: [&str; 8] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let needs = if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        Namespace::Ipc
+    } else if key.starts_with("net.") {
+        Namespace::Network
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        Namespace::Uts
+    } else {
+        return Err(Error::invalid(
+            field,
+            "not a namespaced sysctl: it would change the host",
+        ));
+    };
+    if !has(needs) {
+        return Err(Error::invalid(
+            field,
+            format!("needs a {} namespace", needs.proc_name()),
+        ));
+    }
+    if key.contains('/') || key.split('.').any(|c| c.is_empty() || c == "..") {
+        return Err(Error::invalid(field, "malformed key"));
+    }
+    Ok(Step::Sysctl {
+        path: cpath(format!("/proc/sys/{}", key.replace('.', "/")), &field)?,
+        value: cpath(value, &field)?,
+    })
+}
+
+/// Returns (propagation of `/` before the mounts, propagation after
+/// `pivot_root` if it must differ).
+fn propagation(p: &Option<String>) -> Result<(u64, Option<u64>)> {
+    let rec = libc::MS_REC as u64;
+    let slave = libc::MS_SLAVE as u64 | rec;
+    let private = libc::MS_PRIVATE as u64 | rec;
+    Ok(match p.as_deref() {
+        None | Some("") | Some("slave") | Some("rslave") => (slave, None),
+        Some("private") | Some("rprivate") => (private, None),
+        Some("unbindable") | Some("runbindable") => (libc::MS_UNBINDABLE as u64 | rec, None),
+        // pivot_root refuses a shared parent: share only once inside.
+        Some("shared") | Some("rshared") => (private, Some(libc::MS_SHARED as u64 | rec)),
+        Some(other) => {
+            return Err(Error::invalid(
+                "linux.rootfsPropagation",
+                format!("unknown propagation {other:?}"),
+            ))
+        }
+    })
+}
+
+/// Lexically cleans an absolute container path; refuses relative paths and
+/// `..` that would climb above `/`.
+pub(crate) fn clean_absolute(p: &Path, field: &str) -> Result<PathBuf> {
+    if !p.is_absolute() {
+        return Err(Error::invalid(
+            field,
+            format!("{} is not absolute", p.display()),
+        ));
+    }
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    return Err(Error::invalid(
+                        field,
+                        format!("{} escapes the container's root", p.display()),
+                    ));
+                }
+            }
+            Component::Normal(n) => out.push(n),
+            Component::Prefix(_) => unreachable!("no prefixes on Linux"),
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn in_root(p: &Path, field: &str) -> Result<InRoot> {
+    let path = clean_absolute(p, field)?;
+    let mut prefixes = Vec::new();
+    let mut names = Vec::new();
+    let mut acc = PathBuf::new();
+    for c in path.components().skip(1) {
+        acc.push(c);
+        prefixes.push(cpath(acc.as_os_str().as_encoded_bytes(), field)?);
+        names.push(cpath(c.as_os_str().as_encoded_bytes(), field)?);
+    }
+    if names.is_empty() {
+        return Err(Error::invalid(field, "cannot be the container's root"));
+    }
+    Ok(InRoot {
+        path,
+        prefixes,
+        names,
+    })
+}
+
+fn container_path(p: &str, field: &str) -> Result<CPath> {
+    let clean = clean_absolute(Path::new(p), field)?;
+    cpath(clean.as_os_str().as_encoded_bytes(), field)
+}
+
+/// Adds the steps for `mounts[i]`; returns whether it binds over `/dev`.
+fn mount_steps(
+    i: usize,
+    m: &oci_spec::runtime::Mount,
+    bundle: &Path,
+    host: &Host,
+    steps: &mut Vec<Step>,
+) -> Result<bool> {
+    let field = |f: &str| format!("mounts[{i}].{f}");
+    let target = in_root(m.destination(), &field("destination"))?;
+    let opts = mounts::parse(m.options().as_deref().unwrap_or_default())
+        .map_err(|e| Error::invalid(field("options"), e))?;
+    let fstype = m.typ().as_deref().unwrap_or("");
+    let data = |extra: &[String]| -> Result<Option<CPath>> {
+        let all: Vec<&str> = opts.data.iter().chain(extra).map(String::as_str).collect();
+        if all.is_empty() {
+            Ok(None)
+        } else {
+            Some(cpath(all.join(","), &field("options"))).transpose()
+        }
+    };
+
+    if opts.bind || fstype == "bind" {
+        let source = m
+            .source()
+            .as_ref()
+            .ok_or_else(|| Error::invalid(field("source"), "a bind mount needs a source"))?;
+        let source = bundle.join(source);
+        let meta = std::fs::metadata(&source)
+            .map_err(|e| Error::invalid(field("source"), format!("{}: {e}", source.display())))?;
+        let flags = libc::MS_BIND as u64 | if opts.recursive { libc::MS_REC as u64 } else { 0 };
+        let remount = opts.flags & REMOUNT_ONLY;
+        let is_dev = target.path == Path::new("/dev");
+        steps.push(Step::Mount(MountStep {
+            source: Some(cpath(source.as_os_str().as_encoded_bytes(), &field("source"))?),
+            target,
+            fstype: None,
+            flags,
+            data: None,
+            remount_flags: (remount != 0)
+                .then_some(libc::MS_REMOUNT as u64 | libc::MS_BIND as u64 | opts.flags),
+            propagation: opts.propagation,
+            create: if meta.is_dir() { Create::Dir } else { Create::File },
+        }));
+        return Ok(is_dev);
+    }
+
+    if fstype.is_empty() {
+        return Err(Error::invalid(field("type"), "missing (and not a bind mount)"));
+    }
+    let source = m
+        .source()
+        .as_ref()
+        .map(|s| cpath(s.as_os_str().as_encoded_bytes(), &field("source")))
+        .transpose()?
+        .or_else(|| CPath::new(fstype));
+
+    if fstype == "cgroup" || fstype == "cgroup2" {
+        cgroup_steps(target, &opts, host, &field("type"), steps)?;
+        return Ok(false);
+    }
+    if !host.filesystems.contains(fstype) {
+        return Err(Error::invalid(
+            field("type"),
+            format!("unknown filesystem type {fstype:?} (not in /proc/filesystems)"),
+        ));
+    }
+    steps.push(Step::Mount(MountStep {
+        source,
+        target,
+        fstype: Some(cpath(fstype, &field("type"))?),
+        flags: opts.flags,
+        data: data(&[])?,
+        remount_flags: None,
+        propagation: opts.propagation,
+        create: Create::Dir,
+    }));
+    Ok(false)
+}
+
+/// A `cgroup` mount shows the host's hierarchies: on v2 one cgroup2 mount;
+/// on v1 and hybrid hosts a tmpfs with one mount per hierarchy in it, as
+/// runc lays it out.
+fn cgroup_steps(
+    target: InRoot,
+    opts: &mounts::MountOptions,
+    host: &Host,
+    field: &str,
+    steps: &mut Vec<Step>,
+) -> Result<()> {
+    let flags = opts.flags;
+    if let [only] = host.cgroup_mounts.as_slice() {
+        if only.name.is_empty() {
+            steps.push(Step::Mount(MountStep {
+                source: CPath::new("cgroup2"),
+                target,
+                fstype: CPath::new("cgroup2"),
+                flags,
+                data: None,
+                remount_flags: None,
+                propagation: opts.propagation,
+                create: Create::Dir,
+            }));
+            return Ok(());
+        }
+    }
+    let tmpfs_flags = (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as u64;
+    steps.push(Step::Mount(MountStep {
+        source: CPath::new("tmpfs"),
+        target: target.clone(),
+        fstype: CPath::new("tmpfs"),
+        flags: tmpfs_flags,
+        data: CPath::new("mode=755"),
+        remount_flags: None,
+        propagation: 0,
+        create: Create::Dir,
+    }));
+    for h in &host.cgroup_mounts {
+        let sub = in_root(&target.path.join(&h.name), field)?;
+        steps.push(Step::Mount(MountStep {
+            source: CPath::new(h.fstype.as_str()),
+            target: sub,
+            fstype: Some(cpath(h.fstype.as_str(), field)?),
+            flags: flags | tmpfs_flags,
+            data: (!h.data.is_empty())
+                .then(|| cpath(h.data.as_str(), field))
+                .transpose()?,
+            remount_flags: None,
+            propagation: 0,
+            create: Create::Dir,
+        }));
+    }
+    if flags & libc::MS_RDONLY as u64 != 0 {
+        steps.push(Step::Remount {
+            target,
+            flags: libc::MS_REMOUNT as u64 | tmpfs_flags | libc::MS_RDONLY as u64,
+        });
+    }
+    Ok(())
+}
+
+/// The devices every container gets (OCI runtime spec, "Default Devices").
+const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+];
+
+fn device_steps(
+    linux: &oci_spec::runtime::Linux,
+    dev_is_bound: bool,
+    in_userns: bool,
+    steps: &mut Vec<Step>,
+) -> Result<()> {
+    let mut seen = HashSet::new();
+    for (i, d) in linux.devices().iter().flatten().enumerate() {
+        let field = format!("linux.devices[{i}]");
+        let kind = match d.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
+            LinuxDeviceType::B => libc::S_IFBLK,
+            LinuxDeviceType::P => libc::S_IFIFO,
+            LinuxDeviceType::A => {
+                return Err(Error::invalid(
+                    format!("{field}.type"),
+                    "\"a\" is only valid in device cgroup rules",
+                ))
+            }
+        };
+        if d.major() < 0 || d.minor() < 0 {
+            return Err(Error::invalid(field, "negative major or minor number"));
+        }
+        let target = in_root(d.path(), &format!("{field}.path"))?;
+        seen.insert(target.path.clone());
+        steps.push(device(
+            target,
+            kind | (d.file_mode().unwrap_or(0o666) & 0o7777),
+            d.major() as u64,
+            d.minor() as u64,
+            (d.uid().unwrap_or(0), d.gid().unwrap_or(0)),
+            in_userns,
+            &field,
+        )?);
+    }
+    if dev_is_bound {
+        return Ok(());
+    }
+    for (path, major, minor) in DEFAULT_DEVICES {
+        if seen.contains(Path::new(path)) {
+            continue;
+        }
+        let target = in_root(Path::new(path), "linux.devices")?;
+        steps.push(device(target, libc::S_IFCHR | 0o666, major, minor, (0, 0), in_userns, "linux.devices")?);
+    }
+    let links = [
+        ("/proc/self/fd", "/dev/fd"),
+        ("/proc/self/fd/0", "/dev/stdin"),
+        ("/proc/self/fd/1", "/dev/stdout"),
+        ("/proc/self/fd/2", "/dev/stderr"),
+        ("pts/ptmx", "/dev/ptmx"),
+    ];
+    for (target, link) in links {
+        steps.push(Step::Symlink {
+            target: cpath(target, "linux.devices")?,
+            link: in_root(Path::new(link), "linux.devices")?,
+        });
+    }
+    Ok(())
+}
+
+fn device(
+    target: InRoot,
+    mode: u32,
+    major: u64,
+    minor: u64,
+    (uid, gid): (u32, u32),
+    in_userns: bool,
+    field: &str,
+) -> Result<Step> {
+    let bind_from = if in_userns {
+        Some(cpath(target.path.as_os_str().as_encoded_bytes(), field)?)
+    } else {
+        None
+    };
+    Ok(Step::Device(DeviceStep {
+        target,
+        mode,
+        major,
+        minor,
+        uid,
+        gid,
+        bind_from,
+    }))
+}
+
+fn rlimit_steps(rlimits: &[oci_spec::runtime::PosixRlimit], steps: &mut Vec<Step>) -> Result<()> {
+    let mut seen = HashSet::new();
+    for (i, r) in rlimits.iter().enumerate() {
+        let field = format!("process.rlimits[{i}]");
+        let resource = rlimit_number(r.typ());
+        if !seen.insert(resource) {
+            return Err(Error::invalid(field, format!("{:?} given twice", r.typ())));
+        }
+        if r.soft() > r.hard() {
+            return Err(Error::invalid(
+                field,
+                format!("soft limit {} is above hard limit {}", r.soft(), r.hard()),
+            ));
+        }
+        steps.push(Step::Rlimit {
+            resource,
+            soft: r.soft(),
+            hard: r.hard(),
+        });
+    }
+    Ok(())
+}
+
+fn rlimit_number(t: PosixRlimitType) -> u32 {
+    use PosixRlimitType::*;
+    (match t {
+        RlimitCpu => libc::RLIMIT_CPU,
+        RlimitFsize => libc::RLIMIT_FSIZE,
+        RlimitData => libc::RLIMIT_DATA,
+        RlimitStack => libc::RLIMIT_STACK,
+        RlimitCore => libc::RLIMIT_CORE,
+        RlimitRss => libc::RLIMIT_RSS,
+        RlimitNproc => libc::RLIMIT_NPROC,
+        RlimitNofile => libc::RLIMIT_NOFILE,
+        RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        RlimitAs => libc::RLIMIT_AS,
+        RlimitLocks => libc::RLIMIT_LOCKS,
+        RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        RlimitNice => libc::RLIMIT_NICE,
+        RlimitRtprio => libc::RLIMIT_RTPRIO,
+        RlimitRttime => libc::RLIMIT_RTTIME,
+    }) as u32
+}
+
+fn exec(process: &oci_spec::runtime::Process) -> Result<Exec> {
+    let args = process.args().as_deref().unwrap_or_default();
+    let Some(arg0) = args.first() else {
+        return Err(Error::invalid("process.args", "empty: nothing to run"));
+    };
+    if arg0.is_empty() {
+        return Err(Error::invalid("process.args[0]", "empty"));
+    }
+    let argv = args
+        .iter()
+        .enumerate()
+        .map(|(i, a)| cpath(a.as_str(), &format!("process.args[{i}]")))
+        .collect::<Result<Vec<_>>>()?;
+    let env_list = process.env().as_deref().unwrap_or_default();
+    let env = env_list
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let f = format!("process.env[{i}]");
+            if !e.contains('=') {
+                return Err(Error::invalid(f, format!("{e:?} is not NAME=VALUE")));
+            }
+            cpath(e.as_str(), &f)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let candidates = if arg0.contains('/') {
+        vec![argv[0].clone()]
+    } else {
+        let path = env_list
+            .iter()
+            .rev()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or(DEFAULT_PATH);
+        path.split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| cpath(format!("{}/{arg0}", d.trim_end_matches('/')), "process.env.PATH"))
+            .collect::<Result<Vec<_>>>()?
+    };
+    Ok(Exec {
+        candidates,
+        argv,
+        env,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_absolute_refuses_relative_and_escaping_paths() {
+        assert_eq!(clean_absolute(Path::new("/a/./b/../c"), "f").unwrap(), Path::new("/a/c"));
+        assert!(clean_absolute(Path::new("a/b"), "f").is_err());
+        let e = clean_absolute(Path::new("/../etc"), "mounts[0].destination").unwrap_err();
+        assert!(e.to_string().contains("mounts[0].destination"), "{e}");
+        assert!(e.to_string().contains("escapes"), "{e}");
+    }
+
+    #[test]
+    fn in_root_lists_every_prefix() {
+        let r = in_root(Path::new("/dev/pts"), "f").unwrap();
+        let p: Vec<_> = r.prefixes.iter().map(CPath::to_string_lossy).collect();
+        assert_eq!(p, ["dev", "dev/pts"]);
+        assert!(in_root(Path::new("/"), "f").is_err());
+    }
+}

@@ -1,0 +1,490 @@
+//! The start plan: an OCI spec compiled to a flat list of steps.
+//!
+//! Everything the container's first process will do between `clone` and
+//! `execve` is decided here, in the parent, in ordinary Rust: paths become
+//! `CString`s, mount options become flags, names become numbers, and every
+//! invalid value becomes an [`Error::InvalidSpec`](crate::Error::InvalidSpec)
+//! before any process exists. The executor (`crate::exec`) then only walks
+//! the steps with raw system calls.
+//!
+//! A plan is pure data: it is snapshot-tested, property-tested and fuzzed
+//! without root.
+
+mod compile;
+pub use compile::Options;
+mod mounts;
+
+pub use compile::compile;
+
+use std::ffi::{CStr, CString};
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Serialize, Serializer};
+
+/// A NUL-terminated string the executor hands to the kernel.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CPath(pub(crate) CString);
+
+impl CPath {
+    pub(crate) fn new(s: impl Into<Vec<u8>>) -> Option<CPath> {
+        CString::new(s).ok().map(CPath)
+    }
+
+    pub(crate) fn as_c(&self) -> &CStr {
+        &self.0
+    }
+
+    /// The string, lossily decoded.
+    pub fn to_string_lossy(&self) -> String {
+        self.0.to_string_lossy().into_owned()
+    }
+}
+
+impl fmt::Debug for CPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0.to_string_lossy(), f)
+    }
+}
+
+impl Serialize for CPath {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_string_lossy())
+    }
+}
+
+/// A path inside the container's rootfs, resolved by the executor one prefix
+/// at a time with `openat2(RESOLVE_IN_ROOT)` so that no symlink in the image
+/// can lead outside it. `prefixes[i]` is the path of the first `i + 1`
+/// components, `names[i]` the `i`-th component.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct InRoot {
+    /// The absolute path as the spec gave it (after lexical cleaning).
+    pub path: PathBuf,
+    #[serde(skip)]
+    pub(crate) prefixes: Vec<CPath>,
+    #[serde(skip)]
+    pub(crate) names: Vec<CPath>,
+}
+
+impl fmt::Debug for InRoot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.path, f)
+    }
+}
+
+/// What to create at a mount destination that does not exist yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Create {
+    /// A directory (every mount but a bind of a file).
+    Dir,
+    /// An empty file (a bind mount whose source is not a directory).
+    File,
+}
+
+/// One mount, pre-`pivot_root`, onto a path inside the rootfs.
+#[derive(Debug, Clone, Serialize)]
+pub struct MountStep {
+    /// `source` argument of mount(2), if any.
+    pub source: Option<CPath>,
+    /// Where, inside the rootfs.
+    pub target: InRoot,
+    /// The filesystem type (`None` for binds).
+    pub fstype: Option<CPath>,
+    /// `MS_*` flags of the first mount(2).
+    pub flags: u64,
+    /// Filesystem-specific options (`mode=755,size=65536k`).
+    pub data: Option<CPath>,
+    /// For binds with `ro`, `nosuid`, ...: the flags of the remount that
+    /// applies them (a bind ignores them on the first call).
+    pub remount_flags: Option<u64>,
+    /// Propagation flags applied after mounting (`MS_SHARED`, `MS_SLAVE`, ...).
+    pub propagation: u64,
+    /// What to create if the target does not exist.
+    pub create: Create,
+}
+
+/// A device node inside the container's `/dev`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceStep {
+    /// Where, inside the rootfs.
+    pub target: InRoot,
+    /// `S_IFCHR`/`S_IFBLK`/`S_IFIFO` and permission bits.
+    pub mode: u32,
+    /// Major number.
+    pub major: u64,
+    /// Minor number.
+    pub minor: u64,
+    /// Owner inside the container.
+    pub uid: u32,
+    /// Group inside the container.
+    pub gid: u32,
+    /// Bind-mount this host node instead of `mknod` (inside a user namespace,
+    /// where `mknod` is not permitted).
+    pub bind_from: Option<CPath>,
+}
+
+/// A namespace kind, as `CLONE_NEW*` flags name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Namespace {
+    /// `CLONE_NEWUSER`.
+    User,
+    /// `CLONE_NEWPID`.
+    Pid,
+    /// `CLONE_NEWNS`.
+    Mount,
+    /// `CLONE_NEWNET`.
+    Network,
+    /// `CLONE_NEWUTS`.
+    Uts,
+    /// `CLONE_NEWIPC`.
+    Ipc,
+    /// `CLONE_NEWCGROUP`.
+    Cgroup,
+    /// `CLONE_NEWTIME`.
+    Time,
+}
+
+impl Namespace {
+    /// The `CLONE_NEW*` flag.
+    pub fn clone_flag(self) -> u64 {
+        (match self {
+            Namespace::User => libc::CLONE_NEWUSER,
+            Namespace::Pid => libc::CLONE_NEWPID,
+            Namespace::Mount => libc::CLONE_NEWNS,
+            Namespace::Network => libc::CLONE_NEWNET,
+            Namespace::Uts => libc::CLONE_NEWUTS,
+            Namespace::Ipc => libc::CLONE_NEWIPC,
+            Namespace::Cgroup => libc::CLONE_NEWCGROUP,
+            Namespace::Time => 0x80,
+        }) as u64
+    }
+
+    /// The name under `/proc/<pid>/ns/`.
+    pub fn proc_name(self) -> &'static str {
+        match self {
+            Namespace::User => "user",
+            Namespace::Pid => "pid",
+            Namespace::Mount => "mnt",
+            Namespace::Network => "net",
+            Namespace::Uts => "uts",
+            Namespace::Ipc => "ipc",
+            Namespace::Cgroup => "cgroup",
+            Namespace::Time => "time",
+        }
+    }
+}
+
+/// An existing namespace to join, by path.
+#[derive(Debug, Clone, Serialize)]
+pub struct Join {
+    /// Which kind.
+    pub ns: Namespace,
+    /// The namespace file (`/proc/<pid>/ns/net`, a bind-mounted nsfs file).
+    pub path: PathBuf,
+}
+
+/// One step of the executor. The order of the list is the order of work.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    /// Reset every signal disposition to the default (handlers of the parent
+    /// must never run in the child; `SIGPIPE` ignored by Rust's runtime must
+    /// not be inherited by the container).
+    ResetSignals,
+    /// Wait until the parent has written the id maps and placed the process
+    /// in its cgroup.
+    AwaitParent,
+    /// `setns` into `plan.joins[index]`.
+    JoinNamespace {
+        /// Index into [`Plan::joins`].
+        index: usize,
+        /// Its kind, for messages.
+        ns: Namespace,
+    },
+    /// Become root of the new user namespace (the parent mapped an id to 0).
+    BecomeRoot,
+    /// `unshare(CLONE_NEWCGROUP)`, after the parent placed the process in its
+    /// cgroup, so that the namespace is rooted there.
+    UnshareCgroup,
+    /// Start a new session (the container's init leads it).
+    SetSid,
+    /// Bring `lo` up in the new network namespace.
+    LoopbackUp,
+    /// `mount(NULL, target, NULL, flags)`: propagation of an existing mount.
+    Propagation {
+        /// The mount point.
+        target: CPath,
+        /// `MS_REC | MS_SLAVE` and the like.
+        flags: u64,
+    },
+    /// Bind the rootfs onto itself (so `pivot_root` can use it) and open it
+    /// as the anchor of every later in-root resolution.
+    BindRootfs {
+        /// Absolute host path of the rootfs.
+        rootfs: CPath,
+    },
+    /// Mount something inside the rootfs.
+    Mount(MountStep),
+    /// Remount an in-root mount point with new flags.
+    Remount {
+        /// The mount point inside the rootfs.
+        target: InRoot,
+        /// `MS_REMOUNT | ...`.
+        flags: u64,
+    },
+    /// Create a device node.
+    Device(DeviceStep),
+    /// Create a symlink inside the rootfs (`/dev/fd -> /proc/self/fd`).
+    Symlink {
+        /// What the link points to.
+        target: CPath,
+        /// The link, inside the rootfs.
+        link: InRoot,
+    },
+    /// Tell the parent the mounts are done and wait while it runs the
+    /// `prestart`, `createRuntime` and `createContainer` hooks.
+    AwaitHooks,
+    /// `pivot_root` into the rootfs and detach the old root.
+    PivotRoot,
+    /// For a rootfs on an initramfs (where `pivot_root` fails): move the
+    /// rootfs over `/` and `chroot` into it.
+    MoveRoot,
+    /// Allocate a pseudo-terminal from the container's `/dev/ptmx`, make it
+    /// the controlling terminal and stdio, bind it on `/dev/console`, and send
+    /// the master to the parent.
+    Console {
+        /// Initial window size (rows, columns), if the spec gives one.
+        size: Option<(u16, u16)>,
+    },
+    /// Put the prepared stdio descriptors on 0, 1 and 2.
+    Stdio,
+    /// Write a namespaced sysctl through the container's `/proc/sys`.
+    Sysctl {
+        /// `/proc/sys/net/ipv4/ip_forward`.
+        path: CPath,
+        /// The value.
+        value: CPath,
+    },
+    /// Hide a path: bind `/dev/null` over a file, a read-only tmpfs over a
+    /// directory. A missing path is skipped.
+    MaskPath {
+        /// Absolute path in the container.
+        path: CPath,
+    },
+    /// Make a path read-only (bind onto itself, remount read-only).
+    ReadonlyPath {
+        /// Absolute path in the container.
+        path: CPath,
+    },
+    /// Remount the root read-only (`root.readonly`).
+    ReadonlyRoot,
+    /// `sethostname`.
+    Hostname {
+        /// The name.
+        name: CPath,
+    },
+    /// `setdomainname`.
+    Domainname {
+        /// The name.
+        name: CPath,
+    },
+    /// Write `/proc/self/oom_score_adj`.
+    OomScoreAdj {
+        /// The value, as text.
+        value: CPath,
+    },
+    /// `prlimit` on the process.
+    Rlimit {
+        /// `RLIMIT_*` number.
+        resource: u32,
+        /// Soft limit.
+        soft: u64,
+        /// Hard limit.
+        hard: u64,
+    },
+    /// Drop every capability not in `keep` from the bounding set.
+    DropBoundingCaps {
+        /// Bit mask of capabilities to keep.
+        keep: u64,
+        /// The highest capability the kernel knows.
+        last_cap: u32,
+    },
+    /// `PR_SET_KEEPCAPS`, so capabilities survive the switch to a non-root
+    /// uid until they are set explicitly.
+    KeepCaps,
+    /// `setgroups`.
+    SetGroups {
+        /// Supplementary groups.
+        gids: Vec<u32>,
+    },
+    /// `setresgid`.
+    SetGid {
+        /// The gid.
+        gid: u32,
+    },
+    /// `setresuid`.
+    SetUid {
+        /// The uid.
+        uid: u32,
+    },
+    /// `capset` of the effective, permitted and inheritable sets.
+    SetCaps {
+        /// Effective set.
+        effective: u64,
+        /// Permitted set.
+        permitted: u64,
+        /// Inheritable set.
+        inheritable: u64,
+    },
+    /// Clear the ambient set and raise these.
+    AmbientCaps {
+        /// Ambient set.
+        ambient: u64,
+    },
+    /// `chdir` to the process's cwd.
+    Chdir {
+        /// Absolute path in the container.
+        cwd: CPath,
+    },
+    /// `umask`.
+    Umask {
+        /// The mask.
+        mask: u32,
+    },
+    /// `PR_SET_NO_NEW_PRIVS`.
+    NoNewPrivileges,
+    /// Find the executable among [`Exec::candidates`]; fail now (at create)
+    /// if there is none, as runc does.
+    FindExecutable,
+    /// Make every descriptor above the preserved ones close-on-exec, and the
+    /// preserved ones (`3..3+preserve`) inheritable.
+    CloseFds {
+        /// How many descriptors after stdio to pass on (`LISTEN_FDS`).
+        preserve: u32,
+    },
+    /// Report "created" and block until `start` writes the exec FIFO.
+    AwaitStart,
+    /// Unblock signals and `execve`.
+    Exec,
+}
+
+/// What to `execve`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Exec {
+    /// Paths to try, in order: `args[0]` if it has a slash, else each `PATH`
+    /// directory joined with it.
+    pub candidates: Vec<CPath>,
+    /// `argv`.
+    pub argv: Vec<CPath>,
+    /// `envp`.
+    pub env: Vec<CPath>,
+}
+
+/// The compiled form of a spec: what the parent and the child will do.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// Namespaces created by `clone` (or `unshare` for cgroup).
+    pub new_namespaces: Vec<Namespace>,
+    /// Namespaces joined by path.
+    pub joins: Vec<Join>,
+    /// `CLONE_VM`: the child shares memory with the parent until `execve`.
+    /// False only when joining a user namespace, which needs a private mm.
+    pub share_memory: bool,
+    /// Contents of `/proc/<pid>/uid_map`, written by the parent.
+    pub uid_map: Option<String>,
+    /// Contents of `/proc/<pid>/gid_map`.
+    pub gid_map: Option<String>,
+    /// The host path of the rootfs.
+    pub rootfs: PathBuf,
+    /// Whether the process gets a pseudo-terminal.
+    pub terminal: bool,
+    /// The executor's steps.
+    pub steps: Vec<Step>,
+    /// The process to run.
+    pub exec: Exec,
+}
+
+impl Plan {
+    /// The `CLONE_NEW*` flags passed to `clone3` (the cgroup namespace is
+    /// unshared later, once the process is in its cgroup).
+    pub fn clone_flags(&self) -> u64 {
+        self.new_namespaces
+            .iter()
+            .filter(|ns| **ns != Namespace::Cgroup)
+            .fold(0, |acc, ns| acc | ns.clone_flag())
+    }
+
+    /// Describes step `index` for error messages: what it did and on which
+    /// path.
+    pub fn describe(&self, index: usize) -> (String, Option<PathBuf>) {
+        let Some(step) = self.steps.get(index) else {
+            return (format!("step {index}"), None);
+        };
+        let p = |c: &CPath| Some(PathBuf::from(c.to_string_lossy()));
+        match step {
+            Step::ResetSignals => ("reset signal handlers".into(), None),
+            Step::AwaitParent => ("wait for the parent's set-up".into(), None),
+            Step::JoinNamespace { index, ns } => (
+                format!("join {} namespace", ns.proc_name()),
+                self.joins.get(*index).map(|j| j.path.clone()),
+            ),
+            Step::BecomeRoot => ("become root in the user namespace".into(), None),
+            Step::UnshareCgroup => ("create cgroup namespace".into(), None),
+            Step::SetSid => ("setsid".into(), None),
+            Step::LoopbackUp => ("bring up lo".into(), None),
+            Step::Propagation { target, .. } => ("set mount propagation".into(), p(target)),
+            Step::BindRootfs { rootfs } => ("bind rootfs".into(), p(rootfs)),
+            Step::Mount(m) => (
+                format!(
+                    "mount {} on {}",
+                    m.fstype
+                        .as_ref()
+                        .map_or("bind".into(), CPath::to_string_lossy),
+                    m.target.path.display()
+                ),
+                Some(m.target.path.clone()),
+            ),
+            Step::Remount { target, .. } => ("remount".into(), Some(target.path.clone())),
+            Step::Device(d) => ("create device".into(), Some(d.target.path.clone())),
+            Step::Symlink { link, .. } => ("create symlink".into(), Some(link.path.clone())),
+            Step::AwaitHooks => ("wait for hooks".into(), None),
+            Step::PivotRoot => ("pivot_root".into(), Some(self.rootfs.clone())),
+            Step::MoveRoot => ("move rootfs to /".into(), Some(self.rootfs.clone())),
+            Step::Console { .. } => ("set up console".into(), Some("/dev/ptmx".into())),
+            Step::Stdio => ("set up stdio".into(), None),
+            Step::Sysctl { path, .. } => ("write sysctl".into(), p(path)),
+            Step::MaskPath { path } => ("mask path".into(), p(path)),
+            Step::ReadonlyPath { path } => ("make path read-only".into(), p(path)),
+            Step::ReadonlyRoot => ("remount root read-only".into(), Some("/".into())),
+            Step::Hostname { .. } => ("set hostname".into(), None),
+            Step::Domainname { .. } => ("set domainname".into(), None),
+            Step::OomScoreAdj { .. } => {
+                ("write oom_score_adj".into(), Some("/proc/self/oom_score_adj".into()))
+            }
+            Step::Rlimit { resource, .. } => (format!("set rlimit {resource}"), None),
+            Step::DropBoundingCaps { .. } => ("drop bounding capabilities".into(), None),
+            Step::KeepCaps => ("keep capabilities".into(), None),
+            Step::SetGroups { .. } => ("setgroups".into(), None),
+            Step::SetGid { gid } => (format!("setgid {gid}"), None),
+            Step::SetUid { uid } => (format!("setuid {uid}"), None),
+            Step::SetCaps { .. } => ("set capabilities".into(), None),
+            Step::AmbientCaps { .. } => ("set ambient capabilities".into(), None),
+            Step::Chdir { cwd } => ("chdir to process.cwd".into(), p(cwd)),
+            Step::Umask { .. } => ("umask".into(), None),
+            Step::NoNewPrivileges => ("set no_new_privs".into(), None),
+            Step::FindExecutable => (
+                "find executable".into(),
+                self.exec.argv.first().and_then(p),
+            ),
+            Step::CloseFds { .. } => ("close inherited descriptors".into(), None),
+            Step::AwaitStart => ("wait for start".into(), None),
+            Step::Exec => (
+                "execve".into(),
+                self.exec.argv.first().and_then(p),
+            ),
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The runtime: a state root, and the containers in it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use oci_spec::runtime::State;
+
+use crate::bundle::Bundle;
+use crate::container::{self, Container, CreateOptions};
+use crate::error::{Error, Result};
+
+/// Settings of a [`Runtime`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where container state lives (`/run/berth` by default, as runc's
+    /// `/run/runc`).
+    pub root: PathBuf,
+    /// The cgroup under which containers without `linux.cgroupsPath` get
+    /// `<cgroup_parent>/<id>`.
+    pub cgroup_parent: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            root: PathBuf::from("/run/berth"),
+            cgroup_parent: "berth".into(),
+        }
+    }
+}
+
+/// The entry point of the SDK: creates containers and finds existing ones.
+///
+/// ```no_run
+/// # async fn demo() -> berth::Result<()> {
+/// let rt = berth::Runtime::new(berth::Config::default()).await?;
+/// let ctr = rt.create("web", berth::Bundle::from_dir("bundle")?).await?;
+/// ctr.start().await?;
+/// let status = ctr.wait().await?;
+/// println!("exited: {status}");
+/// ctr.delete(false).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    config: Arc<Config>,
+}
+
+impl Runtime {
+    /// Opens (and creates if needed) the state root.
+    pub async fn new(config: Config) -> Result<Runtime> {
+        std::fs::create_dir_all(&config.root)
+            .map_err(|e| Error::io("create state root", &config.root, e))?;
+        Ok(Runtime {
+            config: Arc::new(config),
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Creates a container from `bundle` with inherited stdio. It is set up
+    /// and waits for [`Container::start`].
+    pub async fn create(&self, id: &str, bundle: Bundle) -> Result<Container> {
+        self.create_with(id, bundle, CreateOptions::default()).await
+    }
+
+    /// Creates a container with explicit stdio and options.
+    pub async fn create_with(&self, id: &str, bundle: Bundle, opts: CreateOptions) -> Result<Container> {
+        container::create(self.config.clone(), id.to_string(), bundle, opts).await
+    }
+
+    /// A handle to an existing container, e.g. one created by another
+    /// process.
+    pub async fn get(&self, id: &str) -> Result<Container> {
+        container::validate_id(id)?;
+        Container::attach(self.config.root.join(id), id)
+    }
+
+    /// The OCI state of every container under the root.
+    pub async fn list(&self) -> Result<Vec<State>> {
+        let mut out = Vec::new();
+        let entries = match std::fs::read_dir(&self.config.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(Error::io("list", &self.config.root, e)),
+        };
+        for entry in entries.flatten() {
+            let Some(id) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            // A directory without state is a container being created.
+            if let Ok(c) = self.get(&id).await {
+                if let Ok(s) = c.state() {
+                    out.push(s);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.id().cmp(b.id()));
+        Ok(out)
+    }
+}
