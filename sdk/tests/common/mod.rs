@@ -1,0 +1,130 @@
+//! Shared helpers of the integration tests: a runtime with its own state
+//! root, unique ids, specs on the shared busybox rootfs, and a one-call
+//! "run and capture".
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use berth::oci_spec::runtime::Spec;
+use berth::{Bundle, Config, Container, CreateOptions, ExitStatus, Runtime, Stdio};
+use tokio::io::AsyncReadExt;
+
+/// A state root and cgroup parent of its own.
+pub fn config() -> Config {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let name = format!("berth-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+    Config {
+        root: PathBuf::from("/run").join(&name),
+        cgroup_parent: name,
+    }
+}
+
+/// A runtime of the test's own. When the test ends without a panic, it
+/// checks that every container was deleted (no state, no cgroup left) and
+/// removes the state root.
+pub struct TestRuntime(Runtime);
+
+impl std::ops::Deref for TestRuntime {
+    type Target = Runtime;
+    fn deref(&self) -> &Runtime {
+        &self.0
+    }
+}
+
+impl Drop for TestRuntime {
+    fn drop(&mut self) {
+        let c = self.0.config();
+        let left: Vec<_> = std::fs::read_dir(&c.root)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        let _ = std::fs::remove_dir(&c.root);
+        if std::thread::panicking() {
+            return;
+        }
+        assert!(left.is_empty(), "containers left behind: {left:?}");
+        let cgroups = berth_fixtures::leaks::Snapshot::take(&c.root, &c.cgroup_parent).unwrap().cgroups;
+        assert!(cgroups.is_empty(), "cgroups left behind: {cgroups:?}");
+    }
+}
+
+pub async fn runtime() -> TestRuntime {
+    berth_fixtures::require_root();
+    TestRuntime(Runtime::new(config()).await.expect("runtime"))
+}
+
+/// A fresh id, unique in this process and across parallel test binaries.
+pub fn id(name: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!("{name}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+pub fn rootfs() -> PathBuf {
+    berth_fixtures::rootfs::shared().expect("shared rootfs")
+}
+
+/// A runc-like default spec on the shared (read-only) rootfs running
+/// `sh -c script`.
+pub fn spec(script: &str) -> Spec {
+    let mut spec = berth_fixtures::bundle::spec(&["sh".into(), "-c".into(), script.into()]);
+    let mut root = spec.root().clone().unwrap();
+    root.set_path(rootfs());
+    spec.set_root(Some(root));
+    spec
+}
+
+pub fn bundle(spec: Spec) -> Bundle {
+    Bundle::new(std::env::temp_dir(), spec).unwrap()
+}
+
+/// What a finished container printed and how it ended.
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Creates, starts, waits for and deletes a container, capturing its
+/// output.
+pub async fn run(rt: &Runtime, name: &str, spec: Spec) -> berth::Result<Output> {
+    let ctr = create_piped(rt, name, spec).await?;
+    ctr.start().await?;
+    finish(ctr).await
+}
+
+pub async fn create_piped(rt: &Runtime, name: &str, spec: Spec) -> berth::Result<Container> {
+    let opts = CreateOptions {
+        stdin: Stdio::Null,
+        stdout: Stdio::Piped,
+        stderr: Stdio::Piped,
+        ..Default::default()
+    };
+    rt.create_with(&id(name), bundle(spec), opts).await
+}
+
+/// Collects output, waits and deletes.
+pub async fn finish(ctr: Container) -> berth::Result<Output> {
+    let mut out = ctr.take_stdout().unwrap();
+    let mut err = ctr.take_stderr().unwrap();
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    let (a, b) = tokio::join!(out.read_to_string(&mut stdout), err.read_to_string(&mut stderr));
+    a.unwrap();
+    b.unwrap();
+    let status = ctr.wait().await?;
+    ctr.delete(false).await?;
+    Ok(Output {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+/// Runs `script` in a default container and returns its stdout, asserting
+/// it exited 0.
+pub async fn sh(rt: &Runtime, script: &str) -> String {
+    let out = run(rt, "sh", spec(script)).await.expect("run");
+    assert!(out.status.success(), "{script:?} failed: {:?}", out);
+    out.stdout
+}
+
