@@ -147,7 +147,7 @@ impl Cgroup {
                     if matches!(e.errno(), Some(libc::ENOENT | libc::ENODEV | libc::EEXIST))
                         && attempt < CREATE_ATTEMPTS =>
                 {
-                    eprintln!("RETRY {} attempt {attempt}: {e}", cgroup.path);
+                    tracing::debug!(cgroup = %cgroup.path, attempt, "parent vanished, retrying: {e}");
                     attempt += 1;
                 }
                 result => return result.map(|()| cgroup),
@@ -220,11 +220,10 @@ impl Cgroup {
             Layout::V1 | Layout::Hybrid => {
                 let v1 = host.mounts.iter().filter(|m| m.is_v1());
                 let cg2 = host.mounts.iter().filter(|m| !m.is_v1()).take(1);
-                let dirs: Vec<PathBuf> = v1
-                    .chain(cg2)
-                    .map(|m| m.mount_point.join(&path))
-                    .collect();
-                let procs_dir = (host.mounts.iter())
+                let dirs: Vec<PathBuf> = v1.chain(cg2).map(|m| m.mount_point.join(&path)).collect();
+                let procs_dir = host
+                    .mounts
+                    .iter()
                     .find(|m| m.is_v1() && m.has_option("pids"))
                     .map(|m| m.mount_point.join(&path))
                     .or_else(|| dirs.first().cloned());
@@ -312,13 +311,15 @@ impl Cgroup {
         let depth = self.path.split('/').count();
         for dir in &self.dirs {
             remove_tree(dir, deadline).await?;
+            // Stop at the first parent still in use (or being removed by another delete).
             for parent in dir.ancestors().skip(1).take(depth - 1) {
                 match fs::remove_dir(parent) {
                     Ok(()) => {}
-                    Err(e) if matches!(
-                        e.raw_os_error(),
-                        Some(libc::ENOTEMPTY | libc::EBUSY | libc::ENOENT)
-                    ) =>
+                    Err(e)
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(libc::ENOTEMPTY | libc::EBUSY | libc::ENOENT | libc::ENODEV)
+                        ) =>
                     {
                         break
                     }
@@ -332,7 +333,10 @@ impl Cgroup {
     /// The directories cgroups-rs does not manage: the cgroup2 one of hybrid
     /// hosts and those of v1 hierarchies it does not know.
     fn unmanaged_dirs(&self) -> impl Iterator<Item = &PathBuf> {
-        let managed: Vec<&Path> = (self.inner.subsystems().iter())
+        let managed: Vec<&Path> = self
+            .inner
+            .subsystems()
+            .iter()
             .map(|s| s.to_controller().path())
             .collect();
         self.dirs
@@ -429,7 +433,6 @@ async fn remove_tree(dir: &Path, deadline: Instant) -> Result<()> {
         if now >= deadline {
             return Err(Error::io("remove cgroup (still busy after 2 s)", path, e));
         }
-        eprintln!("BUSY {} {delay:?}", path.display());
         tokio::time::sleep(delay.min(deadline - now)).await;
         delay = (delay * 2).min(DELETE_MAX_DELAY);
     }
@@ -441,7 +444,10 @@ fn try_remove_tree(dir: &Path) -> std::result::Result<(), (PathBuf, io::Error)> 
         try_remove_tree(&child)?;
     }
     match fs::remove_dir(dir) {
-        Err(e) if e.raw_os_error() != Some(libc::ENOENT) => Err((dir.to_path_buf(), e)),
+        // ENODEV: another delete is removing it right now.
+        Err(e) if !matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENODEV)) => {
+            Err((dir.to_path_buf(), e))
+        }
         _ => Ok(()),
     }
 }

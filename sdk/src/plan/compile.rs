@@ -133,7 +133,7 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
     });
     let mut dev_is_bound = false;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        dev_is_bound |= mount_steps(i, m, bundle, host, &mut steps)?;
+        dev_is_bound |= mount_steps(i, m, &rootfs, bundle, host, &mut steps)?;
     }
     let in_userns = is_new(Namespace::User) || has(Namespace::User);
     device_steps(&linux, dev_is_bound, in_userns, &mut steps)?;
@@ -483,16 +483,79 @@ fn container_path(p: &str, field: &str) -> Result<CPath> {
     cpath(clean.as_os_str().as_encoded_bytes(), field)
 }
 
+/// Follows `dest` through the rootfs the way the container will see it and
+/// returns the path it leads to (absolute, inside the rootfs, with no
+/// symlink left in the part that exists). Refuses a symlink whose target
+/// climbs out of the rootfs with `..`.
+///
+/// The executor resolves again with `openat2(RESOLVE_IN_ROOT)`, which could
+/// not escape anyway; this turns such an image into a clear error instead
+/// of a mount in a surprising place, and lets the executor create missing
+/// directories behind a symlink. Absolute symlinks are followed inside the
+/// rootfs, as the container itself follows them (`/var/run -> /run`).
+fn resolve_in_rootfs(rootfs: &Path, dest: &Path, field: &str) -> Result<PathBuf> {
+    let comps = |p: &Path| -> Vec<PathBuf> { p.components().rev().map(|c| PathBuf::from(c.as_os_str())).collect() };
+    let mut todo = comps(dest);
+    let mut at = PathBuf::from("/");
+    let mut links = 0;
+    let mut exists = true;
+    while let Some(c) = todo.pop() {
+        match c.to_str() {
+            Some("/") | Some(".") | Some("") => continue,
+            Some("..") => {
+                if !at.pop() {
+                    return Err(Error::invalid(
+                        field,
+                        format!("{} leads out of the rootfs through a symlink", dest.display()),
+                    ));
+                }
+                continue;
+            }
+            _ => {}
+        }
+        if !exists {
+            at.push(&c);
+            continue;
+        }
+        let p = rootfs.join(at.strip_prefix("/").unwrap_or(&at)).join(&c);
+        match std::fs::symlink_metadata(&p) {
+            // Missing components are created later, as directories.
+            Err(_) => {
+                exists = false;
+                at.push(&c);
+            }
+            Ok(m) if m.file_type().is_symlink() => {
+                links += 1;
+                if links > 40 {
+                    return Err(Error::invalid(field, format!("{}: too many symlinks", dest.display())));
+                }
+                let target = std::fs::read_link(&p)
+                    .map_err(|e| Error::invalid(field, format!("{}: {e}", p.display())))?;
+                if target.is_absolute() {
+                    at = PathBuf::from("/");
+                }
+                todo.extend(comps(&target));
+            }
+            Ok(_) => at.push(&c),
+        }
+    }
+    Ok(at)
+}
+
 /// Adds the steps for `mounts[i]`; returns whether it binds over `/dev`.
 fn mount_steps(
     i: usize,
     m: &oci_spec::runtime::Mount,
+    rootfs: &Path,
     bundle: &Path,
     host: &Host,
     steps: &mut Vec<Step>,
 ) -> Result<bool> {
     let field = |f: &str| format!("mounts[{i}].{f}");
-    let target = in_root(m.destination(), &field("destination"))?;
+    let dest = clean_absolute(m.destination(), &field("destination"))?;
+    let resolved = resolve_in_rootfs(rootfs, &dest, &field("destination"))?;
+    let mut target = in_root(&resolved, &field("destination"))?;
+    target.path = dest;
     let opts = mounts::parse(m.options().as_deref().unwrap_or_default())
         .map_err(|e| Error::invalid(field("options"), e))?;
     let fstype = m.typ().as_deref().unwrap_or("");
