@@ -11,8 +11,11 @@
 //! without root.
 
 mod compile;
-pub use compile::Options;
 mod mounts;
+#[cfg(test)]
+mod snapshots;
+
+pub use compile::Options;
 
 pub use compile::compile;
 
@@ -50,6 +53,60 @@ impl fmt::Debug for CPath {
 impl Serialize for CPath {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.0.to_string_lossy())
+    }
+}
+
+/// Serializes `MS_*` mount flags by name, for readable snapshots.
+fn ms_flags<S: Serializer>(flags: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&mount_flag_names(*flags))
+}
+
+fn ms_flags_opt<S: Serializer>(flags: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+    match flags {
+        Some(f) => s.serialize_str(&mount_flag_names(*f)),
+        None => s.serialize_none(),
+    }
+}
+
+/// `MS_BIND|MS_REC` for `libc::MS_BIND | libc::MS_REC`.
+pub fn mount_flag_names(flags: u64) -> String {
+    const NAMES: [(libc::c_ulong, &str); 20] = [
+        (libc::MS_RDONLY, "MS_RDONLY"),
+        (libc::MS_NOSUID, "MS_NOSUID"),
+        (libc::MS_NODEV, "MS_NODEV"),
+        (libc::MS_NOEXEC, "MS_NOEXEC"),
+        (libc::MS_SYNCHRONOUS, "MS_SYNCHRONOUS"),
+        (libc::MS_REMOUNT, "MS_REMOUNT"),
+        (libc::MS_MANDLOCK, "MS_MANDLOCK"),
+        (libc::MS_DIRSYNC, "MS_DIRSYNC"),
+        (libc::MS_NOSYMFOLLOW, "MS_NOSYMFOLLOW"),
+        (libc::MS_NOATIME, "MS_NOATIME"),
+        (libc::MS_NODIRATIME, "MS_NODIRATIME"),
+        (libc::MS_BIND, "MS_BIND"),
+        (libc::MS_MOVE, "MS_MOVE"),
+        (libc::MS_REC, "MS_REC"),
+        (libc::MS_UNBINDABLE, "MS_UNBINDABLE"),
+        (libc::MS_PRIVATE, "MS_PRIVATE"),
+        (libc::MS_SLAVE, "MS_SLAVE"),
+        (libc::MS_SHARED, "MS_SHARED"),
+        (libc::MS_RELATIME, "MS_RELATIME"),
+        (libc::MS_STRICTATIME, "MS_STRICTATIME"),
+    ];
+    let mut rest = flags;
+    let mut out: Vec<String> = Vec::new();
+    for (bit, name) in NAMES {
+        if rest & bit as u64 != 0 {
+            out.push(name.into());
+            rest &= !(bit as u64);
+        }
+    }
+    if rest != 0 {
+        out.push(format!("{rest:#x}"));
+    }
+    if out.is_empty() {
+        "0".into()
+    } else {
+        out.join("|")
     }
 }
 
@@ -93,13 +150,16 @@ pub struct MountStep {
     /// The filesystem type (`None` for binds).
     pub fstype: Option<CPath>,
     /// `MS_*` flags of the first mount(2).
+    #[serde(serialize_with = "ms_flags")]
     pub flags: u64,
     /// Filesystem-specific options (`mode=755,size=65536k`).
     pub data: Option<CPath>,
     /// For binds with `ro`, `nosuid`, ...: the flags of the remount that
     /// applies them (a bind ignores them on the first call).
+    #[serde(serialize_with = "ms_flags_opt")]
     pub remount_flags: Option<u64>,
     /// Propagation flags applied after mounting (`MS_SHARED`, `MS_SLAVE`, ...).
+    #[serde(serialize_with = "ms_flags")]
     pub propagation: u64,
     /// What to create if the target does not exist.
     pub create: Create,
@@ -218,6 +278,7 @@ pub enum Step {
         /// The mount point.
         target: CPath,
         /// `MS_REC | MS_SLAVE` and the like.
+        #[serde(serialize_with = "ms_flags")]
         flags: u64,
     },
     /// Bind the rootfs onto itself (so `pivot_root` can use it) and open it
@@ -233,6 +294,7 @@ pub enum Step {
         /// The mount point inside the rootfs.
         target: InRoot,
         /// `MS_REMOUNT | ...`.
+        #[serde(serialize_with = "ms_flags")]
         flags: u64,
     },
     /// Create a device node.
