@@ -23,7 +23,9 @@ exit 7
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let work = tempfile::Builder::new().prefix("berth-quickstart-").tempdir()?;
+    let work = tempfile::Builder::new()
+        .prefix("berth-quickstart-")
+        .tempdir()?;
     let rootfs = work.path().join("rootfs");
     println!("preparing a rootfs in {}", rootfs.display());
     berth_fixtures::rootfs::build(&rootfs)?;
@@ -50,7 +52,10 @@ async fn main() -> anyhow::Result<()> {
     let mut text = String::new();
     out.read_to_string(&mut text).await?;
     let status = ctr.wait().await?;
-    println!("--- inside the container ---\n{}----------------------------", text);
+    println!(
+        "--- inside the container ---\n{}----------------------------",
+        text
+    );
     println!("exit status: {status}");
     ctr.delete(false).await?;
     let _ = std::fs::remove_dir(&rt.config().root);

@@ -22,7 +22,12 @@ pub(crate) enum Where {
 }
 
 /// Runs `hooks` in order; the first failure stops the list.
-pub(crate) async fn run(kind: &'static str, hooks: &[Hook], state: &[u8], place: &Where) -> Result<()> {
+pub(crate) async fn run(
+    kind: &'static str,
+    hooks: &[Hook],
+    state: &[u8],
+    place: &Where,
+) -> Result<()> {
     for hook in hooks {
         run_one(kind, hook, state, place).await?;
     }
@@ -52,7 +57,12 @@ async fn run_one(kind: &'static str, hook: &Hook, state: &[u8], place: &Where) -
         cmd.arg0(arg0).args(rest);
     }
     cmd.env_clear()
-        .envs(hook.env().iter().flatten().filter_map(|e| e.split_once('=')))
+        .envs(
+            hook.env()
+                .iter()
+                .flatten()
+                .filter_map(|e| e.split_once('=')),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
@@ -91,13 +101,15 @@ async fn run_one(kind: &'static str, hook: &Hook, state: &[u8], place: &Where) -
     }
     let status = match hook.timeout() {
         Some(secs) if secs <= 0 => return Err(fail(format!("timeout {secs} must be positive"))),
-        Some(secs) => match tokio::time::timeout(Duration::from_secs(secs as u64), child.wait()).await {
-            Ok(r) => r,
-            Err(_) => {
-                let _ = child.kill().await;
-                return Err(fail(format!("timed out after {secs}s")));
+        Some(secs) => {
+            match tokio::time::timeout(Duration::from_secs(secs as u64), child.wait()).await {
+                Ok(r) => r,
+                Err(_) => {
+                    let _ = child.kill().await;
+                    return Err(fail(format!("timed out after {secs}s")));
+                }
             }
-        },
+        }
         None => child.wait().await,
     }
     .map_err(|e| fail(format!("wait: {e}")))?;

@@ -57,10 +57,12 @@ impl Host {
             data: data.into(),
         };
         Host {
-            filesystems: ["proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2", "overlay"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            filesystems: [
+                "proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2", "overlay",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
             last_cap: 40,
             cgroup_mounts: vec![
                 hm("cpu", "cgroup", "cpu"),

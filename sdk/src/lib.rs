@@ -27,8 +27,8 @@
 //! with the embedding process) starts a child that walks the plan with raw
 //! system calls and blocks before `execve` until [`Container::start`].
 
-pub mod cgroups;
 mod bundle;
+pub mod cgroups;
 mod container;
 mod error;
 mod exec;

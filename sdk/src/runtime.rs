@@ -68,7 +68,12 @@ impl Runtime {
     }
 
     /// Creates a container with explicit stdio and options.
-    pub async fn create_with(&self, id: &str, bundle: Bundle, opts: CreateOptions) -> Result<Container> {
+    pub async fn create_with(
+        &self,
+        id: &str,
+        bundle: Bundle,
+        opts: CreateOptions,
+    ) -> Result<Container> {
         container::create(self.config.clone(), id.to_string(), bundle, opts).await
     }
 

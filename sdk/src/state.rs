@@ -163,7 +163,8 @@ mod tests {
 
     #[test]
     fn stat_parsing_survives_odd_command_names() {
-        let line = "1234 (a) b (c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 98765 1000 10";
+        let line =
+            "1234 (a) b (c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 98765 1000 10";
         assert_eq!(parse_stat(line), Some(('S', 98765)));
         assert_eq!(parse_stat("garbage"), None);
     }

@@ -66,7 +66,10 @@ pub(crate) fn prepare(choices: [Stdio; 3]) -> Result<([Option<OwnedFd>; 3], Pare
             }
         };
         // std duplicates with F_DUPFD_CLOEXEC starting at 3.
-        child[i] = Some(fd.try_clone().map_err(|e| Error::sys("dup stdio descriptor", e))?);
+        child[i] = Some(
+            fd.try_clone()
+                .map_err(|e| Error::sys("dup stdio descriptor", e))?,
+        );
     }
     Ok((child, ends))
 }
@@ -97,11 +100,17 @@ impl Pty {
 }
 
 impl AsyncRead for Pty {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         loop {
             let mut guard = ready!(self.fd.poll_read_ready(cx))?;
             let unfilled = buf.initialize_unfilled();
-            match guard.try_io(|fd| nix::unistd::read(fd.get_ref().as_fd(), unfilled).map_err(io::Error::from)) {
+            match guard.try_io(|fd| {
+                nix::unistd::read(fd.get_ref().as_fd(), unfilled).map_err(io::Error::from)
+            }) {
                 Ok(Ok(n)) => {
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
@@ -116,10 +125,15 @@ impl AsyncRead for Pty {
 }
 
 impl AsyncWrite for Pty {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         loop {
             let mut guard = ready!(self.fd.poll_write_ready(cx))?;
-            match guard.try_io(|fd| nix::unistd::write(fd.get_ref(), data).map_err(io::Error::from)) {
+            match guard.try_io(|fd| nix::unistd::write(fd.get_ref(), data).map_err(io::Error::from))
+            {
                 Ok(r) => return Poll::Ready(r),
                 Err(_would_block) => continue,
             }

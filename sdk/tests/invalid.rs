@@ -4,7 +4,9 @@
 
 mod common;
 
-use berth::oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, MountBuilder, Spec};
+use berth::oci_spec::runtime::{
+    LinuxIdMappingBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, MountBuilder, Spec,
+};
 use berth::Error;
 use common::*;
 
@@ -29,7 +31,10 @@ async fn refused(rt: &TestRuntime, spec: Spec, field: &str, words: &str) -> Erro
     match &e {
         Error::InvalidSpec { field: f, reason } => {
             assert!(f.starts_with(field), "field {f:?}, wanted {field:?}: {e}");
-            assert!(reason.contains(words), "{reason:?} does not mention {words:?}");
+            assert!(
+                reason.contains(words),
+                "{reason:?} does not mention {words:?}"
+            );
         }
         other => panic!("wanted an invalid-spec error on {field}, got {other:?}"),
     }
@@ -93,20 +98,50 @@ async fn bad_uid_maps() {
         let mut spec = spec("true");
         let mut linux = spec.linux().clone().unwrap();
         let mut ns = linux.namespaces().clone().unwrap();
-        ns.push(LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::User).build().unwrap());
+        ns.push(
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::User)
+                .build()
+                .unwrap(),
+        );
         linux.set_namespaces(Some(ns));
         let m: Vec<_> = maps
             .into_iter()
-            .map(|(c, h, n)| LinuxIdMappingBuilder::default().container_id(c).host_id(h).size(n).build().unwrap())
+            .map(|(c, h, n)| {
+                LinuxIdMappingBuilder::default()
+                    .container_id(c)
+                    .host_id(h)
+                    .size(n)
+                    .build()
+                    .unwrap()
+            })
             .collect();
         linux.set_uid_mappings(Some(m.clone()));
         linux.set_gid_mappings(Some(m));
         spec.set_linux(Some(linux));
         spec
     };
-    refused(&rt, userns(vec![(0, 1000, 0)]), "linux.uidMappings[0]", "size is 0").await;
-    refused(&rt, userns(vec![(0, 100000, 1000), (500, 300000, 10)]), "linux.uidMappings[1]", "overlap").await;
-    refused(&rt, userns(vec![(0, u32::MAX, 2)]), "linux.uidMappings[0]", "past the last id").await;
+    refused(
+        &rt,
+        userns(vec![(0, 1000, 0)]),
+        "linux.uidMappings[0]",
+        "size is 0",
+    )
+    .await;
+    refused(
+        &rt,
+        userns(vec![(0, 100000, 1000), (500, 300000, 10)]),
+        "linux.uidMappings[1]",
+        "overlap",
+    )
+    .await;
+    refused(
+        &rt,
+        userns(vec![(0, u32::MAX, 2)]),
+        "linux.uidMappings[0]",
+        "past the last id",
+    )
+    .await;
     refused(&rt, userns(vec![]), "linux.uidMappings", "empty").await;
 }
 
@@ -114,13 +149,20 @@ async fn bad_uid_maps() {
 async fn missing_executable_fails_at_create() {
     let rt = runtime().await;
     let mut spec = spec("true");
-    spec.process_mut().as_mut().unwrap().set_args(Some(vec!["no-such-program".into()]));
+    spec.process_mut()
+        .as_mut()
+        .unwrap()
+        .set_args(Some(vec!["no-such-program".into()]));
     let id = id("noexec");
     let e = rt.create(&id, bundle(spec)).await.unwrap_err();
     match &e {
         Error::Init { step, path, source } => {
             assert!(step.contains("find executable"), "{e}");
-            assert_eq!(path.as_deref(), Some(std::path::Path::new("no-such-program")), "{e}");
+            assert_eq!(
+                path.as_deref(),
+                Some(std::path::Path::new("no-such-program")),
+                "{e}"
+            );
             assert_eq!(source.raw_os_error(), Some(libc::ENOENT), "{e}");
         }
         other => panic!("wanted an init error, got {other:?}"),
@@ -134,11 +176,19 @@ async fn a_symlink_out_of_the_rootfs_is_refused_and_the_host_untouched() {
     // A private copy of the rootfs with crafted symlinks in it.
     let dir = tempfile::tempdir().unwrap();
     let rootfs = dir.path().join("rootfs");
-    let status = std::process::Command::new("cp").arg("-a").arg(common::rootfs()).arg(&rootfs).status().unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(common::rootfs())
+        .arg(&rootfs)
+        .status()
+        .unwrap();
     assert!(status.success());
     let victim = tempfile::tempdir().unwrap();
     let up = "../".repeat(rootfs.components().count() + 2);
-    let rel = format!("{up}{}", victim.path().display().to_string().trim_start_matches('/'));
+    let rel = format!(
+        "{up}{}",
+        victim.path().display().to_string().trim_start_matches('/')
+    );
     std::os::unix::fs::symlink(&rel, rootfs.join("evil")).unwrap();
     std::os::unix::fs::symlink(victim.path(), rootfs.join("abs")).unwrap();
 
@@ -147,15 +197,28 @@ async fn a_symlink_out_of_the_rootfs_is_refused_and_the_host_untouched() {
     root.set_path(rootfs.clone());
     base.set_root(Some(root));
 
-    refused(&rt, with_mount(base.clone(), "/evil/sub", "tmpfs", "tmpfs"), "mounts[", "out of the rootfs").await;
+    refused(
+        &rt,
+        with_mount(base.clone(), "/evil/sub", "tmpfs", "tmpfs"),
+        "mounts[",
+        "out of the rootfs",
+    )
+    .await;
 
     // An absolute symlink is followed inside the rootfs, as the container
     // sees it: the mount lands in <rootfs><victim>, never on the host's.
     let spec = with_mount(base, "/abs/sub", "tmpfs", "tmpfs");
     let out = run(&rt, "abs", spec).await.unwrap();
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(std::fs::read_dir(victim.path()).unwrap().count(), 0, "the host directory was written to");
-    assert!(rootfs.join(victim.path().strip_prefix("/").unwrap()).join("sub").is_dir());
+    assert_eq!(
+        std::fs::read_dir(victim.path()).unwrap().count(),
+        0,
+        "the host directory was written to"
+    );
+    assert!(rootfs
+        .join(victim.path().strip_prefix("/").unwrap())
+        .join("sub")
+        .is_dir());
 }
 
 #[tokio::test]
@@ -173,7 +236,13 @@ async fn other_refusals_name_their_field() {
     let mut linux = s.linux().clone().unwrap();
     linux.set_sysctl(Some([("kernel.panic".to_string(), "1".to_string())].into()));
     s.set_linux(Some(linux));
-    refused(&rt, s, "linux.sysctl.kernel.panic", "not a namespaced sysctl").await;
+    refused(
+        &rt,
+        s,
+        "linux.sysctl.kernel.panic",
+        "not a namespaced sysctl",
+    )
+    .await;
 
     let mut s = spec("true");
     let mut linux = s.linux().clone().unwrap();
@@ -182,14 +251,20 @@ async fn other_refusals_name_their_field() {
     refused(&rt, s, "linux.namespaces", "mount namespace").await;
 
     let mut s = spec("true");
-    s.process_mut().as_mut().unwrap().set_oom_score_adj(Some(5000));
+    s.process_mut()
+        .as_mut()
+        .unwrap()
+        .set_oom_score_adj(Some(5000));
     refused(&rt, s, "process.oomScoreAdj", "5000").await;
 }
 
 #[tokio::test]
 async fn bad_ids_and_duplicates() {
     let rt = runtime().await;
-    let e = rt.create("../escape", bundle(spec("true"))).await.unwrap_err();
+    let e = rt
+        .create("../escape", bundle(spec("true")))
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::InvalidId { .. }), "{e}");
     let ctr = create_piped(&rt, "dup", spec("true")).await.unwrap();
     let e = rt.create(ctr.id(), bundle(spec("true"))).await.unwrap_err();

@@ -31,13 +31,19 @@ async fn lifecycles_and_failed_creates_leave_nothing() {
             }
             // Fails in the child after its mounts.
             1 => {
-                s.process_mut().as_mut().unwrap().set_args(Some(vec!["/no/such/binary".into()]));
+                s.process_mut()
+                    .as_mut()
+                    .unwrap()
+                    .set_args(Some(vec!["/no/such/binary".into()]));
             }
             // Fails in a hook while the child waits.
             2 => {
                 s.set_hooks(Some(
                     HooksBuilder::default()
-                        .create_runtime(vec![HookBuilder::default().path("/bin/false").build().unwrap()])
+                        .create_runtime(vec![HookBuilder::default()
+                            .path("/bin/false")
+                            .build()
+                            .unwrap()])
                         .build()
                         .unwrap(),
                 ));

@@ -37,13 +37,19 @@ async fn every_namespace_differs_from_the_host() {
     let rt = runtime().await;
     let ctr = create_piped(&rt, "ns", spec("exit 0")).await.unwrap();
     for ns in ["pid", "net", "ipc", "uts", "mnt", "cgroup"] {
-        let host = std::fs::metadata(format!("/proc/self/ns/{ns}")).unwrap().ino();
-        let theirs = std::fs::metadata(format!("/proc/{}/ns/{ns}", ctr.pid())).unwrap().ino();
+        let host = std::fs::metadata(format!("/proc/self/ns/{ns}"))
+            .unwrap()
+            .ino();
+        let theirs = std::fs::metadata(format!("/proc/{}/ns/{ns}", ctr.pid()))
+            .unwrap()
+            .ino();
         assert_ne!(host, theirs, "{ns} namespace is shared with the host");
     }
     // The user namespace was not asked for, so it is the host's.
     let host = std::fs::metadata("/proc/self/ns/user").unwrap().ino();
-    let theirs = std::fs::metadata(format!("/proc/{}/ns/user", ctr.pid())).unwrap().ino();
+    let theirs = std::fs::metadata(format!("/proc/{}/ns/user", ctr.pid()))
+        .unwrap()
+        .ino();
     assert_eq!(host, theirs);
     ctr.start().await.unwrap();
     finish(ctr).await.unwrap();
@@ -52,7 +58,11 @@ async fn every_namespace_differs_from_the_host() {
 #[tokio::test]
 async fn network_namespace_has_only_loopback_and_it_is_up() {
     let rt = runtime().await;
-    let out = sh(&rt, "ls /sys/class/net; cat /sys/class/net/lo/operstate /sys/class/net/lo/flags").await;
+    let out = sh(
+        &rt,
+        "ls /sys/class/net; cat /sys/class/net/lo/operstate /sys/class/net/lo/flags",
+    )
+    .await;
     let words: Vec<_> = out.split_whitespace().collect();
     assert_eq!(words[0], "lo", "{out}");
     // IFF_UP is bit 0 of the flags.
@@ -72,8 +82,16 @@ async fn mountinfo_shows_the_spec_mounts() {
             (f[4].to_string(), f[5].to_string(), f[sep + 1].to_string())
         })
         .collect();
-    let find = |target: &str| mounts.iter().find(|m| m.0 == target).unwrap_or_else(|| panic!("{target} not mounted:\n{out}"));
-    assert!(find("/").1.split(',').any(|o| o == "ro"), "root is not read-only");
+    let find = |target: &str| {
+        mounts
+            .iter()
+            .find(|m| m.0 == target)
+            .unwrap_or_else(|| panic!("{target} not mounted:\n{out}"))
+    };
+    assert!(
+        find("/").1.split(',').any(|o| o == "ro"),
+        "root is not read-only"
+    );
     assert_eq!(find("/proc").2, "proc");
     assert_eq!(find("/dev").2, "tmpfs");
     assert_eq!(find("/dev/pts").2, "devpts");
@@ -81,11 +99,24 @@ async fn mountinfo_shows_the_spec_mounts() {
     assert_eq!(find("/dev/mqueue").2, "mqueue");
     let sys = find("/sys");
     assert_eq!(sys.2, "sysfs");
-    assert!(sys.1.split(',').any(|o| o == "ro"), "sysfs is not read-only");
+    assert!(
+        sys.1.split(',').any(|o| o == "ro"),
+        "sysfs is not read-only"
+    );
     assert_eq!(find("/sys/fs/cgroup").2, "tmpfs");
-    assert!(mounts.iter().any(|m| m.0 == "/sys/fs/cgroup/memory" && m.2 == "cgroup"), "{out}");
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m.0 == "/sys/fs/cgroup/memory" && m.2 == "cgroup"),
+        "{out}"
+    );
     // Nothing of the host's mount table is left.
-    assert!(!mounts.iter().any(|m| m.0.starts_with("/work") || m.0.starts_with("/run/berth")), "{out}");
+    assert!(
+        !mounts
+            .iter()
+            .any(|m| m.0.starts_with("/work") || m.0.starts_with("/run/berth")),
+        "{out}"
+    );
 }
 
 #[tokio::test]
@@ -125,7 +156,10 @@ async fn user_groups_umask_cwd_env_and_args() {
             .unwrap(),
     );
     p.set_cwd("/home/berth".into());
-    p.set_env(Some(vec!["PATH=/bin".into(), "GREETING=hello world".into()]));
+    p.set_env(Some(vec![
+        "PATH=/bin".into(),
+        "GREETING=hello world".into(),
+    ]));
     p.set_args(Some(vec![
         "sh".into(),
         "-c".into(),
@@ -146,15 +180,28 @@ async fn user_groups_umask_cwd_env_and_args() {
     assert_eq!(v["cwd"], "/home/berth");
     assert_eq!(v["greeting"], "hello world");
     assert_eq!(v["arg"], "one two");
-    assert!(out.stdout.contains("Uid: 1000 1000 1000 1000"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("Uid: 1000 1000 1000 1000"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("Groups: 2000 65534"), "{}", out.stdout);
 }
 
 #[tokio::test]
 async fn rlimits_are_set() {
     let rt = runtime().await;
-    let mut spec = spec("echo soft=$(ulimit -n); echo hard=$(ulimit -Hn); grep 'Max processes' /proc/self/limits");
-    let rl = |t, soft: u64, hard: u64| PosixRlimitBuilder::default().typ(t).soft(soft).hard(hard).build().unwrap();
+    let mut spec = spec(
+        "echo soft=$(ulimit -n); echo hard=$(ulimit -Hn); grep 'Max processes' /proc/self/limits",
+    );
+    let rl = |t, soft: u64, hard: u64| {
+        PosixRlimitBuilder::default()
+            .typ(t)
+            .soft(soft)
+            .hard(hard)
+            .build()
+            .unwrap()
+    };
     spec.process_mut().as_mut().unwrap().set_rlimits(Some(vec![
         rl(PosixRlimitType::RlimitNofile, 123, 456),
         rl(PosixRlimitType::RlimitNproc, 77, 88),
@@ -163,7 +210,13 @@ async fn rlimits_are_set() {
     let v = lines(&out.stdout);
     assert_eq!(v["soft"], "123", "{out:?}");
     assert_eq!(v["hard"], "456", "{out:?}");
-    let nproc: Vec<_> = out.stdout.lines().last().unwrap().split_whitespace().collect();
+    let nproc: Vec<_> = out
+        .stdout
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .collect();
     assert_eq!(&nproc[2..4], ["77", "88"], "{out:?}");
 }
 
@@ -180,15 +233,25 @@ async fn sysctls_apply_inside_only() {
     ])));
     spec.set_linux(Some(linux));
     let out = run(&rt, "sysctl", spec).await.unwrap();
-    assert_eq!(out.stdout.split_whitespace().collect::<Vec<_>>(), [want, "1234"], "{out:?}");
-    assert_eq!(std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(), host_before);
+    assert_eq!(
+        out.stdout.split_whitespace().collect::<Vec<_>>(),
+        [want, "1234"],
+        "{out:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        host_before
+    );
 }
 
 #[tokio::test]
 async fn oom_score_adj_and_no_new_privileges() {
     let rt = runtime().await;
     let mut spec = spec("cat /proc/self/oom_score_adj; grep NoNewPrivs /proc/self/status");
-    spec.process_mut().as_mut().unwrap().set_oom_score_adj(Some(500));
+    spec.process_mut()
+        .as_mut()
+        .unwrap()
+        .set_oom_score_adj(Some(500));
     let out = run(&rt, "oom", spec).await.unwrap();
     let words: Vec<_> = out.stdout.split_whitespace().collect();
     assert_eq!(words, ["500", "NoNewPrivs:", "1"], "{out:?}");
@@ -197,7 +260,11 @@ async fn oom_score_adj_and_no_new_privileges() {
 #[tokio::test]
 async fn capabilities_follow_the_spec() {
     let rt = runtime().await;
-    let out = sh(&rt, "grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb):' /proc/self/status").await;
+    let out = sh(
+        &rt,
+        "grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb):' /proc/self/status",
+    )
+    .await;
     // oci-spec's default: AUDIT_WRITE(29), KILL(5), NET_BIND_SERVICE(10).
     let want = (1u64 << 29) | (1 << 5) | (1 << 10);
     let caps: HashMap<_, _> = out
@@ -227,16 +294,23 @@ async fn exit_codes_and_signals_are_reported() {
     assert_eq!(finish(ctr).await.unwrap().status, ExitStatus::Signaled(9));
 
     // A handler installed by the container's init receives SIGTERM.
-    let ctr = create_piped(&rt, "term", spec("trap 'exit 42' TERM; echo ready; while :; do sleep 1; done"))
-        .await
-        .unwrap();
+    let ctr = create_piped(
+        &rt,
+        "term",
+        spec("trap 'exit 42' TERM; echo ready; while :; do sleep 1; done"),
+    )
+    .await
+    .unwrap();
     let mut out = ctr.take_stdout().unwrap();
     ctr.start().await.unwrap();
     let mut buf = [0u8; 6];
     out.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"ready\n");
     ctr.kill(Signal::SIGTERM).unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(10), ctr.wait()).await.unwrap().unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), ctr.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(status, ExitStatus::Exited(42));
     ctr.delete(false).await.unwrap();
 }
@@ -256,8 +330,15 @@ async fn delete_refuses_live_containers_unless_forced() {
     let pid = ctr.pid();
     ctr.delete(true).await.unwrap();
     assert!(!dir.exists());
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "process {pid} survived");
-    let cg = format!("/sys/fs/cgroup/pids/{}/{}", rt.config().cgroup_parent, ctr.id());
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "process {pid} survived"
+    );
+    let cg = format!(
+        "/sys/fs/cgroup/pids/{}/{}",
+        rt.config().cgroup_parent,
+        ctr.id()
+    );
     assert!(!std::path::Path::new(&cg).exists(), "{cg} survived");
 }
 
@@ -282,9 +363,15 @@ async fn state_is_persisted_and_another_handle_sees_it() {
     assert_eq!(ctr.wait().await.unwrap(), ExitStatus::Signaled(9));
     assert_eq!(other.status().unwrap(), Status::Stopped);
     // The parent recorded the exit status for everyone.
-    assert_eq!(rt.get(ctr.id()).await.unwrap().wait().await.unwrap(), ExitStatus::Signaled(9));
+    assert_eq!(
+        rt.get(ctr.id()).await.unwrap().wait().await.unwrap(),
+        ExitStatus::Signaled(9)
+    );
     ctr.delete(false).await.unwrap();
-    assert!(matches!(rt.get(ctr.id()).await.unwrap_err(), Error::NotFound(_)));
+    assert!(matches!(
+        rt.get(ctr.id()).await.unwrap_err(),
+        Error::NotFound(_)
+    ));
 }
 
 #[tokio::test]
@@ -296,7 +383,10 @@ async fn piped_stdin_reaches_the_container() {
         stderr: berth::Stdio::Null,
         ..Default::default()
     };
-    let ctr = rt.create_with(&id("stdin"), bundle(spec("tr a-z A-Z")), opts).await.unwrap();
+    let ctr = rt
+        .create_with(&id("stdin"), bundle(spec("tr a-z A-Z")), opts)
+        .await
+        .unwrap();
     let mut stdin = ctr.take_stdin().unwrap();
     let mut stdout = ctr.take_stdout().unwrap();
     ctr.start().await.unwrap();
@@ -313,7 +403,10 @@ async fn piped_stdin_reaches_the_container() {
 async fn terminal_gives_the_container_a_pty() {
     let rt = runtime().await;
     let mut spec = spec("tty; test -t 0 && echo stdin-is-a-tty; ls -l /dev/console | cut -c1");
-    spec.process_mut().as_mut().unwrap().set_terminal(Some(true));
+    spec.process_mut()
+        .as_mut()
+        .unwrap()
+        .set_terminal(Some(true));
     let ctr = rt.create(&id("pty"), bundle(spec)).await.unwrap();
     let mut pty = ctr.take_pty().expect("a pty");
     ctr.start().await.unwrap();
@@ -323,7 +416,10 @@ async fn terminal_gives_the_container_a_pty() {
     ctr.delete(false).await.unwrap();
     let text = text.replace('\r', "");
     let lines: Vec<_> = text.lines().collect();
-    assert!(lines[0].starts_with("/dev/pts/") || lines[0] == "/dev/console", "{text}");
+    assert!(
+        lines[0].starts_with("/dev/pts/") || lines[0] == "/dev/console",
+        "{text}"
+    );
     assert_eq!(lines[1], "stdin-is-a-tty", "{text}");
     assert_eq!(lines[2], "c", "{text}");
 }
@@ -338,12 +434,25 @@ async fn bind_mounts_with_options() {
          grep ' /run/data ' /proc/self/mountinfo | cut -d' ' -f6",
     );
     let mut mounts = spec.mounts().clone().unwrap();
-    mounts.push(MountBuilder::default().destination("/run").typ("tmpfs").source("tmpfs").options(vec!["nosuid".into()]).build().unwrap());
+    mounts.push(
+        MountBuilder::default()
+            .destination("/run")
+            .typ("tmpfs")
+            .source("tmpfs")
+            .options(vec!["nosuid".into()])
+            .build()
+            .unwrap(),
+    );
     mounts.push(
         MountBuilder::default()
             .destination("/run/data")
             .source(host.path())
-            .options(vec!["bind".into(), "ro".into(), "nosuid".into(), "nodev".into()])
+            .options(vec![
+                "bind".into(),
+                "ro".into(),
+                "nosuid".into(),
+                "nodev".into(),
+            ])
             .build()
             .unwrap(),
     );
@@ -362,9 +471,12 @@ async fn bind_mounts_with_options() {
 #[tokio::test]
 async fn joins_namespaces_of_another_container() {
     let rt = runtime().await;
-    let a = create_piped(&rt, "host-a", spec("sleep 100")).await.unwrap();
+    let a = create_piped(&rt, "host-a", spec("sleep 100"))
+        .await
+        .unwrap();
     a.start().await.unwrap();
-    let mut spec = spec("echo pid=$$; echo host=$(hostname); readlink /proc/self/ns/net; ps -o args");
+    let mut spec =
+        spec("echo pid=$$; echo host=$(hostname); readlink /proc/self/ns/net; ps -o args");
     let mut linux = spec.linux().clone().unwrap();
     let mut namespaces = linux.namespaces().clone().unwrap();
     for ns in namespaces.iter_mut() {
@@ -386,7 +498,10 @@ async fn joins_namespaces_of_another_container() {
     assert_eq!(l[1], "host=berth");
     let a_net = std::fs::read_link(format!("/proc/{}/ns/net", a.pid())).unwrap();
     assert_eq!(l[2], a_net.to_str().unwrap());
-    assert!(l[3..].contains(&"sleep 100"), "A's sleep is not visible: {out:?}");
+    assert!(
+        l[3..].contains(&"sleep 100"),
+        "A's sleep is not visible: {out:?}"
+    );
     a.delete(true).await.unwrap();
 }
 
@@ -396,19 +511,39 @@ async fn user_namespace_maps_root_to_an_unprivileged_host_id() {
     let mut spec = spec("id -u; cat /proc/self/uid_map /proc/self/gid_map | tr -s ' '; sleep 1");
     let mut linux = spec.linux().clone().unwrap();
     let mut namespaces = linux.namespaces().clone().unwrap();
-    namespaces.push(LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::User).build().unwrap());
+    namespaces.push(
+        LinuxNamespaceBuilder::default()
+            .typ(LinuxNamespaceType::User)
+            .build()
+            .unwrap(),
+    );
     linux.set_namespaces(Some(namespaces));
-    let map = LinuxIdMappingBuilder::default().container_id(0u32).host_id(200000u32).size(65536u32).build().unwrap();
+    let map = LinuxIdMappingBuilder::default()
+        .container_id(0u32)
+        .host_id(200000u32)
+        .size(65536u32)
+        .build()
+        .unwrap();
     linux.set_uid_mappings(Some(vec![map]));
     linux.set_gid_mappings(Some(vec![map]));
     spec.set_linux(Some(linux));
     // v1 cgroupfs cannot be mounted from a user namespace.
-    let mounts = spec.mounts().clone().unwrap().into_iter().filter(|m| m.typ().as_deref() != Some("cgroup")).collect();
+    let mounts = spec
+        .mounts()
+        .clone()
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.typ().as_deref() != Some("cgroup"))
+        .collect();
     spec.set_mounts(Some(mounts));
     let ctr = create_piped(&rt, "userns", spec).await.unwrap();
     let status = std::fs::read_to_string(format!("/proc/{}/status", ctr.pid())).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-    assert_eq!(uid_line.split_whitespace().nth(1), Some("200000"), "{uid_line}");
+    assert_eq!(
+        uid_line.split_whitespace().nth(1),
+        Some("200000"),
+        "{uid_line}"
+    );
     ctr.start().await.unwrap();
     let out = finish(ctr).await.unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -421,7 +556,9 @@ async fn user_namespace_maps_root_to_an_unprivileged_host_id() {
 #[tokio::test]
 async fn the_container_is_in_its_cgroup_until_deleted() {
     let rt = runtime().await;
-    let ctr = create_piped(&rt, "cg", spec("cat /proc/self/cgroup")).await.unwrap();
+    let ctr = create_piped(&rt, "cg", spec("cat /proc/self/cgroup"))
+        .await
+        .unwrap();
     let host_view = std::fs::read_to_string(format!("/proc/{}/cgroup", ctr.pid())).unwrap();
     let want = format!("/{}/{}", rt.config().cgroup_parent, ctr.id());
     for line in host_view.lines() {
@@ -432,7 +569,11 @@ async fn the_container_is_in_its_cgroup_until_deleted() {
     let id = ctr.id().to_string();
     let out = finish(ctr).await.unwrap();
     // Inside its cgroup namespace the container sees itself at the root.
-    assert!(out.stdout.lines().all(|l| l.ends_with(":/")), "{}", out.stdout);
+    assert!(
+        out.stdout.lines().all(|l| l.ends_with(":/")),
+        "{}",
+        out.stdout
+    );
     for h in ["pids", "memory", "cpu", "freezer", "unified"] {
         let p = format!("/sys/fs/cgroup/{h}/{}/{id}", rt.config().cgroup_parent);
         assert!(!std::path::Path::new(&p).exists(), "{p} survived delete");
@@ -450,7 +591,10 @@ async fn hooks_run_in_order_with_the_state_on_stdin() {
             .args(vec![
                 "sh".into(),
                 "-c".into(),
-                format!("echo {name} $(readlink /proc/self/ns/mnt) $(cat | tr -d '\\n') >> {}", log.display()),
+                format!(
+                    "echo {name} $(readlink /proc/self/ns/mnt) $(cat | tr -d '\\n') >> {}",
+                    log.display()
+                ),
             ])
             .build()
             .unwrap()
@@ -474,14 +618,29 @@ async fn hooks_run_in_order_with_the_state_on_stdin() {
     let text = std::fs::read_to_string(&log).unwrap();
     let l: Vec<Vec<&str>> = text.lines().map(|l| l.splitn(3, ' ').collect()).collect();
     let names: Vec<_> = l.iter().map(|f| f[0]).collect();
-    assert_eq!(names, ["createRuntime", "createContainer", "poststart", "poststop"], "{text}");
-    assert_eq!(l[0][1], host_mnt.to_str().unwrap(), "createRuntime runs in the runtime's namespace");
-    assert_eq!(l[1][1], mnt.to_str().unwrap(), "createContainer runs in the container's namespace");
+    assert_eq!(
+        names,
+        ["createRuntime", "createContainer", "poststart", "poststop"],
+        "{text}"
+    );
+    assert_eq!(
+        l[0][1],
+        host_mnt.to_str().unwrap(),
+        "createRuntime runs in the runtime's namespace"
+    );
+    assert_eq!(
+        l[1][1],
+        mnt.to_str().unwrap(),
+        "createContainer runs in the container's namespace"
+    );
     for f in &l {
         let state: serde_json::Value = serde_json::from_str(f[2]).unwrap();
         assert_eq!(state["id"], id.as_str());
     }
-    let statuses: Vec<_> = l.iter().map(|f| serde_json::from_str::<serde_json::Value>(f[2]).unwrap()["status"].clone()).collect();
+    let statuses: Vec<_> = l
+        .iter()
+        .map(|f| serde_json::from_str::<serde_json::Value>(f[2]).unwrap()["status"].clone())
+        .collect();
     assert_eq!(statuses, ["creating", "creating", "running", "stopped"]);
 }
 
@@ -491,15 +650,31 @@ async fn a_failing_hook_fails_create_and_leaves_nothing() {
     let mut spec = spec("true");
     spec.set_hooks(Some(
         HooksBuilder::default()
-            .create_runtime(vec![HookBuilder::default().path("/bin/false").build().unwrap()])
+            .create_runtime(vec![HookBuilder::default()
+                .path("/bin/false")
+                .build()
+                .unwrap()])
             .build()
             .unwrap(),
     ));
     let id = id("badhook");
     let e = rt.create(&id, bundle(spec)).await.unwrap_err();
-    assert!(matches!(e, Error::Hook { kind: "createRuntime", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::Hook {
+                kind: "createRuntime",
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert!(!rt.config().root.join(&id).exists());
-    assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/pids/{}/{id}", rt.config().cgroup_parent)).exists());
+    assert!(!std::path::Path::new(&format!(
+        "/sys/fs/cgroup/pids/{}/{id}",
+        rt.config().cgroup_parent
+    ))
+    .exists());
 }
 
 #[tokio::test]
@@ -516,5 +691,8 @@ async fn dropping_a_create_future_leaves_no_container() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(!rt.config().root.join(&id).exists(), "abandoned container {id} was left behind");
+    assert!(
+        !rt.config().root.join(&id).exists(),
+        "abandoned container {id} was left behind"
+    );
 }

@@ -57,8 +57,9 @@ pub(crate) async fn create(
             }
         }
     });
-    rx.await
-        .map_err(|_| Error::Unsupported("the create task ended without an answer (panic?)".into()))?
+    rx.await.map_err(|_| {
+        Error::Unsupported("the create task ended without an answer (panic?)".into())
+    })?
 }
 
 /// Validates a container id: what runc accepts, so ids are also safe as
@@ -79,7 +80,10 @@ pub(crate) fn validate_id(id: &str) -> Result<()> {
     if id == "." || id == ".." {
         return bad("not a name");
     }
-    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+-.".contains(&b)) {
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_+-.".contains(&b))
+    {
         return bad("only letters, digits and _ + - . are allowed");
     }
     Ok(())
@@ -112,7 +116,12 @@ impl Partial {
     }
 }
 
-async fn create_now(config: &Config, id: &str, bundle: Bundle, opts: CreateOptions) -> Result<Container> {
+async fn create_now(
+    config: &Config,
+    id: &str,
+    bundle: Bundle,
+    opts: CreateOptions,
+) -> Result<Container> {
     validate_id(id)?;
     let dir = config.root.join(id);
     let plan_opts = plan::Options {
@@ -120,8 +129,14 @@ async fn create_now(config: &Config, id: &str, bundle: Bundle, opts: CreateOptio
         preserve_fds: opts.preserve_fds,
     };
     // Every check of the spec happens here, before anything exists.
-    let plan = Arc::new(plan::compile(&bundle.spec, &bundle.dir, Host::get(), &plan_opts)?);
-    std::fs::create_dir_all(&config.root).map_err(|e| Error::io("create state root", &config.root, e))?;
+    let plan = Arc::new(plan::compile(
+        &bundle.spec,
+        &bundle.dir,
+        Host::get(),
+        &plan_opts,
+    )?);
+    std::fs::create_dir_all(&config.root)
+        .map_err(|e| Error::io("create state root", &config.root, e))?;
     match std::fs::create_dir(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -153,10 +168,13 @@ async fn build(
     partial: &mut Partial,
 ) -> Result<Container> {
     let dir = &partial.dir;
-    bundle
-        .spec
-        .save(dir.join(state::SPEC_FILE))
-        .map_err(|e| Error::io("save spec", dir.join(state::SPEC_FILE), std::io::Error::other(e)))?;
+    bundle.spec.save(dir.join(state::SPEC_FILE)).map_err(|e| {
+        Error::io(
+            "save spec",
+            dir.join(state::SPEC_FILE),
+            std::io::Error::other(e),
+        )
+    })?;
 
     let fifo_path = dir.join(state::EXEC_FIFO);
     nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
@@ -176,7 +194,8 @@ async fn build(
     )
     .map_err(|e| Error::sys("socketpair", e))?;
     set_nonblocking(&parent_sock)?;
-    let sync = crate::exec::register(parent_sock).map_err(|e| Error::sys("register sync socket", e))?;
+    let sync =
+        crate::exec::register(parent_sock).map_err(|e| Error::sys("register sync socket", e))?;
 
     let spec_linux = bundle.spec.linux().clone().unwrap_or_default();
     let cgroup_path = match spec_linux.cgroups_path() {
@@ -222,7 +241,8 @@ async fn build(
     .map_err(|e| Error::sys("spawn task", std::io::Error::other(e)))?
     .map_err(|e| Error::sys("clone3", e))?;
     let pid = spawned.pid;
-    let pidfd = crate::exec::register(spawned.pidfd).map_err(|e| Error::sys("register pidfd", e))?;
+    let pidfd =
+        crate::exec::register(spawned.pidfd).map_err(|e| Error::sys("register pidfd", e))?;
     partial.child = Some((pidfd, spawned.memory));
 
     if let Some(map) = &plan.uid_map {
@@ -232,11 +252,20 @@ async fn build(
         write_proc(pid, "gid_map", map)?;
     }
     if !spawned.in_cgroup {
-        partial.cgroup.as_ref().expect("created above").add_process(pid)?;
+        partial
+            .cgroup
+            .as_ref()
+            .expect("created above")
+            .add_process(pid)?;
     }
     let pid_start_time = state::proc_stat(pid)
         .map(|(_, start)| start)
-        .ok_or_else(|| Error::sys("read start time of container process", std::io::Error::from_raw_os_error(libc::ESRCH)))?;
+        .ok_or_else(|| {
+            Error::sys(
+                "read start time of container process",
+                std::io::Error::from_raw_os_error(libc::ESRCH),
+            )
+        })?;
     let persisted = Persisted {
         id: id.to_string(),
         bundle: bundle.dir.clone(),
@@ -270,7 +299,12 @@ async fn build(
                 go(&sync)?;
             }
             Report::CONSOLE => {
-                let fd = fd.ok_or_else(|| Error::sys("receive console", std::io::Error::from_raw_os_error(libc::EBADMSG)))?;
+                let fd = fd.ok_or_else(|| {
+                    Error::sys(
+                        "receive console",
+                        std::io::Error::from_raw_os_error(libc::EBADMSG),
+                    )
+                })?;
                 pty = Some(Pty::new(fd)?);
             }
             Report::CREATED => break,
@@ -310,7 +344,10 @@ async fn build(
 pub(super) fn init_error(plan: &Plan, report: Report) -> Error {
     let (step, path) = plan.describe(report.step as usize);
     let source = std::io::Error::from_raw_os_error(report.errno);
-    if matches!(plan.steps.get(report.step as usize), Some(Step::FindExecutable)) {
+    if matches!(
+        plan.steps.get(report.step as usize),
+        Some(Step::FindExecutable)
+    ) {
         return Error::Init {
             step: format!("{step}: not found or not executable in the container"),
             path,
@@ -336,7 +373,13 @@ async fn run_create_hooks(bundle: &Bundle, p: &Persisted, pid: i32) -> Result<()
     let create_runtime = h.create_runtime().as_deref().unwrap_or_default();
     hooks::run("createRuntime", create_runtime, &state, &Where::Runtime).await?;
     let create_container = h.create_container().as_deref().unwrap_or_default();
-    hooks::run("createContainer", create_container, &state, &Where::Container(pid)).await
+    hooks::run(
+        "createContainer",
+        create_container,
+        &state,
+        &Where::Container(pid),
+    )
+    .await
 }
 
 fn write_proc(pid: i32, file: &str, content: &str) -> Result<()> {
@@ -357,7 +400,8 @@ fn set_nonblocking(fd: &OwnedFd) -> Result<()> {
 
 /// Lets the child go on past its current wait.
 pub(super) fn go(sync: &AsyncFd<OwnedFd>) -> Result<()> {
-    nix::unistd::write(sync.get_ref(), b"g").map_err(|e| Error::sys("signal container process", e))?;
+    nix::unistd::write(sync.get_ref(), b"g")
+        .map_err(|e| Error::sys("signal container process", e))?;
     Ok(())
 }
 

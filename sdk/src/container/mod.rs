@@ -75,23 +75,42 @@ impl Container {
     /// The writing end of the container's stdin, if it was
     /// [`Stdio::Piped`](crate::Stdio::Piped). Returns it once.
     pub fn take_stdin(&self) -> Option<pipe::Sender> {
-        self.inner.stdio.lock().unwrap_or_else(|p| p.into_inner()).stdin.take()
+        self.inner
+            .stdio
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stdin
+            .take()
     }
 
     /// The reading end of the container's stdout, if piped. Returns it once.
     pub fn take_stdout(&self) -> Option<pipe::Receiver> {
-        self.inner.stdio.lock().unwrap_or_else(|p| p.into_inner()).stdout.take()
+        self.inner
+            .stdio
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stdout
+            .take()
     }
 
     /// The reading end of the container's stderr, if piped. Returns it once.
     pub fn take_stderr(&self) -> Option<pipe::Receiver> {
-        self.inner.stdio.lock().unwrap_or_else(|p| p.into_inner()).stderr.take()
+        self.inner
+            .stdio
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stderr
+            .take()
     }
 
     /// The master of the container's terminal when `process.terminal` is
     /// true. Returns it once.
     pub fn take_pty(&self) -> Option<Pty> {
-        self.inner.pty.lock().unwrap_or_else(|p| p.into_inner()).take()
+        self.inner
+            .pty
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     /// The container's current status.

@@ -51,7 +51,8 @@ impl Container {
                 },
                 _ => Error::io("open exec fifo", &fifo, e),
             })?;
-        f.write_all(b"s").map_err(|e| Error::io("write exec fifo", &fifo, e))?;
+        f.write_all(b"s")
+            .map_err(|e| Error::io("write exec fifo", &fifo, e))?;
         drop(f);
 
         let mut launch = self.inner.launch.lock().await;

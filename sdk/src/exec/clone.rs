@@ -14,8 +14,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use libc::c_void;
 
-
-
 /// `struct clone_args` of clone3(2).
 #[repr(C)]
 #[derive(Default)]

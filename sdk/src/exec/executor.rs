@@ -156,7 +156,14 @@ impl Executor<'_> {
             }
             Step::AwaitParent | Step::AwaitHooks => {
                 if matches!(step, Step::AwaitHooks) {
-                    report(a.sync, Report { kind: Report::HOOKS, ..Default::default() }, None);
+                    report(
+                        a.sync,
+                        Report {
+                            kind: Report::HOOKS,
+                            ..Default::default()
+                        },
+                        None,
+                    );
                 }
                 let mut b = [0u8; 1];
                 match sys::read(a.sync, &mut b)? {
@@ -179,7 +186,7 @@ impl Executor<'_> {
             }
             Step::BindRootfs { rootfs } => {
                 let r = rootfs.as_c();
-                sys::mount(Some(r), r, None, (libc::MS_BIND | libc::MS_REC) as u64, None)?;
+                sys::mount(Some(r), r, None, libc::MS_BIND | libc::MS_REC, None)?;
                 self.rootfd = sys::openat(AT_FDCWD, r, PATH_CLOEXEC | libc::O_DIRECTORY, 0)?;
                 Ok(())
             }
@@ -202,13 +209,13 @@ impl Executor<'_> {
                 sys::pivot_root(c".", c".")?;
                 // The old root is now stacked under "."; detach it so the
                 // host's mounts are gone from the container.
-                sys::mount(None, c".", None, (libc::MS_SLAVE | libc::MS_REC) as u64, None)?;
+                sys::mount(None, c".", None, libc::MS_SLAVE | libc::MS_REC, None)?;
                 sys::umount2(c".", libc::MNT_DETACH)?;
                 sys::chdir(c"/")
             }
             Step::MoveRoot => {
                 sys::fchdir(self.rootfd)?;
-                sys::mount(Some(c"."), c"/", None, libc::MS_MOVE as u64, None)?;
+                sys::mount(Some(c"."), c"/", None, libc::MS_MOVE, None)?;
                 sys::chroot(c".")?;
                 sys::chdir(c"/")
             }
@@ -221,9 +228,7 @@ impl Executor<'_> {
                 }
                 Ok(())
             }
-            Step::Sysctl { path, value } => {
-                write_file(path.as_c(), value.as_c().to_bytes())
-            }
+            Step::Sysctl { path, value } => write_file(path.as_c(), value.as_c().to_bytes()),
             Step::MaskPath { path } => mask_path(path.as_c()),
             Step::ReadonlyPath { path } => readonly_path(path.as_c()),
             Step::ReadonlyRoot => {
@@ -232,7 +237,7 @@ impl Executor<'_> {
                     None,
                     c"/",
                     None,
-                    (libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY) as u64 | locked,
+                    (libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY) | locked,
                     None,
                 )
             }
@@ -290,9 +295,7 @@ impl Executor<'_> {
                 sys::umask(*mask);
                 Ok(())
             }
-            Step::NoNewPrivileges => {
-                sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).map(drop)
-            }
+            Step::NoNewPrivileges => sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).map(drop),
             Step::FindExecutable => {
                 let mut first_err = libc::ENOENT;
                 for (i, c) in a.plan.exec.candidates.iter().enumerate() {
@@ -309,7 +312,14 @@ impl Executor<'_> {
             }
             Step::CloseFds { preserve } => close_fds(*preserve),
             Step::AwaitStart => {
-                report(a.sync, Report { kind: Report::CREATED, ..Default::default() }, None);
+                report(
+                    a.sync,
+                    Report {
+                        kind: Report::CREATED,
+                        ..Default::default()
+                    },
+                    None,
+                );
                 let mut b = [0u8; 1];
                 match sys::read(a.fifo, &mut b)? {
                     1 => Ok(()),
@@ -354,7 +364,8 @@ impl Executor<'_> {
                     let dir = if i == 0 { self.rootfd } else { parent.0 };
                     let name = target.names[i].as_c();
                     if i == count - 1 && create == Create::File {
-                        let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+                        let flags =
+                            libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
                         drop(Fd(sys::openat(dir, name, flags, 0o644)?));
                     } else {
                         match sys::mkdirat(dir, name, 0o755) {
@@ -425,9 +436,12 @@ impl Executor<'_> {
         }
         // Later calls act on the new mount: resolve the path again so that
         // it leads onto the mount just made, not the directory beneath it.
-        for flags in [m.remount_flags, (m.propagation != 0).then_some(m.propagation)]
-            .into_iter()
-            .flatten()
+        for flags in [
+            m.remount_flags,
+            (m.propagation != 0).then_some(m.propagation),
+        ]
+        .into_iter()
+        .flatten()
         {
             let fd = Fd(self.resolve(&m.target, m.create)?);
             sys::mount(None, proc_fd_path(fd.0, &mut buf), None, flags, None)?;
@@ -443,13 +457,18 @@ impl Executor<'_> {
                 Some(host.as_c()),
                 proc_fd_path(fd.0, &mut buf),
                 None,
-                libc::MS_BIND as u64,
+                libc::MS_BIND,
                 None,
             );
         }
         let parent = self.resolve_parent(&d.target)?;
         let name = last(&d.target);
-        match sys::mknodat(parent.0, name, d.mode, libc::makedev(d.major as u32, d.minor as u32)) {
+        match sys::mknodat(
+            parent.0,
+            name,
+            d.mode,
+            libc::makedev(d.major as u32, d.minor as u32),
+        ) {
             Ok(()) => {}
             // Already there (a shared /dev or a second run): leave it.
             Err(libc::EEXIST) => return Ok(()),
@@ -479,15 +498,28 @@ fn write_file(path: &CStr, data: &[u8]) -> SysResult<()> {
 }
 
 fn loopback_up() -> SysResult<()> {
-    let sock = Fd(sys::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)?);
+    let sock = Fd(sys::socket(
+        libc::AF_INET,
+        libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+        0,
+    )?);
     // SAFETY: ifreq is plain data; zeroed is a valid empty request.
     let mut ifr: libc::ifreq = unsafe { core::mem::zeroed() };
     ifr.ifr_name[0] = b'l' as libc::c_char;
     ifr.ifr_name[1] = b'o' as libc::c_char;
-    sys::ioctl(sock.0, libc::SIOCGIFFLAGS, &mut ifr as *mut libc::ifreq as usize)?;
+    sys::ioctl(
+        sock.0,
+        libc::SIOCGIFFLAGS,
+        &mut ifr as *mut libc::ifreq as usize,
+    )?;
     // SAFETY: SIOCGIFFLAGS filled the `ifru_flags` member of the union.
     unsafe { ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
-    sys::ioctl(sock.0, libc::SIOCSIFFLAGS, &ifr as *const libc::ifreq as usize).map(drop)
+    sys::ioctl(
+        sock.0,
+        libc::SIOCSIFFLAGS,
+        &ifr as *const libc::ifreq as usize,
+    )
+    .map(drop)
 }
 
 /// Mount flags the kernel locks on a mount (and a remount must repeat).
@@ -496,9 +528,13 @@ fn locked_flags(path: &CStr) -> SysResult<u64> {
     let mut st: libc::statfs64 = unsafe { core::mem::zeroed() };
     sys::statfs(path, &mut st)?;
     // ST_* and MS_* share these bit values.
-    let keep = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_NOATIME
-        | libc::MS_NODIRATIME | libc::MS_RELATIME;
-    Ok(st.f_flags as u64 & keep as u64)
+    let keep = libc::MS_NOSUID
+        | libc::MS_NODEV
+        | libc::MS_NOEXEC
+        | libc::MS_NOATIME
+        | libc::MS_NODIRATIME
+        | libc::MS_RELATIME;
+    Ok(st.f_flags as u64 & keep)
 }
 
 fn mask_path(path: &CStr) -> SysResult<()> {
@@ -510,25 +546,30 @@ fn mask_path(path: &CStr) -> SysResult<()> {
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
     sys::fstat(fd.0, &mut st)?;
     if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-        return sys::mount(Some(c"tmpfs"), path, Some(c"tmpfs"), libc::MS_RDONLY as u64, None);
+        return sys::mount(Some(c"tmpfs"), path, Some(c"tmpfs"), libc::MS_RDONLY, None);
     }
     // Bind only the real null device, never whatever a crafted image put at
     // /dev/null.
-    let null = Fd(sys::openat(AT_FDCWD, c"/dev/null", PATH_CLOEXEC | libc::O_NOFOLLOW, 0)?);
+    let null = Fd(sys::openat(
+        AT_FDCWD,
+        c"/dev/null",
+        PATH_CLOEXEC | libc::O_NOFOLLOW,
+        0,
+    )?);
     sys::fstat(null.0, &mut st)?;
     if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(1, 3) {
         return Err(libc::ENODEV);
     }
-    sys::mount(Some(c"/dev/null"), path, None, libc::MS_BIND as u64, None)
+    sys::mount(Some(c"/dev/null"), path, None, libc::MS_BIND, None)
 }
 
 fn readonly_path(path: &CStr) -> SysResult<()> {
-    let bind = (libc::MS_BIND | libc::MS_REC) as u64;
+    let bind = libc::MS_BIND | libc::MS_REC;
     match sys::mount(Some(path), path, None, bind, None) {
         Err(libc::ENOENT) => return Ok(()),
         r => r?,
     }
-    let flags = (libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT | libc::MS_RDONLY) as u64;
+    let flags = libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT | libc::MS_RDONLY;
     sys::mount(None, path, None, flags | locked_flags(path)?, None)
 }
 
@@ -542,8 +583,16 @@ fn console(sync: c_int, size: Option<(u16, u16)>) -> SysResult<()> {
     let unlock: c_int = 0;
     sys::ioctl(master.0, libc::TIOCSPTLCK, &unlock as *const c_int as usize)?;
     let mut n: libc::c_uint = 0;
-    sys::ioctl(master.0, libc::TIOCGPTN, &mut n as *mut libc::c_uint as usize)?;
-    let slave = sys::ioctl(master.0, libc::TIOCGPTPEER, (libc::O_RDWR | libc::O_NOCTTY) as usize)? as c_int;
+    sys::ioctl(
+        master.0,
+        libc::TIOCGPTN,
+        &mut n as *mut libc::c_uint as usize,
+    )?;
+    let slave = sys::ioctl(
+        master.0,
+        libc::TIOCGPTPEER,
+        (libc::O_RDWR | libc::O_NOCTTY) as usize,
+    )? as c_int;
     let slave = Fd(slave);
     if let Some((rows, cols)) = size {
         let ws = libc::winsize {
@@ -552,7 +601,11 @@ fn console(sync: c_int, size: Option<(u16, u16)>) -> SysResult<()> {
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
-        sys::ioctl(slave.0, libc::TIOCSWINSZ, &ws as *const libc::winsize as usize)?;
+        sys::ioctl(
+            slave.0,
+            libc::TIOCSWINSZ,
+            &ws as *const libc::winsize as usize,
+        )?;
     }
     // /dev/console is the container's terminal, as on a real machine.
     let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
@@ -563,8 +616,15 @@ fn console(sync: c_int, size: Option<(u16, u16)>) -> SysResult<()> {
     }
     let mut buf = [0u8; 32];
     let pts = proc_path(b"/dev/pts/", n, &mut buf);
-    sys::mount(Some(pts), c"/dev/console", None, libc::MS_BIND as u64, None)?;
-    report(sync, Report { kind: Report::CONSOLE, ..Default::default() }, Some(master.0));
+    sys::mount(Some(pts), c"/dev/console", None, libc::MS_BIND, None)?;
+    report(
+        sync,
+        Report {
+            kind: Report::CONSOLE,
+            ..Default::default()
+        },
+        Some(master.0),
+    );
     drop(master);
     sys::ioctl(slave.0, libc::TIOCSCTTY, 0)?;
     for target in 0..3 {

@@ -211,7 +211,10 @@ extern "C" fn child_entry(arg: *mut libc::c_void) -> ! {
 /// Makes `cmd` run inside the namespaces behind `fds` (each with its
 /// `CLONE_NEW*` type), entered in the forked child just before `execve`.
 /// Used for hooks that the OCI spec runs "in the container namespace".
-pub(crate) fn enter_namespaces(cmd: &mut tokio::process::Command, fds: Vec<(OwnedFd, libc::c_int)>) {
+pub(crate) fn enter_namespaces(
+    cmd: &mut tokio::process::Command,
+    fds: Vec<(OwnedFd, libc::c_int)>,
+) {
     // SAFETY: the closure runs between fork and exec in the child; it only
     // makes raw setns calls (no allocation: `from_raw_os_error` builds an
     // inline value) on descriptors it owns.
@@ -239,8 +242,14 @@ pub(crate) fn recv_report(sock: &OwnedFd) -> io::Result<Option<(Report, Option<O
     let mut buf = [0u8; Report::SIZE];
     let mut iov = [io::IoSliceMut::new(&mut buf)];
     let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
-        .map_err(io::Error::from)?;
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(io::Error::from)?;
+    let n = msg.bytes;
     let mut passed = None;
     for c in msg.cmsgs().map_err(io::Error::from)? {
         if let ControlMessageOwned::ScmRights(fds) = c {
@@ -252,8 +261,6 @@ pub(crate) fn recv_report(sock: &OwnedFd) -> io::Result<Option<(Report, Option<O
             }
         }
     }
-    let n = msg.bytes;
-    drop(iov);
     if n == 0 {
         return Ok(None);
     }

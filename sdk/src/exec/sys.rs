@@ -204,7 +204,13 @@ pub(crate) fn symlinkat(target: &CStr, dirfd: c_int, link: &CStr) -> SysResult<(
     sys!(libc::SYS_symlinkat, target.as_ptr(), dirfd, link.as_ptr()).map(drop)
 }
 
-pub(crate) fn fchownat(dirfd: c_int, path: &CStr, uid: u32, gid: u32, flags: c_int) -> SysResult<()> {
+pub(crate) fn fchownat(
+    dirfd: c_int,
+    path: &CStr,
+    uid: u32,
+    gid: u32,
+    flags: c_int,
+) -> SysResult<()> {
     sys!(libc::SYS_fchownat, dirfd, path.as_ptr(), uid, gid, flags).map(drop)
 }
 
@@ -314,12 +320,7 @@ pub(crate) fn capset(data: &[CapData; 2]) -> SysResult<()> {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,
     };
-    sys!(
-        libc::SYS_capset,
-        &hdr as *const CapHeader,
-        data.as_ptr()
-    )
-    .map(drop)
+    sys!(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()).map(drop)
 }
 
 /// The kernel's `struct sigaction` for `rt_sigaction` (not libc's).
@@ -361,7 +362,11 @@ pub(crate) fn set_sigmask(mask: u64) -> SysResult<()> {
     .map(drop)
 }
 
-pub(crate) fn execve(path: &CStr, argv: *const *const libc::c_char, envp: *const *const libc::c_char) -> Errno {
+pub(crate) fn execve(
+    path: &CStr,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+) -> Errno {
     match sys!(libc::SYS_execve, path.as_ptr(), argv, envp) {
         Ok(_) => 0,
         Err(e) => e,

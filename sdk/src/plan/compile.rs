@@ -4,7 +4,9 @@
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Component, Path, PathBuf};
 
-use oci_spec::runtime::{LinuxDeviceType, LinuxIdMapping, LinuxNamespaceType, PosixRlimitType, Spec};
+use oci_spec::runtime::{
+    LinuxDeviceType, LinuxIdMapping, LinuxNamespaceType, PosixRlimitType, Spec,
+};
 
 use super::mounts::{self, REMOUNT_ONLY};
 use super::{CPath, Create, DeviceStep, Exec, InRoot, Join, MountStep, Namespace, Plan, Step};
@@ -91,10 +93,7 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
         // A pid namespace is entered by the cloning thread (setns only
         // affects children), not by the child itself.
         if join.ns != Namespace::Pid {
-            steps.push(Step::JoinNamespace {
-                index,
-                ns: join.ns,
-            });
+            steps.push(Step::JoinNamespace { index, ns: join.ns });
         }
     }
     if is_new(Namespace::User) {
@@ -176,7 +175,12 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
             path: container_path(p, &format!("linux.readonlyPaths[{i}]"))?,
         });
     }
-    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
         steps.push(Step::ReadonlyRoot);
     }
     if let Some(name) = spec.hostname() {
@@ -316,9 +320,8 @@ fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         .as_ref()
         .ok_or_else(|| Error::invalid("root", "missing"))?;
     let path = bundle.join(root.path());
-    let meta = std::fs::metadata(&path).map_err(|e| {
-        Error::invalid("root.path", format!("{}: {e}", path.display()))
-    })?;
+    let meta = std::fs::metadata(&path)
+        .map_err(|e| Error::invalid("root.path", format!("{}: {e}", path.display())))?;
     if !meta.is_dir() {
         return Err(Error::invalid(
             "root.path",
@@ -329,10 +332,16 @@ fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         .map_err(|e| Error::invalid("root.path", format!("{}: {e}", path.display())))
 }
 
-fn id_maps(linux: &oci_spec::runtime::Linux, new_userns: bool) -> Result<(Option<String>, Option<String>)> {
+fn id_maps(
+    linux: &oci_spec::runtime::Linux,
+    new_userns: bool,
+) -> Result<(Option<String>, Option<String>)> {
     fn render(maps: &[LinuxIdMapping], field: &str) -> Result<String> {
         if maps.is_empty() {
-            return Err(Error::invalid(field, "empty: a new user namespace needs a mapping"));
+            return Err(Error::invalid(
+                field,
+                "empty: a new user namespace needs a mapping",
+            ));
         }
         let mut ranges: Vec<(u64, u64)> = Vec::new();
         let mut out = String::new();
@@ -343,10 +352,16 @@ fn id_maps(linux: &oci_spec::runtime::Linux, new_userns: bool) -> Result<(Option
             }
             let (c, h, n) = (m.container_id() as u64, m.host_id() as u64, m.size() as u64);
             if c + n > 1 << 32 || h + n > 1 << 32 {
-                return Err(Error::invalid(f, "range goes past the last id (4294967295)"));
+                return Err(Error::invalid(
+                    f,
+                    "range goes past the last id (4294967295)",
+                ));
             }
             if ranges.iter().any(|&(s, l)| c < s + l && s < c + n) {
-                return Err(Error::invalid(f, "container ids overlap an earlier mapping"));
+                return Err(Error::invalid(
+                    f,
+                    "container ids overlap an earlier mapping",
+                ));
             }
             ranges.push((c, n));
             out.push_str(&format!("{c} {h} {n}\n"));
@@ -412,15 +427,15 @@ fn sysctl(key: &str, value: &str, has: &dyn Fn(Namespace) -> bool) -> Result<Ste
 /// Returns (propagation of `/` before the mounts, propagation after
 /// `pivot_root` if it must differ).
 fn propagation(p: &Option<String>) -> Result<(u64, Option<u64>)> {
-    let rec = libc::MS_REC as u64;
-    let slave = libc::MS_SLAVE as u64 | rec;
-    let private = libc::MS_PRIVATE as u64 | rec;
+    let rec = libc::MS_REC;
+    let slave = libc::MS_SLAVE | rec;
+    let private = libc::MS_PRIVATE | rec;
     Ok(match p.as_deref() {
         None | Some("") | Some("slave") | Some("rslave") => (slave, None),
         Some("private") | Some("rprivate") => (private, None),
-        Some("unbindable") | Some("runbindable") => (libc::MS_UNBINDABLE as u64 | rec, None),
+        Some("unbindable") | Some("runbindable") => (libc::MS_UNBINDABLE | rec, None),
         // pivot_root refuses a shared parent: share only once inside.
-        Some("shared") | Some("rshared") => (private, Some(libc::MS_SHARED as u64 | rec)),
+        Some("shared") | Some("rshared") => (private, Some(libc::MS_SHARED | rec)),
         Some(other) => {
             return Err(Error::invalid(
                 "linux.rootfsPropagation",
@@ -494,7 +509,12 @@ fn container_path(p: &str, field: &str) -> Result<CPath> {
 /// directories behind a symlink. Absolute symlinks are followed inside the
 /// rootfs, as the container itself follows them (`/var/run -> /run`).
 fn resolve_in_rootfs(rootfs: &Path, dest: &Path, field: &str) -> Result<PathBuf> {
-    let comps = |p: &Path| -> Vec<PathBuf> { p.components().rev().map(|c| PathBuf::from(c.as_os_str())).collect() };
+    let comps = |p: &Path| -> Vec<PathBuf> {
+        p.components()
+            .rev()
+            .map(|c| PathBuf::from(c.as_os_str()))
+            .collect()
+    };
     let mut todo = comps(dest);
     let mut at = PathBuf::from("/");
     let mut links = 0;
@@ -506,7 +526,10 @@ fn resolve_in_rootfs(rootfs: &Path, dest: &Path, field: &str) -> Result<PathBuf>
                 if !at.pop() {
                     return Err(Error::invalid(
                         field,
-                        format!("{} leads out of the rootfs through a symlink", dest.display()),
+                        format!(
+                            "{} leads out of the rootfs through a symlink",
+                            dest.display()
+                        ),
                     ));
                 }
                 continue;
@@ -527,7 +550,10 @@ fn resolve_in_rootfs(rootfs: &Path, dest: &Path, field: &str) -> Result<PathBuf>
             Ok(m) if m.file_type().is_symlink() => {
                 links += 1;
                 if links > 40 {
-                    return Err(Error::invalid(field, format!("{}: too many symlinks", dest.display())));
+                    return Err(Error::invalid(
+                        field,
+                        format!("{}: too many symlinks", dest.display()),
+                    ));
                 }
                 let target = std::fs::read_link(&p)
                     .map_err(|e| Error::invalid(field, format!("{}: {e}", p.display())))?;
@@ -576,25 +602,34 @@ fn mount_steps(
         let source = bundle.join(source);
         let meta = std::fs::metadata(&source)
             .map_err(|e| Error::invalid(field("source"), format!("{}: {e}", source.display())))?;
-        let flags = libc::MS_BIND as u64 | if opts.recursive { libc::MS_REC as u64 } else { 0 };
+        let flags = libc::MS_BIND | if opts.recursive { libc::MS_REC } else { 0 };
         let remount = opts.flags & REMOUNT_ONLY;
         let is_dev = target.path == Path::new("/dev");
         steps.push(Step::Mount(MountStep {
-            source: Some(cpath(source.as_os_str().as_encoded_bytes(), &field("source"))?),
+            source: Some(cpath(
+                source.as_os_str().as_encoded_bytes(),
+                &field("source"),
+            )?),
             target,
             fstype: None,
             flags,
             data: None,
-            remount_flags: (remount != 0)
-                .then_some(libc::MS_REMOUNT as u64 | libc::MS_BIND as u64 | opts.flags),
+            remount_flags: (remount != 0).then_some(libc::MS_REMOUNT | libc::MS_BIND | opts.flags),
             propagation: opts.propagation,
-            create: if meta.is_dir() { Create::Dir } else { Create::File },
+            create: if meta.is_dir() {
+                Create::Dir
+            } else {
+                Create::File
+            },
         }));
         return Ok(is_dev);
     }
 
     if fstype.is_empty() {
-        return Err(Error::invalid(field("type"), "missing (and not a bind mount)"));
+        return Err(Error::invalid(
+            field("type"),
+            "missing (and not a bind mount)",
+        ));
     }
     let source = m
         .source()
@@ -652,7 +687,7 @@ fn cgroup_steps(
             return Ok(());
         }
     }
-    let tmpfs_flags = (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as u64;
+    let tmpfs_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     steps.push(Step::Mount(MountStep {
         source: CPath::new("tmpfs"),
         target: target.clone(),
@@ -678,10 +713,10 @@ fn cgroup_steps(
             create: Create::Dir,
         }));
     }
-    if flags & libc::MS_RDONLY as u64 != 0 {
+    if flags & libc::MS_RDONLY != 0 {
         steps.push(Step::Remount {
             target,
-            flags: libc::MS_REMOUNT as u64 | tmpfs_flags | libc::MS_RDONLY as u64,
+            flags: libc::MS_REMOUNT | tmpfs_flags | libc::MS_RDONLY,
         });
     }
     Ok(())
@@ -740,7 +775,15 @@ fn device_steps(
             continue;
         }
         let target = in_root(Path::new(path), "linux.devices")?;
-        steps.push(device(target, libc::S_IFCHR | 0o666, major, minor, (0, 0), in_userns, "linux.devices")?);
+        steps.push(device(
+            target,
+            libc::S_IFCHR | 0o666,
+            major,
+            minor,
+            (0, 0),
+            in_userns,
+            "linux.devices",
+        )?);
     }
     let links = [
         ("/proc/self/fd", "/dev/fd"),
@@ -808,7 +851,7 @@ fn rlimit_steps(rlimits: &[oci_spec::runtime::PosixRlimit], steps: &mut Vec<Step
 
 fn rlimit_number(t: PosixRlimitType) -> u32 {
     use PosixRlimitType::*;
-    (match t {
+    match t {
         RlimitCpu => libc::RLIMIT_CPU,
         RlimitFsize => libc::RLIMIT_FSIZE,
         RlimitData => libc::RLIMIT_DATA,
@@ -825,7 +868,7 @@ fn rlimit_number(t: PosixRlimitType) -> u32 {
         RlimitNice => libc::RLIMIT_NICE,
         RlimitRtprio => libc::RLIMIT_RTPRIO,
         RlimitRttime => libc::RLIMIT_RTTIME,
-    }) as u32
+    }
 }
 
 fn exec(process: &oci_spec::runtime::Process) -> Result<Exec> {
@@ -863,7 +906,12 @@ fn exec(process: &oci_spec::runtime::Process) -> Result<Exec> {
             .unwrap_or(DEFAULT_PATH);
         path.split(':')
             .filter(|d| !d.is_empty())
-            .map(|d| cpath(format!("{}/{arg0}", d.trim_end_matches('/')), "process.env.PATH"))
+            .map(|d| {
+                cpath(
+                    format!("{}/{arg0}", d.trim_end_matches('/')),
+                    "process.env.PATH",
+                )
+            })
             .collect::<Result<Vec<_>>>()?
     };
     Ok(Exec {
@@ -879,7 +927,10 @@ mod tests {
 
     #[test]
     fn clean_absolute_refuses_relative_and_escaping_paths() {
-        assert_eq!(clean_absolute(Path::new("/a/./b/../c"), "f").unwrap(), Path::new("/a/c"));
+        assert_eq!(
+            clean_absolute(Path::new("/a/./b/../c"), "f").unwrap(),
+            Path::new("/a/c")
+        );
         assert!(clean_absolute(Path::new("a/b"), "f").is_err());
         let e = clean_absolute(Path::new("/../etc"), "mounts[0].destination").unwrap_err();
         assert!(e.to_string().contains("mounts[0].destination"), "{e}");

@@ -95,9 +95,9 @@ pub fn mount_flag_names(flags: u64) -> String {
     let mut rest = flags;
     let mut out: Vec<String> = Vec::new();
     for (bit, name) in NAMES {
-        if rest & bit as u64 != 0 {
+        if rest & bit != 0 {
             out.push(name.into());
-            rest &= !(bit as u64);
+            rest &= !bit;
         }
     }
     if rest != 0 {
@@ -523,9 +523,10 @@ impl Plan {
             Step::ReadonlyRoot => ("remount root read-only".into(), Some("/".into())),
             Step::Hostname { .. } => ("set hostname".into(), None),
             Step::Domainname { .. } => ("set domainname".into(), None),
-            Step::OomScoreAdj { .. } => {
-                ("write oom_score_adj".into(), Some("/proc/self/oom_score_adj".into()))
-            }
+            Step::OomScoreAdj { .. } => (
+                "write oom_score_adj".into(),
+                Some("/proc/self/oom_score_adj".into()),
+            ),
             Step::Rlimit { resource, .. } => (format!("set rlimit {resource}"), None),
             Step::DropBoundingCaps { .. } => ("drop bounding capabilities".into(), None),
             Step::KeepCaps => ("keep capabilities".into(), None),
@@ -537,16 +538,10 @@ impl Plan {
             Step::Chdir { cwd } => ("chdir to process.cwd".into(), p(cwd)),
             Step::Umask { .. } => ("umask".into(), None),
             Step::NoNewPrivileges => ("set no_new_privs".into(), None),
-            Step::FindExecutable => (
-                "find executable".into(),
-                self.exec.argv.first().and_then(p),
-            ),
+            Step::FindExecutable => ("find executable".into(), self.exec.argv.first().and_then(p)),
             Step::CloseFds { .. } => ("close inherited descriptors".into(), None),
             Step::AwaitStart => ("wait for start".into(), None),
-            Step::Exec => (
-                "execve".into(),
-                self.exec.argv.first().and_then(p),
-            ),
+            Step::Exec => ("execve".into(), self.exec.argv.first().and_then(p)),
         }
     }
 }

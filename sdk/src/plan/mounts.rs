@@ -16,7 +16,7 @@ pub(crate) struct MountOptions {
     pub data: Vec<String>,
 }
 
-const MS: fn(libc::c_ulong) -> u64 = |f| f as u64;
+const MS: fn(libc::c_ulong) -> u64 = |f| f;
 
 /// Parses `options`. `Err` carries the first option berth refuses.
 pub(crate) fn parse(options: &[String]) -> Result<MountOptions, String> {
@@ -80,7 +80,9 @@ pub(crate) fn parse(options: &[String]) -> Result<MountOptions, String> {
                 return Err(format!("option {opt:?} is not supported by berth yet"))
             }
             "idmap" | "ridmap" => {
-                return Err(format!("option {opt:?} (id-mapped mounts) is not supported by berth yet"))
+                return Err(format!(
+                    "option {opt:?} (id-mapped mounts) is not supported by berth yet"
+                ))
             }
             "remount" => return Err("option \"remount\" makes no sense in a spec".into()),
             "" => return Err("empty option".into()),
@@ -92,7 +94,7 @@ pub(crate) fn parse(options: &[String]) -> Result<MountOptions, String> {
 }
 
 /// Flags a bind mount can change only by a remount.
-pub(crate) const REMOUNT_ONLY: u64 = (libc::MS_RDONLY
+pub(crate) const REMOUNT_ONLY: u64 = libc::MS_RDONLY
     | libc::MS_NOSUID
     | libc::MS_NODEV
     | libc::MS_NOEXEC
@@ -100,7 +102,7 @@ pub(crate) const REMOUNT_ONLY: u64 = (libc::MS_RDONLY
     | libc::MS_NODIRATIME
     | libc::MS_RELATIME
     | libc::MS_STRICTATIME
-    | libc::MS_NOSYMFOLLOW) as u64;
+    | libc::MS_NOSYMFOLLOW;
 
 #[cfg(test)]
 mod tests {

@@ -7,9 +7,9 @@
 use std::path::Path;
 
 use oci_spec::runtime::{
-    get_rootless_mounts, Capability, HookBuilder, HooksBuilder, Linux, LinuxDeviceBuilder, LinuxDeviceType,
-    LinuxNamespaceBuilder, LinuxNamespaceType, MountBuilder, PosixRlimitBuilder, PosixRlimitType, Root, Spec,
-    UserBuilder,
+    get_rootless_mounts, Capability, HookBuilder, HooksBuilder, Linux, LinuxDeviceBuilder,
+    LinuxDeviceType, LinuxNamespaceBuilder, LinuxNamespaceType, MountBuilder, PosixRlimitBuilder,
+    PosixRlimitType, Root, Spec, UserBuilder,
 };
 
 use super::{compile, Options};
@@ -62,8 +62,18 @@ fn maximal_spec() {
             .unwrap(),
     );
     p.set_rlimits(Some(vec![
-        PosixRlimitBuilder::default().typ(PosixRlimitType::RlimitNofile).soft(4096u64).hard(8192u64).build().unwrap(),
-        PosixRlimitBuilder::default().typ(PosixRlimitType::RlimitCore).soft(0u64).hard(0u64).build().unwrap(),
+        PosixRlimitBuilder::default()
+            .typ(PosixRlimitType::RlimitNofile)
+            .soft(4096u64)
+            .hard(8192u64)
+            .build()
+            .unwrap(),
+        PosixRlimitBuilder::default()
+            .typ(PosixRlimitType::RlimitCore)
+            .soft(0u64)
+            .hard(0u64)
+            .build()
+            .unwrap(),
     ]));
     let mut caps = p.capabilities().clone().unwrap();
     caps.set_ambient(Some([Capability::NetBindService].into()));
@@ -74,7 +84,13 @@ fn maximal_spec() {
         MountBuilder::default()
             .destination("/etc/resolv.conf")
             .source("/dev/null")
-            .options(vec!["bind".into(), "ro".into(), "nosuid".into(), "nodev".into(), "rprivate".into()])
+            .options(vec![
+                "bind".into(),
+                "ro".into(),
+                "nosuid".into(),
+                "nodev".into(),
+                "rprivate".into(),
+            ])
             .build()
             .unwrap(),
     );
@@ -119,7 +135,10 @@ fn maximal_spec() {
     spec.set_linux(Some(linux));
     spec.set_hooks(Some(
         HooksBuilder::default()
-            .create_runtime(vec![HookBuilder::default().path("/usr/bin/true").build().unwrap()])
+            .create_runtime(vec![HookBuilder::default()
+                .path("/usr/bin/true")
+                .build()
+                .unwrap()])
             .build()
             .unwrap(),
     ));
@@ -132,62 +151,149 @@ fn maximal_spec() {
 
 #[test]
 fn error_messages() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Spec)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut Spec)>;
+    let cases: Vec<(&str, Mutation)> = vec![
         ("no process", Box::new(|s| s.set_process(None).pipe())),
-        ("empty args", Box::new(|s| s.process_mut().as_mut().unwrap().set_args(Some(vec![])).pipe())),
-        ("relative cwd", Box::new(|s| s.process_mut().as_mut().unwrap().set_cwd("srv".into()).pipe())),
-        ("missing rootfs", Box::new(|s| {
-            let mut r = s.root().clone().unwrap();
-            r.set_path("/nonexistent".into());
-            s.set_root(Some(r));
-        })),
-        ("relative mount", Box::new(|s| push_mount(s, "run", Some("tmpfs"), None, &[]))),
-        ("escaping mount", Box::new(|s| push_mount(s, "/a/../../b", Some("tmpfs"), None, &[]))),
-        ("unknown fs type", Box::new(|s| push_mount(s, "/run", Some("nosuchfs"), None, &[]))),
-        ("bind without source", Box::new(|s| push_mount(s, "/run", None, None, &["bind"]))),
-        ("idmap option", Box::new(|s| push_mount(s, "/run", None, Some("/tmp"), &["bind", "idmap"]))),
-        ("hostname without uts", Box::new(|s| {
-            let mut l = s.linux().clone().unwrap();
-            let mut ns = l.namespaces().clone().unwrap();
-            ns.retain(|n| n.typ() != LinuxNamespaceType::Uts);
-            l.set_namespaces(Some(ns));
-            s.set_linux(Some(l));
-        })),
-        ("host sysctl", Box::new(|s| {
-            let mut l = s.linux().clone().unwrap();
-            l.set_sysctl(Some([("vm.swappiness".to_string(), "1".to_string())].into()));
-            s.set_linux(Some(l));
-        })),
-        ("duplicate rlimit", Box::new(|s| {
-            let r = PosixRlimitBuilder::default().typ(PosixRlimitType::RlimitNofile).soft(1u64).hard(2u64).build().unwrap();
-            s.process_mut().as_mut().unwrap().set_rlimits(Some(vec![r, r]));
-        })),
-        ("soft above hard", Box::new(|s| {
-            let r = PosixRlimitBuilder::default().typ(PosixRlimitType::RlimitNofile).soft(3u64).hard(2u64).build().unwrap();
-            s.process_mut().as_mut().unwrap().set_rlimits(Some(vec![r]));
-        })),
-        ("uid map without userns", Box::new(|s| {
-            let mut l = s.linux().clone().unwrap();
-            l.set_uid_mappings(Some(vec![Default::default()]));
-            s.set_linux(Some(l));
-        })),
-        ("device of type a", Box::new(|s| {
-            let mut l = s.linux().clone().unwrap();
-            l.set_devices(Some(vec![LinuxDeviceBuilder::default().path("/dev/x").typ(LinuxDeviceType::A).build().unwrap()]));
-            s.set_linux(Some(l));
-        })),
-        ("bad propagation", Box::new(|s| {
-            let mut l = s.linux().clone().unwrap();
-            l.set_rootfs_propagation(Some("sideways".into()));
-            s.set_linux(Some(l));
-        })),
-        ("env without =", Box::new(|s| s.process_mut().as_mut().unwrap().set_env(Some(vec!["JUSTANAME".into()])).pipe())),
+        (
+            "empty args",
+            Box::new(|s| {
+                s.process_mut()
+                    .as_mut()
+                    .unwrap()
+                    .set_args(Some(vec![]))
+                    .pipe()
+            }),
+        ),
+        (
+            "relative cwd",
+            Box::new(|s| {
+                s.process_mut()
+                    .as_mut()
+                    .unwrap()
+                    .set_cwd("srv".into())
+                    .pipe()
+            }),
+        ),
+        (
+            "missing rootfs",
+            Box::new(|s| {
+                let mut r = s.root().clone().unwrap();
+                r.set_path("/nonexistent".into());
+                s.set_root(Some(r));
+            }),
+        ),
+        (
+            "relative mount",
+            Box::new(|s| push_mount(s, "run", Some("tmpfs"), None, &[])),
+        ),
+        (
+            "escaping mount",
+            Box::new(|s| push_mount(s, "/a/../../b", Some("tmpfs"), None, &[])),
+        ),
+        (
+            "unknown fs type",
+            Box::new(|s| push_mount(s, "/run", Some("nosuchfs"), None, &[])),
+        ),
+        (
+            "bind without source",
+            Box::new(|s| push_mount(s, "/run", None, None, &["bind"])),
+        ),
+        (
+            "idmap option",
+            Box::new(|s| push_mount(s, "/run", None, Some("/tmp"), &["bind", "idmap"])),
+        ),
+        (
+            "hostname without uts",
+            Box::new(|s| {
+                let mut l = s.linux().clone().unwrap();
+                let mut ns = l.namespaces().clone().unwrap();
+                ns.retain(|n| n.typ() != LinuxNamespaceType::Uts);
+                l.set_namespaces(Some(ns));
+                s.set_linux(Some(l));
+            }),
+        ),
+        (
+            "host sysctl",
+            Box::new(|s| {
+                let mut l = s.linux().clone().unwrap();
+                l.set_sysctl(Some(
+                    [("vm.swappiness".to_string(), "1".to_string())].into(),
+                ));
+                s.set_linux(Some(l));
+            }),
+        ),
+        (
+            "duplicate rlimit",
+            Box::new(|s| {
+                let r = PosixRlimitBuilder::default()
+                    .typ(PosixRlimitType::RlimitNofile)
+                    .soft(1u64)
+                    .hard(2u64)
+                    .build()
+                    .unwrap();
+                s.process_mut()
+                    .as_mut()
+                    .unwrap()
+                    .set_rlimits(Some(vec![r, r]));
+            }),
+        ),
+        (
+            "soft above hard",
+            Box::new(|s| {
+                let r = PosixRlimitBuilder::default()
+                    .typ(PosixRlimitType::RlimitNofile)
+                    .soft(3u64)
+                    .hard(2u64)
+                    .build()
+                    .unwrap();
+                s.process_mut().as_mut().unwrap().set_rlimits(Some(vec![r]));
+            }),
+        ),
+        (
+            "uid map without userns",
+            Box::new(|s| {
+                let mut l = s.linux().clone().unwrap();
+                l.set_uid_mappings(Some(vec![Default::default()]));
+                s.set_linux(Some(l));
+            }),
+        ),
+        (
+            "device of type a",
+            Box::new(|s| {
+                let mut l = s.linux().clone().unwrap();
+                l.set_devices(Some(vec![LinuxDeviceBuilder::default()
+                    .path("/dev/x")
+                    .typ(LinuxDeviceType::A)
+                    .build()
+                    .unwrap()]));
+                s.set_linux(Some(l));
+            }),
+        ),
+        (
+            "bad propagation",
+            Box::new(|s| {
+                let mut l = s.linux().clone().unwrap();
+                l.set_rootfs_propagation(Some("sideways".into()));
+                s.set_linux(Some(l));
+            }),
+        ),
+        (
+            "env without =",
+            Box::new(|s| {
+                s.process_mut()
+                    .as_mut()
+                    .unwrap()
+                    .set_env(Some(vec!["JUSTANAME".into()]))
+                    .pipe()
+            }),
+        ),
     ];
     let mut out = String::new();
     for (name, mutate) in cases {
         let mut spec = base();
         mutate(&mut spec);
-        let err = compile(&spec, Path::new("/"), &Host::fixture(), &Options::default()).unwrap_err();
+        let err =
+            compile(&spec, Path::new("/"), &Host::fixture(), &Options::default()).unwrap_err();
         out.push_str(&format!("{name}: {err}\n"));
     }
     insta::assert_snapshot!(out);

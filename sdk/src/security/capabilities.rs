@@ -95,7 +95,10 @@ mod tests {
 
     #[test]
     fn mask_refuses_capabilities_beyond_the_kernel() {
-        assert_eq!(mask([&Capability::Chown, &Capability::Kill], 40), Ok(0b100001));
+        assert_eq!(
+            mask([&Capability::Chown, &Capability::Kill], 40),
+            Ok(0b100001)
+        );
         assert!(mask([&Capability::Bpf], 37).is_err());
     }
 }

@@ -13,7 +13,11 @@ use tokio::io::AsyncReadExt;
 /// A state root and cgroup parent of its own.
 pub fn config() -> Config {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let name = format!("berth-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+    let name = format!(
+        "berth-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
     Config {
         root: PathBuf::from("/run").join(&name),
         cgroup_parent: name,
@@ -43,7 +47,9 @@ impl Drop for TestRuntime {
             return;
         }
         assert!(left.is_empty(), "containers left behind: {left:?}");
-        let cgroups = berth_fixtures::leaks::Snapshot::take(&c.root, &c.cgroup_parent).unwrap().cgroups;
+        let cgroups = berth_fixtures::leaks::Snapshot::take(&c.root, &c.cgroup_parent)
+            .unwrap()
+            .cgroups;
         assert!(cgroups.is_empty(), "cgroups left behind: {cgroups:?}");
     }
 }
@@ -56,7 +62,11 @@ pub async fn runtime() -> TestRuntime {
 /// A fresh id, unique in this process and across parallel test binaries.
 pub fn id(name: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!("{name}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub fn rootfs() -> PathBuf {
@@ -108,7 +118,10 @@ pub async fn finish(ctr: Container) -> berth::Result<Output> {
     let mut out = ctr.take_stdout().unwrap();
     let mut err = ctr.take_stderr().unwrap();
     let (mut stdout, mut stderr) = (String::new(), String::new());
-    let (a, b) = tokio::join!(out.read_to_string(&mut stdout), err.read_to_string(&mut stderr));
+    let (a, b) = tokio::join!(
+        out.read_to_string(&mut stdout),
+        err.read_to_string(&mut stderr)
+    );
     a.unwrap();
     b.unwrap();
     let status = ctr.wait().await?;
@@ -127,4 +140,3 @@ pub async fn sh(rt: &Runtime, script: &str) -> String {
     assert!(out.status.success(), "{script:?} failed: {:?}", out);
     out.stdout
 }
-

@@ -1,0 +1,53 @@
+//! Prints where the time of one container lifecycle goes: create, start,
+//! wait and delete, as medians over many runs.
+
+use std::time::Instant;
+
+use berth::{CreateOptions, Stdio};
+use berth_benches::{bundle, cleanup, runtime, true_spec};
+
+#[tokio::main]
+async fn main() {
+    let rt = runtime().await;
+    let spec = true_spec();
+    let n = 200;
+    let mut phases: [Vec<f64>; 4] = Default::default();
+    for i in 0..n {
+        let opts = CreateOptions {
+            stdin: Stdio::Null,
+            stdout: Stdio::Null,
+            stderr: Stdio::Null,
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        let ctr = rt
+            .create_with(&format!("p{i}"), bundle(spec.clone()), opts)
+            .await
+            .unwrap();
+        let t1 = Instant::now();
+        ctr.start().await.unwrap();
+        let t2 = Instant::now();
+        ctr.wait().await.unwrap();
+        let t3 = Instant::now();
+        ctr.delete(false).await.unwrap();
+        let t4 = Instant::now();
+        for (k, (a, b)) in [(t0, t1), (t1, t2), (t2, t3), (t3, t4)]
+            .into_iter()
+            .enumerate()
+        {
+            phases[k].push((b - a).as_secs_f64() * 1e3);
+        }
+    }
+    for (name, mut v) in ["create", "start", "wait", "delete"]
+        .into_iter()
+        .zip(phases)
+    {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        println!(
+            "{name:7} median {:.3} ms  p90 {:.3} ms",
+            v[v.len() / 2],
+            v[v.len() * 9 / 10]
+        );
+    }
+    cleanup(&rt);
+}
