@@ -41,7 +41,7 @@ mod state;
 mod stdio;
 
 pub use bundle::Bundle;
-pub use container::{Container, CreateOptions};
+pub use container::{Container, CreateOptions, ExecOptions, ExecProcess};
 pub use error::{Error, Result};
 pub use nix::sys::signal::Signal;
 pub use oci_spec;

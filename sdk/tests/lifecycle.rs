@@ -696,3 +696,51 @@ async fn dropping_a_create_future_leaves_no_container() {
         "abandoned container {id} was left behind"
     );
 }
+
+#[tokio::test]
+async fn exec_joins_every_namespace_and_the_cgroup() {
+    let rt = runtime().await;
+    let ctr = create_piped(&rt, "exec", spec("sleep 100")).await.unwrap();
+    ctr.start().await.unwrap();
+    let mut process = spec("").process().clone().unwrap();
+    process.set_args(Some(vec![
+        "sh".into(),
+        "-c".into(),
+        "id -u; hostname; for n in pid net ipc uts mnt cgroup; do readlink /proc/self/ns/$n; done; echo $MARK".into(),
+    ]));
+    process.set_env(Some(vec!["PATH=/bin".into(), "MARK=exec'd".into()]));
+    process.set_user(UserBuilder::default().uid(1000u32).gid(1000u32).build().unwrap());
+    let opts = berth::ExecOptions {
+        stdout: berth::Stdio::Piped,
+        ..Default::default()
+    };
+    let p = ctr.exec(&process, opts).await.unwrap();
+    let mut out = p.take_stdout().unwrap();
+    let mut text = String::new();
+    out.read_to_string(&mut text).await.unwrap();
+    assert!(p.wait().await.unwrap().success(), "{text}");
+    let l: Vec<_> = text.lines().collect();
+    assert_eq!(l[0], "1000");
+    assert_eq!(l[1], "berth");
+    for (i, n) in ["pid", "net", "ipc", "uts", "mnt", "cgroup"].iter().enumerate() {
+        let theirs = std::fs::read_link(format!("/proc/{}/ns/{n}", ctr.pid())).unwrap();
+        assert_eq!(l[2 + i], theirs.to_str().unwrap(), "{n} namespace not joined");
+    }
+    assert_eq!(l[8], "exec'd");
+
+    // It runs in the container's cgroup.
+    process.set_args(Some(vec!["sleep".into(), "100".into()]));
+    let sleeper = ctr.exec(&process, Default::default()).await.unwrap();
+    let cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", sleeper.pid())).unwrap();
+    for line in cgroup.lines() {
+        assert!(line.ends_with(&format!("/{}", ctr.id())), "not in the container's cgroup: {cgroup}");
+    }
+    sleeper.kill(Signal::SIGKILL).unwrap();
+    assert_eq!(sleeper.wait().await.unwrap(), ExitStatus::Signaled(9));
+
+    // A missing program is an error of exec, not a silent exit.
+    process.set_args(Some(vec!["no-such-program".into()]));
+    let e = ctr.exec(&process, Default::default()).await.unwrap_err();
+    assert!(matches!(e, Error::Init { .. }), "{e}");
+    ctr.delete(true).await.unwrap();
+}

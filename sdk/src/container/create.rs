@@ -219,7 +219,7 @@ async fn build(
     let (child_stdio, ends) = stdio::prepare([opts.stdin, opts.stdout, opts.stderr])?;
     let fds = ChildFds {
         sync: child_sock,
-        fifo,
+        fifo: Some(fifo),
         joins,
         stdio: child_stdio,
     };
@@ -387,7 +387,7 @@ fn write_proc(pid: i32, file: &str, content: &str) -> Result<()> {
     std::fs::write(&path, content).map_err(|e| Error::io("write", path, e))
 }
 
-fn set_nonblocking(fd: &OwnedFd) -> Result<()> {
+pub(super) fn set_nonblocking(fd: &OwnedFd) -> Result<()> {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
     let flags = fcntl(fd.as_fd(), FcntlArg::F_GETFL).map_err(|e| Error::sys("fcntl", e))?;
     fcntl(

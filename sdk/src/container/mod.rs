@@ -2,11 +2,13 @@
 
 mod create;
 mod delete;
+mod exec;
 mod kill;
 mod start;
 mod wait;
 
 pub use create::CreateOptions;
+pub use exec::{ExecOptions, ExecProcess};
 pub(crate) use create::{create, validate_id};
 
 use std::collections::HashMap;

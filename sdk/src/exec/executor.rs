@@ -219,7 +219,7 @@ impl Executor<'_> {
                 sys::chroot(c".")?;
                 sys::chdir(c"/")
             }
-            Step::Console { size } => console(a.sync, *size),
+            Step::Console { size, bind_console } => console(a.sync, *size, *bind_console),
             Step::Stdio => {
                 for (target, &fd) in a.stdio.iter().enumerate() {
                     if fd >= 0 {
@@ -573,7 +573,7 @@ fn readonly_path(path: &CStr) -> SysResult<()> {
     sys::mount(None, path, None, flags | locked_flags(path)?, None)
 }
 
-fn console(sync: c_int, size: Option<(u16, u16)>) -> SysResult<()> {
+fn console(sync: c_int, size: Option<(u16, u16)>, bind_console: bool) -> SysResult<()> {
     let master = Fd(sys::openat(
         AT_FDCWD,
         c"/dev/ptmx",
@@ -607,16 +607,15 @@ fn console(sync: c_int, size: Option<(u16, u16)>) -> SysResult<()> {
             &ws as *const libc::winsize as usize,
         )?;
     }
-    // /dev/console is the container's terminal, as on a real machine.
-    let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
-    match sys::openat(AT_FDCWD, c"/dev/console", flags, 0o600) {
-        Ok(fd) => drop(Fd(fd)),
-        // A crafted /dev/console (a symlink) is refused.
-        Err(e) => return Err(e),
+    if bind_console {
+        // /dev/console is the container's terminal, as on a real machine.
+        let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+        // O_NOFOLLOW: a crafted /dev/console (a symlink) is refused.
+        drop(Fd(sys::openat(AT_FDCWD, c"/dev/console", flags, 0o600)?));
+        let mut buf = [0u8; 32];
+        let pts = proc_path(b"/dev/pts/", n, &mut buf);
+        sys::mount(Some(pts), c"/dev/console", None, libc::MS_BIND, None)?;
     }
-    let mut buf = [0u8; 32];
-    let pts = proc_path(b"/dev/pts/", n, &mut buf);
-    sys::mount(Some(pts), c"/dev/console", None, libc::MS_BIND, None)?;
     report(
         sync,
         Report {

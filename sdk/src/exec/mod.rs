@@ -67,8 +67,9 @@ impl Report {
 pub(crate) struct ChildFds {
     /// The child's end of the sync socket (close-on-exec).
     pub sync: OwnedFd,
-    /// The exec FIFO, opened read-write (close-on-exec).
-    pub fifo: OwnedFd,
+    /// The exec FIFO, opened read-write (close-on-exec); only for plans
+    /// that wait for `start`.
+    pub fifo: Option<OwnedFd>,
     /// `plan.joins` in order.
     pub joins: Vec<OwnedFd>,
     /// Descriptors for 0, 1 and 2; `None` leaves the inherited one.
@@ -138,7 +139,7 @@ pub(crate) fn spawn(
         argv: cstrs(&plan.exec.argv),
         envp: cstrs(&plan.exec.env),
         sync: fds.sync.as_raw_fd(),
-        fifo: fds.fifo.as_raw_fd(),
+        fifo: fds.fifo.as_ref().map_or(-1, AsRawFd::as_raw_fd),
         joins: fds.joins.iter().map(AsRawFd::as_raw_fd).collect(),
         stdio: [0, 1, 2].map(|i| fds.stdio[i].as_ref().map_or(-1, AsRawFd::as_raw_fd)),
         plan,
@@ -158,6 +159,12 @@ pub(crate) fn spawn(
     }
     let arg = &*args as *const ChildArgs as *mut libc::c_void;
     let result = {
+        // A child with memory of its own copies our "dumpable" flag: make
+        // it born non-dumpable, so that no process of a pid namespace it
+        // joins can open its /proc/<pid>/exe (the host binary) before it
+        // execs. Plans that join a pid namespace never share memory (the
+        // flag would be shared too, and restored under the child's feet).
+        let _nondumpable = (!args.plan.share_memory).then(NonDumpable::new);
         let _blocked = SignalsBlocked::new();
         // SAFETY: `child_entry` only makes raw system calls and reads
         // `args` and the plan, both kept alive by the returned
@@ -176,6 +183,23 @@ pub(crate) fn spawn(
             _stack: stack,
         },
     })
+}
+
+/// Clears this process's dumpable flag and restores it on drop.
+struct NonDumpable(usize);
+
+impl NonDumpable {
+    fn new() -> NonDumpable {
+        let was = sys::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0).unwrap_or(1);
+        let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        NonDumpable(was)
+    }
+}
+
+impl Drop for NonDumpable {
+    fn drop(&mut self) {
+        let _ = sys::prctl(libc::PR_SET_DUMPABLE, self.0, 0, 0, 0);
+    }
 }
 
 /// Points the calling thread's future children at another pid namespace and

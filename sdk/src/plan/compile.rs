@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::path::{Component, Path, PathBuf};
 
 use oci_spec::runtime::{
-    LinuxDeviceType, LinuxIdMapping, LinuxNamespaceType, PosixRlimitType, Spec,
+    LinuxDeviceType, LinuxIdMapping, LinuxNamespaceType, PosixRlimitType, Process, Spec,
 };
 
 use super::mounts::{self, REMOUNT_ONLY};
@@ -161,6 +161,7 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
             size: process
                 .console_size()
                 .map(|b| (b.height() as u16, b.width() as u16)),
+            bind_console: true,
         }
     } else {
         Step::Stdio
@@ -211,11 +212,40 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
             name: cpath(name.as_str(), "domainname")?,
         });
     }
-    rlimit_steps(process.rlimits().as_deref().unwrap_or_default(), &mut steps)?;
+    process_steps(process, host, &mut steps)?;
+    let exec = exec(process)?;
+    steps.push(Step::FindExecutable);
+    steps.push(Step::CloseFds {
+        preserve: opts.preserve_fds,
+    });
+    steps.push(Step::AwaitStart);
+    steps.push(Step::Exec);
 
-    // Identity and privileges, in the kernel's order: bounding set while
-    // still root, then the ids (keeping capabilities across setuid), then
-    // the remaining sets.
+    Ok(Plan {
+        // The kernel refuses to join a user namespace from a task that
+        // shares its mm; a pid namespace is joined at birth, and the child
+        // must then be non-dumpable on its own (see `exec::spawn`).
+        share_memory: !joins
+            .iter()
+            .any(|j| j.ns == Namespace::User || j.ns == Namespace::Pid),
+        new_namespaces: new_namespaces.into_iter().collect(),
+        joins,
+        uid_map,
+        gid_map,
+        rootfs,
+        terminal,
+        steps,
+        exec,
+    })
+}
+
+/// The process's own settings, common to the container's first process and
+/// to processes that join it later (`exec`): rlimits, then identity and
+/// privileges in the kernel's order — bounding set while still root, the
+/// ids (keeping capabilities across setuid), the cwd as the new user, the
+/// remaining capability sets, umask, no_new_privs.
+fn process_steps(process: &Process, host: &Host, steps: &mut Vec<Step>) -> Result<()> {
+    rlimit_steps(process.rlimits().as_deref().unwrap_or_default(), steps)?;
     let caps = process
         .capabilities()
         .as_ref()
@@ -270,21 +300,58 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
     if process.no_new_privileges().unwrap_or(false) {
         steps.push(Step::NoNewPrivileges);
     }
+    Ok(())
+}
+
+/// Compiles the plan of a process that joins a running container (`exec`):
+/// it enters every namespace in `joins` (the container's, as
+/// `/proc/<pid>/ns/*` paths), sets up its stdio or terminal and its own
+/// identity, and runs at once (no start barrier).
+///
+/// It never shares memory with the caller: the caller's memory flags (its
+/// "dumpable" bit) are then copied, not shared, so the joining process is
+/// born non-dumpable and the container cannot reach the host binary through
+/// `/proc/<pid>/exe` (CVE-2019-5736).
+pub fn compile_exec(process: &Process, joins: Vec<Join>, host: &Host, opts: &Options) -> Result<Plan> {
+    let terminal = process.terminal().unwrap_or(false);
+    let mut steps = vec![Step::ResetSignals, Step::AwaitParent];
+    let mut joins = joins;
+    joins.sort_by_key(|j| (j.ns != Namespace::User, j.ns == Namespace::Mount));
+    for (index, join) in joins.iter().enumerate() {
+        if join.ns != Namespace::Pid {
+            steps.push(Step::JoinNamespace { index, ns: join.ns });
+        }
+    }
+    if terminal {
+        steps.push(Step::SetSid);
+        steps.push(Step::Console {
+            size: process
+                .console_size()
+                .map(|b| (b.height() as u16, b.width() as u16)),
+            bind_console: false,
+        });
+    } else {
+        steps.push(Step::Stdio);
+    }
+    if let Some(adj) = process.oom_score_adj() {
+        steps.push(Step::OomScoreAdj {
+            value: cpath(adj.to_string(), "process.oomScoreAdj")?,
+        });
+    }
+    process_steps(process, host, &mut steps)?;
     let exec = exec(process)?;
     steps.push(Step::FindExecutable);
     steps.push(Step::CloseFds {
         preserve: opts.preserve_fds,
     });
-    steps.push(Step::AwaitStart);
     steps.push(Step::Exec);
-
     Ok(Plan {
-        share_memory: !joins.iter().any(|j| j.ns == Namespace::User),
-        new_namespaces: new_namespaces.into_iter().collect(),
+        new_namespaces: Vec::new(),
         joins,
-        uid_map,
-        gid_map,
-        rootfs,
+        share_memory: false,
+        uid_map: None,
+        gid_map: None,
+        rootfs: PathBuf::from("/"),
         terminal,
         steps,
         exec,

@@ -17,7 +17,7 @@ mod snapshots;
 
 pub use compile::Options;
 
-pub use compile::compile;
+pub use compile::{compile, compile_exec};
 
 use std::ffi::{CStr, CString};
 use std::fmt;
@@ -320,6 +320,9 @@ pub enum Step {
     Console {
         /// Initial window size (rows, columns), if the spec gives one.
         size: Option<(u16, u16)>,
+        /// Bind the terminal onto `/dev/console` (the container's first
+        /// process only: a joining process must not change its mounts).
+        bind_console: bool,
     },
     /// Put the prepared stdio descriptors on 0, 1 and 2.
     Stdio,
@@ -453,7 +456,8 @@ pub struct Plan {
     /// Namespaces joined by path.
     pub joins: Vec<Join>,
     /// `CLONE_VM`: the child shares memory with the parent until `execve`.
-    /// False only when joining a user namespace, which needs a private mm.
+    /// False when joining a user namespace (the kernel wants a private mm)
+    /// or a pid namespace (the child must be non-dumpable on its own).
     pub share_memory: bool,
     /// Contents of `/proc/<pid>/uid_map`, written by the parent.
     pub uid_map: Option<String>,
