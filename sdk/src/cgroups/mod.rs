@@ -10,6 +10,7 @@
 //! asynchronous delete, and `clone3(CLONE_INTO_CGROUP)` support.
 
 mod mountinfo;
+mod resources;
 
 use std::fs;
 use std::io;

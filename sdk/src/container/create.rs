@@ -203,6 +203,9 @@ async fn build(
         None => format!("{}/{id}", config.cgroup_parent),
     };
     let cgroup = partial.cgroup.insert(Cgroup::create(&cgroup_path)?);
+    if let Some(resources) = spec_linux.resources() {
+        cgroup.apply(resources)?;
+    }
     let cgroup_fd = cgroup.clone_into_fd()?;
 
     let mut joins = Vec::new();

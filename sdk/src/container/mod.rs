@@ -4,6 +4,7 @@ mod create;
 mod delete;
 mod exec;
 mod kill;
+mod pause;
 mod start;
 mod wait;
 

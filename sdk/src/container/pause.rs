@@ -1,0 +1,50 @@
+//! `pause`, `resume`, `update` and `pids`: the container's cgroup.
+
+use oci_spec::runtime::LinuxResources;
+
+use super::Container;
+use crate::cgroups::Cgroup;
+use crate::error::{Error, Result};
+use crate::state::Status;
+
+impl Container {
+    fn cgroup(&self) -> Result<Cgroup> {
+        Cgroup::open(&self.load()?.cgroup_path)
+    }
+
+    fn require_live(&self, op: &'static str) -> Result<()> {
+        let p = self.load()?;
+        let status = self.status_of(&p);
+        if status == Status::Stopped {
+            return Err(Error::InvalidState {
+                id: p.id,
+                status: status.to_string(),
+                op,
+            });
+        }
+        Ok(())
+    }
+
+    /// Freezes every process of the container (the cgroup freezer).
+    pub fn pause(&self) -> Result<()> {
+        self.require_live("pause")?;
+        self.cgroup()?.freeze()
+    }
+
+    /// Thaws a paused container.
+    pub fn resume(&self) -> Result<()> {
+        self.require_live("resume")?;
+        self.cgroup()?.thaw()
+    }
+
+    /// Changes the resource limits of a live container.
+    pub fn update(&self, resources: &LinuxResources) -> Result<()> {
+        self.require_live("update")?;
+        self.cgroup()?.apply(resources)
+    }
+
+    /// Pids (as the host sees them) of every process in the container.
+    pub fn pids(&self) -> Result<Vec<i32>> {
+        self.cgroup()?.pids()
+    }
+}
