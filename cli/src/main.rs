@@ -1,1 +1,36 @@
-fn main() {}
+//! `berth`: a runc-compatible command line over the berth SDK, so that
+//! containerd, podman and other callers of runc can drive berth.
+//!
+//! Commands, flags, exit codes and JSON shapes follow runc's, since callers
+//! parse them.
+
+mod cli;
+mod commands;
+mod log;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    let logger = log::Logger::new(&args.global);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            logger.error(&format!("starting the async runtime: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(commands::run(args)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            logger.error(&e.to_string());
+            ExitCode::FAILURE
+        }
+    }
+}

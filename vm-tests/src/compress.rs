@@ -80,10 +80,33 @@ pub fn decompress(kind: Compression, data: &[u8]) -> Result<Vec<u8>> {
                 .map_err(|e| Error::format(what(), e.to_string()))?;
         }
         Compression::Xz => {
-            // A single-stream decoder stops at the end of the first stream.
-            xz2::bufread::XzDecoder::new(data)
-                .read_to_end(&mut out)
+            // A single-stream decoder reports StreamEnd after the first stream's
+            // footer; whatever follows is left alone.
+            let mut stream = xz2::stream::Stream::new_stream_decoder(u64::MAX, 0)
                 .map_err(|e| Error::format(what(), e.to_string()))?;
+            loop {
+                if out.len() == out.capacity() {
+                    out.reserve(out.len().max(1 << 16));
+                }
+                let consumed = stream.total_in() as usize;
+                let input = data.get(consumed..).unwrap_or_default();
+                let before = (stream.total_in(), stream.total_out());
+                let action = if input.is_empty() {
+                    xz2::stream::Action::Finish
+                } else {
+                    xz2::stream::Action::Run
+                };
+                let status = stream
+                    .process_vec(input, &mut out, action)
+                    .map_err(|e| Error::format(what(), e.to_string()))?;
+                if status == xz2::stream::Status::StreamEnd {
+                    break;
+                }
+                let progressed = (stream.total_in(), stream.total_out()) != before;
+                if !progressed && out.len() < out.capacity() {
+                    return Err(Error::format(what(), "truncated xz stream"));
+                }
+            }
         }
         Compression::Zstd => {
             let mut dec = zstd::stream::read::Decoder::with_buffer(data)

@@ -16,7 +16,11 @@
 //!
 //! ¹ Debian builds 6.12 and later without `CONFIG_MEMCG_V1` and `CONFIG_CPUSETS_V1`:
 //! a v1 guest has no `memory` or `cpuset` hierarchy. Tests needing them are *not
-//! applicable* there, never failures (see [`not_applicable`]).
+//! applicable* there, never failures (see [`not_applicable`]). Beware: 6.12 still
+//! lists `memory` and `cpuset` as enabled in `/proc/cgroups` although mounting them
+//! as v1 hierarchies fails (7.3 no longer lists them), so a v1 guest init must go
+//! by whether each `mount -t cgroup -o <controller>` succeeds. 5.10 has no `misc`
+//! controller (added in 5.13) in either mode.
 //!
 //! A [`Cell`] is one (kernel, cgroup mode) pair; [`matrix`] enumerates them.
 //!
@@ -137,9 +141,7 @@ impl FromStr for KernelSeries {
             .into_iter()
             .find(|k| k.as_str() == s.trim())
             .ok_or_else(|| {
-                Error::NotFound(format!(
-                    "kernel series {s:?} (known: 5.10, 6.1, 6.12, 7.3)"
-                ))
+                Error::NotFound(format!("kernel series {s:?} (known: 5.10, 6.1, 6.12, 7.3)"))
             })
     }
 }
@@ -250,7 +252,10 @@ pub fn default_cache_dir() -> PathBuf {
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")));
+        .unwrap_or_else(|| {
+            let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+            manifest.parent().unwrap_or(manifest).join("target")
+        });
     target.join("vm-cache")
 }
 

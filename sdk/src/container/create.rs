@@ -101,9 +101,10 @@ impl Partial {
     async fn undo(mut self) {
         if let Some((pidfd, memory)) = self.child.take() {
             let _ = exec::sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL);
-            let _ = super::wait::reap(&pidfd).await;
-            // Only now, with the child gone, may its memory be freed.
-            drop(memory);
+            if super::wait::reap(&pidfd).await.is_ok() {
+                // Only now, with the child gone, may its memory be freed.
+                memory.release();
+            }
         }
         if let Some(cg) = self.cgroup.take() {
             if let Err(e) = cg.delete().await {
@@ -335,7 +336,7 @@ async fn build(
             launch: tokio::sync::Mutex::new(Some(Launch {
                 sync,
                 plan,
-                _memory: memory,
+                memory: Some(memory),
             })),
             stdio: Mutex::new(ends),
             pty: Mutex::new(pty),

@@ -56,7 +56,48 @@ struct Inner {
 struct Launch {
     sync: AsyncFd<OwnedFd>,
     plan: Arc<crate::plan::Plan>,
-    _memory: ChildMemory,
+    memory: Option<ChildMemory>,
+}
+
+impl Launch {
+    /// The child exec'd or died: its memory may go.
+    fn done(mut self) {
+        if let Some(m) = self.memory.take() {
+            m.release();
+        }
+    }
+}
+
+impl Drop for Launch {
+    /// Dropped before the child was seen to exec (the last handle went away
+    /// while the container waits for `start`): hand the memory to a task
+    /// that frees it once the sync socket reports the exec. Without a
+    /// runtime, or if the runtime stops first, the memory is leaked rather
+    /// than freed under the child.
+    fn drop(&mut self) {
+        let Some(memory) = self.memory.take() else {
+            return;
+        };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let fd = match self.sync.get_ref().try_clone() {
+            Ok(fd) => fd,
+            Err(_) => return,
+        };
+        handle.spawn(async move {
+            let Ok(sync) = crate::exec::register(fd) else {
+                return;
+            };
+            loop {
+                match create::recv(&sync).await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => return memory.release(),
+                    Err(_) => return,
+                }
+            }
+        });
+    }
 }
 
 impl Container {
@@ -116,6 +157,21 @@ impl Container {
             .take()
     }
 
+    /// The host path of the container's rootfs.
+    pub fn rootfs(&self) -> Result<PathBuf> {
+        Ok(self.load()?.rootfs)
+    }
+
+    /// The bundle directory it was created from.
+    pub fn bundle(&self) -> Result<PathBuf> {
+        Ok(self.load()?.bundle)
+    }
+
+    /// When it was created, in seconds since the epoch.
+    pub fn created(&self) -> Result<u64> {
+        Ok(self.load()?.created)
+    }
+
     /// The container's current status.
     pub fn status(&self) -> Result<Status> {
         let p = self.load()?;
@@ -143,7 +199,8 @@ impl Container {
         }
     }
 
-    fn spec(&self) -> Result<Spec> {
+    /// The spec the container was created from.
+    pub fn spec(&self) -> Result<Spec> {
         let path = self.inner.dir.join(state::SPEC_FILE);
         Spec::load(&path).map_err(|e| Error::State {
             id: self.inner.id.clone(),

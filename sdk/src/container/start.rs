@@ -64,7 +64,9 @@ impl Container {
                 }
             }
             // The child no longer uses our memory.
-            launch.take();
+            if let Some(l) = launch.take() {
+                l.done();
+            }
         }
         drop(launch);
 

@@ -65,7 +65,11 @@ impl Container {
                     (None, _) => self.recorded_exit()?,
                 };
                 // The child is gone: memory it shared with us is free.
-                inner.launch.lock().await.take();
+                if inner.is_parent {
+                    if let Some(l) = inner.launch.lock().await.take() {
+                        l.done();
+                    }
+                }
                 if let Ok(mut p) = Persisted::load(&inner.dir, &inner.id) {
                     p.status = Status::Stopped;
                     p.exit_status = Some(status);

@@ -88,11 +88,35 @@ struct ChildArgs {
     stdio: [RawFd; 3],
 }
 
-/// Memory a shared-memory child may still be using: keep it alive until the
-/// child has exec'd or exited (see [`Spawned::child_done`]).
+/// Memory a shared-memory child may still be using (its stack and the
+/// plan). It is freed only through [`ChildMemory::release`], once the child
+/// is known to have exec'd or died; dropped without that (a handle dropped
+/// while the container waits for `start`, or a process exiting with a
+/// created container), it is leaked on purpose: the child may still run on
+/// it, even after this process has exited, since it holds the address space.
 pub(crate) struct ChildMemory {
-    _args: Box<ChildArgs>,
-    _stack: Option<ChildStack>,
+    args: Option<Box<ChildArgs>>,
+    stack: Option<ChildStack>,
+}
+
+impl ChildMemory {
+    /// Frees the memory: the caller saw the child exec (EOF on the sync
+    /// socket) or reaped it.
+    pub(crate) fn release(mut self) {
+        self.args.take();
+        self.stack.take();
+    }
+}
+
+impl Drop for ChildMemory {
+    fn drop(&mut self) {
+        // A private (fork-like) child has its own copy: nothing to protect.
+        let shared = self.args.as_ref().is_some_and(|a| a.plan.share_memory);
+        if shared {
+            std::mem::forget(self.stack.take());
+            std::mem::forget(self.args.take());
+        }
+    }
 }
 
 impl std::fmt::Debug for ChildMemory {
@@ -179,8 +203,8 @@ pub(crate) fn spawn(
         pidfd,
         in_cgroup,
         memory: ChildMemory {
-            _args: args,
-            _stack: stack,
+            args: Some(args),
+            stack,
         },
     })
 }

@@ -1,0 +1,294 @@
+//! The command line, as runc spells it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// berth: run OCI containers (runc-compatible).
+#[derive(Debug, Parser)]
+#[command(name = "berth", about, disable_version_flag = true, arg_required_else_help = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// runc's global flags.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Root directory for container state.
+    #[arg(long, global = true, default_value = "/run/berth", env = "BERTH_ROOT")]
+    pub root: PathBuf,
+    /// Also write errors to this file.
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Format of the --log file.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Verbose logging (accepted for compatibility).
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Use systemd to manage cgroups (not supported: berth writes cgroupfs).
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+    /// Rootless mode: true, false or auto (accepted for compatibility).
+    #[arg(long = "rootless", id = "global_rootless")]
+    pub rootless: Option<String>,
+    /// Path to criu (accepted for compatibility; checkpointing is not
+    /// supported).
+    #[arg(long, global = true)]
+    pub criu: Option<PathBuf>,
+    /// Print the version.
+    #[arg(short = 'v', long = "version", global = false)]
+    pub version: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a container: set it up and leave it waiting for `start`.
+    Create(Create),
+    /// Start a created container.
+    Start(Id),
+    /// Create and start a container; without --detach, wait for it and exit
+    /// with its exit code.
+    Run(Run),
+    /// Print the state of a container as JSON.
+    State(Id),
+    /// List containers.
+    List(List),
+    /// Send a signal to a container's init (or, with --all, every process).
+    Kill(Kill),
+    /// Delete a container (with --force, kill it first).
+    Delete(Delete),
+    /// Run a process in a running container.
+    Exec(Exec),
+    /// List the processes of a container.
+    Ps(Ps),
+    /// Freeze every process of a container.
+    Pause(Id),
+    /// Thaw a paused container.
+    Resume(Id),
+    /// Change a running container's resource limits.
+    Update(Update),
+    /// Print a container's resource usage (with --stats once, else every
+    /// --interval).
+    Events(Events),
+    /// Print what this runtime supports (the OCI features document).
+    Features,
+    /// Write a starter config.json.
+    Spec(SpecCmd),
+    /// Print the version.
+    Version,
+}
+
+#[derive(Debug, Args)]
+pub struct Id {
+    /// The container id.
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateFlags {
+    /// The bundle directory (config.json and the rootfs).
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Unix socket to send the pseudo-terminal master to.
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Write the container's pid here.
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Use MS_MOVE + chroot instead of pivot_root.
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Do not create a session keyring (berth never does).
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Pass this many extra descriptors (3, 4, ...) to the container.
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct Create {
+    #[command(flatten)]
+    pub flags: CreateFlags,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Run {
+    #[command(flatten)]
+    pub flags: CreateFlags,
+    /// Return once started instead of waiting for the container.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep the container after it exits (do not delete it).
+    #[arg(long)]
+    pub keep: bool,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct List {
+    /// table or json.
+    #[arg(short, long, default_value = "table")]
+    pub format: String,
+    /// Print only the ids.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Kill {
+    /// Signal every process of the container.
+    #[arg(short, long)]
+    pub all: bool,
+    pub id: String,
+    /// Signal name or number (default SIGTERM).
+    #[arg(default_value = "SIGTERM")]
+    pub signal: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Delete {
+    /// Kill the container if it is running.
+    #[arg(short, long)]
+    pub force: bool,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Exec {
+    /// A process.json to run (instead of the command line).
+    #[arg(short, long)]
+    pub process: Option<PathBuf>,
+    /// Allocate a pseudo-terminal.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Unix socket to send the pseudo-terminal master to.
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Write the process's pid here.
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Return once the process started.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Working directory in the container.
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Extra environment (NAME=VALUE), repeatable.
+    #[arg(short, long)]
+    pub env: Vec<String>,
+    /// uid[:gid] to run as.
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Extra groups, repeatable.
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability (CAP_...), repeatable.
+    #[arg(short, long = "cap")]
+    pub caps: Vec<String>,
+    /// Set no_new_privs.
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// Pass this many extra descriptors (3, 4, ...) to the process.
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Accepted for compatibility.
+    #[arg(long)]
+    pub ignore_paused: bool,
+    /// Accepted for compatibility (the process goes in the container's
+    /// cgroup).
+    #[arg(long)]
+    pub cgroup: Option<String>,
+    /// Accepted for compatibility.
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// Accepted for compatibility.
+    #[arg(long)]
+    pub process_label: Option<String>,
+    pub id: String,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Ps {
+    /// table or json.
+    #[arg(short, long, default_value = "table")]
+    pub format: String,
+    pub id: String,
+    /// Arguments for ps(1) in table format (default -ef).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Update {
+    /// A JSON file of `linux.resources` ("-" for stdin).
+    #[arg(short, long)]
+    pub resources: Option<PathBuf>,
+    /// Memory limit in bytes.
+    #[arg(long)]
+    pub memory: Option<i64>,
+    /// Memory soft limit in bytes.
+    #[arg(long)]
+    pub memory_reservation: Option<i64>,
+    /// Memory + swap limit in bytes (-1: unlimited).
+    #[arg(long)]
+    pub memory_swap: Option<i64>,
+    /// CPU shares (relative weight).
+    #[arg(long)]
+    pub cpu_shares: Option<u64>,
+    /// CPU CFS period in microseconds.
+    #[arg(long)]
+    pub cpu_period: Option<u64>,
+    /// CPU CFS quota in microseconds.
+    #[arg(long)]
+    pub cpu_quota: Option<i64>,
+    /// CPUs to use (0-3, 0,1).
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes to use.
+    #[arg(long)]
+    pub cpuset_mems: Option<String>,
+    /// Maximum number of pids.
+    #[arg(long)]
+    pub pids_limit: Option<i64>,
+    /// Block IO weight (10-1000).
+    #[arg(long)]
+    pub blkio_weight: Option<u16>,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Events {
+    /// Print one sample and exit.
+    #[arg(long)]
+    pub stats: bool,
+    /// Sampling interval (e.g. 5s, 500ms).
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SpecCmd {
+    /// A spec for an unprivileged user (user namespace, no network
+    /// namespace).
+    #[arg(long)]
+    pub rootless: bool,
+    /// Where to write config.json.
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+}

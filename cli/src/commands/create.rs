@@ -1,0 +1,113 @@
+//! `create`, `start` and `run`.
+
+use berth::{Bundle, Container, CreateOptions, Stdio};
+use tokio::signal::unix::{signal, SignalKind};
+
+use super::{runtime, send_console, write_pid_file, Outcome};
+use crate::cli::{Create, CreateFlags, Global, Run};
+
+async fn create_container(g: &Global, flags: &CreateFlags, id: &str) -> Result<Container, Box<dyn std::error::Error>> {
+    let rt = runtime(g).await?;
+    let bundle = Bundle::from_dir(&flags.bundle)?;
+    let terminal = bundle
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    if !terminal && flags.console_socket.is_some() {
+        return Err("--console-socket given but process.terminal is false".into());
+    }
+    let opts = CreateOptions {
+        stdin: Stdio::Inherit,
+        stdout: Stdio::Inherit,
+        stderr: Stdio::Inherit,
+        no_pivot: flags.no_pivot,
+        preserve_fds: flags.preserve_fds,
+    };
+    let ctr = rt.create_with(id, bundle, opts).await?;
+    let finish = || -> Result<(), Box<dyn std::error::Error>> {
+        if let Some(socket) = &flags.console_socket {
+            let pty = ctr.take_pty().ok_or("no terminal was allocated")?;
+            send_console(socket, pty.into_fd())?;
+        }
+        if let Some(path) = &flags.pid_file {
+            write_pid_file(path, ctr.pid())?;
+        }
+        Ok(())
+    };
+    if let Err(e) = finish() {
+        let _ = ctr.delete(true).await;
+        return Err(e);
+    }
+    Ok(ctr)
+}
+
+pub async fn create(g: &Global, c: Create) -> Outcome {
+    create_container(g, &c.flags, &c.id).await?;
+    Ok(0)
+}
+
+pub async fn start(g: &Global, id: &str) -> Outcome {
+    runtime(g).await?.get(id).await?.start().await?;
+    Ok(0)
+}
+
+pub async fn run(g: &Global, r: Run) -> Outcome {
+    let ctr = create_container(g, &r.flags, &r.id).await?;
+    let pty = if r.flags.console_socket.is_none() { ctr.take_pty() } else { None };
+    if let Err(e) = ctr.start().await {
+        let _ = ctr.delete(true).await;
+        return Err(e.into());
+    }
+    if r.detach {
+        return Ok(0);
+    }
+    // Copy between our terminal and the container's.
+    if let Some(pty) = pty {
+        super::attach_terminal(pty);
+    }
+    let status = tokio::select! {
+        s = ctr.wait() => s?,
+        _ = forward_signals(&ctr) => ctr.wait().await?,
+    };
+    if !r.keep {
+        ctr.delete(false).await?;
+    }
+    Ok(u8::try_from(status.code()).unwrap_or(255))
+}
+
+/// Forwards the signals a user sends to `berth run` to the container, as
+/// runc does. Never returns while the container lives.
+async fn forward_signals(ctr: &Container) {
+    let kinds = [
+        (SignalKind::interrupt(), berth::Signal::SIGINT),
+        (SignalKind::terminate(), berth::Signal::SIGTERM),
+        (SignalKind::hangup(), berth::Signal::SIGHUP),
+        (SignalKind::quit(), berth::Signal::SIGQUIT),
+        (SignalKind::user_defined1(), berth::Signal::SIGUSR1),
+        (SignalKind::user_defined2(), berth::Signal::SIGUSR2),
+        (SignalKind::window_change(), berth::Signal::SIGWINCH),
+    ];
+    let mut streams = Vec::new();
+    for (kind, sig) in kinds {
+        if let Ok(s) = signal(kind) {
+            streams.push((s, sig));
+        }
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    for (mut stream, sig) in streams {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while stream.recv().await.is_some() {
+                if tx.send(sig).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    while let Some(sig) = rx.recv().await {
+        let _ = ctr.kill(sig);
+    }
+    std::future::pending::<()>().await
+}

@@ -1,0 +1,97 @@
+//! `kill`, `delete`, `pause`, `resume` and `update`.
+
+use berth::oci_spec::runtime::{
+    LinuxBlockIoBuilder, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResources,
+};
+use berth::Error;
+
+use super::{parse_signal, runtime, Outcome};
+use crate::cli::{Delete, Global, Kill, Update};
+
+pub async fn kill(g: &Global, k: Kill) -> Outcome {
+    let ctr = runtime(g).await?.get(&k.id).await?;
+    let sig = parse_signal(&k.signal)?;
+    if k.all {
+        ctr.kill_all(sig)?;
+    } else {
+        ctr.kill(sig)?;
+    }
+    Ok(0)
+}
+
+pub async fn delete(g: &Global, d: Delete) -> Outcome {
+    let rt = runtime(g).await?;
+    let ctr = match rt.get(&d.id).await {
+        Ok(c) => c,
+        // As runc: forcing the delete of a container that is already gone
+        // (or never finished being created) succeeds.
+        Err(Error::NotFound(_)) if d.force => {
+            let _ = std::fs::remove_dir_all(rt.config().root.join(&d.id));
+            return Ok(0);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    ctr.delete(d.force).await?;
+    Ok(0)
+}
+
+pub async fn pause(g: &Global, id: &str, pause: bool) -> Outcome {
+    let ctr = runtime(g).await?.get(id).await?;
+    if pause {
+        ctr.pause()?;
+    } else {
+        ctr.resume()?;
+    }
+    Ok(0)
+}
+
+pub async fn update(g: &Global, u: Update) -> Outcome {
+    let ctr = runtime(g).await?.get(&u.id).await?;
+    let mut res: LinuxResources = match &u.resources {
+        Some(p) if p.as_os_str() == "-" => serde_json::from_reader(std::io::stdin())?,
+        Some(p) => serde_json::from_slice(&std::fs::read(p)?)?,
+        None => LinuxResources::default(),
+    };
+    if u.memory.is_some() || u.memory_reservation.is_some() || u.memory_swap.is_some() {
+        let mut m = res.memory().clone().unwrap_or_default();
+        let mut b = LinuxMemoryBuilder::default();
+        if let Some(v) = u.memory.or(m.limit()) {
+            b = b.limit(v);
+        }
+        if let Some(v) = u.memory_reservation.or(m.reservation()) {
+            b = b.reservation(v);
+        }
+        if let Some(v) = u.memory_swap.or(m.swap()) {
+            b = b.swap(v);
+        }
+        m = b.build()?;
+        res.set_memory(Some(m));
+    }
+    if u.cpu_shares.is_some() || u.cpu_period.is_some() || u.cpu_quota.is_some() || u.cpuset_cpus.is_some() || u.cpuset_mems.is_some() {
+        let mut b = LinuxCpuBuilder::default();
+        if let Some(v) = u.cpu_shares {
+            b = b.shares(v);
+        }
+        if let Some(v) = u.cpu_period {
+            b = b.period(v);
+        }
+        if let Some(v) = u.cpu_quota {
+            b = b.quota(v);
+        }
+        if let Some(v) = &u.cpuset_cpus {
+            b = b.cpus(v.clone());
+        }
+        if let Some(v) = &u.cpuset_mems {
+            b = b.mems(v.clone());
+        }
+        res.set_cpu(Some(b.build()?));
+    }
+    if let Some(v) = u.pids_limit {
+        res.set_pids(Some(LinuxPidsBuilder::default().limit(v).build()?));
+    }
+    if let Some(v) = u.blkio_weight {
+        res.set_block_io(Some(LinuxBlockIoBuilder::default().weight(v).build()?));
+    }
+    ctr.update(&res)?;
+    Ok(0)
+}

@@ -1,0 +1,118 @@
+//! One function per command; each is thin over the SDK.
+
+mod create;
+mod exec;
+mod kill;
+mod spec;
+mod state;
+
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use berth::{Config, Runtime};
+
+use crate::cli::{Cli, Command, Global};
+
+/// The command's outcome: an exit code, or an error to report (exit 1).
+pub type Outcome = Result<u8, Box<dyn std::error::Error>>;
+
+pub async fn run(cli: Cli) -> Outcome {
+    let Some(command) = cli.command else {
+        return spec::version();
+    };
+    if cli.global.systemd_cgroup {
+        return Err("--systemd-cgroup is not supported: berth manages cgroups through cgroupfs \
+                    (configure the caller's cgroup manager as cgroupfs)"
+            .into());
+    }
+    let g = &cli.global;
+    match command {
+        Command::Create(c) => create::create(g, c).await,
+        Command::Start(c) => create::start(g, &c.id).await,
+        Command::Run(c) => create::run(g, c).await,
+        Command::State(c) => state::state(g, &c.id).await,
+        Command::List(c) => state::list(g, c).await,
+        Command::Ps(c) => state::ps(g, c).await,
+        Command::Events(c) => state::events(g, c).await,
+        Command::Kill(c) => kill::kill(g, c).await,
+        Command::Delete(c) => kill::delete(g, c).await,
+        Command::Pause(c) => kill::pause(g, &c.id, true).await,
+        Command::Resume(c) => kill::pause(g, &c.id, false).await,
+        Command::Update(c) => kill::update(g, c).await,
+        Command::Exec(c) => exec::exec(g, c).await,
+        Command::Features => spec::features(),
+        Command::Spec(c) => spec::spec(c),
+        Command::Version => spec::version(),
+    }
+}
+
+pub async fn runtime(g: &Global) -> berth::Result<Runtime> {
+    Runtime::new(Config {
+        root: g.root.clone(),
+        ..Config::default()
+    })
+    .await
+}
+
+/// Writes `pid` to `path` as runc does: a temporary file, then a rename.
+pub fn write_pid_file(path: &Path, pid: i32) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("berth-tmp.{}", std::process::id()));
+    std::fs::write(&tmp, pid.to_string())?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Sends the pseudo-terminal master to the console socket (`SCM_RIGHTS`,
+/// with the terminal's name as the message, as runc does).
+pub fn send_console(socket: &Path, master: OwnedFd) -> std::io::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let stream = UnixStream::connect(socket)?;
+    let fds = [master.as_raw_fd()];
+    let name = b"/dev/ptmx";
+    sendmsg::<()>(
+        stream.as_raw_fd(),
+        &[IoSlice::new(name)],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )?;
+    Ok(())
+}
+
+/// Copies our stdin to the container's terminal and its output to our
+/// stdout, in the background.
+pub fn attach_terminal(pty: berth::Pty) {
+    let (mut from, mut to) = tokio::io::split(pty);
+    tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut to).await;
+    });
+    tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut from, &mut tokio::io::stdout()).await;
+    });
+}
+
+/// Parses `KILL`, `SIGKILL` or `9`.
+pub fn parse_signal(s: &str) -> Result<berth::Signal, String> {
+    if let Ok(n) = s.parse::<i32>() {
+        return berth::Signal::try_from(n).map_err(|_| format!("unknown signal {s:?}"));
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    name.parse().map_err(|_| format!("unknown signal {s:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_signal;
+    use berth::Signal;
+
+    #[test]
+    fn signals_by_name_or_number() {
+        assert_eq!(parse_signal("9"), Ok(Signal::SIGKILL));
+        assert_eq!(parse_signal("KILL"), Ok(Signal::SIGKILL));
+        assert_eq!(parse_signal("sigterm"), Ok(Signal::SIGTERM));
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("99").is_err());
+    }
+}

@@ -1,0 +1,149 @@
+//! `state`, `list`, `ps` and `events`.
+
+use std::time::Duration;
+
+use berth::Container;
+use serde_json::{json, Value};
+
+use super::{runtime, Outcome};
+use crate::cli::{Events, Global, List, Ps};
+use crate::log::rfc3339;
+
+/// runc's state JSON of one container.
+fn state_json(ctr: &Container) -> berth::Result<Value> {
+    let s = ctr.state()?;
+    let status = s.status().to_string();
+    Ok(json!({
+        "ociVersion": s.version(),
+        "id": s.id(),
+        // runc prints 0 once the container has stopped.
+        "pid": s.pid().unwrap_or(0),
+        "status": status,
+        "bundle": s.bundle(),
+        "rootfs": ctr.rootfs()?,
+        "created": rfc3339(ctr.created()?),
+        "owner": "",
+        "annotations": s.annotations().clone().unwrap_or_default(),
+    }))
+}
+
+pub async fn state(g: &Global, id: &str) -> Outcome {
+    let ctr = runtime(g).await?.get(id).await?;
+    println!("{}", serde_json::to_string_pretty(&state_json(&ctr)?)?);
+    Ok(0)
+}
+
+pub async fn list(g: &Global, l: List) -> Outcome {
+    let rt = runtime(g).await?;
+    let mut all = Vec::new();
+    for s in rt.list().await? {
+        if let Ok(ctr) = rt.get(s.id()).await {
+            if let Ok(v) = state_json(&ctr) {
+                all.push(v);
+            }
+        }
+    }
+    if l.quiet {
+        for v in &all {
+            println!("{}", v["id"].as_str().unwrap_or_default());
+        }
+        return Ok(0);
+    }
+    match l.format.as_str() {
+        "json" => println!("{}", serde_json::to_string(&all)?),
+        "table" => {
+            println!("{:<12} {:<10} {:<10} {:<40} {:<20} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
+            for v in &all {
+                println!(
+                    "{:<12} {:<10} {:<10} {:<40} {:<20} {}",
+                    v["id"].as_str().unwrap_or_default(),
+                    v["pid"],
+                    v["status"].as_str().unwrap_or_default(),
+                    v["bundle"].as_str().unwrap_or_default(),
+                    v["created"].as_str().unwrap_or_default(),
+                    "root"
+                );
+            }
+        }
+        other => return Err(format!("unknown format {other:?} (table or json)").into()),
+    }
+    Ok(0)
+}
+
+pub async fn ps(g: &Global, p: Ps) -> Outcome {
+    let ctr = runtime(g).await?.get(&p.id).await?;
+    let pids = ctr.pids()?;
+    match p.format.as_str() {
+        "json" => {
+            println!("{}", serde_json::to_string(&pids)?);
+            Ok(0)
+        }
+        "table" => {
+            // As runc: ps(1) of the host, keeping the header and the lines
+            // whose PID column is the container's.
+            let args = if p.ps_args.is_empty() { vec!["-ef".to_string()] } else { p.ps_args };
+            let out = std::process::Command::new("ps").args(&args).output()?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let mut lines = text.lines();
+            let header = lines.next().unwrap_or_default();
+            let col = header
+                .split_whitespace()
+                .position(|h| h == "PID")
+                .ok_or("ps output has no PID column")?;
+            println!("{header}");
+            for line in lines {
+                let pid = line.split_whitespace().nth(col).and_then(|s| s.parse::<i32>().ok());
+                if pid.is_some_and(|pid| pids.contains(&pid)) {
+                    println!("{line}");
+                }
+            }
+            Ok(0)
+        }
+        other => Err(format!("unknown format {other:?} (table or json)").into()),
+    }
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| format!("bad interval {s:?}"))?;
+    Ok(match unit {
+        "ms" => Duration::from_millis(n),
+        "s" | "" => Duration::from_secs(n),
+        "m" => Duration::from_secs(60 * n),
+        _ => return Err(format!("bad interval {s:?} (use 500ms, 5s, 1m)")),
+    })
+}
+
+/// One stats event in runc's shape, from the container's cgroup.
+fn stats_event(ctr: &Container) -> berth::Result<Value> {
+    Ok(json!({
+        "type": "stats",
+        "id": ctr.id(),
+        "data": { "pids": { "current": ctr.pids()?.len() } },
+    }))
+}
+
+pub async fn events(g: &Global, e: Events) -> Outcome {
+    let ctr = runtime(g).await?.get(&e.id).await?;
+    let interval = parse_interval(&e.interval)?;
+    loop {
+        println!("{}", stats_event(&ctr)?);
+        if e.stats || ctr.status()? == berth::Status::Stopped {
+            return Ok(0);
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_interval;
+    use std::time::Duration;
+
+    #[test]
+    fn intervals() {
+        assert_eq!(parse_interval("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_interval("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_interval("fast").is_err());
+    }
+}
