@@ -55,6 +55,7 @@ impl Host {
             name: name.into(),
             fstype: fstype.into(),
             data: data.into(),
+            host_dir: format!("/sys/fs/cgroup/{name}").into(),
         };
         Host {
             filesystems: [

@@ -98,6 +98,8 @@ pub(crate) struct HierarchyMount {
     pub fstype: String,
     /// The mount data: `cpu`, `cpu,cpuacct`, `name=systemd`; `""` for cgroup2.
     pub data: String,
+    /// Where the host mounts it (`/sys/fs/cgroup/cpu`, `/sys/fs/cgroup`).
+    pub host_dir: PathBuf,
 }
 
 /// The hierarchies of this host as a container mounts them, sorted by name:

@@ -103,6 +103,7 @@ pub(crate) fn hierarchy_mounts(mounts: &[CgroupMount], layout: Layout) -> Vec<Hi
             name: String::new(),
             fstype: "cgroup2".into(),
             data: String::new(),
+            host_dir: PathBuf::from(super::CGROUP_ROOT),
         }];
     }
     let mut out: Vec<HierarchyMount> = mounts
@@ -120,15 +121,19 @@ pub(crate) fn hierarchy_mounts(mounts: &[CgroupMount], layout: Layout) -> Vec<Hi
                 name,
                 fstype: "cgroup".into(),
                 data: data.join(","),
+                host_dir: m.mount_point.clone(),
             })
         })
         .collect();
-    if layout == Layout::Hybrid && mounts.iter().any(|m| !m.is_v1()) {
-        out.push(HierarchyMount {
-            name: "unified".into(),
-            fstype: "cgroup2".into(),
-            data: String::new(),
-        });
+    if layout == Layout::Hybrid {
+        if let Some(unified) = mounts.iter().find(|m| !m.is_v1()) {
+            out.push(HierarchyMount {
+                name: "unified".into(),
+                fstype: "cgroup2".into(),
+                data: String::new(),
+                host_dir: unified.mount_point.clone(),
+            });
+        }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out.dedup_by(|a, b| a.name == b.name);
@@ -173,11 +178,13 @@ mod tests {
 25 18 0:22 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot
 ";
 
+    /// The samples mount every hierarchy at `/sys/fs/cgroup/<name>`.
     fn hm(name: &str, fstype: &str, data: &str) -> HierarchyMount {
         HierarchyMount {
             name: name.into(),
             fstype: fstype.into(),
             data: data.into(),
+            host_dir: PathBuf::from("/sys/fs/cgroup").join(name),
         }
     }
 

@@ -7,7 +7,7 @@
 
 use cgroups_rs::manager::{FsManager, Manager};
 use cgroups_rs::FreezerState;
-use oci_spec::runtime::LinuxResources;
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxResources};
 
 use super::Cgroup;
 use crate::error::Result;
@@ -18,10 +18,20 @@ impl Cgroup {
     }
 
     /// Writes `resources` (memory, cpu, cpuset, pids, blkio, hugetlb,
-    /// network, devices) to the cgroup.
+    /// network, devices) to the cgroup. Device rules always end with the
+    /// devices every container gets (as runc adds them), so a spec that
+    /// denies all devices still leaves `/dev/null` and the terminal usable.
     pub fn apply(&self, resources: &LinuxResources) -> Result<()> {
+        let mut resources = resources.clone();
+        if let Some(rules) = resources.devices() {
+            if !rules.is_empty() {
+                let mut rules = rules.clone();
+                rules.extend(default_device_rules());
+                resources.set_devices(Some(rules));
+            }
+        }
         self.manager()?
-            .set(resources)
+            .set(&resources)
             .map_err(|e| self.error(format!("apply resources: {e}")))
     }
 
@@ -38,4 +48,31 @@ impl Cgroup {
             .freeze(FreezerState::Thawed)
             .map_err(|e| self.error(format!("thaw: {e}")))
     }
+}
+
+/// Character devices a container may always create and use: the OCI default
+/// devices, `/dev/console`, `/dev/ptmx` and the pseudo-terminals.
+fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
+    let rule = |major: i64, minor: Option<i64>| {
+        let mut b = LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .typ(LinuxDeviceType::C)
+            .major(major)
+            .access("rwm");
+        if let Some(m) = minor {
+            b = b.minor(m);
+        }
+        b.build().expect("all fields set")
+    };
+    vec![
+        rule(1, Some(3)),  // null
+        rule(1, Some(5)),  // zero
+        rule(1, Some(7)),  // full
+        rule(1, Some(8)),  // random
+        rule(1, Some(9)),  // urandom
+        rule(5, Some(0)),  // tty
+        rule(5, Some(1)),  // console
+        rule(5, Some(2)),  // ptmx
+        rule(136, None),   // pts/*
+    ]
 }

@@ -128,6 +128,7 @@ async fn create_now(
     let plan_opts = plan::Options {
         no_pivot: opts.no_pivot,
         preserve_fds: opts.preserve_fds,
+        cgroup_path: Some(cgroup_path(config, id, &bundle)),
     };
     // Every check of the spec happens here, before anything exists.
     let plan = Arc::new(plan::compile(
@@ -199,10 +200,7 @@ async fn build(
         crate::exec::register(parent_sock).map_err(|e| Error::sys("register sync socket", e))?;
 
     let spec_linux = bundle.spec.linux().clone().unwrap_or_default();
-    let cgroup_path = match spec_linux.cgroups_path() {
-        Some(p) => p.to_string_lossy().into_owned(),
-        None => format!("{}/{id}", config.cgroup_parent),
-    };
+    let cgroup_path = cgroup_path(config, id, bundle);
     let cgroup = partial.cgroup.insert(Cgroup::create(&cgroup_path)?);
     if let Some(resources) = spec_linux.resources() {
         cgroup.apply(resources)?;
@@ -342,6 +340,14 @@ async fn build(
             pty: Mutex::new(pty),
         }),
     })
+}
+
+/// The container's cgroup: `linux.cgroupsPath`, else `<cgroup_parent>/<id>`.
+fn cgroup_path(config: &Config, id: &str, bundle: &Bundle) -> String {
+    match bundle.spec.linux().as_ref().and_then(|l| l.cgroups_path().as_ref()) {
+        Some(p) => p.to_string_lossy().into_owned(),
+        None => format!("{}/{id}", config.cgroup_parent),
+    }
 }
 
 /// Turns a child's failure report into an error naming the step.

@@ -81,8 +81,8 @@ impl Container {
             }
         }
         let plan_opts = plan::Options {
-            no_pivot: false,
             preserve_fds: opts.preserve_fds,
+            ..Default::default()
         };
         let plan = Arc::new(plan::compile_exec(process, joins, Host::get(), &plan_opts)?);
         let cgroup = Cgroup::open(&p.cgroup_path)?;

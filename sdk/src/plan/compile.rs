@@ -11,6 +11,7 @@ use oci_spec::runtime::{
 use super::mounts::{self, REMOUNT_ONLY};
 use super::{CPath, Create, DeviceStep, Exec, InRoot, Join, MountStep, Namespace, Plan, Step};
 use crate::error::{Error, Result};
+use crate::cgroups::HierarchyMount;
 use crate::host::Host;
 use crate::security::capabilities;
 
@@ -22,6 +23,11 @@ pub struct Options {
     pub no_pivot: bool,
     /// Pass descriptors `3..3+preserve_fds` of the caller to the container.
     pub preserve_fds: u32,
+    /// The container's cgroup, relative to every hierarchy root. Without a
+    /// cgroup namespace, a `cgroup` mount shows the container its own
+    /// cgroup directories (as runc binds them) rather than the host's
+    /// whole hierarchies.
+    pub cgroup_path: Option<String>,
 }
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -132,7 +138,11 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
     });
     let mut dev_is_bound = false;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        dev_is_bound |= mount_steps(i, m, &rootfs, bundle, host, &mut steps)?;
+        let cgroup_view = match (is_new(Namespace::Cgroup), &opts.cgroup_path) {
+            (false, Some(path)) => CgroupView::Bind(path),
+            _ => CgroupView::Mount,
+        };
+        dev_is_bound |= mount_steps(i, m, &rootfs, bundle, host, cgroup_view, &mut steps)?;
     }
     let in_userns = is_new(Namespace::User) || has(Namespace::User);
     device_steps(&linux, dev_is_bound, in_userns, &mut steps)?;
@@ -642,6 +652,7 @@ fn mount_steps(
     rootfs: &Path,
     bundle: &Path,
     host: &Host,
+    cgroup_view: CgroupView,
     steps: &mut Vec<Step>,
 ) -> Result<bool> {
     let field = |f: &str| format!("mounts[{i}].{f}");
@@ -706,7 +717,7 @@ fn mount_steps(
         .or_else(|| CPath::new(fstype));
 
     if fstype == "cgroup" || fstype == "cgroup2" {
-        cgroup_steps(target, &opts, host, &field("type"), steps)?;
+        cgroup_steps(target, &opts, host, cgroup_view, &field("type"), steps)?;
         return Ok(false);
     }
     if !host.filesystems.contains(fstype) {
@@ -728,6 +739,17 @@ fn mount_steps(
     Ok(false)
 }
 
+/// How a `cgroup` mount shows the container its cgroups.
+#[derive(Debug, Clone, Copy)]
+enum CgroupView<'a> {
+    /// Fresh cgroup mounts: inside a cgroup namespace they are rooted at the
+    /// container's own cgroup.
+    Mount,
+    /// Binds of the container's own directories (this path in every
+    /// hierarchy), for a container sharing the host's cgroup namespace.
+    Bind(&'a str),
+}
+
 /// A `cgroup` mount shows the host's hierarchies: on v2 one cgroup2 mount;
 /// on v1 and hybrid hosts a tmpfs with one mount per hierarchy in it, as
 /// runc lays it out.
@@ -735,12 +757,31 @@ fn cgroup_steps(
     target: InRoot,
     opts: &mounts::MountOptions,
     host: &Host,
+    view: CgroupView,
     field: &str,
     steps: &mut Vec<Step>,
 ) -> Result<()> {
     let flags = opts.flags;
+    let bind = |h: &HierarchyMount, target: InRoot, path: &str| -> Result<Step> {
+        let source = h.host_dir.join(path.trim_start_matches('/'));
+        let fs_flags = flags | (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC);
+        Ok(Step::Mount(MountStep {
+            source: Some(cpath(source.as_os_str().as_encoded_bytes(), field)?),
+            target,
+            fstype: None,
+            flags: libc::MS_BIND | libc::MS_REC,
+            data: None,
+            remount_flags: Some(libc::MS_REMOUNT | libc::MS_BIND | fs_flags),
+            propagation: 0,
+            create: Create::Dir,
+        }))
+    };
     if let [only] = host.cgroup_mounts.as_slice() {
         if only.name.is_empty() {
+            if let CgroupView::Bind(path) = view {
+                steps.push(bind(only, target, path)?);
+                return Ok(());
+            }
             steps.push(Step::Mount(MountStep {
                 source: CPath::new("cgroup2"),
                 target,
@@ -767,6 +808,10 @@ fn cgroup_steps(
     }));
     for h in &host.cgroup_mounts {
         let sub = in_root(&target.path.join(&h.name), field)?;
+        if let CgroupView::Bind(path) = view {
+            steps.push(bind(h, sub, path)?);
+            continue;
+        }
         steps.push(Step::Mount(MountStep {
             source: CPath::new(h.fstype.as_str()),
             target: sub,

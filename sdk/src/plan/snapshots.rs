@@ -145,6 +145,7 @@ fn maximal_spec() {
     let opts = Options {
         no_pivot: true,
         preserve_fds: 2,
+        cgroup_path: Some("berth/maximal".into()),
     };
     insta::assert_yaml_snapshot!(compile(&spec, Path::new("/"), &Host::fixture(), &opts).unwrap());
 }
