@@ -15,6 +15,12 @@ PACKAGES=(
   procps          # ps, kill, pgrep: used by tests; copied into the host-binaries rootfs fallback
   libc-bin        # ldd: berth-fixtures finds the shared libraries of host binaries with it
   coreutils       # chroot: berth-fixtures' rootfs tests run a shell chrooted
+  podman          # a real client of the CLI: cli/tests/clients.rs (podman --runtime berth)
+  conmon          # podman's container monitor, which calls berth create/start/exec
+  containerd      # the other real client: containerd + ctr + containerd-shim-runc-v2
+  runc            # side-by-side benchmarks (cargo xtask bench-compare)
+  crun            # side-by-side benchmarks
+  cpio            # vm-tests: initramfs round-trip checks
 )
 
 if [[ $(id -u) -ne 0 ]]; then

@@ -6,7 +6,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// berth: run OCI containers (runc-compatible).
 #[derive(Debug, Parser)]
-#[command(name = "berth", about, disable_version_flag = true, arg_required_else_help = true)]
+#[command(
+    name = "berth",
+    about,
+    disable_version_flag = true,
+    arg_required_else_help = true
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,

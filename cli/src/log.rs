@@ -25,10 +25,16 @@ impl Logger {
         let Some(path) = &self.file else { return };
         let time = now_rfc3339();
         let line = match self.format {
-            LogFormat::Json => serde_json::json!({"level": "error", "msg": msg, "time": time}).to_string(),
+            LogFormat::Json => {
+                serde_json::json!({"level": "error", "msg": msg, "time": time}).to_string()
+            }
             LogFormat::Text => format!("time=\"{time}\" level=error msg={msg:?}"),
         };
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             let _ = writeln!(f, "{line}");
         }
     }

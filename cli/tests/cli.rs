@@ -1,8 +1,8 @@
 //! The OCI lifecycle through the `berth` binary, as containerd and podman
 //! drive it. Run as root.
 
-use std::path::{Path, PathBuf};
 use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -82,7 +82,8 @@ impl Drop for Root {
 /// A bundle directory whose config runs `args` on the shared rootfs.
 fn bundle(args: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let mut spec = berth_fixtures::bundle::spec(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    let mut spec =
+        berth_fixtures::bundle::spec(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>());
     let mut root = spec.root().clone().unwrap();
     root.set_path(berth_fixtures::rootfs::shared().unwrap());
     spec.set_root(Some(root));
@@ -92,7 +93,11 @@ fn bundle(args: &[&str]) -> tempfile::TempDir {
 
 fn id(name: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!("{name}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn path(p: &Path) -> &str {
@@ -105,7 +110,14 @@ fn create_start_kill_delete_with_pid_file() {
     let b = bundle(&["sleep", "100"]);
     let id = id("life");
     let pid_file = b.path().join("pid");
-    root.ok(&["create", "--bundle", path(b.path()), "--pid-file", path(&pid_file), &id]);
+    root.ok(&[
+        "create",
+        "--bundle",
+        path(b.path()),
+        "--pid-file",
+        path(&pid_file),
+        &id,
+    ]);
     let pid: i64 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
     let s = root.state(&id);
     assert_eq!(s["status"], "created");
@@ -117,7 +129,7 @@ fn create_start_kill_delete_with_pid_file() {
     root.ok(&["start", &id]);
     assert_eq!(root.state(&id)["status"], "running");
     let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
-    assert_eq!(cmdline, "sleep\0100\0");
+    assert_eq!(cmdline, "sleep\u{0}100\u{0}");
 
     // A running container is not deleted without --force.
     assert!(!root.berth(&["delete", &id]).status.success());
@@ -158,11 +170,24 @@ fn exec_ps_pause_resume() {
     let b = bundle(&["sleep", "100"]);
     let id = id("exec");
     root.ok(&["run", "--detach", "--bundle", path(b.path()), &id]);
-    let out = root.ok(&["exec", "--env", "X=1", "--user", "1000:1000", &id, "sh", "-c", "echo $X $(id -u) $$"]);
+    let out = root.ok(&[
+        "exec",
+        "--env",
+        "X=1",
+        "--user",
+        "1000:1000",
+        &id,
+        "sh",
+        "-c",
+        "echo $X $(id -u) $$",
+    ]);
     let words: Vec<_> = out.split_whitespace().collect();
     assert_eq!(words[..2], ["1", "1000"], "{out}");
     assert_ne!(words[2], "1");
-    let code = root.berth(&["exec", &id, "sh", "-c", "exit 5"]).status.code();
+    let code = root
+        .berth(&["exec", &id, "sh", "-c", "exit 5"])
+        .status
+        .code();
     assert_eq!(code, Some(5));
 
     let pids: Vec<i64> = serde_json::from_str(&root.ok(&["ps", "--format", "json", &id])).unwrap();
@@ -188,7 +213,10 @@ fn list_and_errors() {
     assert_eq!(all[0]["id"], id.as_str());
     assert_eq!(root.ok(&["list", "-q"]).trim(), id);
     // Creating the same id twice fails and leaves the first alone.
-    assert!(!root.berth(&["create", "--bundle", path(b.path()), &id]).status.success());
+    assert!(!root
+        .berth(&["create", "--bundle", path(b.path()), &id])
+        .status
+        .success());
     assert_eq!(root.state(&id)["status"], "created");
     root.ok(&["delete", "--force", &id]);
 
@@ -204,11 +232,27 @@ fn errors_go_to_the_json_log_too() {
     let root = Root::new();
     let log = tempfile::NamedTempFile::new().unwrap();
     let out = Command::new(BERTH)
-        .args(["--root", path(&root.0), "--log", path(log.path()), "--log-format", "json", "start", "nope"])
+        .args([
+            "--root",
+            path(&root.0),
+            "--log",
+            path(log.path()),
+            "--log-format",
+            "json",
+            "start",
+            "nope",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let line: Value = serde_json::from_str(std::fs::read_to_string(log.path()).unwrap().lines().next().unwrap()).unwrap();
+    let line: Value = serde_json::from_str(
+        std::fs::read_to_string(log.path())
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(line["level"], "error");
     assert!(line["msg"].as_str().unwrap().contains("nope"));
 }
@@ -218,10 +262,51 @@ fn spec_and_features() {
     let dir = tempfile::tempdir().unwrap();
     let root = Root::new();
     root.ok(&["spec", "--bundle", path(dir.path())]);
-    let spec: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap()).unwrap();
+    let spec: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap())
+            .unwrap();
     assert_eq!(spec["process"]["terminal"], true);
     assert_eq!(spec["root"]["path"], "rootfs");
     let f: Value = serde_json::from_str(&root.ok(&["features"])).unwrap();
-    assert!(f["linux"]["namespaces"].as_array().unwrap().iter().any(|n| n == "user"));
+    assert!(f["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n == "user"));
     assert!(root.ok(&["--version"]).starts_with("berth version"));
+}
+
+/// 2,000 `berth run` of `/bin/true` in a row all finish: none loses the
+/// race between the container's exit and its own wait (youki hangs on ~4%
+/// of these; runc had the same bug).
+#[test]
+fn two_thousand_fast_runs_never_hang() {
+    let root = Root::new();
+    let b = bundle(&["/bin/true"]);
+    let runs = 2000;
+    for i in 0..runs {
+        let mut child = Command::new(BERTH)
+            .arg("--root")
+            .arg(&root.0)
+            .args(["run", "--bundle", path(b.path())])
+            .arg(format!("fast-{}-{i}", std::process::id()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let pid = child.id();
+        let waiter = std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(status) => assert!(status.unwrap().success(), "run {i} failed"),
+            Err(_) => {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                panic!("run {i} of {runs} hung");
+            }
+        }
+        waiter.join().unwrap();
+    }
 }

@@ -709,7 +709,13 @@ async fn exec_joins_every_namespace_and_the_cgroup() {
         "id -u; hostname; for n in pid net ipc uts mnt cgroup; do readlink /proc/self/ns/$n; done; echo $MARK".into(),
     ]));
     process.set_env(Some(vec!["PATH=/bin".into(), "MARK=exec'd".into()]));
-    process.set_user(UserBuilder::default().uid(1000u32).gid(1000u32).build().unwrap());
+    process.set_user(
+        UserBuilder::default()
+            .uid(1000u32)
+            .gid(1000u32)
+            .build()
+            .unwrap(),
+    );
     let opts = berth::ExecOptions {
         stdout: berth::Stdio::Piped,
         ..Default::default()
@@ -722,9 +728,16 @@ async fn exec_joins_every_namespace_and_the_cgroup() {
     let l: Vec<_> = text.lines().collect();
     assert_eq!(l[0], "1000");
     assert_eq!(l[1], "berth");
-    for (i, n) in ["pid", "net", "ipc", "uts", "mnt", "cgroup"].iter().enumerate() {
+    for (i, n) in ["pid", "net", "ipc", "uts", "mnt", "cgroup"]
+        .iter()
+        .enumerate()
+    {
         let theirs = std::fs::read_link(format!("/proc/{}/ns/{n}", ctr.pid())).unwrap();
-        assert_eq!(l[2 + i], theirs.to_str().unwrap(), "{n} namespace not joined");
+        assert_eq!(
+            l[2 + i],
+            theirs.to_str().unwrap(),
+            "{n} namespace not joined"
+        );
     }
     assert_eq!(l[8], "exec'd");
 
@@ -733,7 +746,10 @@ async fn exec_joins_every_namespace_and_the_cgroup() {
     let sleeper = ctr.exec(&process, Default::default()).await.unwrap();
     let cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", sleeper.pid())).unwrap();
     for line in cgroup.lines() {
-        assert!(line.ends_with(&format!("/{}", ctr.id())), "not in the container's cgroup: {cgroup}");
+        assert!(
+            line.ends_with(&format!("/{}", ctr.id())),
+            "not in the container's cgroup: {cgroup}"
+        );
     }
     sleeper.kill(Signal::SIGKILL).unwrap();
     assert_eq!(sleeper.wait().await.unwrap(), ExitStatus::Signaled(9));

@@ -6,7 +6,11 @@ use tokio::signal::unix::{signal, SignalKind};
 use super::{runtime, send_console, write_pid_file, Outcome};
 use crate::cli::{Create, CreateFlags, Global, Run};
 
-async fn create_container(g: &Global, flags: &CreateFlags, id: &str) -> Result<Container, Box<dyn std::error::Error>> {
+async fn create_container(
+    g: &Global,
+    flags: &CreateFlags,
+    id: &str,
+) -> Result<Container, Box<dyn std::error::Error>> {
     let rt = runtime(g).await?;
     let bundle = Bundle::from_dir(&flags.bundle)?;
     let terminal = bundle
@@ -55,7 +59,11 @@ pub async fn start(g: &Global, id: &str) -> Outcome {
 
 pub async fn run(g: &Global, r: Run) -> Outcome {
     let ctr = create_container(g, &r.flags, &r.id).await?;
-    let pty = if r.flags.console_socket.is_none() { ctr.take_pty() } else { None };
+    let pty = if r.flags.console_socket.is_none() {
+        ctr.take_pty()
+    } else {
+        None
+    };
     if let Err(e) = ctr.start().await {
         let _ = ctr.delete(true).await;
         return Err(e.into());

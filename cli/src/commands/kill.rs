@@ -53,7 +53,7 @@ pub async fn update(g: &Global, u: Update) -> Outcome {
         None => LinuxResources::default(),
     };
     if u.memory.is_some() || u.memory_reservation.is_some() || u.memory_swap.is_some() {
-        let mut m = res.memory().clone().unwrap_or_default();
+        let m = res.memory().unwrap_or_default();
         let mut b = LinuxMemoryBuilder::default();
         if let Some(v) = u.memory.or(m.limit()) {
             b = b.limit(v);
@@ -64,10 +64,14 @@ pub async fn update(g: &Global, u: Update) -> Outcome {
         if let Some(v) = u.memory_swap.or(m.swap()) {
             b = b.swap(v);
         }
-        m = b.build()?;
-        res.set_memory(Some(m));
+        res.set_memory(Some(b.build()?));
     }
-    if u.cpu_shares.is_some() || u.cpu_period.is_some() || u.cpu_quota.is_some() || u.cpuset_cpus.is_some() || u.cpuset_mems.is_some() {
+    if u.cpu_shares.is_some()
+        || u.cpu_period.is_some()
+        || u.cpu_quota.is_some()
+        || u.cpuset_cpus.is_some()
+        || u.cpuset_mems.is_some()
+    {
         let mut b = LinuxCpuBuilder::default();
         if let Some(v) = u.cpu_shares {
             b = b.shares(v);

@@ -23,9 +23,11 @@ pub async fn run(cli: Cli) -> Outcome {
         return spec::version();
     };
     if cli.global.systemd_cgroup {
-        return Err("--systemd-cgroup is not supported: berth manages cgroups through cgroupfs \
+        return Err(
+            "--systemd-cgroup is not supported: berth manages cgroups through cgroupfs \
                     (configure the caller's cgroup manager as cgroupfs)"
-            .into());
+                .into(),
+        );
     }
     let g = &cli.global;
     match command {
@@ -98,7 +100,11 @@ pub fn parse_signal(s: &str) -> Result<berth::Signal, String> {
         return berth::Signal::try_from(n).map_err(|_| format!("unknown signal {s:?}"));
     }
     let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
     name.parse().map_err(|_| format!("unknown signal {s:?}"))
 }
 

@@ -33,7 +33,10 @@ pub fn spec(c: SpecCmd) -> Outcome {
         root.set_readonly(Some(true));
     }
     if c.rootless {
-        let (uid, gid) = (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw());
+        let (uid, gid) = (
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        );
         spec.set_linux(Some(Linux::rootless(uid, gid)));
         spec.set_mounts(Some(get_rootless_mounts()));
     }
@@ -44,7 +47,9 @@ pub fn spec(c: SpecCmd) -> Outcome {
 /// The OCI features document (what `runc features` prints).
 pub fn features() -> Outcome {
     let host = berth::host::Host::get();
-    let caps: Vec<_> = (0..=host.last_cap).filter_map(berth::security::capabilities::name).collect();
+    let caps: Vec<_> = (0..=host.last_cap)
+        .filter_map(berth::security::capabilities::name)
+        .collect();
     let doc = json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,

@@ -52,16 +52,18 @@ pub async fn list(g: &Global, l: List) -> Outcome {
     match l.format.as_str() {
         "json" => println!("{}", serde_json::to_string(&all)?),
         "table" => {
-            println!("{:<12} {:<10} {:<10} {:<40} {:<20} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
+            println!(
+                "{:<12} {:<10} {:<10} {:<40} {:<20} OWNER",
+                "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+            );
             for v in &all {
                 println!(
-                    "{:<12} {:<10} {:<10} {:<40} {:<20} {}",
+                    "{:<12} {:<10} {:<10} {:<40} {:<20} root",
                     v["id"].as_str().unwrap_or_default(),
                     v["pid"],
                     v["status"].as_str().unwrap_or_default(),
                     v["bundle"].as_str().unwrap_or_default(),
                     v["created"].as_str().unwrap_or_default(),
-                    "root"
                 );
             }
         }
@@ -81,7 +83,11 @@ pub async fn ps(g: &Global, p: Ps) -> Outcome {
         "table" => {
             // As runc: ps(1) of the host, keeping the header and the lines
             // whose PID column is the container's.
-            let args = if p.ps_args.is_empty() { vec!["-ef".to_string()] } else { p.ps_args };
+            let args = if p.ps_args.is_empty() {
+                vec!["-ef".to_string()]
+            } else {
+                p.ps_args
+            };
             let out = std::process::Command::new("ps").args(&args).output()?;
             let text = String::from_utf8_lossy(&out.stdout);
             let mut lines = text.lines();
@@ -92,7 +98,10 @@ pub async fn ps(g: &Global, p: Ps) -> Outcome {
                 .ok_or("ps output has no PID column")?;
             println!("{header}");
             for line in lines {
-                let pid = line.split_whitespace().nth(col).and_then(|s| s.parse::<i32>().ok());
+                let pid = line
+                    .split_whitespace()
+                    .nth(col)
+                    .and_then(|s| s.parse::<i32>().ok());
                 if pid.is_some_and(|pid| pids.contains(&pid)) {
                     println!("{line}");
                 }

@@ -7,7 +7,9 @@
 
 use cgroups_rs::manager::{FsManager, Manager};
 use cgroups_rs::FreezerState;
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxResources};
+use oci_spec::runtime::{
+    LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxResources,
+};
 
 use super::Cgroup;
 use crate::error::Result;
@@ -65,14 +67,14 @@ fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
         b.build().expect("all fields set")
     };
     vec![
-        rule(1, Some(3)),  // null
-        rule(1, Some(5)),  // zero
-        rule(1, Some(7)),  // full
-        rule(1, Some(8)),  // random
-        rule(1, Some(9)),  // urandom
-        rule(5, Some(0)),  // tty
-        rule(5, Some(1)),  // console
-        rule(5, Some(2)),  // ptmx
-        rule(136, None),   // pts/*
+        rule(1, Some(3)), // null
+        rule(1, Some(5)), // zero
+        rule(1, Some(7)), // full
+        rule(1, Some(8)), // random
+        rule(1, Some(9)), // urandom
+        rule(5, Some(0)), // tty
+        rule(5, Some(1)), // console
+        rule(5, Some(2)), // ptmx
+        rule(136, None),  // pts/*
     ]
 }

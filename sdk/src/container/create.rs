@@ -344,7 +344,12 @@ async fn build(
 
 /// The container's cgroup: `linux.cgroupsPath`, else `<cgroup_parent>/<id>`.
 fn cgroup_path(config: &Config, id: &str, bundle: &Bundle) -> String {
-    match bundle.spec.linux().as_ref().and_then(|l| l.cgroups_path().as_ref()) {
+    match bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+    {
         Some(p) => p.to_string_lossy().into_owned(),
         None => format!("{}/{id}", config.cgroup_parent),
     }

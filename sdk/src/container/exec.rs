@@ -73,7 +73,10 @@ impl Container {
         let mut joins = Vec::new();
         for (ns, name) in NAMESPACES {
             let theirs = PathBuf::from(format!("/proc/{}/ns/{name}", p.pid));
-            let (Ok(t), Ok(o)) = (std::fs::metadata(&theirs), std::fs::metadata(format!("/proc/self/ns/{name}"))) else {
+            let (Ok(t), Ok(o)) = (
+                std::fs::metadata(&theirs),
+                std::fs::metadata(format!("/proc/self/ns/{name}")),
+            ) else {
                 continue;
             };
             if (t.ino(), t.dev()) != (o.ino(), o.dev()) {
@@ -101,10 +104,16 @@ impl Container {
             }
             join_fds.push(f);
         }
-        let (parent_sock, child_sock) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
-            .map_err(|e| Error::sys("socketpair", e))?;
+        let (parent_sock, child_sock) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| Error::sys("socketpair", e))?;
         set_nonblocking(&parent_sock)?;
-        let sync = exec::register(parent_sock).map_err(|e| Error::sys("register sync socket", e))?;
+        let sync =
+            exec::register(parent_sock).map_err(|e| Error::sys("register sync socket", e))?;
         let (child_stdio, ends) = stdio::prepare([opts.stdin, opts.stdout, opts.stderr])?;
         let fds = ChildFds {
             sync: child_sock,
@@ -161,7 +170,12 @@ async fn finish_exec(
             // EOF: the sync socket closed on execve.
             None => return Ok(()),
             Some((r, fd)) if r.kind == Report::CONSOLE => {
-                let fd = fd.ok_or_else(|| Error::sys("receive console", std::io::Error::from_raw_os_error(libc::EBADMSG)))?;
+                let fd = fd.ok_or_else(|| {
+                    Error::sys(
+                        "receive console",
+                        std::io::Error::from_raw_os_error(libc::EBADMSG),
+                    )
+                })?;
                 *process.pty.lock().unwrap_or_else(|p| p.into_inner()) = Some(Pty::new(fd)?);
             }
             Some((r, _)) if r.kind == Report::FAILED => return Err(init_error(plan, r)),
@@ -183,7 +197,10 @@ impl ExecProcess {
 
     /// Waits for the process to exit. Any number of callers may wait.
     pub async fn wait(&self) -> Result<ExitStatus> {
-        self.exit.get_or_try_init(|| super::wait::reap(&self.pidfd)).await.copied()
+        self.exit
+            .get_or_try_init(|| super::wait::reap(&self.pidfd))
+            .await
+            .copied()
     }
 
     /// Sends `signal` to the process (through its pidfd).
@@ -194,17 +211,29 @@ impl ExecProcess {
 
     /// The writing end of its stdin, if piped.
     pub fn take_stdin(&self) -> Option<pipe::Sender> {
-        self.stdio.lock().unwrap_or_else(|p| p.into_inner()).stdin.take()
+        self.stdio
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stdin
+            .take()
     }
 
     /// The reading end of its stdout, if piped.
     pub fn take_stdout(&self) -> Option<pipe::Receiver> {
-        self.stdio.lock().unwrap_or_else(|p| p.into_inner()).stdout.take()
+        self.stdio
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stdout
+            .take()
     }
 
     /// The reading end of its stderr, if piped.
     pub fn take_stderr(&self) -> Option<pipe::Receiver> {
-        self.stdio.lock().unwrap_or_else(|p| p.into_inner()).stderr.take()
+        self.stdio
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stderr
+            .take()
     }
 
     /// Its terminal's master, when `process.terminal` is true.

@@ -9,8 +9,8 @@ mod start;
 mod wait;
 
 pub use create::CreateOptions;
-pub use exec::{ExecOptions, ExecProcess};
 pub(crate) use create::{create, validate_id};
+pub use exec::{ExecOptions, ExecProcess};
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;

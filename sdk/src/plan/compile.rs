@@ -10,8 +10,8 @@ use oci_spec::runtime::{
 
 use super::mounts::{self, REMOUNT_ONLY};
 use super::{CPath, Create, DeviceStep, Exec, InRoot, Join, MountStep, Namespace, Plan, Step};
-use crate::error::{Error, Result};
 use crate::cgroups::HierarchyMount;
+use crate::error::{Error, Result};
 use crate::host::Host;
 use crate::security::capabilities;
 
@@ -322,7 +322,12 @@ fn process_steps(process: &Process, host: &Host, steps: &mut Vec<Step>) -> Resul
 /// "dumpable" bit) are then copied, not shared, so the joining process is
 /// born non-dumpable and the container cannot reach the host binary through
 /// `/proc/<pid>/exe` (CVE-2019-5736).
-pub fn compile_exec(process: &Process, joins: Vec<Join>, host: &Host, opts: &Options) -> Result<Plan> {
+pub fn compile_exec(
+    process: &Process,
+    joins: Vec<Join>,
+    host: &Host,
+    opts: &Options,
+) -> Result<Plan> {
     let terminal = process.terminal().unwrap_or(false);
     let mut steps = vec![Step::ResetSignals, Step::AwaitParent];
     let mut joins = joins;

@@ -1,0 +1,492 @@
+//! Real clients drive `berth` as their runtime: podman (through conmon) and
+//! containerd (through its runc shim). Both are Debian packages installed by
+//! `scripts/install-deps.sh`; a missing client fails these tests.
+//!
+//! Each client runs with private state (podman `--root`/`--runroot`,
+//! containerd with its own config, socket and state dirs) so the host's
+//! stores are never touched, and with `--network none`: podman's default
+//! bridge would change the host's nftables and `ip_forward`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+fn require(tool: &str) {
+    berth_fixtures::require_root();
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "{tool} is not installed: run scripts/install-deps.sh"
+    );
+}
+
+fn check(out: Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Unmounts (lazily) everything mounted below `dir`, deepest first.
+fn unmount_below(dir: &Path) {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mut points: Vec<&str> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| Path::new(p).starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = Command::new("umount").args(["-l", p]).status();
+    }
+}
+
+fn mounts_below(dir: &Path) -> usize {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| Path::new(p).starts_with(dir))
+        .count()
+}
+
+/// Removes the cgroup directory `rel` (and what is below it) in every
+/// hierarchy, deepest first. Clients create cgroups of their own (podman's
+/// `<parent>/conmon`) that they never remove.
+fn remove_cgroups(rel: &str) {
+    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let top = h.path().join(rel);
+        if !top.is_dir() {
+            continue;
+        }
+        let mut dirs = vec![];
+        let mut todo = vec![top];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    todo.push(e.path());
+                }
+            }
+            dirs.push(d);
+        }
+        for d in dirs.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+/// The client tests share host paths the clients insist on (below); one at
+/// a time, so that "did it exist before?" means before any of them.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A host directory a client creates whatever it is told (podman's blob
+/// cache in /var/lib/containers/cache, containerd's shim sockets in
+/// /run/containerd/s): removed at the end if it did not exist before.
+struct RemoveIfNew(&'static str, bool);
+
+impl RemoveIfNew {
+    fn new(dir: &'static str) -> RemoveIfNew {
+        RemoveIfNew(dir, Path::new(dir).exists())
+    }
+}
+
+impl Drop for RemoveIfNew {
+    fn drop(&mut self) {
+        if !self.1 {
+            let _ = std::fs::remove_dir_all(self.0);
+        }
+    }
+}
+
+/// A podman with its own storage and cgroup parent, using berth as its OCI
+/// runtime.
+struct Podman {
+    dir: tempfile::TempDir,
+    cgroup_parent: String,
+    _cache: RemoveIfNew,
+}
+
+impl Podman {
+    fn new() -> Podman {
+        require("podman");
+        require("conmon");
+        let p = Podman {
+            dir: tempfile::Builder::new()
+                .prefix("berth-podman-")
+                .tempdir()
+                .unwrap(),
+            cgroup_parent: format!("berth-podman-{}", std::process::id()),
+            _cache: RemoveIfNew::new("/var/lib/containers"),
+        };
+        // No network by default, cgroupfs and file events (no systemd here).
+        std::fs::write(
+            p.dir.path().join("containers.conf"),
+            "[containers]\nnetns = \"none\"\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
+        )
+        .unwrap();
+        // The test image: the busybox rootfs as one layer.
+        let tar = p.dir.path().join("rootfs.tar");
+        let rootfs = berth_fixtures::rootfs::shared().unwrap();
+        check(
+            Command::new("tar")
+                .arg("-C")
+                .arg(&rootfs)
+                .arg("-cf")
+                .arg(&tar)
+                .arg(".")
+                .output()
+                .unwrap(),
+            "tar rootfs",
+        );
+        check(
+            p.cmd()
+                .arg("import")
+                .arg(&tar)
+                .arg("localhost/berth-test:latest")
+                .output()
+                .unwrap(),
+            "podman import",
+        );
+        p
+    }
+
+    fn cmd(&self) -> Command {
+        let d = self.dir.path();
+        let mut c = Command::new("podman");
+        c.arg("--root")
+            .arg(d.join("root"))
+            .arg("--runroot")
+            .arg(d.join("runroot"))
+            .arg("--tmpdir")
+            .arg(d.join("tmp"))
+            .args([
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "file",
+                "--storage-driver",
+                "overlay",
+            ])
+            .arg("--runtime")
+            .arg(BERTH)
+            .env("CONTAINERS_CONF", d.join("containers.conf"))
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// `podman run` with the options these machines need.
+    fn run(&self) -> Command {
+        let mut c = self.cmd();
+        c.args([
+            "run",
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ])
+        .arg("--cgroup-parent")
+        .arg(format!("/{}", self.cgroup_parent));
+        c
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self
+            .cmd()
+            .args(["rm", "--all", "--force", "--time", "0"])
+            .output();
+        let _ = self.cmd().args(["system", "reset", "--force"]).output();
+        unmount_below(self.dir.path());
+        remove_cgroups(&self.cgroup_parent);
+        if !std::thread::panicking() {
+            assert_eq!(
+                mounts_below(self.dir.path()),
+                0,
+                "podman left mounts behind"
+            );
+        }
+    }
+}
+
+#[test]
+fn podman_runs_containers_with_berth() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let p = Podman::new();
+    let out = check(
+        p.run()
+            .args(["--rm", "localhost/berth-test", "echo", "hi"])
+            .output()
+            .unwrap(),
+        "podman run",
+    );
+    assert_eq!(out, "hi\n");
+
+    // Detached, exec, stop, rm.
+    let id = check(
+        p.run()
+            .args(["-d", "localhost/berth-test", "sleep", "1000"])
+            .output()
+            .unwrap(),
+        "podman run -d",
+    );
+    let id = id.trim();
+    let out = check(
+        p.cmd()
+            .args(["exec", id, "sh", "-c", "echo exec $$"])
+            .output()
+            .unwrap(),
+        "podman exec",
+    );
+    assert!(out.starts_with("exec "), "{out}");
+    assert_ne!(out.trim(), "exec 1");
+    let status = check(
+        p.cmd()
+            .args(["inspect", "--format", "{{.State.Status}}", id])
+            .output()
+            .unwrap(),
+        "inspect",
+    );
+    assert_eq!(status.trim(), "running");
+    check(
+        p.cmd().args(["stop", "--time", "1", id]).output().unwrap(),
+        "podman stop",
+    );
+    let status = check(
+        p.cmd()
+            .args(["inspect", "--format", "{{.State.Status}}", id])
+            .output()
+            .unwrap(),
+        "inspect",
+    );
+    assert_eq!(status.trim(), "exited");
+    check(p.cmd().args(["rm", id]).output().unwrap(), "podman rm");
+
+    // --memory is enforced: the limit is in the container's cgroup, and a
+    // process that needs more is killed.
+    let out = p
+        .run()
+        .args(["--rm", "--memory", "64m", "localhost/berth-test", "sh", "-c"])
+        .arg("cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; head -c 200m /dev/zero | tail >/dev/null; echo tail=$?")
+        .output()
+        .unwrap();
+    let text = check(out, "podman run --memory");
+    let lines: Vec<_> = text.lines().collect();
+    assert_eq!(lines[0], "67108864", "{text}");
+    assert_eq!(
+        lines[1], "tail=137",
+        "the allocation past the limit was not killed: {text}"
+    );
+
+    // The exit code comes through.
+    let out = p
+        .run()
+        .args(["--rm", "localhost/berth-test", "sh", "-c", "exit 3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+}
+
+/// A containerd of the test's own.
+struct Containerd {
+    dir: tempfile::TempDir,
+    daemon: Child,
+    // containerd 1.6 keeps shim sockets in /run/containerd/s whatever its
+    // config says.
+    _run: RemoveIfNew,
+}
+
+impl Containerd {
+    fn start() -> Containerd {
+        require("containerd");
+        require("ctr");
+        require("containerd-shim-runc-v2");
+        let dir = tempfile::Builder::new()
+            .prefix("berth-containerd-")
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        let config = format!(
+            "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             [grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n",
+            root = d.join("root").display(),
+            state = d.join("state").display(),
+            sock = d.join("containerd.sock").display(),
+        );
+        std::fs::write(d.join("config.toml"), config).unwrap();
+        let log = std::fs::File::create(d.join("containerd.log")).unwrap();
+        let daemon = Command::new("containerd")
+            .arg("--config")
+            .arg(d.join("config.toml"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let c = Containerd {
+            dir,
+            daemon,
+            _run: RemoveIfNew::new("/run/containerd"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while c
+            .ctr()
+            .arg("version")
+            .output()
+            .map(|o| !o.status.success())
+            .unwrap_or(true)
+        {
+            assert!(Instant::now() < deadline, "containerd did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        c
+    }
+
+    fn ctr(&self) -> Command {
+        let mut c = Command::new("ctr");
+        c.arg("--address")
+            .arg(self.dir.path().join("containerd.sock"))
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// `ctr run` with berth as the runtime binary and private state.
+    fn run(&self) -> Command {
+        let mut c = self.ctr();
+        c.arg("run")
+            .arg("--runc-binary")
+            .arg(BERTH)
+            .arg("--runc-root")
+            .arg(self.path("runc"))
+            .arg("--fifo-dir")
+            .arg(self.path("fifo"));
+        c
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.daemon.id().to_string())
+            .status();
+        let _ = self.daemon.wait();
+        unmount_below(self.dir.path());
+        if !std::thread::panicking() {
+            assert_eq!(
+                mounts_below(self.dir.path()),
+                0,
+                "containerd left mounts behind"
+            );
+            let left = std::fs::read_dir(self.path("runc").join("default"))
+                .map(|d| d.count())
+                .unwrap_or(0);
+            assert_eq!(left, 0, "berth state left under the runc root");
+        }
+    }
+}
+
+#[test]
+fn containerd_runs_containers_with_berth() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let c = Containerd::start();
+    // The image: podman's export of the busybox rootfs, imported.
+    let p = Podman::new();
+    let archive = c.path("image.tar");
+    check(
+        p.cmd()
+            .args(["save", "--format", "docker-archive", "-o"])
+            .arg(&archive)
+            .arg("localhost/berth-test")
+            .output()
+            .unwrap(),
+        "podman save",
+    );
+    check(
+        c.ctr()
+            .args(["images", "import"])
+            .arg(&archive)
+            .output()
+            .unwrap(),
+        "ctr images import",
+    );
+
+    let out = check(
+        c.run()
+            .args(["--rm", "localhost/berth-test:latest", "once", "echo", "hi"])
+            .output()
+            .unwrap(),
+        "ctr run",
+    );
+    assert_eq!(out, "hi\n");
+
+    check(
+        c.run()
+            .args(["-d", "localhost/berth-test:latest", "task1", "sleep", "100"])
+            .output()
+            .unwrap(),
+        "ctr run -d",
+    );
+    let ls = check(
+        c.ctr().args(["task", "ls"]).output().unwrap(),
+        "ctr task ls",
+    );
+    assert!(
+        ls.lines()
+            .any(|l| l.starts_with("task1") && l.contains("RUNNING")),
+        "{ls}"
+    );
+    let out = check(
+        c.ctr()
+            .args(["task", "exec", "--fifo-dir"])
+            .arg(c.path("fifo"))
+            .args(["--exec-id", "e1", "task1", "sh", "-c", "echo exec-ok"])
+            .output()
+            .unwrap(),
+        "ctr task exec",
+    );
+    assert_eq!(out, "exec-ok\n");
+    check(
+        c.ctr()
+            .args(["task", "kill", "--signal", "SIGKILL", "task1"])
+            .output()
+            .unwrap(),
+        "ctr task kill",
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ls = check(
+            c.ctr().args(["task", "ls"]).output().unwrap(),
+            "ctr task ls",
+        );
+        if ls
+            .lines()
+            .any(|l| l.starts_with("task1") && l.contains("STOPPED"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "task1 never stopped: {ls}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    check(
+        c.ctr().args(["task", "delete", "task1"]).output().unwrap(),
+        "ctr task delete",
+    );
+    check(
+        c.ctr().args(["container", "rm", "task1"]).output().unwrap(),
+        "ctr container rm",
+    );
+}
