@@ -12,6 +12,7 @@ pub async fn runtime() -> Runtime {
     Runtime::new(Config {
         root: format!("/run/{name}").into(),
         cgroup_parent: name,
+        ..Config::default()
     })
     .await
     .expect("runtime (benchmarks need root)")

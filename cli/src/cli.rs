@@ -91,6 +91,16 @@ pub enum Command {
     Spec(SpecCmd),
     /// Print the version.
     Version,
+    /// Supervise a detached container for the SDK (internal).
+    #[command(hide = true)]
+    Shim(Shim),
+}
+
+#[derive(Debug, Args)]
+pub struct Shim {
+    /// The SDK's request file.
+    #[arg(long)]
+    pub request: PathBuf,
 }
 
 #[derive(Debug, Args)]

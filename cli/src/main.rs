@@ -14,6 +14,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    // The shim runs its own (single-threaded) async runtime.
+    if let Some(cli::Command::Shim(s)) = &args.command {
+        return ExitCode::from(u8::try_from(berth::shim::run_shim(&s.request)).unwrap_or(1));
+    }
     let logger = log::Logger::new(&args.global);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

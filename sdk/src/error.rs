@@ -124,6 +124,11 @@ pub enum Error {
         reason: String,
     },
 
+    /// The shim of a detached container failed to create it; the message is
+    /// the shim's error.
+    #[error("shim: {0}")]
+    Shim(String),
+
     /// The state file of a container is unreadable or corrupt.
     #[error("state of container {id:?}: {reason}")]
     State {

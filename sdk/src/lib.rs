@@ -37,6 +37,7 @@ pub mod host;
 pub mod plan;
 mod runtime;
 pub mod security;
+pub mod shim;
 mod state;
 mod stdio;
 

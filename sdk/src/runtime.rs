@@ -18,6 +18,9 @@ pub struct Config {
     /// The cgroup under which containers without `linux.cgroupsPath` get
     /// `<cgroup_parent>/<id>`.
     pub cgroup_parent: String,
+    /// The `berth` binary, whose `shim` subcommand supervises containers
+    /// created with [`CreateOptions::detached`].
+    pub shim: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -25,6 +28,7 @@ impl Default for Config {
         Config {
             root: PathBuf::from("/run/berth"),
             cgroup_parent: "berth".into(),
+            shim: None,
         }
     }
 }
@@ -68,12 +72,27 @@ impl Runtime {
     }
 
     /// Creates a container with explicit stdio and options.
+    ///
+    /// With [`CreateOptions::detached`], a shim process (see
+    /// [`Config::shim`]) becomes the container's parent: the container
+    /// outlives this process, and any process that re-attaches with
+    /// [`Runtime::get`] can await its exit status.
     pub async fn create_with(
         &self,
         id: &str,
         bundle: Bundle,
         opts: CreateOptions,
     ) -> Result<Container> {
+        if opts.detached {
+            let shim = self.config.shim.clone().ok_or_else(|| {
+                Error::Unsupported(
+                    "a detached container needs Config::shim (the berth binary)".into(),
+                )
+            })?;
+            let id = id.to_string();
+            return crate::shim::create_detached(self.config.clone(), &shim, id, bundle, opts)
+                .await;
+        }
         container::create(self.config.clone(), id.to_string(), bundle, opts).await
     }
 

@@ -90,6 +90,16 @@ pub(crate) struct Persisted {
     pub annotations: HashMap<String, String>,
     /// Seconds since the epoch.
     pub created: u64,
+    /// The supervising shim of a detached container.
+    #[serde(default)]
+    pub shim: Option<ShimProcess>,
+}
+
+/// A shim process, identified like the container's (pid and start time).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct ShimProcess {
+    pub pid: i32,
+    pub start_time: u64,
 }
 
 pub(crate) const STATE_FILE: &str = "state.json";

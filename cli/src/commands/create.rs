@@ -28,6 +28,9 @@ async fn create_container(
         stderr: Stdio::Inherit,
         no_pivot: flags.no_pivot,
         preserve_fds: flags.preserve_fds,
+        // As runc: the container's parent is this process until it exits,
+        // then the caller's subreaper (conmon, containerd's shim).
+        detached: false,
     };
     let ctr = rt.create_with(id, bundle, opts).await?;
     let finish = || -> Result<(), Box<dyn std::error::Error>> {

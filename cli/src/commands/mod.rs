@@ -47,6 +47,7 @@ pub async fn run(cli: Cli) -> Outcome {
         Command::Features => spec::features(),
         Command::Spec(c) => spec::spec(c),
         Command::Version => spec::version(),
+        Command::Shim(_) => unreachable!("handled in main before the runtime starts"),
     }
 }
 

@@ -36,6 +36,9 @@ pub struct CreateOptions {
     /// Pass descriptors `3..3+preserve_fds` of this process to the
     /// container (systemd socket activation's `LISTEN_FDS`).
     pub preserve_fds: u32,
+    /// Let a shim process parent the container, so that it outlives this
+    /// process (see [`Runtime::create_with`](crate::Runtime::create_with)).
+    pub detached: bool,
 }
 
 /// Creates a container. The work runs in a task of its own so that a
@@ -281,6 +284,7 @@ async fn build(
         created: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
+        shim: None,
     };
     persisted.save(dir)?;
     go(&sync)?;

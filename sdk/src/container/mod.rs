@@ -221,6 +221,11 @@ impl Container {
 
     /// Re-attaches to an existing container, from its state directory.
     pub(crate) fn attach(dir: PathBuf, id: &str) -> Result<Container> {
+        Self::attach_with(dir, id, ParentEnds::default())
+    }
+
+    /// Re-attaches, keeping the parent's ends of piped stdio.
+    pub(crate) fn attach_with(dir: PathBuf, id: &str, ends: ParentEnds) -> Result<Container> {
         let p = Persisted::load(&dir, id)?;
         // A pidfd only for a process that is still the container's.
         let pidfd = if state::is_alive(p.pid, p.pid_start_time) {
@@ -242,7 +247,7 @@ impl Container {
                     None => tokio::sync::OnceCell::new(),
                 },
                 launch: tokio::sync::Mutex::new(None),
-                stdio: Mutex::default(),
+                stdio: Mutex::new(ends),
                 pty: Mutex::default(),
             }),
         })

@@ -60,6 +60,7 @@ impl Container {
                     (Some(pidfd), true) => reap(pidfd).await?,
                     (Some(pidfd), false) => {
                         exited(pidfd).await?;
+                        self.shim_exited().await?;
                         self.recorded_exit()?
                     }
                     (None, _) => self.recorded_exit()?,
@@ -81,6 +82,22 @@ impl Container {
             })
             .await
             .copied()
+    }
+
+    /// A detached container's shim records the exit status, then exits:
+    /// wait for that.
+    async fn shim_exited(&self) -> Result<()> {
+        let Some(shim) = Persisted::load(&self.inner.dir, &self.inner.id)?.shim else {
+            return Ok(());
+        };
+        if !crate::state::is_alive(shim.pid, shim.start_time) {
+            return Ok(());
+        }
+        let Ok(fd) = crate::exec::pidfd_open(shim.pid) else {
+            return Ok(());
+        };
+        let fd = crate::exec::register(fd).map_err(|e| Error::sys("register pidfd", e))?;
+        exited(&fd).await
     }
 
     fn recorded_exit(&self) -> Result<ExitStatus> {

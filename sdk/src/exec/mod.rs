@@ -323,3 +323,26 @@ pub(crate) fn register(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<Owned
     // for as long as the `AsyncFd` holds it.
     unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)
 }
+
+/// Makes `cmd` start with `fd` as its descriptor `target` (dup2 in the
+/// forked child, which also clears close-on-exec on the copy).
+pub(crate) fn pass_fd(cmd: &mut tokio::process::Command, fd: OwnedFd, target: libc::c_int) {
+    // SAFETY: the closure runs between fork and exec; it makes one raw dup3
+    // (no allocation) on a descriptor it owns.
+    unsafe {
+        cmd.pre_exec(move || {
+            sys::dup3(fd.as_raw_fd(), target, 0).map_err(io::Error::from_raw_os_error)
+        });
+    }
+}
+
+/// Takes ownership of a descriptor this process was started with (the
+/// shim's reply pipe on fd 3), if it is open.
+pub(crate) fn inherited_fd(fd: libc::c_int) -> Option<OwnedFd> {
+    // F_GETFD fails with EBADF on a descriptor that is not open.
+    sys::fcntl(fd, libc::F_GETFD, 0).ok()?;
+    let _ = sys::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC as usize);
+    // SAFETY: the descriptor is open and, by the shim's calling convention,
+    // nothing else in this process uses it.
+    Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}

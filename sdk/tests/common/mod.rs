@@ -21,6 +21,7 @@ pub fn config() -> Config {
     Config {
         root: PathBuf::from("/run").join(&name),
         cgroup_parent: name,
+        ..Config::default()
     }
 }
 

@@ -1,0 +1,231 @@
+//! Detached mode: a small shim process parents the container, so that the
+//! container outlives the process that created it.
+//!
+//! The SDK starts `<shim binary> shim --request FILE` (the `berth` binary's
+//! `shim` subcommand), which becomes a child subreaper in a session of its
+//! own, creates the container itself (so the container is its child),
+//! replies on descriptor 3, then waits for the container, records the exit
+//! status in `state.json` and exits. Any process can then learn the exit
+//! status: it waits for the container's and the shim's pidfds, then reads
+//! the state. The shim is the only place in berth that reaps children it
+//! did not start itself, and it is a process of its own.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use oci_spec::runtime::Spec;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncBufReadExt;
+
+use crate::bundle::Bundle;
+use crate::container::{create, validate_id, Container, CreateOptions};
+use crate::error::{Error, Result};
+use crate::exec;
+use crate::host::Host;
+use crate::runtime::Config;
+use crate::state::{self, Persisted, ShimProcess};
+
+/// What the SDK asks the shim to create.
+#[derive(Debug, Serialize, Deserialize)]
+struct Request {
+    root: PathBuf,
+    cgroup_parent: String,
+    id: String,
+    bundle: PathBuf,
+    spec: Spec,
+    no_pivot: bool,
+    preserve_fds: u32,
+}
+
+/// The shim's answer on descriptor 3.
+#[derive(Debug, Serialize, Deserialize)]
+enum Reply {
+    Created { pid: i32 },
+    Failed { error: String },
+}
+
+/// The reply descriptor of the shim's calling convention.
+const REPLY_FD: libc::c_int = 3;
+
+/// Creates a detached container through a shim process.
+pub(crate) async fn create_detached(
+    config: Arc<Config>,
+    shim: &Path,
+    id: String,
+    bundle: Bundle,
+    opts: CreateOptions,
+) -> Result<Container> {
+    validate_id(&id)?;
+    // Refuse a bad spec here, with a typed error, before any process.
+    let plan_opts = crate::plan::Options {
+        no_pivot: opts.no_pivot,
+        preserve_fds: opts.preserve_fds,
+        cgroup_path: None,
+    };
+    crate::plan::compile(&bundle.spec, &bundle.dir, Host::get(), &plan_opts)?;
+    std::fs::create_dir_all(&config.root)
+        .map_err(|e| Error::io("create state root", &config.root, e))?;
+    if config.root.join(&id).exists() {
+        return Err(Error::AlreadyExists(id));
+    }
+    let request = Request {
+        root: config.root.clone(),
+        cgroup_parent: config.cgroup_parent.clone(),
+        id: id.clone(),
+        bundle: bundle.dir,
+        spec: bundle.spec,
+        no_pivot: opts.no_pivot,
+        preserve_fds: opts.preserve_fds,
+    };
+    let request_path = config.root.join(format!(".{id}.shim-request.json"));
+    let json = serde_json::to_vec(&request).map_err(|e| Error::State {
+        id: id.clone(),
+        reason: e.to_string(),
+    })?;
+    state::write_atomic(&request_path, &json)?;
+
+    let (reply_r, reply_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe2", e))?;
+    let (child_stdio, ends) = crate::stdio::prepare([opts.stdin, opts.stdout, opts.stderr])?;
+    let mut cmd = tokio::process::Command::new(shim);
+    cmd.arg("shim").arg("--request").arg(&request_path);
+    let [stdin, stdout, stderr] = child_stdio;
+    let to_std = |fd: Option<std::os::fd::OwnedFd>| {
+        fd.map_or(std::process::Stdio::inherit(), std::process::Stdio::from)
+    };
+    cmd.stdin(to_std(stdin))
+        .stdout(to_std(stdout))
+        .stderr(to_std(stderr));
+    exec::pass_fd(&mut cmd, reply_w, REPLY_FD);
+    let spawned = cmd.spawn();
+    let result = async {
+        let child = spawned.map_err(|e| Error::io("start shim", shim, e))?;
+        // Dropping the handle lets tokio reap the shim whenever it exits.
+        drop(child);
+        // One line: the container holds a copy of the pipe until it execs,
+        // so EOF cannot mark the end of the reply.
+        let r = tokio::net::unix::pipe::Receiver::from_owned_fd(reply_r)
+            .map_err(|e| Error::sys("register shim reply pipe", e))?;
+        let mut reply = Vec::new();
+        tokio::io::BufReader::new(r)
+            .read_until(b'\n', &mut reply)
+            .await
+            .map_err(|e| Error::sys("read shim reply", e))?;
+        match serde_json::from_slice::<Reply>(&reply) {
+            Ok(Reply::Created { .. }) => Container::attach_with(config.root.join(&id), &id, ends),
+            Ok(Reply::Failed { error }) => Err(Error::Shim(error)),
+            Err(_) => Err(Error::Shim(format!(
+                "the shim {} gave no valid reply (did it crash?)",
+                shim.display()
+            ))),
+        }
+    }
+    .await;
+    let _ = std::fs::remove_file(&request_path);
+    result
+}
+
+/// The shim's main: what `berth shim --request FILE` runs. Returns the
+/// process's exit code.
+pub fn run_shim(request: &Path) -> i32 {
+    let reply = exec::inherited_fd(REPLY_FD).map(std::fs::File::from);
+    let send = |reply: Option<std::fs::File>, r: Reply| {
+        if let Some(mut f) = reply {
+            let mut line = serde_json::to_vec(&r).unwrap_or_default();
+            line.push(b'\n');
+            let _ = f.write_all(&line);
+        }
+    };
+    // Orphans of the container become ours (and are reaped below), and
+    // signals to the SDK's process group or terminal no longer reach us.
+    let _ = exec::sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    let _ = exec::sys::setsid();
+    let req: Request = match std::fs::File::open(request)
+        .and_then(|mut f| {
+            let mut v = Vec::new();
+            f.read_to_end(&mut v).map(|_| v)
+        })
+        .map_err(|e| e.to_string())
+        .and_then(|v| serde_json::from_slice(&v).map_err(|e| e.to_string()))
+    {
+        Ok(r) => r,
+        Err(e) => {
+            send(
+                reply,
+                Reply::Failed {
+                    error: format!("shim request {}: {e}", request.display()),
+                },
+            );
+            return 1;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            send(
+                reply,
+                Reply::Failed {
+                    error: e.to_string(),
+                },
+            );
+            return 1;
+        }
+    };
+    rt.block_on(async move {
+        let config = Arc::new(Config {
+            root: req.root,
+            cgroup_parent: req.cgroup_parent,
+            shim: None,
+        });
+        let opts = CreateOptions {
+            no_pivot: req.no_pivot,
+            preserve_fds: req.preserve_fds,
+            ..Default::default()
+        };
+        let bundle = Bundle {
+            dir: req.bundle,
+            spec: req.spec,
+        };
+        let ctr = match create(config, req.id, bundle, opts).await {
+            Ok(c) => c,
+            Err(e) => {
+                send(
+                    reply,
+                    Reply::Failed {
+                        error: e.to_string(),
+                    },
+                );
+                return 1;
+            }
+        };
+        if let Err(e) = record_shim(&ctr) {
+            let _ = ctr.delete(true).await;
+            send(
+                reply,
+                Reply::Failed {
+                    error: e.to_string(),
+                },
+            );
+            return 1;
+        }
+        send(reply, Reply::Created { pid: ctr.pid() });
+        // Records the exit status in state.json.
+        let _ = ctr.wait().await;
+        // Reap whatever was reparented to us, then go.
+        while nix::sys::wait::wait().is_ok() {}
+        0
+    })
+}
+
+fn record_shim(ctr: &Container) -> Result<()> {
+    let dir = ctr.state_dir();
+    let mut p = Persisted::load(dir, ctr.id())?;
+    let pid = std::process::id() as i32;
+    let start_time = state::proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
+    p.shim = Some(ShimProcess { pid, start_time });
+    p.save(dir)
+}
