@@ -222,3 +222,243 @@ pub struct PathReport {
     /// (never writing). `Ok` when that worked.
     pub write: Probed<()>,
 }
+
+/// Parses `/proc/<pid>/status`.
+pub fn parse_status(text: &str) -> Probed<Status> {
+    let field = |name: &str| -> Probed<&str> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+            .ok_or_else(|| Failure::msg(format!("no {name}: line in /proc/self/status")))
+    };
+    let nums = |name: &str| -> Probed<Vec<u32>> {
+        field(name)?
+            .split_whitespace()
+            .map(|n| {
+                n.parse()
+                    .map_err(|e| Failure::msg(format!("{name}: {n:?}: {e}")))
+            })
+            .collect()
+    };
+    let four = |name: &str| -> Probed<[u32; 4]> {
+        let v = nums(name)?;
+        v.as_slice()
+            .try_into()
+            .map_err(|_| Failure::msg(format!("{name}: wanted 4 ids, got {v:?}")))
+    };
+    let radix = |name: &str, radix: u32| -> Probed<u64> {
+        let v = field(name)?;
+        u64::from_str_radix(v, radix).map_err(|e| Failure::msg(format!("{name}: {v:?}: {e}")))
+    };
+    Ok(Status {
+        uid: four("Uid")?,
+        gid: four("Gid")?,
+        groups: nums("Groups")?,
+        cap_inh: radix("CapInh", 16)?,
+        cap_prm: radix("CapPrm", 16)?,
+        cap_eff: radix("CapEff", 16)?,
+        cap_bnd: radix("CapBnd", 16)?,
+        cap_amb: radix("CapAmb", 16)?,
+        no_new_privs: radix("NoNewPrivs", 10)? as u32,
+        seccomp: radix("Seccomp", 10)? as u32,
+        umask: radix("Umask", 8)? as u32,
+    })
+}
+
+/// `/proc/self/limits` row titles and the OCI names of the limits.
+pub const LIMITS: [(&str, &str); 16] = [
+    ("Max cpu time", "RLIMIT_CPU"),
+    ("Max file size", "RLIMIT_FSIZE"),
+    ("Max data size", "RLIMIT_DATA"),
+    ("Max stack size", "RLIMIT_STACK"),
+    ("Max core file size", "RLIMIT_CORE"),
+    ("Max resident set", "RLIMIT_RSS"),
+    ("Max processes", "RLIMIT_NPROC"),
+    ("Max open files", "RLIMIT_NOFILE"),
+    ("Max locked memory", "RLIMIT_MEMLOCK"),
+    ("Max address space", "RLIMIT_AS"),
+    ("Max file locks", "RLIMIT_LOCKS"),
+    ("Max pending signals", "RLIMIT_SIGPENDING"),
+    ("Max msgqueue size", "RLIMIT_MSGQUEUE"),
+    ("Max nice priority", "RLIMIT_NICE"),
+    ("Max realtime priority", "RLIMIT_RTPRIO"),
+    ("Max realtime timeout", "RLIMIT_RTTIME"),
+];
+
+/// Parses `/proc/<pid>/limits`: OCI name (`RLIMIT_NOFILE`) to limits.
+pub fn parse_limits(text: &str) -> Probed<BTreeMap<String, Rlimit>> {
+    let value = |s: &str| -> Probed<u64> {
+        if s == "unlimited" {
+            Ok(u64::MAX)
+        } else {
+            s.parse()
+                .map_err(|e| Failure::msg(format!("limit {s:?}: {e}")))
+        }
+    };
+    let mut out = BTreeMap::new();
+    for line in text.lines().skip(1) {
+        let Some((title, name)) = LIMITS.iter().find(|(t, _)| line.starts_with(t)) else {
+            return Err(Failure::msg(format!("unknown limit line {line:?}")));
+        };
+        let mut rest = line[title.len()..].split_whitespace();
+        let (Some(soft), Some(hard)) = (rest.next(), rest.next()) else {
+            return Err(Failure::msg(format!("short limit line {line:?}")));
+        };
+        out.insert(
+            name.to_string(),
+            Rlimit {
+                soft: value(soft)?,
+                hard: value(hard)?,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Decodes mountinfo's octal escapes (`\040` for a space).
+pub fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parses `/proc/<pid>/mountinfo`.
+pub fn parse_mountinfo(text: &str) -> Probed<Vec<MountEntry>> {
+    let split = |s: &str| -> Vec<String> {
+        s.split(',')
+            .filter(|o| !o.is_empty())
+            .map(unescape)
+            .collect()
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let bad = || Failure::msg(format!("bad mountinfo line {line:?}"));
+            let f: Vec<&str> = line.split(' ').collect();
+            let sep = f.iter().position(|x| *x == "-").ok_or_else(bad)?;
+            if sep < 6 || f.len() < sep + 3 {
+                return Err(bad());
+            }
+            Ok(MountEntry {
+                id: f[0].parse().map_err(|_| bad())?,
+                parent: f[1].parse().map_err(|_| bad())?,
+                dev: f[2].to_string(),
+                root: unescape(f[3]),
+                mount_point: unescape(f[4]),
+                options: split(f[5]),
+                optional: f[6..sep].iter().map(|s| s.to_string()).collect(),
+                fstype: unescape(f[sep + 1]),
+                source: unescape(f[sep + 2]),
+                super_options: f.get(sep + 3).map(|s| split(s)).unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_status() {
+        let s = parse_status(
+            "Name:\tx\nUmask:\t0027\nUid:\t1000\t1000\t1000\t1000\nGid:\t5\t5\t5\t5\n\
+             Groups:\t2000 65534 \nCapInh:\t0000000000000000\nCapPrm:\t00000000a80425fb\n\
+             CapEff:\t00000000a80425fb\nCapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\n\
+             NoNewPrivs:\t1\nSeccomp:\t2\n",
+        )
+        .unwrap();
+        assert_eq!(s.uid, [1000; 4]);
+        assert_eq!(s.gid, [5; 4]);
+        assert_eq!(s.groups, [2000, 65534]);
+        assert_eq!(s.umask, 0o027);
+        assert_eq!(s.cap_prm, 0xa80425fb);
+        assert_eq!(s.cap_bnd, 0x1ffffffffff);
+        assert_eq!((s.no_new_privs, s.seccomp), (1, 2));
+        assert!(parse_status("Uid:\t0\n").is_err());
+    }
+
+    #[test]
+    fn parses_limits() {
+        let l = parse_limits(
+            "Limit                     Soft Limit           Hard Limit           Units     \n\
+             Max cpu time              unlimited            unlimited            seconds   \n\
+             Max open files            1024                 4096                 files     \n\
+             Max nice priority         0                    0                    \n",
+        )
+        .unwrap();
+        assert_eq!(
+            l["RLIMIT_CPU"],
+            Rlimit {
+                soft: u64::MAX,
+                hard: u64::MAX
+            }
+        );
+        assert_eq!(
+            l["RLIMIT_NOFILE"],
+            Rlimit {
+                soft: 1024,
+                hard: 4096
+            }
+        );
+        assert_eq!(l["RLIMIT_NICE"], Rlimit { soft: 0, hard: 0 });
+        assert!(parse_limits("header\nMax widgets 1 2\n").is_err());
+    }
+
+    #[test]
+    fn parses_mountinfo() {
+        let m = parse_mountinfo(
+            "36 35 98:0 /mnt1 /mnt/a\\040b rw,noatime master:1 shared:2 - ext3 /dev/root rw,errors=continue\n\
+             40 36 0:5 / /run rw - tmpfs tmpfs rw,mode=755\n",
+        )
+        .unwrap();
+        assert_eq!(m[0].mount_point, "/mnt/a b");
+        assert_eq!(m[0].root, "/mnt1");
+        assert_eq!(m[0].options, ["rw", "noatime"]);
+        assert_eq!(m[0].optional, ["master:1", "shared:2"]);
+        assert_eq!(
+            (m[0].fstype.as_str(), m[0].source.as_str()),
+            ("ext3", "/dev/root")
+        );
+        assert!(m[0].has_super_option("errors=continue"));
+        assert!(m[1].optional.is_empty());
+        assert_eq!((m[1].id, m[1].parent), (40, 36));
+        assert!(parse_mountinfo("garbage\n").is_err());
+    }
+
+    #[test]
+    fn a_report_round_trips_through_json() {
+        let r = Report {
+            pid: 1,
+            hostname: Ok("h".into()),
+            domainname: Err(Failure::msg("no")),
+            status: Err(Failure::io("read", &std::io::Error::from_raw_os_error(2))),
+            rlimits: Ok(BTreeMap::new()),
+            cwd: Ok("/".into()),
+            environ: Ok(vec!["A=1".into()]),
+            env: BTreeMap::from([("A".into(), "1".into())]),
+            args: Ok(vec!["/probe".into()]),
+            mounts: Ok(Vec::new()),
+            namespaces: BTreeMap::new(),
+            oom_score_adj: Ok(0),
+            sysctls: BTreeMap::new(),
+            paths: BTreeMap::new(),
+        };
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(Report::parse(&format!("  {json}\n")).unwrap(), r);
+        assert!(Report::parse("{}").is_err());
+    }
+}

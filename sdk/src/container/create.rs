@@ -256,6 +256,9 @@ async fn build(
     if let Some(map) = &plan.gid_map {
         write_proc(pid, "gid_map", map)?;
     }
+    if let Some(adj) = plan.oom_score_adj {
+        write_proc(pid, "oom_score_adj", &adj.to_string())?;
+    }
     if !spawned.in_cgroup {
         partial
             .cgroup
@@ -401,7 +404,7 @@ async fn run_create_hooks(bundle: &Bundle, p: &Persisted, pid: i32) -> Result<()
     .await
 }
 
-fn write_proc(pid: i32, file: &str, content: &str) -> Result<()> {
+pub(super) fn write_proc(pid: i32, file: &str, content: &str) -> Result<()> {
     let path = PathBuf::from(format!("/proc/{pid}/{file}"));
     std::fs::write(&path, content).map_err(|e| Error::io("write", path, e))
 }

@@ -11,7 +11,7 @@ use oci_spec::runtime::Process;
 use tokio::io::unix::AsyncFd;
 use tokio::net::unix::pipe;
 
-use super::create::{go, init_error, recv, set_nonblocking};
+use super::create::{go, init_error, recv, set_nonblocking, write_proc};
 use super::Container;
 use crate::cgroups::Cgroup;
 use crate::error::{Error, Result};
@@ -161,6 +161,9 @@ async fn finish_exec(
     sync: &AsyncFd<OwnedFd>,
     plan: &plan::Plan,
 ) -> Result<()> {
+    if let Some(adj) = plan.oom_score_adj {
+        write_proc(process.pid, "oom_score_adj", &adj.to_string())?;
+    }
     if !in_cgroup {
         cgroup.add_process(process.pid)?;
     }

@@ -24,6 +24,10 @@ struct Executor<'a> {
     exe: usize,
     /// openat2 is known to be missing.
     no_openat2: bool,
+    /// The umask the child inherited.
+    caller_umask: u32,
+    /// `ChdirAsRoot` succeeded.
+    cwd_done: bool,
 }
 
 /// Runs every step; never returns.
@@ -33,6 +37,8 @@ pub(super) fn run(args: &ChildArgs) -> ! {
         rootfd: -1,
         exe: 0,
         no_openat2: false,
+        caller_umask: 0o022,
+        cwd_done: false,
     };
     for (i, step) in args.plan.steps.iter().enumerate() {
         if let Err(errno) = ex.step(step) {
@@ -151,7 +157,9 @@ impl Executor<'_> {
                         let _ = sys::reset_signal(sig);
                     }
                 }
-                sys::umask(0);
+                // Modes of created nodes are exact; the caller's umask is
+                // kept for the process unless the spec sets one.
+                self.caller_umask = sys::umask(0);
                 Ok(())
             }
             Step::AwaitParent | Step::AwaitHooks => {
@@ -205,10 +213,19 @@ impl Executor<'_> {
                 }
             }
             Step::PivotRoot => {
+                let oldroot = Fd(sys::openat(
+                    AT_FDCWD,
+                    c"/",
+                    PATH_CLOEXEC | libc::O_DIRECTORY,
+                    0,
+                )?);
                 sys::fchdir(self.rootfd)?;
                 sys::pivot_root(c".", c".")?;
-                // The old root is now stacked under "."; detach it so the
-                // host's mounts are gone from the container.
+                // The old root is now stacked on the new one. Step onto it
+                // (a path lookup of "." would find the new root on top),
+                // make it a slave so its detach cannot propagate to the
+                // host, and detach it.
+                sys::fchdir(oldroot.0)?;
                 sys::mount(None, c".", None, libc::MS_SLAVE | libc::MS_REC, None)?;
                 sys::umount2(c".", libc::MNT_DETACH)?;
                 sys::chdir(c"/")
@@ -243,9 +260,6 @@ impl Executor<'_> {
             }
             Step::Hostname { name } => sys::sethostname(name.as_c().to_bytes()),
             Step::Domainname { name } => sys::setdomainname(name.as_c().to_bytes()),
-            Step::OomScoreAdj { value } => {
-                write_file(c"/proc/self/oom_score_adj", value.as_c().to_bytes())
-            }
             Step::Rlimit {
                 resource,
                 soft,
@@ -290,9 +304,16 @@ impl Executor<'_> {
                 }
                 Ok(())
             }
-            Step::Chdir { cwd } => sys::chdir(cwd.as_c()),
+            Step::ChdirAsRoot { cwd } => {
+                // Failure is not final: a directory only the process's own
+                // user may enter is tried again after the switch.
+                self.cwd_done = sys::chdir(cwd.as_c()).is_ok();
+                Ok(())
+            }
+            Step::Chdir { cwd } if !self.cwd_done => sys::chdir(cwd.as_c()),
+            Step::Chdir { .. } => Ok(()),
             Step::Umask { mask } => {
-                sys::umask(*mask);
+                sys::umask(mask.unwrap_or(self.caller_umask));
                 Ok(())
             }
             Step::NoNewPrivileges => sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).map(drop),

@@ -119,9 +119,6 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
                 format!("{adj} is outside -1000..=1000"),
             ));
         }
-        steps.push(Step::OomScoreAdj {
-            value: cpath(adj.to_string(), "process.oomScoreAdj")?,
-        });
     }
     for (key, value) in sorted(linux.sysctl().iter().flatten()) {
         steps.push(sysctl(key, value, &has)?);
@@ -159,12 +156,6 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
     } else {
         Step::PivotRoot
     });
-    if let Some(flags) = final_propagation {
-        steps.push(Step::Propagation {
-            target: cpath("/", "linux.rootfsPropagation")?,
-            flags,
-        });
-    }
     let terminal = process.terminal().unwrap_or(false);
     steps.push(if terminal {
         Step::Console {
@@ -193,6 +184,13 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
         .unwrap_or(false)
     {
         steps.push(Step::ReadonlyRoot);
+    }
+    // Last of the mounts: binds from an unbindable tree would fail.
+    if let Some(flags) = final_propagation {
+        steps.push(Step::Propagation {
+            target: cpath("/", "linux.rootfsPropagation")?,
+            flags,
+        });
     }
     if let Some(name) = spec.hostname() {
         if !has(Namespace::Uts) {
@@ -237,13 +235,17 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
         // must then be non-dumpable on its own (see `exec::spawn`).
         share_memory: !joins
             .iter()
-            .any(|j| j.ns == Namespace::User || j.ns == Namespace::Pid),
+            .any(|j| j.ns == Namespace::User || j.ns == Namespace::Pid)
+            // The kernel applies oom_score_adj to every process sharing the
+            // mm: the caller's own score would change with the container's.
+            && process.oom_score_adj().is_none(),
         new_namespaces: new_namespaces.into_iter().collect(),
         joins,
         uid_map,
         gid_map,
         rootfs,
         terminal,
+        oom_score_adj: process.oom_score_adj(),
         steps,
         exec,
     })
@@ -281,11 +283,6 @@ fn process_steps(process: &Process, host: &Host, steps: &mut Vec<Step>) -> Resul
         steps.push(Step::KeepCaps);
     }
     let user = process.user();
-    steps.push(Step::SetGroups {
-        gids: user.additional_gids().clone().unwrap_or_default(),
-    });
-    steps.push(Step::SetGid { gid: user.gid() });
-    steps.push(Step::SetUid { uid: user.uid() });
     let cwd = process.cwd();
     if !cwd.is_absolute() {
         return Err(Error::invalid(
@@ -293,9 +290,14 @@ fn process_steps(process: &Process, host: &Host, steps: &mut Vec<Step>) -> Resul
             format!("{} is not absolute", cwd.display()),
         ));
     }
-    steps.push(Step::Chdir {
-        cwd: cpath(cwd.as_os_str().as_encoded_bytes(), "process.cwd")?,
+    let cwd = cpath(cwd.as_os_str().as_encoded_bytes(), "process.cwd")?;
+    steps.push(Step::ChdirAsRoot { cwd: cwd.clone() });
+    steps.push(Step::SetGroups {
+        gids: user.additional_gids().clone().unwrap_or_default(),
     });
+    steps.push(Step::SetGid { gid: user.gid() });
+    steps.push(Step::SetUid { uid: user.uid() });
+    steps.push(Step::Chdir { cwd });
     if let Some((_, effective, permitted, inheritable, ambient)) = caps {
         steps.push(Step::SetCaps {
             effective,
@@ -304,9 +306,8 @@ fn process_steps(process: &Process, host: &Host, steps: &mut Vec<Step>) -> Resul
         });
         steps.push(Step::AmbientCaps { ambient });
     }
-    steps.push(Step::Umask {
-        mask: user.umask().unwrap_or(0o022),
-    });
+    // Unset: the caller's umask is kept, as the runtime spec says.
+    steps.push(Step::Umask { mask: user.umask() });
     if process.no_new_privileges().unwrap_or(false) {
         steps.push(Step::NoNewPrivileges);
     }
@@ -348,11 +349,6 @@ pub fn compile_exec(
     } else {
         steps.push(Step::Stdio);
     }
-    if let Some(adj) = process.oom_score_adj() {
-        steps.push(Step::OomScoreAdj {
-            value: cpath(adj.to_string(), "process.oomScoreAdj")?,
-        });
-    }
     process_steps(process, host, &mut steps)?;
     let exec = exec(process)?;
     steps.push(Step::FindExecutable);
@@ -368,6 +364,7 @@ pub fn compile_exec(
         gid_map: None,
         rootfs: PathBuf::from("/"),
         terminal,
+        oom_score_adj: process.oom_score_adj(),
         steps,
         exec,
     })
@@ -506,8 +503,15 @@ fn sysctl(key: &str, value: &str, has: &dyn Fn(Namespace) -> bool) -> Result<Ste
     })
 }
 
-/// Returns (propagation of `/` before the mounts, propagation after
-/// `pivot_root` if it must differ).
+/// Returns (propagation of `/` before the mounts, propagation of the
+/// rootfs mount after `pivot_root` if the spec asks for one).
+///
+/// Before the mounts everything is made a slave (the default) or private,
+/// so nothing the container mounts reaches the host; `pivot_root` and the
+/// bind of the rootfs need a parent that is neither shared nor unbindable.
+/// `shared` and `unbindable` therefore apply to the rootfs mount once
+/// inside, and only recursively for their `r` forms, so that mounts with a
+/// propagation of their own keep it.
 fn propagation(p: &Option<String>) -> Result<(u64, Option<u64>)> {
     let rec = libc::MS_REC;
     let slave = libc::MS_SLAVE | rec;
@@ -515,9 +519,10 @@ fn propagation(p: &Option<String>) -> Result<(u64, Option<u64>)> {
     Ok(match p.as_deref() {
         None | Some("") | Some("slave") | Some("rslave") => (slave, None),
         Some("private") | Some("rprivate") => (private, None),
-        Some("unbindable") | Some("runbindable") => (libc::MS_UNBINDABLE | rec, None),
-        // pivot_root refuses a shared parent: share only once inside.
-        Some("shared") | Some("rshared") => (private, Some(libc::MS_SHARED | rec)),
+        Some("shared") => (private, Some(libc::MS_SHARED)),
+        Some("rshared") => (private, Some(libc::MS_SHARED | rec)),
+        Some("unbindable") => (private, Some(libc::MS_UNBINDABLE)),
+        Some("runbindable") => (private, Some(libc::MS_UNBINDABLE | rec)),
         Some(other) => {
             return Err(Error::invalid(
                 "linux.rootfsPropagation",

@@ -356,11 +356,6 @@ pub enum Step {
         /// The name.
         name: CPath,
     },
-    /// Write `/proc/self/oom_score_adj`.
-    OomScoreAdj {
-        /// The value, as text.
-        value: CPath,
-    },
     /// `prlimit` on the process.
     Rlimit {
         /// `RLIMIT_*` number.
@@ -409,15 +404,22 @@ pub enum Step {
         /// Ambient set.
         ambient: u64,
     },
-    /// `chdir` to the process's cwd.
+    /// `chdir` to the process's cwd while still root (as runc: a
+    /// directory root may enter works for any user); failure is retried by
+    /// [`Step::Chdir`] after the switch of user.
+    ChdirAsRoot {
+        /// Absolute path in the container.
+        cwd: CPath,
+    },
+    /// `chdir` to the process's cwd, unless [`Step::ChdirAsRoot`] did.
     Chdir {
         /// Absolute path in the container.
         cwd: CPath,
     },
     /// `umask`.
     Umask {
-        /// The mask.
-        mask: u32,
+        /// The mask; `None` keeps the caller's.
+        mask: Option<u32>,
     },
     /// `PR_SET_NO_NEW_PRIVS`.
     NoNewPrivileges,
@@ -456,8 +458,10 @@ pub struct Plan {
     /// Namespaces joined by path.
     pub joins: Vec<Join>,
     /// `CLONE_VM`: the child shares memory with the parent until `execve`.
-    /// False when joining a user namespace (the kernel wants a private mm)
-    /// or a pid namespace (the child must be non-dumpable on its own).
+    /// False when joining a user namespace (the kernel wants a private mm),
+    /// a pid namespace (the child must be non-dumpable on its own), or with
+    /// `oomScoreAdj` (the kernel applies it to every process sharing the
+    /// mm, the caller included).
     pub share_memory: bool,
     /// Contents of `/proc/<pid>/uid_map`, written by the parent.
     pub uid_map: Option<String>,
@@ -467,6 +471,10 @@ pub struct Plan {
     pub rootfs: PathBuf,
     /// Whether the process gets a pseudo-terminal.
     pub terminal: bool,
+    /// Written to `/proc/<pid>/oom_score_adj` by the parent, before the
+    /// child goes on: from inside a new user namespace the child may not
+    /// write its own.
+    pub oom_score_adj: Option<i32>,
     /// The executor's steps.
     pub steps: Vec<Step>,
     /// The process to run.
@@ -527,10 +535,6 @@ impl Plan {
             Step::ReadonlyRoot => ("remount root read-only".into(), Some("/".into())),
             Step::Hostname { .. } => ("set hostname".into(), None),
             Step::Domainname { .. } => ("set domainname".into(), None),
-            Step::OomScoreAdj { .. } => (
-                "write oom_score_adj".into(),
-                Some("/proc/self/oom_score_adj".into()),
-            ),
             Step::Rlimit { resource, .. } => (format!("set rlimit {resource}"), None),
             Step::DropBoundingCaps { .. } => ("drop bounding capabilities".into(), None),
             Step::KeepCaps => ("keep capabilities".into(), None),
@@ -539,7 +543,9 @@ impl Plan {
             Step::SetUid { uid } => (format!("setuid {uid}"), None),
             Step::SetCaps { .. } => ("set capabilities".into(), None),
             Step::AmbientCaps { .. } => ("set ambient capabilities".into(), None),
-            Step::Chdir { cwd } => ("chdir to process.cwd".into(), p(cwd)),
+            Step::ChdirAsRoot { cwd } | Step::Chdir { cwd } => {
+                ("chdir to process.cwd".into(), p(cwd))
+            }
             Step::Umask { .. } => ("umask".into(), None),
             Step::NoNewPrivileges => ("set no_new_privs".into(), None),
             Step::FindExecutable => ("find executable".into(), self.exec.argv.first().and_then(p)),
