@@ -310,3 +310,28 @@ fn two_thousand_fast_runs_never_hang() {
         waiter.join().unwrap();
     }
 }
+
+#[test]
+fn events_stats_and_update_read_and_write_the_cgroup() {
+    let root = Root::new();
+    let b = bundle(&["sleep", "100"]);
+    let id = id("stats");
+    root.ok(&["run", "--detach", "--bundle", path(b.path()), &id]);
+    let ev: Value = serde_json::from_str(&root.ok(&["events", "--stats", &id])).unwrap();
+    assert_eq!(ev["type"], "stats");
+    assert_eq!(ev["id"], id.as_str());
+    assert_eq!(ev["data"]["pids"]["current"], 1);
+    assert!(ev["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0);
+
+    root.ok(&["update", "--memory", "67108864", "--pids-limit", "42", &id]);
+    let ev: Value = serde_json::from_str(&root.ok(&["events", "--stats", &id])).unwrap();
+    assert_eq!(ev["data"]["memory"]["usage"]["limit"], 67108864);
+    assert_eq!(ev["data"]["pids"]["limit"], 42);
+    let limit = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory/berth/{id}/memory.limit_in_bytes"
+    ))
+    .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup/berth/{id}/memory.max")))
+    .unwrap();
+    assert_eq!(limit.trim(), "67108864");
+    root.ok(&["delete", "--force", &id]);
+}

@@ -289,6 +289,26 @@ fn podman_runs_containers_with_berth() {
         "the allocation past the limit was not killed: {text}"
     );
 
+    // -t: berth allocates the terminal in the container and sends its
+    // master to conmon over --console-socket.
+    let out = check(
+        p.run()
+            .args([
+                "-t",
+                "--rm",
+                "localhost/berth-test",
+                "sh",
+                "-c",
+                "tty; test -t 0 && echo stdin-tty",
+            ])
+            .output()
+            .unwrap(),
+        "podman run -t",
+    );
+    let out = out.replace('\r', "");
+    assert!(out.starts_with("/dev/pts/"), "{out}");
+    assert!(out.contains("stdin-tty"), "{out}");
+
     // The exit code comes through.
     let out = p
         .run()

@@ -11,6 +11,9 @@
 
 mod mountinfo;
 mod resources;
+mod stats;
+
+pub use stats::{CpuStats, CpuUsage, MemoryStats, MemoryUsage, PidsStats, Stats, Throttling};
 
 use std::fs;
 use std::io;

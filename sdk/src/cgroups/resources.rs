@@ -15,7 +15,7 @@ use super::Cgroup;
 use crate::error::Result;
 
 impl Cgroup {
-    fn manager(&self) -> Result<FsManager> {
+    pub(super) fn manager(&self) -> Result<FsManager> {
         FsManager::new(self.path()).map_err(|e| self.error(format!("open cgroup manager: {e}")))
     }
 

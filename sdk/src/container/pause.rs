@@ -43,6 +43,12 @@ impl Container {
         self.cgroup()?.apply(resources)
     }
 
+    /// One sample of the container's resource usage (CPU, memory, pids),
+    /// read from its cgroup.
+    pub fn stats(&self) -> Result<crate::cgroups::Stats> {
+        self.cgroup()?.stats()
+    }
+
     /// Pids (as the host sees them) of every process in the container.
     pub fn pids(&self) -> Result<Vec<i32>> {
         self.cgroup()?.pids()
