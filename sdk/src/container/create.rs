@@ -1,25 +1,25 @@
 //! `create`: compile the plan, clone the container's process, and wait
 //! until it is set up and blocked before `execve`.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use oci_spec::runtime::ContainerState;
 use tokio::io::unix::AsyncFd;
 
+use super::spawn::{go, launch, recv, write_proc};
 use super::{annotations, Container, Inner, Launch};
 use crate::bundle::Bundle;
 use crate::cgroups::Cgroup;
 use crate::error::{Error, Result};
-use crate::exec::{self, ChildFds, Report};
+use crate::exec::{self, Report};
 use crate::hooks::{self, Where};
 use crate::host::Host;
-use crate::plan::{self, Namespace, Plan, Step};
+use crate::plan::{self, Plan, Step};
 use crate::runtime::Config;
 use crate::state::{self, Persisted, Status};
-use crate::stdio::{self, Pty, Stdio};
+use crate::stdio::{Pty, Stdio};
 
 /// Choices for [`Runtime::create_with`](crate::Runtime::create_with) that
 /// are not part of the OCI spec.
@@ -191,17 +191,6 @@ async fn build(
         .map_err(|e| Error::io("open exec fifo", &fifo_path, e))?
         .into();
 
-    let (parent_sock, child_sock) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(|e| Error::sys("socketpair", e))?;
-    set_nonblocking(&parent_sock)?;
-    let sync =
-        crate::exec::register(parent_sock).map_err(|e| Error::sys("register sync socket", e))?;
-
     let spec_linux = bundle.spec.linux().clone().unwrap_or_default();
     let cgroup_path = cgroup_path(config, id, bundle);
     let cgroup = partial.cgroup.insert(Cgroup::create(&cgroup_path)?);
@@ -210,45 +199,20 @@ async fn build(
     }
     let cgroup_fd = cgroup.clone_into_fd()?;
 
-    let mut joins = Vec::new();
-    let mut pid_ns = None;
-    for j in &plan.joins {
-        let f: OwnedFd = std::fs::File::open(&j.path)
-            .map_err(|e| Error::io("open namespace", &j.path, e))?
-            .into();
-        if j.ns == Namespace::Pid {
-            pid_ns = Some(f.try_clone().map_err(|e| Error::sys("dup", e))?);
-        }
-        joins.push(f);
-    }
-    let (child_stdio, ends) = stdio::prepare([opts.stdin, opts.stdout, opts.stderr])?;
-    let fds = ChildFds {
-        sync: child_sock,
-        fifo: Some(fifo),
-        joins,
-        stdio: child_stdio,
-    };
-
-    let spawn_plan = plan.clone();
-    let spawned = tokio::task::spawn_blocking(move || {
-        let r = exec::spawn(
-            spawn_plan,
-            &fds,
-            cgroup_fd.as_ref().map(AsRawFd::as_raw_fd),
-            pid_ns.as_ref().map(AsRawFd::as_raw_fd),
-        );
-        // The child has its own copies; ours must go so that EOF on the
-        // sync socket means the child is gone.
-        drop(fds);
-        r
-    })
-    .await
-    .map_err(|e| Error::sys("spawn task", std::io::Error::other(e)))?
-    .map_err(|e| Error::sys("clone3", e))?;
-    let pid = spawned.pid;
-    let pidfd =
-        crate::exec::register(spawned.pidfd).map_err(|e| Error::sys("register pidfd", e))?;
-    partial.child = Some((pidfd, spawned.memory));
+    let launched = launch(
+        &plan,
+        Some(fifo),
+        [opts.stdin, opts.stdout, opts.stderr],
+        cgroup_fd,
+    )
+    .await?;
+    let (pid, in_cgroup, sync, ends) = (
+        launched.pid,
+        launched.in_cgroup,
+        launched.sync,
+        launched.ends,
+    );
+    partial.child = Some((launched.pidfd, launched.memory));
 
     if let Some(map) = &plan.uid_map {
         write_proc(pid, "uid_map", map)?;
@@ -259,7 +223,7 @@ async fn build(
     if let Some(adj) = plan.oom_score_adj {
         write_proc(pid, "oom_score_adj", &adj.to_string())?;
     }
-    if !spawned.in_cgroup {
+    if !in_cgroup {
         partial
             .cgroup
             .as_ref()
@@ -402,43 +366,6 @@ async fn run_create_hooks(bundle: &Bundle, p: &Persisted, pid: i32) -> Result<()
         &Where::Container(pid),
     )
     .await
-}
-
-pub(super) fn write_proc(pid: i32, file: &str, content: &str) -> Result<()> {
-    let path = PathBuf::from(format!("/proc/{pid}/{file}"));
-    std::fs::write(&path, content).map_err(|e| Error::io("write", path, e))
-}
-
-pub(super) fn set_nonblocking(fd: &OwnedFd) -> Result<()> {
-    use nix::fcntl::{fcntl, FcntlArg, OFlag};
-    let flags = fcntl(fd.as_fd(), FcntlArg::F_GETFL).map_err(|e| Error::sys("fcntl", e))?;
-    fcntl(
-        fd.as_fd(),
-        FcntlArg::F_SETFL(OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK),
-    )
-    .map_err(|e| Error::sys("fcntl", e))?;
-    Ok(())
-}
-
-/// Lets the child go on past its current wait.
-pub(super) fn go(sync: &AsyncFd<OwnedFd>) -> Result<()> {
-    nix::unistd::write(sync.get_ref(), b"g")
-        .map_err(|e| Error::sys("signal container process", e))?;
-    Ok(())
-}
-
-/// The child's next report; `None` once it exec'd or died.
-pub(super) async fn recv(sync: &AsyncFd<OwnedFd>) -> Result<Option<(Report, Option<OwnedFd>)>> {
-    loop {
-        let mut guard = sync
-            .readable()
-            .await
-            .map_err(|e| Error::sys("wait for container process", e))?;
-        match guard.try_io(|fd| exec::recv_report(fd.get_ref())) {
-            Ok(r) => return r.map_err(|e| Error::sys("read child report", e)),
-            Err(_would_block) => continue,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -6,20 +6,20 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use nix::sys::signal::Signal;
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use oci_spec::runtime::Process;
 use tokio::io::unix::AsyncFd;
 use tokio::net::unix::pipe;
 
-use super::create::{go, init_error, recv, set_nonblocking, write_proc};
+use super::create::init_error;
+use super::spawn::{go, launch, recv, write_proc};
 use super::Container;
 use crate::cgroups::Cgroup;
 use crate::error::{Error, Result};
-use crate::exec::{self, ChildFds, Report};
+use crate::exec::{self, Report};
 use crate::host::Host;
 use crate::plan::{self, Join, Namespace};
-use crate::state::{ExitStatus, Status};
-use crate::stdio::{self, ParentEnds, Pty, Stdio};
+use crate::state::ExitStatus;
+use crate::stdio::{ParentEnds, Pty, Stdio};
 
 /// Choices for [`Container::exec`].
 #[derive(Debug, Default)]
@@ -61,15 +61,7 @@ impl Container {
     /// environment. Returns once the process has called `execve`; a missing
     /// executable is an error here.
     pub async fn exec(&self, process: &Process, opts: ExecOptions) -> Result<ExecProcess> {
-        let p = self.load()?;
-        let status = self.status_of(&p);
-        if status == Status::Stopped {
-            return Err(Error::InvalidState {
-                id: p.id,
-                status: status.to_string(),
-                op: "exec",
-            });
-        }
+        let p = self.require_live("exec")?;
         let mut joins = Vec::new();
         for (ns, name) in NAMESPACES {
             let theirs = PathBuf::from(format!("/proc/{}/ns/{name}", p.pid));
@@ -91,59 +83,25 @@ impl Container {
         let cgroup = Cgroup::open(&p.cgroup_path)?;
         let cgroup_fd = cgroup.clone_into_fd()?;
 
-        let mut join_fds = Vec::new();
-        let mut pid_ns = None;
-        for j in &plan.joins {
-            // Opened now: from here on the container's init may exit, and
-            // its namespaces stay reachable through these descriptors.
-            let f: OwnedFd = std::fs::File::open(&j.path)
-                .map_err(|e| Error::io("open namespace", &j.path, e))?
-                .into();
-            if j.ns == Namespace::Pid {
-                pid_ns = Some(f.try_clone().map_err(|e| Error::sys("dup", e))?);
-            }
-            join_fds.push(f);
-        }
-        let (parent_sock, child_sock) = socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
+        let launched = launch(
+            &plan,
             None,
-            SockFlag::SOCK_CLOEXEC,
+            [opts.stdin, opts.stdout, opts.stderr],
+            cgroup_fd,
         )
-        .map_err(|e| Error::sys("socketpair", e))?;
-        set_nonblocking(&parent_sock)?;
-        let sync =
-            exec::register(parent_sock).map_err(|e| Error::sys("register sync socket", e))?;
-        let (child_stdio, ends) = stdio::prepare([opts.stdin, opts.stdout, opts.stderr])?;
-        let fds = ChildFds {
-            sync: child_sock,
-            fifo: None,
-            joins: join_fds,
-            stdio: child_stdio,
-        };
-        let spawn_plan = plan.clone();
-        let spawned = tokio::task::spawn_blocking(move || {
-            let r = exec::spawn(
-                spawn_plan,
-                &fds,
-                cgroup_fd.as_ref().map(AsRawFd::as_raw_fd),
-                pid_ns.as_ref().map(AsRawFd::as_raw_fd),
-            );
-            drop(fds);
-            r
-        })
-        .await
-        .map_err(|e| Error::sys("spawn task", std::io::Error::other(e)))?
-        .map_err(|e| Error::sys("clone3", e))?;
-        let pidfd = exec::register(spawned.pidfd).map_err(|e| Error::sys("register pidfd", e))?;
+        .await?;
+        let sync = launched.sync;
+        let in_cgroup = launched.in_cgroup;
+        // A plan that joins a container never shares our memory.
+        launched.memory.release();
         let process = ExecProcess {
-            pid: spawned.pid,
-            pidfd,
+            pid: launched.pid,
+            pidfd: launched.pidfd,
             exit: tokio::sync::OnceCell::new(),
-            stdio: Mutex::new(ends),
+            stdio: Mutex::new(launched.ends),
             pty: Mutex::new(None),
         };
-        match finish_exec(&process, &cgroup, spawned.in_cgroup, &sync, &plan).await {
+        match finish_exec(&process, &cgroup, in_cgroup, &sync, &plan).await {
             Ok(()) => Ok(process),
             Err(e) => {
                 let _ = process.kill(Signal::SIGKILL);

@@ -8,7 +8,7 @@ use super::Container;
 use crate::cgroups::Cgroup;
 use crate::error::{Error, Result};
 use crate::exec::sys;
-use crate::state::{self, Status};
+use crate::state::{self};
 
 impl Container {
     /// Sends `signal` to the container's first process.
@@ -16,15 +16,7 @@ impl Container {
     /// Through the pidfd when this handle has one, so a recycled pid can
     /// never receive it.
     pub fn kill(&self, signal: Signal) -> Result<()> {
-        let p = self.load()?;
-        let status = self.status_of(&p);
-        if status == Status::Stopped {
-            return Err(Error::InvalidState {
-                id: p.id,
-                status: status.to_string(),
-                op: "kill",
-            });
-        }
+        let p = self.require_live("kill")?;
         let sig = signal as libc::c_int;
         let r = match &self.inner.pidfd {
             Some(pidfd) => sys::pidfd_send_signal(pidfd.as_raw_fd(), sig),

@@ -5,6 +5,7 @@ mod delete;
 mod exec;
 mod kill;
 mod pause;
+mod spawn;
 mod start;
 mod wait;
 
@@ -90,7 +91,7 @@ impl Drop for Launch {
                 return;
             };
             loop {
-                match create::recv(&sync).await {
+                match spawn::recv(&sync).await {
                     Ok(Some(_)) => continue,
                     Ok(None) => return memory.release(),
                     Err(_) => return,
@@ -186,6 +187,21 @@ impl Container {
 
     fn load(&self) -> Result<Persisted> {
         Persisted::load(&self.inner.dir, &self.inner.id)
+    }
+
+    /// The state of a container that is created or running; an error for
+    /// a stopped one, which `op` cannot act on.
+    fn require_live(&self, op: &'static str) -> Result<Persisted> {
+        let p = self.load()?;
+        let status = self.status_of(&p);
+        if status == Status::Stopped {
+            return Err(Error::InvalidState {
+                id: p.id,
+                status: status.to_string(),
+                op,
+            });
+        }
+        Ok(p)
     }
 
     fn status_of(&self, p: &Persisted) -> Status {

@@ -4,25 +4,11 @@ use oci_spec::runtime::LinuxResources;
 
 use super::Container;
 use crate::cgroups::Cgroup;
-use crate::error::{Error, Result};
-use crate::state::Status;
+use crate::error::Result;
 
 impl Container {
     fn cgroup(&self) -> Result<Cgroup> {
         Cgroup::open(&self.load()?.cgroup_path)
-    }
-
-    fn require_live(&self, op: &'static str) -> Result<()> {
-        let p = self.load()?;
-        let status = self.status_of(&p);
-        if status == Status::Stopped {
-            return Err(Error::InvalidState {
-                id: p.id,
-                status: status.to_string(),
-                op,
-            });
-        }
-        Ok(())
     }
 
     /// Freezes every process of the container (the cgroup freezer).

@@ -5,7 +5,8 @@ use std::os::unix::fs::OpenOptionsExt;
 
 use oci_spec::runtime::ContainerState;
 
-use super::create::{init_error, recv};
+use super::create::init_error;
+use super::spawn::recv;
 use super::Container;
 use crate::error::{Error, Result};
 use crate::exec::Report;

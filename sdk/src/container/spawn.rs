@@ -1,0 +1,130 @@
+//! The parent's side of starting a process from a plan: what the child is
+//! given (namespace descriptors, the sync socket, stdio), the clone off the
+//! tokio workers, and the sync protocol's two verbs.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use tokio::io::unix::AsyncFd;
+
+use crate::error::{Error, Result};
+use crate::exec::{self, ChildFds, ChildMemory, Report};
+use crate::plan::{Namespace, Plan};
+use crate::stdio::{self, ParentEnds, Stdio};
+
+/// A cloned child, waiting for the parent's go-ahead.
+pub(super) struct Launched {
+    pub pid: i32,
+    pub pidfd: AsyncFd<OwnedFd>,
+    /// Started inside its cgroup (`CLONE_INTO_CGROUP`).
+    pub in_cgroup: bool,
+    pub memory: ChildMemory,
+    /// The parent's end of the sync socket.
+    pub sync: AsyncFd<OwnedFd>,
+    /// The parent's ends of piped stdio.
+    pub ends: ParentEnds,
+}
+
+/// Opens the namespaces `plan` joins, makes the sync socket and stdio, and
+/// clones the child on a blocking thread (the clone blocks its thread for
+/// about a millisecond with a new network namespace).
+pub(super) async fn launch(
+    plan: &Arc<Plan>,
+    fifo: Option<OwnedFd>,
+    stdio: [Stdio; 3],
+    cgroup_fd: Option<OwnedFd>,
+) -> Result<Launched> {
+    let mut joins = Vec::new();
+    let mut pid_ns = None;
+    for j in &plan.joins {
+        // Opened now, so the namespaces stay reachable even if the process
+        // they were named after exits.
+        let f: OwnedFd = std::fs::File::open(&j.path)
+            .map_err(|e| Error::io("open namespace", &j.path, e))?
+            .into();
+        if j.ns == Namespace::Pid {
+            pid_ns = Some(f.try_clone().map_err(|e| Error::sys("dup", e))?);
+        }
+        joins.push(f);
+    }
+    let (parent_sock, child_sock) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| Error::sys("socketpair", e))?;
+    set_nonblocking(&parent_sock)?;
+    let sync = exec::register(parent_sock).map_err(|e| Error::sys("register sync socket", e))?;
+    let (child_stdio, ends) = stdio::prepare(stdio)?;
+    let fds = ChildFds {
+        sync: child_sock,
+        fifo,
+        joins,
+        stdio: child_stdio,
+    };
+    let spawn_plan = plan.clone();
+    let spawned = tokio::task::spawn_blocking(move || {
+        let r = exec::spawn(
+            spawn_plan,
+            &fds,
+            cgroup_fd.as_ref().map(AsRawFd::as_raw_fd),
+            pid_ns.as_ref().map(AsRawFd::as_raw_fd),
+        );
+        // The child has its own copies; ours must go so that EOF on the
+        // sync socket means the child is gone.
+        drop(fds);
+        r
+    })
+    .await
+    .map_err(|e| Error::sys("spawn task", std::io::Error::other(e)))?
+    .map_err(|e| Error::sys("clone3", e))?;
+    Ok(Launched {
+        pid: spawned.pid,
+        pidfd: exec::register(spawned.pidfd).map_err(|e| Error::sys("register pidfd", e))?,
+        in_cgroup: spawned.in_cgroup,
+        memory: spawned.memory,
+        sync,
+        ends,
+    })
+}
+
+/// Writes `/proc/<pid>/<file>` (id maps, oom_score_adj) for the child.
+pub(super) fn write_proc(pid: i32, file: &str, content: &str) -> Result<()> {
+    let path = PathBuf::from(format!("/proc/{pid}/{file}"));
+    std::fs::write(&path, content).map_err(|e| Error::io("write", path, e))
+}
+
+fn set_nonblocking(fd: &OwnedFd) -> Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = fcntl(fd.as_fd(), FcntlArg::F_GETFL).map_err(|e| Error::sys("fcntl", e))?;
+    fcntl(
+        fd.as_fd(),
+        FcntlArg::F_SETFL(OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK),
+    )
+    .map_err(|e| Error::sys("fcntl", e))?;
+    Ok(())
+}
+
+/// Lets the child go on past its current wait.
+pub(super) fn go(sync: &AsyncFd<OwnedFd>) -> Result<()> {
+    nix::unistd::write(sync.get_ref(), b"g")
+        .map_err(|e| Error::sys("signal container process", e))?;
+    Ok(())
+}
+
+/// The child's next report; `None` once it exec'd or died.
+pub(super) async fn recv(sync: &AsyncFd<OwnedFd>) -> Result<Option<(Report, Option<OwnedFd>)>> {
+    loop {
+        let mut guard = sync
+            .readable()
+            .await
+            .map_err(|e| Error::sys("wait for container process", e))?;
+        match guard.try_io(|fd| exec::recv_report(fd.get_ref())) {
+            Ok(r) => return r.map_err(|e| Error::sys("read child report", e)),
+            Err(_would_block) => continue,
+        }
+    }
+}
