@@ -760,3 +760,87 @@ async fn exec_joins_every_namespace_and_the_cgroup() {
     assert!(matches!(e, Error::Init { .. }), "{e}");
     ctr.delete(true).await.unwrap();
 }
+
+#[tokio::test]
+async fn spec_devices_and_dev_symlinks() {
+    let rt = runtime().await;
+    let mut spec = spec(
+        "stat -c '%F %t %T %a %u' /dev/fuse /dev/null; for l in /dev/ptmx /dev/fd /dev/stdin; do readlink $l; done; \
+         echo x > /dev/null && echo null-writable",
+    );
+    let mut linux = spec.linux().clone().unwrap();
+    linux.set_devices(Some(vec![
+        berth::oci_spec::runtime::LinuxDeviceBuilder::default()
+            .path("/dev/fuse")
+            .typ(berth::oci_spec::runtime::LinuxDeviceType::C)
+            .major(10i64)
+            .minor(229i64)
+            .file_mode(0o640u32)
+            .uid(1000u32)
+            .build()
+            .unwrap(),
+    ]));
+    spec.set_linux(Some(linux));
+    let out = run(&rt, "dev", spec).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let l: Vec<_> = out.stdout.lines().collect();
+    assert_eq!(l[0], "character special file a e5 640 1000", "{out:?}");
+    assert_eq!(l[1], "character special file 1 3 666 0", "{out:?}");
+    assert_eq!(&l[2..5], ["pts/ptmx", "/proc/self/fd", "/proc/self/fd/0"]);
+    assert_eq!(l[5], "null-writable");
+}
+
+#[tokio::test]
+async fn no_pivot_moves_the_rootfs_over_the_root() {
+    let rt = runtime().await;
+    let opts = berth::CreateOptions {
+        stdin: berth::Stdio::Null,
+        stdout: berth::Stdio::Piped,
+        stderr: berth::Stdio::Piped,
+        no_pivot: true,
+        ..Default::default()
+    };
+    let ctr = rt
+        .create_with(
+            &id("nopivot"),
+            bundle(spec("ls /; grep -c . /proc/self/mountinfo")),
+            opts,
+        )
+        .await
+        .unwrap();
+    ctr.start().await.unwrap();
+    let out = finish(ctr).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.lines().any(|l| l == "bin"), "{out:?}");
+    assert!(
+        !out.stdout.contains("work"),
+        "the host's root is visible: {out:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_hook_past_its_timeout_fails_create() {
+    let rt = runtime().await;
+    let mut spec = spec("true");
+    spec.set_hooks(Some(
+        HooksBuilder::default()
+            .create_runtime(vec![HookBuilder::default()
+                .path("/bin/sleep")
+                .args(vec!["sleep".into(), "30".into()])
+                .timeout(1i64)
+                .build()
+                .unwrap()])
+            .build()
+            .unwrap(),
+    ));
+    let started = std::time::Instant::now();
+    let e = rt.create(&id("slowhook"), bundle(spec)).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::Hook { reason, .. } if reason.contains("timed out")),
+        "{e}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "the hook was not stopped"
+    );
+}
