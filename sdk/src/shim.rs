@@ -130,67 +130,26 @@ pub(crate) async fn create_detached(
 /// process's exit code.
 pub fn run_shim(request: &Path) -> i32 {
     let reply = exec::inherited_fd(REPLY_FD).map(std::fs::File::from);
-    let send = |reply: Option<std::fs::File>, r: Reply| {
-        if let Some(mut f) = reply {
-            let mut line = serde_json::to_vec(&r).unwrap_or_default();
-            line.push(b'\n');
-            let _ = f.write_all(&line);
-        }
-    };
     // Orphans of the container become ours (and are reaped below), and
     // signals to the SDK's process group or terminal no longer reach us.
     let _ = exec::sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     let _ = exec::sys::setsid();
-    let req: Request = match std::fs::File::open(request)
-        .and_then(|mut f| {
-            let mut v = Vec::new();
-            f.read_to_end(&mut v).map(|_| v)
-        })
-        .map_err(|e| e.to_string())
-        .and_then(|v| serde_json::from_slice(&v).map_err(|e| e.to_string()))
-    {
-        Ok(r) => r,
-        Err(e) => {
-            send(
-                reply,
-                Reply::Failed {
-                    error: format!("shim request {}: {e}", request.display()),
-                },
-            );
-            return 1;
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            send(
-                reply,
-                Reply::Failed {
-                    error: e.to_string(),
-                },
-            );
+    let setup = read_request(request).and_then(|req| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok((req, rt))
+    });
+    let (req, rt) = match setup {
+        Ok(x) => x,
+        Err(error) => {
+            send(reply, Reply::Failed { error });
             return 1;
         }
     };
     rt.block_on(async move {
-        let config = Arc::new(Config {
-            root: req.root,
-            cgroup_parent: req.cgroup_parent,
-            shim: None,
-        });
-        let opts = CreateOptions {
-            no_pivot: req.no_pivot,
-            preserve_fds: req.preserve_fds,
-            ..Default::default()
-        };
-        let bundle = Bundle {
-            dir: req.bundle,
-            spec: req.spec,
-        };
-        let ctr = match create(config, req.id, bundle, opts).await {
+        let ctr = match create_and_record(req).await {
             Ok(c) => c,
             Err(e) => {
                 send(
@@ -202,16 +161,6 @@ pub fn run_shim(request: &Path) -> i32 {
                 return 1;
             }
         };
-        if let Err(e) = record_shim(&ctr) {
-            let _ = ctr.delete(true).await;
-            send(
-                reply,
-                Reply::Failed {
-                    error: e.to_string(),
-                },
-            );
-            return 1;
-        }
         send(reply, Reply::Created { pid: ctr.pid() });
         // Records the exit status in state.json.
         let _ = ctr.wait().await;
@@ -219,6 +168,47 @@ pub fn run_shim(request: &Path) -> i32 {
         while nix::sys::wait::wait().is_ok() {}
         0
     })
+}
+
+fn read_request(path: &Path) -> std::result::Result<Request, String> {
+    let mut v = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut v))
+        .map_err(|e| format!("shim request {}: {e}", path.display()))?;
+    serde_json::from_slice(&v).map_err(|e| format!("shim request {}: {e}", path.display()))
+}
+
+/// Writes the one-line reply (the container keeps a copy of the pipe until
+/// it execs, so the reader cannot wait for EOF).
+fn send(reply: Option<std::fs::File>, r: Reply) {
+    if let Some(mut f) = reply {
+        let mut line = serde_json::to_vec(&r).unwrap_or_default();
+        line.push(b'\n');
+        let _ = f.write_all(&line);
+    }
+}
+
+async fn create_and_record(req: Request) -> Result<Container> {
+    let config = Arc::new(Config {
+        root: req.root,
+        cgroup_parent: req.cgroup_parent,
+        shim: None,
+    });
+    let opts = CreateOptions {
+        no_pivot: req.no_pivot,
+        preserve_fds: req.preserve_fds,
+        ..Default::default()
+    };
+    let bundle = Bundle {
+        dir: req.bundle,
+        spec: req.spec,
+    };
+    let ctr = create(config, req.id, bundle, opts).await?;
+    if let Err(e) = record_shim(&ctr) {
+        let _ = ctr.delete(true).await;
+        return Err(e);
+    }
+    Ok(ctr)
 }
 
 fn record_shim(ctr: &Container) -> Result<()> {
