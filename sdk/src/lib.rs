@@ -42,7 +42,7 @@ mod state;
 mod stdio;
 
 pub use bundle::Bundle;
-pub use container::{Container, CreateOptions, ExecOptions, ExecProcess};
+pub use container::{Container, CreateOptions, Event, ExecOptions, ExecProcess};
 pub use error::{Error, Result};
 pub use nix::sys::signal::Signal;
 pub use oci_spec;

@@ -38,7 +38,7 @@ pub async fn delete(g: &Global, d: Delete) -> Outcome {
 pub async fn pause(g: &Global, id: &str, pause: bool) -> Outcome {
     let ctr = runtime(g).await?.get(id).await?;
     if pause {
-        ctr.pause()?;
+        ctr.pause().await?;
     } else {
         ctr.resume()?;
     }

@@ -128,7 +128,7 @@ fn stats_event(ctr: &Container) -> berth::Result<Value> {
     Ok(json!({
         "type": "stats",
         "id": ctr.id(),
-        "data": ctr.stats()?,
+        "data": ctr.stats_now()?,
     }))
 }
 

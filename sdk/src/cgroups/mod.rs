@@ -11,7 +11,12 @@
 
 mod mountinfo;
 mod resources;
+
+pub(crate) use resources::allowing;
+mod events;
 mod stats;
+
+pub(crate) use events::OomWatch;
 
 pub use stats::{CpuStats, CpuUsage, MemoryStats, MemoryUsage, PidsStats, Stats, Throttling};
 
@@ -348,6 +353,11 @@ impl Cgroup {
         self.dirs
             .iter()
             .filter(move |d| !managed.contains(&d.as_path()))
+    }
+
+    /// The first of the cgroup's directories that has `file`.
+    fn dir_with(&self, file: &str) -> Option<&PathBuf> {
+        self.dirs.iter().find(|d| d.join(file).exists())
     }
 
     /// An [`Error::Cgroup`] about this cgroup.

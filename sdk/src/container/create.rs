@@ -195,7 +195,8 @@ async fn build(
     let cgroup_path = cgroup_path(config, id, bundle);
     let cgroup = partial.cgroup.insert(Cgroup::create(&cgroup_path)?);
     if let Some(resources) = spec_linux.resources() {
-        cgroup.apply(resources)?;
+        let devices = spec_linux.devices().as_deref().unwrap_or_default();
+        cgroup.apply(&crate::cgroups::allowing(resources, devices))?;
     }
     let cgroup_fd = cgroup.clone_into_fd()?;
 

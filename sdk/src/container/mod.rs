@@ -2,6 +2,7 @@
 
 mod create;
 mod delete;
+mod events;
 mod exec;
 mod kill;
 mod pause;
@@ -11,6 +12,7 @@ mod wait;
 
 pub use create::CreateOptions;
 pub(crate) use create::{create, validate_id};
+pub use events::Event;
 pub use exec::{ExecOptions, ExecProcess};
 
 use std::collections::HashMap;

@@ -7,14 +7,15 @@ use crate::cgroups::Cgroup;
 use crate::error::Result;
 
 impl Container {
-    fn cgroup(&self) -> Result<Cgroup> {
+    pub(super) fn cgroup(&self) -> Result<Cgroup> {
         Cgroup::open(&self.load()?.cgroup_path)
     }
 
-    /// Freezes every process of the container (the cgroup freezer).
-    pub fn pause(&self) -> Result<()> {
+    /// Freezes every process of the container (the cgroup freezer) and
+    /// returns once the kernel reports it frozen.
+    pub async fn pause(&self) -> Result<()> {
         self.require_live("pause")?;
-        self.cgroup()?.freeze()
+        self.cgroup()?.freeze().await
     }
 
     /// Thaws a paused container.
@@ -30,8 +31,8 @@ impl Container {
     }
 
     /// One sample of the container's resource usage (CPU, memory, pids),
-    /// read from its cgroup.
-    pub fn stats(&self) -> Result<crate::cgroups::Stats> {
+    /// read from its cgroup now. [`Container::stats`] gives a stream.
+    pub fn stats_now(&self) -> Result<crate::cgroups::Stats> {
         self.cgroup()?.stats()
     }
 

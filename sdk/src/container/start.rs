@@ -38,6 +38,10 @@ impl Container {
             }
         }
 
+        // Recorded before the release: a process that exits at once may be
+        // reaped, and its exit status recorded, before this call returns.
+        p.status = Status::Running;
+        p.save(&self.inner.dir)?;
         let fifo = self.inner.dir.join(state::EXEC_FIFO);
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -72,8 +76,6 @@ impl Container {
         drop(launch);
 
         let _ = std::fs::remove_file(&fifo);
-        p.status = Status::Running;
-        p.save(&self.inner.dir)?;
         if let Some(h) = spec.hooks() {
             let list = h.poststart().as_deref().unwrap_or_default();
             if !list.is_empty() {

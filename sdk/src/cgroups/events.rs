@@ -1,0 +1,127 @@
+//! OOM notifications without polling: on v1 an eventfd registered for
+//! `memory.oom_control` in `cgroup.event_control`; on v2 inotify on
+//! `memory.events`, whose `oom_kill` count is compared on each change.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use tokio::io::unix::AsyncFd;
+
+use super::{host, Cgroup, Layout, CGROUP_ROOT};
+use crate::error::{Error, Result};
+
+/// Wakes once per OOM event of one cgroup.
+#[derive(Debug)]
+pub(crate) struct OomWatch {
+    fd: AsyncFd<OwnedFd>,
+    /// v2: `memory.events` and the `oom_kill` count last seen.
+    events: Option<(PathBuf, u64)>,
+}
+
+impl Cgroup {
+    /// The cgroup's directory in the memory hierarchy.
+    fn memory_dir(&self) -> Option<PathBuf> {
+        if self.layout == Layout::V2 {
+            return Some(PathBuf::from(CGROUP_ROOT).join(&self.path));
+        }
+        host()
+            .mounts
+            .iter()
+            .find(|m| m.is_v1() && m.has_option("memory"))
+            .map(|m| m.mount_point.join(&self.path))
+    }
+
+    /// Starts watching the cgroup for OOM kills.
+    pub(crate) fn watch_oom(&self) -> Result<OomWatch> {
+        let dir = self
+            .memory_dir()
+            .ok_or_else(|| self.error("no memory controller to watch for OOM".into()))?;
+        let io =
+            |op: &'static str, path: PathBuf| move |e: nix::Error| Error::io(op, path, e.into());
+        if self.layout == Layout::V2 {
+            let events = dir.join("memory.events");
+            let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
+                .map_err(io("inotify_init", events.clone()))?;
+            inotify
+                .add_watch(&events, AddWatchFlags::IN_MODIFY)
+                .map_err(io("watch", events.clone()))?;
+            let last = oom_kills(&events)?;
+            let fd = crate::exec::register(inotify.into())
+                .map_err(|e| Error::sys("register inotify", e))?;
+            return Ok(OomWatch {
+                fd,
+                events: Some((events, last)),
+            });
+        }
+        let efd = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+            .map_err(io("eventfd", dir.clone()))?;
+        let control = dir.join("memory.oom_control");
+        let cfd = std::fs::File::open(&control).map_err(|e| Error::io("open", &control, e))?;
+        let register = dir.join("cgroup.event_control");
+        std::fs::write(
+            &register,
+            format!("{} {}", efd.as_raw_fd(), cfd.as_raw_fd()),
+        )
+        .map_err(|e| Error::io("register OOM eventfd", &register, e))?;
+        let fd =
+            crate::exec::register(efd.into()).map_err(|e| Error::sys("register eventfd", e))?;
+        Ok(OomWatch { fd, events: None })
+    }
+}
+
+impl OomWatch {
+    /// Waits for the next OOM event. Cancel-safe: dropping the future loses
+    /// nothing (the counter stays in the kernel).
+    pub(crate) async fn next(&mut self) -> Result<()> {
+        loop {
+            let mut guard = self
+                .fd
+                .readable()
+                .await
+                .map_err(|e| Error::sys("wait for OOM event", e))?;
+            let mut buf = [0u8; 4096];
+            match nix::unistd::read(guard.get_inner(), &mut buf) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EAGAIN) => {
+                    guard.clear_ready();
+                    continue;
+                }
+                Err(e) => return Err(Error::sys("read OOM event", e)),
+            }
+            let Some((path, last)) = &mut self.events else {
+                // v1: every eventfd wake-up is an OOM event.
+                return Ok(());
+            };
+            let now = oom_kills(path)?;
+            if now > *last {
+                *last = now;
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The `oom_kill` count of a v2 `memory.events` file.
+fn oom_kills(path: &PathBuf) -> Result<u64> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
+    Ok(parse_oom_kills(&text))
+}
+
+fn parse_oom_kills(text: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn oom_kill_count_of_memory_events() {
+        let text = "low 0\nhigh 0\nmax 12\noom 3\noom_kill 2\noom_group_kill 0\n";
+        assert_eq!(super::parse_oom_kills(text), 2);
+        assert_eq!(super::parse_oom_kills("garbage"), 0);
+    }
+}
