@@ -275,3 +275,17 @@ async fn the_stats_stream_samples_until_the_container_ends() {
     }
     finish(ctr).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_paused_container_can_be_force_deleted() {
+    let rt = runtime().await;
+    let ctr = create_piped(&rt, "frozen", spec("sleep 100"))
+        .await
+        .unwrap();
+    ctr.start().await.unwrap();
+    ctr.pause().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), ctr.delete(true))
+        .await
+        .expect("delete of a paused container hung")
+        .unwrap();
+}

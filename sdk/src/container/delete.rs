@@ -27,6 +27,11 @@ impl Container {
             // Processes outside the first one's pid namespace too.
             let _ = self.kill(Signal::SIGKILL);
             let _ = self.kill_all(Signal::SIGKILL);
+            // A frozen process takes no signal until thawed: a paused
+            // container would never die.
+            if let Ok(cgroup) = self.cgroup() {
+                let _ = cgroup.thaw();
+            }
         }
         if self.inner.is_parent {
             // Reap, so no zombie is left behind.
