@@ -12,12 +12,15 @@ use tokio::io::unix::AsyncFd;
 use super::{host, Cgroup, Layout, CGROUP_ROOT};
 use crate::error::{Error, Result};
 
-/// Wakes once per OOM event of one cgroup.
+/// Wakes once per OOM kill in one cgroup.
 #[derive(Debug)]
 pub(crate) struct OomWatch {
     fd: AsyncFd<OwnedFd>,
-    /// v2: `memory.events` and the `oom_kill` count last seen.
-    events: Option<(PathBuf, u64)>,
+    /// The file with the `oom_kill` count (v1 `memory.oom_control`, v2
+    /// `memory.events`) and the count last seen: the kernel signals every
+    /// OOM condition, of which only kills are reported.
+    counter: PathBuf,
+    last: u64,
 }
 
 impl Cgroup {
@@ -52,7 +55,8 @@ impl Cgroup {
                 .map_err(|e| Error::sys("register inotify", e))?;
             return Ok(OomWatch {
                 fd,
-                events: Some((events, last)),
+                counter: events,
+                last,
             });
         }
         let efd = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
@@ -67,7 +71,12 @@ impl Cgroup {
         .map_err(|e| Error::io("register OOM eventfd", &register, e))?;
         let fd =
             crate::exec::register(efd.into()).map_err(|e| Error::sys("register eventfd", e))?;
-        Ok(OomWatch { fd, events: None })
+        let last = oom_kills(&control)?;
+        Ok(OomWatch {
+            fd,
+            counter: control,
+            last,
+        })
     }
 }
 
@@ -90,20 +99,16 @@ impl OomWatch {
                 }
                 Err(e) => return Err(Error::sys("read OOM event", e)),
             }
-            let Some((path, last)) = &mut self.events else {
-                // v1: every eventfd wake-up is an OOM event.
-                return Ok(());
-            };
-            let now = oom_kills(path)?;
-            if now > *last {
-                *last = now;
+            let now = oom_kills(&self.counter)?;
+            if now > self.last {
+                self.last = now;
                 return Ok(());
             }
         }
     }
 }
 
-/// The `oom_kill` count of a v2 `memory.events` file.
+/// The `oom_kill` count of a v1 `memory.oom_control` or v2 `memory.events`.
 fn oom_kills(path: &PathBuf) -> Result<u64> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
     Ok(parse_oom_kills(&text))
