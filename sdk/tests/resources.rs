@@ -44,19 +44,17 @@ async fn allocating_past_the_memory_limit_is_an_oom_event_and_exit() {
             .unwrap(),
     );
     let ctr = create_piped(&rt, "oom", spec).await.unwrap();
-    let mut events = ctr.events();
+    let events = ctr.events();
     ctr.start().await.unwrap();
-    let first = tokio::time::timeout(Duration::from_secs(30), events.next())
+    let all: Vec<Event> = tokio::time::timeout(Duration::from_secs(30), events.collect::<Vec<_>>())
         .await
-        .unwrap();
-    assert_eq!(first.unwrap().unwrap(), Event::Oom);
-    // The shell survives its pipeline's OOM-killed `tail` and exits with its
+        .expect("the events stream did not end with the container")
+        .into_iter()
+        .map(|e| e.unwrap())
+        .collect();
+    // One OOM kill (the pipeline's `tail`), then the shell exits with its
     // status: 128 + SIGKILL.
-    let mut last = None;
-    while let Some(e) = events.next().await {
-        last = Some(e.unwrap());
-    }
-    assert_eq!(last, Some(Event::Exited(ExitStatus::Exited(137))));
+    assert_eq!(all, [Event::Oom, Event::Exited(ExitStatus::Exited(137))]);
     let control = v1(&rt, "memory", ctr.id(), "memory.oom_control");
     assert!(control.contains("oom_kill 1"), "{control}");
     finish(ctr).await.unwrap();
