@@ -108,6 +108,18 @@ impl OomWatch {
     }
 }
 
+impl OomWatch {
+    /// Whether a kill happened since the last report, without waiting: the
+    /// kernel signals an OOM condition before the kill it leads to, so an
+    /// observer that sees the exit first asks once more.
+    pub(crate) fn killed_since(&mut self) -> Result<bool> {
+        let now = oom_kills(&self.counter)?;
+        let killed = now > self.last;
+        self.last = now;
+        Ok(killed)
+    }
+}
+
 /// The `oom_kill` count of a v1 `memory.oom_control` or v2 `memory.events`.
 fn oom_kills(path: &PathBuf) -> Result<u64> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;

@@ -39,11 +39,13 @@ impl Container {
         enum State {
             Start(Container),
             Watching(Container, Option<crate::cgroups::OomWatch>),
+            Exited(Result<ExitStatus>),
             Done,
         }
         stream::unfold(State::Start(self.clone()), |state| async move {
             let (ctr, mut watch) = match state {
                 State::Done => return None,
+                State::Exited(s) => return Some((s.map(Event::Exited), State::Done)),
                 State::Start(ctr) => {
                     // A cgroup without a memory controller still reports
                     // the exit.
@@ -64,6 +66,10 @@ impl Container {
                 biased;
                 r = oom => r.map(|()| Event::Oom),
                 s = ctr.wait() => {
+                    // The kill that ended it may not have been reported yet.
+                    if watch.as_mut().is_some_and(|w| w.killed_since().unwrap_or(false)) {
+                        return Some((Ok(Event::Oom), State::Exited(s)));
+                    }
                     return Some((s.map(Event::Exited), State::Done));
                 }
             };
