@@ -3,6 +3,7 @@
 
 mod bundle;
 mod ci;
+mod fuzz;
 mod rootfs;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +34,19 @@ enum Command {
     },
     /// Run the CI checks of .ci/run (fmt, clippy, tests), without installing packages.
     Ci,
+    /// Run the cargo-fuzz targets of fuzz/ (all in turn, or TARGET) on the
+    /// stable toolchain (RUSTC_BOOTSTRAP=1), seeding each corpus from
+    /// fuzz/seeds/; installs cargo-fuzz if missing.
+    Fuzz {
+        /// The target to run (a file of fuzz/fuzz_targets/); all when omitted.
+        target: Option<String>,
+        /// How long to fuzz each target, in seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// More libFuzzer flags (after `--`), e.g. `-jobs=2`.
+        #[arg(last = true, value_name = "LIBFUZZER_ARGS")]
+        libfuzzer_args: Vec<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,6 +54,11 @@ fn main() -> anyhow::Result<()> {
         Command::Rootfs { dir } => rootfs::run(&dir),
         Command::Bundle { dir, cmd } => bundle::run(&dir, &cmd),
         Command::Ci => ci::run(),
+        Command::Fuzz {
+            target,
+            seconds,
+            libfuzzer_args,
+        } => fuzz::run(target.as_deref(), seconds, &libfuzzer_args),
     }
 }
 
