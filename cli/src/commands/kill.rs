@@ -12,7 +12,7 @@ pub async fn kill(g: &Global, k: Kill) -> Outcome {
     let ctr = runtime(g).await?.get(&k.id).await?;
     let sig = parse_signal(&k.signal)?;
     if k.all {
-        ctr.kill_all(sig)?;
+        ctr.kill_all(sig).await?;
     } else {
         ctr.kill(sig)?;
     }

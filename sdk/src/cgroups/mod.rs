@@ -9,12 +9,14 @@
 //! (`misc`), retries around concurrent deletes of shared parents, a recursive
 //! asynchronous delete, and `clone3(CLONE_INTO_CGROUP)` support.
 
+mod bpf;
+mod device_program;
+mod devices;
+mod events;
 mod mountinfo;
 mod resources;
-
-pub(crate) use resources::allowing;
-mod events;
 mod stats;
+mod validate;
 
 pub(crate) use events::OomWatch;
 

@@ -1,38 +1,170 @@
-//! Resource limits and the freezer, through cgroups-rs's OCI manager.
+//! Resource limits and the freezer.
 //!
-//! cgroups-rs's `FsManager` takes `oci_spec::runtime::LinuxResources` as they
-//! are and writes them to the v1 controllers or the v2 unified files. The
-//! per-field validation and the fields it lacks belong to the resources
-//! issue; this file is the seam.
+//! cgroups-rs's `FsManager` writes most of `linux.resources` to the v1
+//! controllers or the v2 unified files. This module checks every value first
+//! ([`super::validate`]) and fills in what cgroups-rs lacks or gets wrong:
+//! device rules (wildcards, and the v2 eBPF filter, in [`super::devices`]),
+//! `cpu.idle`, `unified` key/values, and fields that v2 has no file for.
+
+use std::os::fd::OwnedFd;
 
 use cgroups_rs::manager::{FsManager, Manager};
 use cgroups_rs::FreezerState;
-use oci_spec::runtime::{
-    LinuxDevice, LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxResources,
-};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use oci_spec::runtime::{LinuxDevice, LinuxResources};
 
-use super::Cgroup;
-use crate::error::Result;
+use super::devices::{self, DeviceRule};
+use super::validate::{self, HostLimits};
+use super::{bpf, device_program, Cgroup, Layout};
+use crate::error::{Error, Result};
 
 impl Cgroup {
     pub(super) fn manager(&self) -> Result<FsManager> {
         FsManager::new(self.path()).map_err(|e| self.error(format!("open cgroup manager: {e}")))
     }
 
-    /// Writes `resources` (memory, cpu, cpuset, pids, blkio, hugetlb,
-    /// network, devices) to the cgroup. After a rule that denies every
-    /// device, the devices every container gets are allowed again (as runc
-    /// adds them), so a spec that denies all devices still leaves
-    /// `/dev/null` and the terminal usable; a later rule of the spec that
-    /// denies one of them still wins.
+    /// Checks and writes `resources` to the cgroup: cpu, cpuset, memory,
+    /// pids, block I/O, huge pages, network class and priorities (v1),
+    /// device rules (the v1 controller, an eBPF filter on v2), and
+    /// `unified` files. Every value is checked before the first write; a bad
+    /// one is an [`Error::InvalidSpec`] naming it
+    /// (`linux.resources.cpu.quota`).
+    ///
+    /// After a rule that denies every device, the devices every container
+    /// gets (`/dev/null`, `/dev/zero`, the terminal, ...) are allowed again,
+    /// as runc does; a later rule of the spec that denies one still wins.
     pub fn apply(&self, resources: &LinuxResources) -> Result<()> {
-        let mut resources = resources.clone();
-        if let Some(rules) = resources.devices() {
-            resources.set_devices(Some(with_default_devices(rules)));
+        self.apply_with(resources, &[])
+    }
+
+    /// [`Cgroup::apply`] for a new container, whose device rules must also
+    /// allow the devices its spec creates in `/dev`.
+    pub(crate) fn apply_for_create(
+        &self,
+        resources: &LinuxResources,
+        created: &[LinuxDevice],
+    ) -> Result<()> {
+        self.apply_with(resources, &devices::for_created(created))
+    }
+
+    /// Checks that `resources` can replace the limits of the running
+    /// processes in this cgroup, then writes them as [`Cgroup::apply`]
+    /// does. Unless the spec sets `checkBeforeUpdate` to `false`, a memory
+    /// (or memory+swap) limit below what the cgroup uses now is refused:
+    /// the kernel would otherwise fail after reclaim (v1) or OOM-kill to get
+    /// there (v2).
+    pub fn update(&self, resources: &LinuxResources) -> Result<()> {
+        validate::check(resources, HostLimits::get())?;
+        if let Some(m) = resources.memory() {
+            if m.check_before_update() != Some(false) {
+                let usage = self.memory_usage()?;
+                for (field, v) in [("limit", m.limit()), ("swap", m.swap())] {
+                    if let (Some(v), Some(usage)) = (v.filter(|&v| v > 0), usage) {
+                        if (v as u64) < usage {
+                            return Err(Error::InvalidSpec {
+                                field: format!("linux.resources.memory.{field}"),
+                                reason: format!(
+                                    "{v} bytes is below the {usage} bytes the container uses now"
+                                ),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        self.apply(resources)
+    }
+
+    /// Bytes of memory the cgroup uses now, if the memory controller is there.
+    fn memory_usage(&self) -> Result<Option<u64>> {
+        let file = if self.layout == Layout::V2 {
+            "memory.current"
+        } else {
+            "memory.usage_in_bytes"
+        };
+        let Some(dir) = self.dir_with(file) else {
+            return Ok(None);
+        };
+        let path = dir.join(file);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+        Ok(text.trim().parse().ok())
+    }
+
+    fn apply_with(&self, resources: &LinuxResources, created: &[DeviceRule]) -> Result<()> {
+        let host = HostLimits::get();
+        validate::check(resources, host)?;
+        let rules = match resources.devices().as_deref() {
+            Some(spec) if !spec.is_empty() => {
+                let mut rules = devices::rules(spec)?;
+                rules.extend_from_slice(created);
+                Some(devices::with_defaults(&rules))
+            }
+            _ => None,
+        };
+
+        let mut rest = resources.clone();
+        rest.set_devices(None).set_unified(None);
+        if self.layout == Layout::V2 {
+            drop_without_v2_file(&mut rest);
         }
         self.manager()?
-            .set(&resources)
-            .map_err(|e| self.error(format!("apply resources: {e}")))
+            .set(&rest)
+            .map_err(|e| self.error(format!("apply resources: {e}")))?;
+
+        if let Some(idle) = resources.cpu().as_ref().and_then(|c| c.idle()) {
+            self.write_file("cpu.idle", &idle.to_string())?;
+        }
+        if let Some(rules) = rules {
+            self.apply_devices(&rules)?;
+        }
+        for (key, value) in resources.unified().iter().flatten() {
+            let dir = self
+                .cgroup2_dir()
+                .ok_or_else(|| self.error("no cgroup2 directory".into()))?;
+            let path = dir.join(key);
+            std::fs::write(&path, value)
+                .map_err(|e| Error::io("write unified resource", &path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Writes `value` to `file` in the first of the cgroup's directories that
+    /// has it; a missing file means the kernel lacks the feature.
+    fn write_file(&self, file: &str, value: &str) -> Result<()> {
+        let dir = self.dir_with(file).ok_or_else(|| {
+            Error::Unsupported(format!("{file}: this kernel's cgroups have no such file"))
+        })?;
+        let path = dir.join(file);
+        std::fs::write(&path, value).map_err(|e| Error::io("write", &path, e))
+    }
+
+    /// The cgroup's directory in the cgroup2 hierarchy, if the host has one.
+    fn cgroup2_dir(&self) -> Option<&std::path::PathBuf> {
+        match self.layout {
+            Layout::V2 => self.dirs.first(),
+            Layout::Hybrid => self.dirs.last(),
+            Layout::V1 => None,
+        }
+    }
+
+    /// Device rules: written to the v1 controller, or compiled into an eBPF
+    /// filter that replaces the cgroup's previous one on v2.
+    fn apply_devices(&self, rules: &[DeviceRule]) -> Result<()> {
+        if self.layout != Layout::V2 {
+            let dir = self
+                .dir_with("devices.allow")
+                .ok_or_else(|| self.error("the devices controller is not mounted".into()))?;
+            return devices::write_v1(dir, rules);
+        }
+        let dir = &self.dirs[0];
+        let fd: OwnedFd = nix::fcntl::open(
+            dir,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io("open cgroup directory", dir, e.into()))?;
+        attach_device_filter(&fd, rules).map_err(|e| Error::io("attach eBPF device filter", dir, e))
     }
 
     /// Freezes every process in the cgroup and waits until the kernel
@@ -52,6 +184,41 @@ impl Cgroup {
             delay = (delay * 2).min(std::time::Duration::from_millis(100));
         }
         Err(self.error("freeze: the cgroup did not report frozen within 2 s".into()))
+    }
+
+    /// Sends `signal` to every process in the cgroup and its child cgroups,
+    /// with none able to fork away meanwhile. `SIGKILL` on a v2 kernel with
+    /// `cgroup.kill` (5.14+) is one atomic write. Otherwise the cgroup is
+    /// frozen, every process signalled, and the cgroup thawed again, unless
+    /// it was frozen (paused) before and the signal is not `SIGKILL`: a
+    /// frozen process takes a `SIGKILL` only once thawed. Without a freezer
+    /// the processes are signalled as they are listed.
+    pub async fn kill_all(&self, signal: nix::sys::signal::Signal) -> Result<()> {
+        use nix::sys::signal::Signal;
+        if signal == Signal::SIGKILL && self.layout == Layout::V2 {
+            let kill = self.dirs[0].join("cgroup.kill");
+            if kill.exists() {
+                return std::fs::write(&kill, "1").map_err(|e| Error::io("write", &kill, e));
+            }
+        }
+        let was_frozen = self.frozen().unwrap_or(false);
+        let froze = !was_frozen && self.freeze().await.is_ok();
+        let signalled = self.signal_each(signal);
+        if froze || (was_frozen && signal == Signal::SIGKILL) {
+            self.thaw()?;
+        }
+        signalled
+    }
+
+    /// Sends `signal` to each process [`Cgroup::pids`] lists.
+    fn signal_each(&self, signal: nix::sys::signal::Signal) -> Result<()> {
+        for pid in self.pids()? {
+            match crate::exec::sys::kill(pid, signal as libc::c_int) {
+                Ok(()) | Err(libc::ESRCH) => {}
+                Err(e) => return Err(Error::sys("kill", std::io::Error::from_raw_os_error(e))),
+            }
+        }
+        Ok(())
     }
 
     /// Whether the whole cgroup is frozen.
@@ -77,69 +244,30 @@ impl Cgroup {
     }
 }
 
-/// `resources` with an allow rule (`rwm`) for each of the spec's devices
-/// appended to its device rules, as runc does: a device the spec asks to
-/// create must also be usable.
-pub(crate) fn allowing(resources: &LinuxResources, devices: &[LinuxDevice]) -> LinuxResources {
-    let mut r = resources.clone();
-    if let Some(rules) = r.devices().as_ref().filter(|rules| !rules.is_empty()) {
-        let mut rules = rules.clone();
-        for d in devices {
-            if let Ok(rule) = LinuxDeviceCgroupBuilder::default()
-                .allow(true)
-                .typ(d.typ())
-                .major(d.major())
-                .minor(d.minor())
-                .access("rwm")
-                .build()
-            {
-                rules.push(rule);
-            }
-        }
-        r.set_devices(Some(rules));
-    }
-    r
+/// Loads the eBPF program for `rules` and makes it the device filter of the
+/// cgroup directory `cgroup`.
+pub(crate) fn attach_device_filter(cgroup: &OwnedFd, rules: &[DeviceRule]) -> std::io::Result<()> {
+    let prog = bpf::load_device_filter(&device_program::compile(rules))?;
+    bpf::replace(cgroup, &prog)
 }
 
-/// `rules` with [`default_device_rules`] inserted after the last rule that
-/// denies every device (none without one: nothing to undo).
-fn with_default_devices(rules: &[LinuxDeviceCgroup]) -> Vec<LinuxDeviceCgroup> {
-    let denies_all = |r: &LinuxDeviceCgroup| {
-        !r.allow()
-            && matches!(r.typ(), None | Some(LinuxDeviceType::A))
-            && r.major().is_none()
-            && r.minor().is_none()
-    };
-    let mut out = rules.to_vec();
-    if let Some(i) = rules.iter().rposition(denies_all) {
-        out.splice(i + 1..i + 1, default_device_rules());
-    }
-    out
-}
-
-/// Character devices a container may always create and use: the OCI default
-/// devices, `/dev/console`, `/dev/ptmx` and the pseudo-terminals.
-fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
-    let rule = |major: i64, minor: Option<i64>| {
-        let mut b = LinuxDeviceCgroupBuilder::default()
-            .allow(true)
-            .typ(LinuxDeviceType::C)
-            .major(major)
-            .access("rwm");
-        if let Some(m) = minor {
-            b = b.minor(m);
+/// Removes from `r` what cgroup v2 has no file for, as runc and crun ignore
+/// it there: swappiness, disabling the OOM killer, and the v1 network
+/// controllers. (Realtime CPU limits are refused by the checks instead.)
+fn drop_without_v2_file(r: &mut LinuxResources) {
+    if let Some(mut m) = *r.memory() {
+        if m.swappiness().is_some() || m.disable_oom_killer() == Some(true) {
+            tracing::warn!(
+                "cgroup v2 has no memory swappiness or OOM-killer switch; ignoring them"
+            );
         }
-        b.build().expect("all fields set")
-    };
-    vec![
-        rule(1, Some(3)), // null
-        rule(1, Some(5)), // zero
-        rule(1, Some(7)), // full
-        rule(1, Some(8)), // random
-        rule(1, Some(9)), // urandom
-        rule(5, Some(0)), // tty
-        rule(5, Some(1)), // console
-        rule(5, Some(2)), // ptmx
-        rule(136, None),  // pts/*
-    ]
+        m.set_swappiness(None).set_disable_oom_killer(None);
+        r.set_memory(Some(m));
+    }
+    if r.network().is_some() {
+        tracing::warn!(
+            "cgroup v2 has no net_cls/net_prio controllers; ignoring linux.resources.network"
+        );
+        r.set_network(None);
+    }
 }

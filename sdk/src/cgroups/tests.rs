@@ -2,7 +2,7 @@
 //! root and are skipped with a printed reason without it. Each test uses its
 //! own parent cgroup so that tests running in parallel do not interfere.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::process::{Child, Command};
 use std::time::Instant;
 
@@ -234,4 +234,79 @@ async fn missing_cgroup() {
         .add_process(i32::try_from(std::process::id()).unwrap())
         .is_err());
     assert_gone(&cg);
+}
+
+/// The v2 device filter, attached for real to a directory of the host's
+/// cgroup2 hierarchy (the hybrid host's `unified` mount has no controllers,
+/// but device programs need none): a shell moved there can open and create
+/// exactly the devices the rules allow, and a replacing filter takes over.
+#[test]
+fn ebpf_device_filter_decides_opens_and_mknod() {
+    use super::devices::{DeviceRule, Kind, ALL_ACCESS, READ};
+    if !can_run("ebpf_device_filter_decides_opens_and_mknod") {
+        return;
+    }
+    let Some(cg2) = host().mounts.iter().find(|m| !m.is_v1()) else {
+        eprintln!("skipping: no cgroup2 mount");
+        return;
+    };
+    let dir = cg2.mount_point.join(unique_parent("bpf"));
+    fs::create_dir(&dir).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let fd: OwnedFd = fs::File::open(&dir).unwrap().into();
+    let rule = |allow, kind, major, minor, access| DeviceRule {
+        allow,
+        kind,
+        major,
+        minor,
+        access,
+    };
+    let probe = |dir: &Path| {
+        let script = r#"
+            echo $$ > "$1/cgroup.procs" || exit 9
+            ( : < /dev/null ) 2>/dev/null && echo null-r
+            ( : > /dev/null ) 2>/dev/null && echo null-w
+            ( : < /dev/zero ) 2>/dev/null && echo zero-r
+            ( : > /dev/zero ) 2>/dev/null && echo zero-w
+            ( : < /dev/full ) 2>/dev/null && echo full-r
+            mknod "$2/null" c 1 3 2>/dev/null && echo null-m
+            mknod "$2/zero" c 1 5 2>/dev/null && echo zero-m
+            rm -f "$2/null" "$2/zero"
+        "#;
+        let out = Command::new("sh")
+            .args(["-c", script, "sh"])
+            .arg(dir)
+            .arg(scratch.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "probe failed: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+
+    let rules = devices::with_defaults(&[
+        rule(false, Kind::All, None, None, ALL_ACCESS),
+        rule(true, Kind::Char, Some(1), Some(5), READ),
+        // The default rules allow /dev/zero and /dev/full again: deny them
+        // after, the last match decides.
+        rule(false, Kind::Char, Some(1), Some(5), ALL_ACCESS & !READ),
+        rule(false, Kind::Char, Some(1), Some(7), ALL_ACCESS),
+    ]);
+    resources::attach_device_filter(&fd, &rules).unwrap();
+    let seen = probe(&dir);
+    assert_eq!(
+        seen.split_whitespace().collect::<Vec<_>>(),
+        ["null-r", "null-w", "zero-r", "null-m"]
+    );
+
+    // A replacing filter that allows everything: the first one is gone.
+    resources::attach_device_filter(&fd, &[]).unwrap();
+    assert_eq!(bpf::attached(fd.as_fd()).unwrap().len(), 1);
+    let seen = probe(&dir);
+    assert_eq!(
+        seen.split_whitespace().collect::<Vec<_>>(),
+        ["null-r", "null-w", "zero-r", "zero-w", "full-r", "null-m", "zero-m"]
+    );
+    drop(fd);
+    fs::remove_dir(&dir).unwrap();
 }

@@ -196,7 +196,7 @@ async fn build(
     let cgroup = partial.cgroup.insert(Cgroup::create(&cgroup_path)?);
     if let Some(resources) = spec_linux.resources() {
         let devices = spec_linux.devices().as_deref().unwrap_or_default();
-        cgroup.apply(&crate::cgroups::allowing(resources, devices))?;
+        cgroup.apply_for_create(resources, devices)?;
     }
     let cgroup_fd = cgroup.clone_into_fd()?;
 

@@ -26,12 +26,8 @@ impl Container {
             }
             // Processes outside the first one's pid namespace too.
             let _ = self.kill(Signal::SIGKILL);
-            let _ = self.kill_all(Signal::SIGKILL);
-            // A frozen process takes no signal until thawed: a paused
-            // container would never die.
-            if let Ok(cgroup) = self.cgroup() {
-                let _ = cgroup.thaw();
-            }
+            // Thaws a paused container too: a frozen process never dies.
+            let _ = self.kill_all(Signal::SIGKILL).await;
         }
         if self.inner.is_parent {
             // Reap, so no zombie is left behind.

@@ -26,16 +26,11 @@ impl Container {
         r.map_err(|e| Error::sys("kill", std::io::Error::from_raw_os_error(e)))
     }
 
-    /// Sends `signal` to every process in the container's cgroup.
-    pub fn kill_all(&self, signal: Signal) -> Result<()> {
+    /// Sends `signal` to every process in the container's cgroup, child
+    /// cgroups included, freezing it meanwhile so that none can fork away
+    /// (see [`Cgroup::kill_all`]).
+    pub async fn kill_all(&self, signal: Signal) -> Result<()> {
         let p = self.load()?;
-        let cgroup = Cgroup::open(&p.cgroup_path)?;
-        for pid in cgroup.pids()? {
-            match sys::kill(pid, signal as libc::c_int) {
-                Ok(()) | Err(libc::ESRCH) => {}
-                Err(e) => return Err(Error::sys("kill", std::io::Error::from_raw_os_error(e))),
-            }
-        }
-        Ok(())
+        Cgroup::open(&p.cgroup_path)?.kill_all(signal).await
     }
 }

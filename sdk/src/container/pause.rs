@@ -24,10 +24,12 @@ impl Container {
         self.cgroup()?.thaw()
     }
 
-    /// Changes the resource limits of a live container.
+    /// Changes the resource limits of a live container, with the checks of
+    /// [`Cgroup::update`]: every value is checked before the first write, and
+    /// a memory limit below the current usage is refused.
     pub fn update(&self, resources: &LinuxResources) -> Result<()> {
         self.require_live("update")?;
-        self.cgroup()?.apply(resources)
+        self.cgroup()?.update(resources)
     }
 
     /// One sample of the container's resource usage (CPU, memory, pids),
