@@ -1,5 +1,6 @@
 //! Limits the kernel enforces, checked through what the cgroup files and
-//! the container's processes show (this machine: cgroup v1 controllers).
+//! the container's processes show: on this machine the v1 controllers of a
+//! hybrid host, in the VM matrix (`cargo xtask vm-test`) also cgroup v2.
 
 mod common;
 
@@ -20,12 +21,30 @@ fn with_resources(mut spec: Spec, r: LinuxResources) -> Spec {
     spec
 }
 
-fn v1(rt: &TestRuntime, controller: &str, id: &str, file: &str) -> String {
-    let p = format!(
-        "/sys/fs/cgroup/{controller}/{}/{id}/{file}",
-        rt.config().cgroup_parent
-    );
+/// Whether the host is cgroup v2 only.
+fn v2() -> bool {
+    berth::cgroups::layout() == berth::cgroups::Layout::V2
+}
+
+/// `file` of container `id`'s cgroup: in `controller`'s hierarchy on v1 and
+/// hybrid hosts, in its one directory on v2.
+fn cg(rt: &TestRuntime, controller: &str, id: &str, file: &str) -> String {
+    let parent = &rt.config().cgroup_parent;
+    let p = if v2() {
+        format!("/sys/fs/cgroup/{parent}/{id}/{file}")
+    } else {
+        format!("/sys/fs/cgroup/{controller}/{parent}/{id}/{file}")
+    };
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
+/// The memory limit file of the host's cgroup version.
+fn memory_limit_file() -> &'static str {
+    if v2() {
+        "memory.max"
+    } else {
+        "memory.limit_in_bytes"
+    }
 }
 
 #[tokio::test]
@@ -55,7 +74,12 @@ async fn allocating_past_the_memory_limit_is_an_oom_event_and_exit() {
         .collect();
     // One OOM kill, of the container's only process.
     assert_eq!(all, [Event::Oom, Event::Exited(ExitStatus::Signaled(9))]);
-    let control = v1(&rt, "memory", ctr.id(), "memory.oom_control");
+    let oom_file = if v2() {
+        "memory.events"
+    } else {
+        "memory.oom_control"
+    };
+    let control = cg(&rt, "memory", ctr.id(), oom_file);
     assert!(control.contains("oom_kill 1"), "{control}");
     finish(ctr).await.unwrap();
 }
@@ -80,12 +104,12 @@ async fn a_pids_limit_stops_a_fork_loop() {
         .await
         .unwrap();
     assert_eq!(&buf, b"forked\n");
-    let current: u64 = v1(&rt, "pids", ctr.id(), "pids.current")
+    let current: u64 = cg(&rt, "pids", ctr.id(), "pids.current")
         .trim()
         .parse()
         .unwrap();
     assert!(current <= 10, "pids.current {current} over the limit");
-    let events = v1(&rt, "pids", ctr.id(), "pids.events");
+    let events = cg(&rt, "pids", ctr.id(), "pids.events");
     let denied: u64 = events.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(denied > 0, "no fork was refused: {events}");
     ctr.delete(true).await.unwrap();
@@ -110,7 +134,7 @@ async fn a_cpu_quota_throttles_a_busy_loop() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     let used = ctr.stats_now().unwrap().cpu.usage.total - before;
     let wall = started.elapsed().as_nanos() as u64;
-    let stat = v1(&rt, "cpu", ctr.id(), "cpu.stat");
+    let stat = cg(&rt, "cpu", ctr.id(), "cpu.stat");
     let throttled: u64 = stat
         .lines()
         .find_map(|l| l.strip_prefix("nr_throttled "))
@@ -156,7 +180,8 @@ async fn a_denied_device_cannot_be_opened() {
             .unwrap(),
     );
     let ctr = create_piped(&rt, "devices", spec).await.unwrap();
-    let list = v1(&rt, "devices", ctr.id(), "devices.list");
+    // v2 has no list to read: what the container can open tells.
+    let list = (!v2()).then(|| cg(&rt, "devices", ctr.id(), "devices.list"));
     // Deny /dev/full on the live container (update takes the same rules).
     let deny_full = LinuxDeviceCgroupBuilder::default()
         .allow(false)
@@ -175,7 +200,9 @@ async fn a_denied_device_cannot_be_opened() {
     .unwrap();
     ctr.start().await.unwrap();
     let out = finish(ctr).await.unwrap();
-    assert!(list.contains("c 10:229 rwm"), "{list}");
+    if let Some(list) = list {
+        assert!(list.contains("c 10:229 rwm"), "{list}");
+    }
     assert!(out.stdout.contains("null=ok"), "{out:?}");
     assert!(out.stdout.contains("fuse=made"), "{out:?}");
     assert!(
@@ -208,10 +235,15 @@ async fn pause_stops_a_counter_and_resume_lets_it_go_on() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     ctr.pause().await.unwrap();
-    assert_eq!(
-        v1(&rt, "freezer", ctr.id(), "freezer.state").trim(),
-        "FROZEN"
-    );
+    if v2() {
+        let events = cg(&rt, "", ctr.id(), "cgroup.events");
+        assert!(events.contains("frozen 1"), "{events}");
+    } else {
+        assert_eq!(
+            cg(&rt, "freezer", ctr.id(), "freezer.state").trim(),
+            "FROZEN"
+        );
+    }
     let frozen = read();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(read(), frozen, "the counter moved while paused");
@@ -246,12 +278,12 @@ async fn update_raises_the_memory_limit_of_a_running_container() {
     .unwrap();
     ctr.start().await.unwrap();
     assert_eq!(
-        v1(&rt, "memory", ctr.id(), "memory.limit_in_bytes").trim(),
+        cg(&rt, "memory", ctr.id(), memory_limit_file()).trim(),
         (64u64 << 20).to_string()
     );
     ctr.update(&mem(128 << 20)).unwrap();
     assert_eq!(
-        v1(&rt, "memory", ctr.id(), "memory.limit_in_bytes").trim(),
+        cg(&rt, "memory", ctr.id(), memory_limit_file()).trim(),
         (128u64 << 20).to_string()
     );
     let s = ctr.stats_now().unwrap();
@@ -286,4 +318,295 @@ async fn a_paused_container_can_be_force_deleted() {
         .await
         .expect("delete of a paused container hung")
         .unwrap();
+}
+
+/// Every `linux.resources` field this host has a controller for reaches its
+/// file, in the kernel's own spelling.
+#[tokio::test]
+async fn every_resource_field_reaches_its_cgroup_file() {
+    let rt = runtime().await;
+    let limits = berth::cgroups::HostLimits::get();
+    let has = |c: &str| limits.controllers.contains(c);
+    let mut r = LinuxResourcesBuilder::default()
+        .cpu(
+            LinuxCpuBuilder::default()
+                .shares(512u64)
+                .quota(50_000i64)
+                .period(100_000u64)
+                .cpus("0")
+                .mems("0")
+                .build()
+                .unwrap(),
+        )
+        .memory(
+            LinuxMemoryBuilder::default()
+                .limit(64 << 20)
+                .reservation(32 << 20)
+                .build()
+                .unwrap(),
+        )
+        .pids(LinuxPidsBuilder::default().limit(123).build().unwrap())
+        .build()
+        .unwrap();
+    if !v2() {
+        let mut m = r.memory().unwrap();
+        m.set_swappiness(Some(30))
+            .set_disable_oom_killer(Some(true));
+        if limits.swap_accounting {
+            m.set_swap(Some(96 << 20));
+        }
+        r.set_memory(Some(m));
+    }
+    // A throttle on the disk the machine has.
+    let disk = std::fs::read_to_string("/proc/partitions")
+        .unwrap()
+        .lines()
+        .skip(2)
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 4 && f[1] == "0").then(|| (f[0].parse::<i64>().unwrap(), 0i64))
+        });
+    if let (Some((major, minor)), true) = (disk, has(if v2() { "io" } else { "blkio" })) {
+        r.set_block_io(Some(
+            berth::oci_spec::runtime::LinuxBlockIoBuilder::default()
+                .throttle_read_bps_device(vec![
+                    berth::oci_spec::runtime::LinuxThrottleDeviceBuilder::default()
+                        .major(major)
+                        .minor(minor)
+                        .rate(1u64 << 20)
+                        .build()
+                        .unwrap(),
+                ])
+                .build()
+                .unwrap(),
+        ));
+    }
+    let ctr = create_piped(&rt, "fields", with_resources(spec("true"), r.clone()))
+        .await
+        .unwrap();
+    let id = ctr.id().to_string();
+    let read = |c: &str, f: &str| cg(&rt, c, &id, f).trim().to_string();
+    if v2() {
+        assert_eq!(read("", "cpu.max"), "50000 100000");
+        // runc's shares→weight conversion: 1 + ((512 - 2) * 9999) / 262142.
+        assert_eq!(read("", "cpu.weight"), "20");
+        assert_eq!(read("", "memory.max"), (64u64 << 20).to_string());
+        assert_eq!(read("", "memory.low"), (32u64 << 20).to_string());
+        assert_eq!(read("", "pids.max"), "123");
+        assert_eq!(read("", "cpuset.cpus"), "0");
+    } else {
+        assert_eq!(read("cpu", "cpu.shares"), "512");
+        assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
+        assert_eq!(read("cpu", "cpu.cfs_period_us"), "100000");
+        assert_eq!(read("cpuset", "cpuset.cpus"), "0");
+        assert_eq!(read("cpuset", "cpuset.mems"), "0");
+        assert_eq!(
+            read("memory", "memory.limit_in_bytes"),
+            (64u64 << 20).to_string()
+        );
+        assert_eq!(
+            read("memory", "memory.soft_limit_in_bytes"),
+            (32u64 << 20).to_string()
+        );
+        assert_eq!(read("memory", "memory.swappiness"), "30");
+        assert!(read("memory", "memory.oom_control").contains("oom_kill_disable 1"));
+        if limits.swap_accounting {
+            assert_eq!(
+                read("memory", "memory.memsw.limit_in_bytes"),
+                (96u64 << 20).to_string()
+            );
+        }
+        assert_eq!(read("pids", "pids.max"), "123");
+    }
+    if let (Some((major, minor)), Some(_)) = (disk, r.block_io()) {
+        let (c, f, want) = if v2() {
+            ("", "io.max", format!("{major}:{minor} rbps=1048576"))
+        } else {
+            (
+                "blkio",
+                "blkio.throttle.read_bps_device",
+                format!("{major}:{minor} 1048576"),
+            )
+        };
+        assert!(read(c, f).contains(&want), "{f}: {}", read(c, f));
+    }
+    // cpu.idle (5.15+) and what only one version has, through update.
+    if limits.controllers.contains("cpu") {
+        ctr.update(
+            &LinuxResourcesBuilder::default()
+                .cpu(LinuxCpuBuilder::default().idle(1).build().unwrap())
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(read("cpu", "cpu.idle"), "1");
+    }
+    if v2() {
+        ctr.update(
+            &LinuxResourcesBuilder::default()
+                .unified(
+                    [("memory.high".to_string(), "50331648".to_string())]
+                        .into_iter()
+                        .collect::<std::collections::HashMap<_, _>>(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(read("", "memory.high"), "50331648");
+    }
+    ctr.delete(true).await.unwrap();
+}
+
+/// Bad values are refused with the field named, before any state, cgroup
+/// or process exists (the runtime's drop check sees nothing left).
+#[tokio::test]
+async fn bad_resource_values_are_refused_before_anything_is_made() {
+    let rt = runtime().await;
+    let cpu = |b: LinuxCpuBuilder| {
+        LinuxResourcesBuilder::default()
+            .cpu(b.build().unwrap())
+            .build()
+            .unwrap()
+    };
+    let cases = [
+        (
+            cpu(LinuxCpuBuilder::default().quota(-5)),
+            "linux.resources.cpu.quota",
+        ),
+        (
+            cpu(LinuxCpuBuilder::default().period(0u64)),
+            "linux.resources.cpu.period",
+        ),
+        (
+            cpu(LinuxCpuBuilder::default().cpus("0-x")),
+            "linux.resources.cpu.cpus",
+        ),
+        (
+            LinuxResourcesBuilder::default()
+                .devices(vec![LinuxDeviceCgroupBuilder::default()
+                    .allow(true)
+                    .typ(LinuxDeviceType::P)
+                    .build()
+                    .unwrap()])
+                .build()
+                .unwrap(),
+            "linux.resources.devices[0].type",
+        ),
+        (
+            LinuxResourcesBuilder::default()
+                .memory(
+                    LinuxMemoryBuilder::default()
+                        .swappiness(200u64)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+            "linux.resources.memory.swappiness",
+        ),
+    ];
+    for (r, want) in cases {
+        let name = id("bad");
+        let err = rt
+            .create(&name, bundle(with_resources(spec("true"), r)))
+            .await
+            .expect_err(want);
+        match err {
+            berth::Error::InvalidSpec { field, .. } => assert_eq!(field, want),
+            other => panic!("{want}: {other:?}"),
+        }
+        assert!(!rt.config().root.join(&name).exists());
+    }
+}
+
+/// An update with a bad value, or a memory limit below what the container
+/// uses, is refused before it writes anything: the earlier fields of the
+/// same update are not applied either.
+#[tokio::test]
+async fn a_refused_update_changes_nothing() {
+    let rt = runtime().await;
+    // About 24 MiB in tmpfs, charged to the container's memory cgroup.
+    let ctr = create_piped(
+        &rt,
+        "upd",
+        spec("head -c 25165824 /dev/zero > /dev/shm/fill && echo filled && exec sleep 100"),
+    )
+    .await
+    .unwrap();
+    let mut out = ctr.take_stdout().unwrap();
+    ctr.start().await.unwrap();
+    let mut buf = [0u8; 7];
+    tokio::io::AsyncReadExt::read_exact(&mut out, &mut buf)
+        .await
+        .unwrap();
+    assert_eq!(&buf, b"filled\n");
+    let pids_before = cg(&rt, "pids", ctr.id(), "pids.max");
+    let mem_before = cg(&rt, "memory", ctr.id(), memory_limit_file());
+
+    let below_usage = LinuxResourcesBuilder::default()
+        .pids(LinuxPidsBuilder::default().limit(50).build().unwrap())
+        .memory(
+            LinuxMemoryBuilder::default()
+                .limit(8 << 20)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    match ctr.update(&below_usage) {
+        Err(berth::Error::InvalidSpec { field, reason }) => {
+            assert_eq!(field, "linux.resources.memory.limit");
+            assert!(reason.contains("uses now"), "{reason}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let bad_quota = LinuxResourcesBuilder::default()
+        .pids(LinuxPidsBuilder::default().limit(50).build().unwrap())
+        .cpu(LinuxCpuBuilder::default().quota(-5).build().unwrap())
+        .build()
+        .unwrap();
+    assert!(matches!(
+        ctr.update(&bad_quota),
+        Err(berth::Error::InvalidSpec { field, .. }) if field == "linux.resources.cpu.quota"
+    ));
+    assert_eq!(cg(&rt, "pids", ctr.id(), "pids.max"), pids_before);
+    assert_eq!(cg(&rt, "memory", ctr.id(), memory_limit_file()), mem_before);
+    ctr.delete(true).await.unwrap();
+}
+
+/// `kill_all` reaches a process moved into a child cgroup of the
+/// container's, and delete removes that child cgroup too.
+#[tokio::test]
+async fn kill_all_reaches_nested_cgroups() {
+    let rt = runtime().await;
+    let ctr = create_piped(&rt, "nested", spec("sleep 100 & sleep 100 & wait"))
+        .await
+        .unwrap();
+    ctr.start().await.unwrap();
+    let mut pids = Vec::new();
+    for _ in 0..500 {
+        pids = ctr.pids().unwrap();
+        if pids.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(pids.len(), 3, "{pids:?}");
+    let path = format!("{}/{}/nested", rt.config().cgroup_parent, ctr.id());
+    let nested = berth::cgroups::Cgroup::create(&path).unwrap();
+    let sleeper = *pids.iter().find(|&&p| p != ctr.pid()).unwrap();
+    nested.add_process(sleeper).unwrap();
+    assert_eq!(nested.pids().unwrap(), [sleeper]);
+
+    ctr.kill_all(berth::Signal::SIGKILL).await.unwrap();
+    assert_eq!(ctr.wait().await.unwrap(), ExitStatus::Signaled(9));
+    for _ in 0..500 {
+        if ctr.pids().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(ctr.pids().unwrap(), Vec::<i32>::new());
+    ctr.delete(false).await.unwrap();
 }

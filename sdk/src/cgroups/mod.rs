@@ -21,6 +21,7 @@ mod validate;
 pub(crate) use events::OomWatch;
 
 pub use stats::{CpuStats, CpuUsage, MemoryStats, MemoryUsage, PidsStats, Stats, Throttling};
+pub use validate::HostLimits;
 
 use std::fs;
 use std::io;

@@ -12,7 +12,7 @@ use cgroups_rs::manager::{FsManager, Manager};
 use cgroups_rs::FreezerState;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
-use oci_spec::runtime::{LinuxDevice, LinuxResources};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxResources};
 
 use super::devices::{self, DeviceRule};
 use super::validate::{self, HostLimits};
@@ -35,7 +35,7 @@ impl Cgroup {
     /// gets (`/dev/null`, `/dev/zero`, the terminal, ...) are allowed again,
     /// as runc does; a later rule of the spec that denies one still wins.
     pub fn apply(&self, resources: &LinuxResources) -> Result<()> {
-        self.apply_with(resources, &[])
+        self.apply_with(resources, &[], &[])
     }
 
     /// [`Cgroup::apply`] for a new container, whose device rules must also
@@ -45,7 +45,7 @@ impl Cgroup {
         resources: &LinuxResources,
         created: &[LinuxDevice],
     ) -> Result<()> {
-        self.apply_with(resources, &devices::for_created(created))
+        self.apply_with(resources, &[], &devices::for_created(created))
     }
 
     /// Checks that `resources` can replace the limits of the running
@@ -54,7 +54,16 @@ impl Cgroup {
     /// (or memory+swap) limit below what the cgroup uses now is refused:
     /// the kernel would otherwise fail after reclaim (v1) or OOM-kill to get
     /// there (v2).
-    pub fn update(&self, resources: &LinuxResources) -> Result<()> {
+    ///
+    /// New device rules come after `before` (the rules in force) and the
+    /// devices the container `created`: v1 appends them to the kernel's
+    /// list; on v2 the filter is compiled anew from all of them.
+    pub(crate) fn update(
+        &self,
+        resources: &LinuxResources,
+        before: &[LinuxDeviceCgroup],
+        created: &[LinuxDevice],
+    ) -> Result<()> {
         validate::check(resources, HostLimits::get())?;
         if let Some(m) = resources.memory() {
             if m.check_before_update() != Some(false) {
@@ -73,7 +82,9 @@ impl Cgroup {
                 }
             }
         }
-        self.apply(resources)
+        let mut before = devices::rules(before)?;
+        before.extend(devices::for_created(created));
+        self.apply_with(resources, &before, &[])
     }
 
     /// Bytes of memory the cgroup uses now, if the memory controller is there.
@@ -91,13 +102,24 @@ impl Cgroup {
         Ok(text.trim().parse().ok())
     }
 
-    fn apply_with(&self, resources: &LinuxResources, created: &[DeviceRule]) -> Result<()> {
+    /// Writes `resources`; its device rules come after `before` (already in
+    /// force, only needed to compile the v2 filter) and are followed by
+    /// `created` (the devices a new container makes).
+    fn apply_with(
+        &self,
+        resources: &LinuxResources,
+        before: &[DeviceRule],
+        created: &[DeviceRule],
+    ) -> Result<()> {
         let host = HostLimits::get();
         validate::check(resources, host)?;
         let rules = match resources.devices().as_deref() {
             Some(spec) if !spec.is_empty() => {
                 let mut rules = devices::rules(spec)?;
                 rules.extend_from_slice(created);
+                if self.layout == Layout::V2 {
+                    rules.splice(0..0, before.iter().copied());
+                }
                 Some(devices::with_defaults(&rules))
             }
             _ => None,

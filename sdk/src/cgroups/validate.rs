@@ -24,9 +24,10 @@ const MAX_SHARES: u64 = 262_144;
 const MIN_BLKIO_WEIGHT: u16 = 10;
 const MAX_BLKIO_WEIGHT: u16 = 1_000;
 
-/// What the checks need to know of the host.
+/// What this host's cgroups offer, as the resource checks see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct HostLimits {
+#[non_exhaustive]
+pub struct HostLimits {
     /// How cgroups are mounted.
     pub layout: Layout,
     /// Online CPUs (`/sys/devices/system/cpu/online`).

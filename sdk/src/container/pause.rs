@@ -4,7 +4,7 @@ use oci_spec::runtime::LinuxResources;
 
 use super::Container;
 use crate::cgroups::Cgroup;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 impl Container {
     pub(super) fn cgroup(&self) -> Result<Cgroup> {
@@ -24,12 +24,28 @@ impl Container {
         self.cgroup()?.thaw()
     }
 
-    /// Changes the resource limits of a live container, with the checks of
-    /// [`Cgroup::update`]: every value is checked before the first write, and
-    /// a memory limit below the current usage is refused.
+    /// Changes the resource limits of a live container. Every value is
+    /// checked before the first write ([`Error::InvalidSpec`] naming it), and
+    /// unless `memory.checkBeforeUpdate` is `false`, a memory limit below
+    /// what the container uses now is refused. Device rules are added after
+    /// those in force, as on the v1 controller. The container's saved spec
+    /// records the new values, so later updates build on them.
     pub fn update(&self, resources: &LinuxResources) -> Result<()> {
         self.require_live("update")?;
-        self.cgroup()?.update(resources)
+        let mut spec = self.spec()?;
+        let mut linux = spec.linux().clone().unwrap_or_default();
+        let current = linux.resources().clone().unwrap_or_default();
+        let before = current.devices().clone().unwrap_or_default();
+        let created = linux.devices().clone().unwrap_or_default();
+        self.cgroup()?.update(resources, &before, &created)?;
+
+        linux.set_resources(Some(merge(current, resources)));
+        spec.set_linux(Some(linux));
+        let json = serde_json::to_vec_pretty(&spec).map_err(|e| Error::State {
+            id: self.id().to_string(),
+            reason: format!("serialize the updated spec: {e}"),
+        })?;
+        crate::state::write_atomic(&self.inner.dir.join(crate::state::SPEC_FILE), &json)
     }
 
     /// One sample of the container's resource usage (CPU, memory, pids),
@@ -42,4 +58,27 @@ impl Container {
     pub fn pids(&self) -> Result<Vec<i32>> {
         self.cgroup()?.pids()
     }
+}
+
+/// `current` with every field `update` sets replaced (objects merged field
+/// by field) and `update`'s device rules appended to those in force.
+fn merge(current: LinuxResources, update: &LinuxResources) -> LinuxResources {
+    fn deep(into: &mut serde_json::Value, from: serde_json::Value, key: &str) {
+        use serde_json::Value;
+        match (into, from) {
+            (Value::Object(a), Value::Object(b)) => {
+                for (k, v) in b {
+                    deep(a.entry(k.clone()).or_insert(Value::Null), v, &k);
+                }
+            }
+            (Value::Array(a), Value::Array(b)) if key == "devices" => a.extend(b),
+            (slot, v) => *slot = v,
+        }
+    }
+    let (Ok(mut merged), Ok(from)) = (serde_json::to_value(&current), serde_json::to_value(update))
+    else {
+        return current;
+    };
+    deep(&mut merged, from, "");
+    serde_json::from_value(merged).unwrap_or(current)
 }
