@@ -610,3 +610,62 @@ async fn kill_all_reaches_nested_cgroups() {
     assert_eq!(ctr.pids().unwrap(), Vec::<i32>::new());
     ctr.delete(false).await.unwrap();
 }
+
+/// Reads of a file not in the page cache show in the block I/O stats, per
+/// device, as the container does them.
+#[tokio::test]
+async fn io_stats_count_a_containers_reads() {
+    use std::io::Write;
+    let rt = runtime().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let chunk: Vec<u8> = (0..1 << 20).map(|i| (i * 7 % 251) as u8).collect();
+    for _ in 0..4 {
+        f.write_all(&chunk).unwrap();
+    }
+    f.sync_all().unwrap();
+    // Out of the page cache, so that the container's read goes to the disk.
+    nix::fcntl::posix_fadvise(
+        &f,
+        0,
+        0,
+        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+    )
+    .unwrap();
+    let dev = nix::sys::stat::stat(&path).unwrap().st_dev;
+    let mut spec = spec("cat /data/data > /dev/null && echo read && exec sleep 100");
+    let mut mounts = spec.mounts().clone().unwrap();
+    mounts.push(
+        berth::oci_spec::runtime::MountBuilder::default()
+            .destination("/data")
+            .typ("bind")
+            .source(dir.path())
+            .options(vec!["bind".to_string(), "ro".to_string()])
+            .build()
+            .unwrap(),
+    );
+    spec.set_mounts(Some(mounts));
+    let ctr = create_piped(&rt, "io", spec).await.unwrap();
+    let mut out = ctr.take_stdout().unwrap();
+    ctr.start().await.unwrap();
+    let mut buf = [0u8; 5];
+    tokio::io::AsyncReadExt::read_exact(&mut out, &mut buf)
+        .await
+        .unwrap();
+    let stats = ctr.stats_now().unwrap();
+    ctr.delete(true).await.unwrap();
+    let major = nix::sys::stat::major(dev);
+    let read: u64 = stats
+        .blkio
+        .service_bytes
+        .iter()
+        .filter(|e| e.major == major && e.op == "Read")
+        .map(|e| e.value)
+        .sum();
+    assert!(
+        read >= 1 << 20,
+        "{read} bytes read from {major}:*: {:?}",
+        stats.blkio
+    );
+}

@@ -20,7 +20,10 @@ mod validate;
 
 pub(crate) use events::OomWatch;
 
-pub use stats::{CpuStats, CpuUsage, MemoryStats, MemoryUsage, PidsStats, Stats, Throttling};
+pub use stats::{
+    BlkioEntry, BlkioStats, CpuStats, CpuUsage, HugetlbStats, MemoryStats, MemoryUsage, PidsStats,
+    Stats, Throttling,
+};
 pub use validate::HostLimits;
 
 use std::fs;

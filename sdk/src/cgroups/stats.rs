@@ -1,6 +1,8 @@
 //! One sample of a cgroup's usage, in the shape runc's `events --stats`
 //! prints (its `data` object), read through cgroups-rs.
 
+use std::collections::BTreeMap;
+
 use cgroups_rs::manager::Manager;
 use serde::Serialize;
 
@@ -16,6 +18,47 @@ pub struct Stats {
     pub memory: MemoryStats,
     /// Processes.
     pub pids: PidsStats,
+    /// Block I/O per device.
+    pub blkio: BlkioStats,
+    /// Huge pages, by page size (`2MB`, `1GB`).
+    pub hugetlb: BTreeMap<String, HugetlbStats>,
+}
+
+/// Block I/O per device and operation, as the kernel counts it for the
+/// cgroup and its children (v1 `blkio.*_recursive`, v2 `io.stat`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BlkioStats {
+    /// Bytes read and written.
+    #[serde(rename = "ioServiceBytesRecursive")]
+    pub service_bytes: Vec<BlkioEntry>,
+    /// Operations (reads and writes) done.
+    #[serde(rename = "ioServicedRecursive")]
+    pub serviced: Vec<BlkioEntry>,
+}
+
+/// One device's counter for one operation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BlkioEntry {
+    /// The device's major number.
+    pub major: u64,
+    /// The device's minor number.
+    pub minor: u64,
+    /// `Read`, `Write`, `Sync`, `Async`, `Discard` or `Total` (as the kernel
+    /// names them on v1; v2 gives `Read`, `Write` and `Discard`).
+    pub op: String,
+    /// The count.
+    pub value: u64,
+}
+
+/// Huge page usage of one page size.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HugetlbStats {
+    /// Bytes in use.
+    pub usage: u64,
+    /// Highest usage seen (v1 only).
+    pub max: u64,
+    /// Allocations refused at the limit.
+    pub failcnt: u64,
 }
 
 /// CPU time, in nanoseconds, and CFS throttling.
@@ -58,6 +101,8 @@ pub struct Throttling {
 pub struct MemoryStats {
     /// Page cache.
     pub cache: u64,
+    /// Anonymous memory (`rss` on v1, `anon` on v2).
+    pub rss: u64,
     /// Memory (without swap).
     pub usage: MemoryUsage,
     /// Memory + swap.
@@ -101,6 +146,18 @@ impl Cgroup {
                 failcnt: m.fail_cnt,
             }
         };
+        let (mut cache, mut rss) = (s.memory.cache, s.memory.rss);
+        if self.layout == super::Layout::V2 {
+            // v2's memory.stat says `file` and `anon` for v1's `cache` and `rss`.
+            let stat =
+                std::fs::read_to_string(self.dirs[0].join("memory.stat")).unwrap_or_default();
+            let field = |name: &str| {
+                stat.lines()
+                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+                    .unwrap_or(0)
+            };
+            (cache, rss) = (field("file"), field("anon"));
+        }
         Ok(Stats {
             cpu: CpuStats {
                 usage: CpuUsage {
@@ -116,7 +173,8 @@ impl Cgroup {
                 },
             },
             memory: MemoryStats {
-                cache: s.memory.cache,
+                cache,
+                rss,
                 usage: usage(s.memory.memory),
                 swap: usage(s.memory.memory_swap),
             },
@@ -124,6 +182,42 @@ impl Cgroup {
                 current: s.pids.current,
                 limit: s.pids.limit,
             },
+            blkio: BlkioStats {
+                service_bytes: entries(&s.blkio.io_service_bytes_recursive),
+                serviced: entries(&s.blkio.io_serviced_recursive),
+            },
+            hugetlb: s
+                .hugetlb
+                .iter()
+                .map(|(size, h)| {
+                    let h = HugetlbStats {
+                        usage: h.usage,
+                        max: h.max_usage,
+                        failcnt: h.fail_cnt,
+                    };
+                    (size.clone(), h)
+                })
+                .collect(),
         })
     }
+}
+
+fn entries(stats: &[cgroups_rs::stats::BlkioStat]) -> Vec<BlkioEntry> {
+    stats
+        .iter()
+        .map(|e| BlkioEntry {
+            major: e.major,
+            minor: e.minor,
+            op: capitalized(&e.op),
+            value: e.value,
+        })
+        .collect()
+}
+
+/// `read` as runc spells it: `Read`.
+fn capitalized(op: &str) -> String {
+    let mut c = op.chars();
+    c.next()
+        .map(|first| first.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
