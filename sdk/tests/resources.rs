@@ -73,7 +73,15 @@ async fn allocating_past_the_memory_limit_is_an_oom_event_and_exit() {
         .map(|e| e.unwrap())
         .collect();
     // One OOM kill, of the container's only process.
-    assert_eq!(all, [Event::Oom, Event::Exited(ExitStatus::Signaled(9))]);
+    assert_eq!(
+        all,
+        [
+            Event::Created,
+            Event::Started,
+            Event::Oom,
+            Event::Exited(ExitStatus::Signaled(9))
+        ]
+    );
     let oom_file = if v2() {
         "memory.events"
     } else {
@@ -668,4 +676,40 @@ async fn io_stats_count_a_containers_reads() {
         "{read} bytes read from {major}:*: {:?}",
         stats.blkio
     );
+}
+
+/// Several event streams at once see the same lifecycle; one that is never
+/// read holds nothing up, and loses only the oldest when it falls behind.
+#[tokio::test]
+async fn lifecycle_events_reach_every_stream_and_a_slow_one_blocks_nothing() {
+    let rt = runtime().await;
+    let ctr = create_piped(&rt, "events", spec("sleep 100"))
+        .await
+        .unwrap();
+    let watcher = ctr.events();
+    let slow = ctr.events();
+    ctr.start().await.unwrap();
+    // More pause/resume cycles than a stream holds: the unread one must not
+    // stop them.
+    for _ in 0..20 {
+        ctr.pause().await.unwrap();
+        ctr.resume().unwrap();
+    }
+    ctr.kill(berth::Signal::SIGKILL).unwrap();
+    let seen: Vec<Event> = watcher.map(|e| e.unwrap()).collect().await;
+    let mut want = vec![Event::Created, Event::Started];
+    for _ in 0..20 {
+        want.extend([Event::Paused, Event::Resumed]);
+    }
+    want.push(Event::Exited(ExitStatus::Signaled(9)));
+    // Nothing read the streams while the container ran: each kept the
+    // newest 16 lifecycle events (berth's backlog), then the exit.
+    let backlog = &want[want.len() - 17..want.len() - 1];
+    let mut expected = vec![Event::Created];
+    expected.extend_from_slice(backlog);
+    expected.push(Event::Exited(ExitStatus::Signaled(9)));
+    assert_eq!(seen, expected);
+    let slow: Vec<Event> = slow.map(|e| e.unwrap()).collect().await;
+    assert_eq!(slow, expected);
+    ctr.delete(false).await.unwrap();
 }

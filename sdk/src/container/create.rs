@@ -302,6 +302,7 @@ async fn build(
             pid,
             pidfd: Some(pidfd),
             is_parent: true,
+            lifecycle: tokio::sync::broadcast::channel(super::LIFECYCLE_BACKLOG).0,
             exit: tokio::sync::OnceCell::new(),
             launch: tokio::sync::Mutex::new(Some(Launch {
                 sync,

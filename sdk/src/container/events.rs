@@ -14,6 +14,15 @@ use crate::state::ExitStatus;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
+    /// The container is created and waits for start (the first event of a
+    /// stream opened before [`Container::start`]).
+    Created,
+    /// [`Container::start`] released the container's process.
+    Started,
+    /// [`Container::pause`] froze the container.
+    Paused,
+    /// [`Container::resume`] thawed it.
+    Resumed,
     /// The kernel's OOM killer killed a process of the container.
     Oom,
     /// The container's first process exited; the stream ends after this.
@@ -21,10 +30,20 @@ pub enum Event {
 }
 
 impl Container {
-    /// A stream of the container's events: OOM kills as the kernel reports
-    /// them (an eventfd on cgroup v1, inotify on `memory.events` on v2;
-    /// nothing polls), then its exit. Any number of streams may be open at
-    /// once; each is independent, and dropping one affects nothing else.
+    /// Tells the open [`Container::events`] streams about `event`; never waits.
+    pub(super) fn announce(&self, event: Event) {
+        // No stream open is fine.
+        let _ = self.inner.lifecycle.send(event);
+    }
+
+    /// A stream of the container's events: [`Event::Created`] first if it
+    /// has not started yet; start, pause and resume as they are done through
+    /// this handle or its clones; OOM kills as the kernel reports them (an
+    /// eventfd on cgroup v1, inotify on `memory.events` on v2; nothing
+    /// polls); then its exit, which ends the stream. Any number of streams
+    /// may be open at once; each is independent, and dropping one affects
+    /// nothing else. A stream that is not read falls behind by at most a few
+    /// lifecycle events, losing the oldest: the container never waits for it.
     ///
     /// ```no_run
     /// # async fn demo(ctr: berth::Container) -> berth::Result<()> {
@@ -36,23 +55,29 @@ impl Container {
     /// # Ok(()) }
     /// ```
     pub fn events(&self) -> BoxStream<'static, Result<Event>> {
+        type Lifecycle = tokio::sync::broadcast::Receiver<Event>;
         enum State {
-            Start(Container),
-            Watching(Container, Option<crate::cgroups::OomWatch>),
+            Start(Container, Lifecycle),
+            Watching(Container, Option<crate::cgroups::OomWatch>, Lifecycle),
             Exited(Result<ExitStatus>),
             Done,
         }
-        stream::unfold(State::Start(self.clone()), |state| async move {
-            let (ctr, mut watch) = match state {
+        let lifecycle = self.inner.lifecycle.subscribe();
+        let created = self
+            .status()
+            .is_ok_and(|s| s == crate::state::Status::Created);
+        let first = stream::iter(created.then_some(Ok(Event::Created)));
+        let rest = stream::unfold(State::Start(self.clone(), lifecycle), |state| async move {
+            let (ctr, mut watch, mut lifecycle) = match state {
                 State::Done => return None,
                 State::Exited(s) => return Some((s.map(Event::Exited), State::Done)),
-                State::Start(ctr) => {
+                State::Start(ctr, lifecycle) => {
                     // A cgroup without a memory controller still reports
                     // the exit.
                     let watch = ctr.cgroup().and_then(|c| c.watch_oom()).ok();
-                    (ctr, watch)
+                    (ctr, watch, lifecycle)
                 }
-                State::Watching(ctr, watch) => (ctr, watch),
+                State::Watching(ctr, watch, lifecycle) => (ctr, watch, lifecycle),
             };
             let oom = async {
                 match watch.as_mut() {
@@ -62,8 +87,21 @@ impl Container {
             };
             // An OOM kill and the exit it causes can both be ready: report
             // the OOM first.
+            let announced = async {
+                loop {
+                    match lifecycle.recv().await {
+                        Ok(event) => return event,
+                        // Fell behind: go on with what is still there.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                            std::future::pending::<()>().await
+                        }
+                    }
+                }
+            };
             let item = tokio::select! {
                 biased;
+                e = announced => Ok(e),
                 r = oom => r.map(|()| Event::Oom),
                 s = ctr.wait() => {
                     // The kill that ended it may not have been reported yet.
@@ -73,9 +111,9 @@ impl Container {
                     return Some((s.map(Event::Exited), State::Done));
                 }
             };
-            Some((item, State::Watching(ctr, watch)))
-        })
-        .boxed()
+            Some((item, State::Watching(ctr, watch, lifecycle)))
+        });
+        first.chain(rest).boxed()
     }
 
     /// A stream of resource usage samples, one every `interval` (the first

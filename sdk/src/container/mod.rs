@@ -37,6 +37,10 @@ pub struct Container {
     inner: Arc<Inner>,
 }
 
+/// How many lifecycle events a slow [`Container::events`] stream may fall
+/// behind before it loses the oldest.
+pub(crate) const LIFECYCLE_BACKLOG: usize = 16;
+
 #[derive(Debug)]
 struct Inner {
     id: String,
@@ -52,6 +56,10 @@ struct Inner {
     launch: tokio::sync::Mutex<Option<Launch>>,
     stdio: Mutex<ParentEnds>,
     pty: Mutex<Option<Pty>>,
+    /// Lifecycle changes made through this handle and its clones, for the
+    /// [`Container::events`] streams. A subscriber that falls behind loses
+    /// the oldest; sending never waits.
+    lifecycle: tokio::sync::broadcast::Sender<Event>,
 }
 
 /// What a shared-memory child still needs from its parent.
@@ -260,6 +268,7 @@ impl Container {
                 pid: p.pid,
                 pidfd,
                 is_parent: false,
+                lifecycle: tokio::sync::broadcast::channel(LIFECYCLE_BACKLOG).0,
                 exit: match p.exit_status {
                     Some(s) => tokio::sync::OnceCell::new_with(Some(s)),
                     None => tokio::sync::OnceCell::new(),

@@ -15,13 +15,17 @@ impl Container {
     /// returns once the kernel reports it frozen.
     pub async fn pause(&self) -> Result<()> {
         self.require_live("pause")?;
-        self.cgroup()?.freeze().await
+        self.cgroup()?.freeze().await?;
+        self.announce(super::Event::Paused);
+        Ok(())
     }
 
     /// Thaws a paused container.
     pub fn resume(&self) -> Result<()> {
         self.require_live("resume")?;
-        self.cgroup()?.thaw()
+        self.cgroup()?.thaw()?;
+        self.announce(super::Event::Resumed);
+        Ok(())
     }
 
     /// Changes the resource limits of a live container. Every value is

@@ -7,7 +7,7 @@ use oci_spec::runtime::ContainerState;
 
 use super::create::init_error;
 use super::spawn::recv;
-use super::Container;
+use super::{Container, Event};
 use crate::error::{Error, Result};
 use crate::exec::Report;
 use crate::hooks::{self, Where};
@@ -76,6 +76,7 @@ impl Container {
         drop(launch);
 
         let _ = std::fs::remove_file(&fifo);
+        self.announce(Event::Started);
         if let Some(h) = spec.hooks() {
             let list = h.poststart().as_deref().unwrap_or_default();
             if !list.is_empty() {
