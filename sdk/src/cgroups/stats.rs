@@ -135,7 +135,6 @@ impl Cgroup {
     /// Reads one sample of the cgroup's usage.
     pub fn stats(&self) -> Result<Stats> {
         let s = self.manager()?.stats();
-        let acct = s.cpu.cpu_acct.unwrap_or_default();
         let thr = s.cpu.cpu_throttling.unwrap_or_default();
         let usage = |m: Option<cgroups_rs::stats::MemoryStats>| {
             let m = m.unwrap_or_default();
@@ -160,16 +159,20 @@ impl Cgroup {
         }
         Ok(Stats {
             cpu: CpuStats {
-                usage: CpuUsage {
-                    total: acct.total_usage,
-                    percpu: acct.usage_percpu,
-                    kernel: acct.system_usage,
-                    user: acct.user_usage,
-                },
-                throttling: Throttling {
-                    periods: thr.periods,
-                    throttled_periods: thr.throttled_periods,
-                    throttled_time: thr.throttled_time,
+                usage: self.cpu_usage(),
+                throttling: if self.layout == super::Layout::V2 {
+                    let stat = self.read_v2("cpu.stat");
+                    Throttling {
+                        periods: field(&stat, "nr_periods"),
+                        throttled_periods: field(&stat, "nr_throttled"),
+                        throttled_time: field(&stat, "throttled_usec") * 1000,
+                    }
+                } else {
+                    Throttling {
+                        periods: thr.periods,
+                        throttled_periods: thr.throttled_periods,
+                        throttled_time: thr.throttled_time,
+                    }
                 },
             },
             memory: MemoryStats {
@@ -202,6 +205,71 @@ impl Cgroup {
     }
 }
 
+impl Cgroup {
+    /// CPU time in nanoseconds: v2's `cpu.stat` (µs); v1's `cpuacct.usage*`
+    /// files (ns), or `cpuacct.stat` (clock ticks) on kernels without the
+    /// split ones.
+    fn cpu_usage(&self) -> CpuUsage {
+        if self.layout == super::Layout::V2 {
+            let stat = self.read_v2("cpu.stat");
+            return CpuUsage {
+                total: field(&stat, "usage_usec") * 1000,
+                percpu: Vec::new(),
+                kernel: field(&stat, "system_usec") * 1000,
+                user: field(&stat, "user_usec") * 1000,
+            };
+        }
+        let Some(dir) = self.dir_with("cpuacct.usage") else {
+            return CpuUsage::default();
+        };
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
+        let number = |f: &str| read(f).and_then(|s| s.trim().parse::<u64>().ok());
+        let (user, kernel) = match (number("cpuacct.usage_user"), number("cpuacct.usage_sys")) {
+            (Some(u), Some(k)) => (u, k),
+            _ => {
+                let stat = read("cpuacct.stat").unwrap_or_default();
+                let ns_per_tick = 1_000_000_000 / clock_ticks();
+                (
+                    field(&stat, "user") * ns_per_tick,
+                    field(&stat, "system") * ns_per_tick,
+                )
+            }
+        };
+        CpuUsage {
+            total: number("cpuacct.usage").unwrap_or(0),
+            percpu: read("cpuacct.usage_percpu")
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect(),
+            kernel,
+            user,
+        }
+    }
+
+    /// A file of the v2 directory, empty if unreadable.
+    fn read_v2(&self, file: &str) -> String {
+        std::fs::read_to_string(self.dirs[0].join(file)).unwrap_or_default()
+    }
+}
+
+/// `USER_HZ`, the unit of v1's `cpuacct.stat`.
+fn clock_ticks() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .and_then(|t| u64::try_from(t).ok())
+        .filter(|&t| t > 0)
+        .unwrap_or(100)
+}
+
+/// The value of `name` in a flat-keyed file (`name value` lines), or 0.
+fn field(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn entries(stats: &[cgroups_rs::stats::BlkioStat]) -> Vec<BlkioEntry> {
     stats
         .iter()
@@ -220,4 +288,22 @@ fn capitalized(op: &str) -> String {
     c.next()
         .map(|first| first.to_uppercase().chain(c).collect())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flat_keyed_fields() {
+        let v2_cpu = "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 4\nnr_throttled 2\nthrottled_usec 70\n";
+        assert_eq!(field(v2_cpu, "usage_usec"), 1500);
+        assert_eq!(field(v2_cpu, "nr_throttled"), 2);
+        assert_eq!(field(v2_cpu, "throttled_usec"), 70);
+        // A prefix of another key is not that key.
+        assert_eq!(field("nr_periods_x 9\n", "nr_periods"), 0);
+        assert_eq!(field("", "anon"), 0);
+        assert_eq!(capitalized("read"), "Read");
+        assert_eq!(capitalized(""), "");
+    }
 }
