@@ -16,7 +16,8 @@ pub struct Config {
     /// `/run/runc`).
     pub root: PathBuf,
     /// The cgroup under which containers without `linux.cgroupsPath` get
-    /// `<cgroup_parent>/<id>`.
+    /// `<cgroup_parent>/<id>`, and under which a relative `cgroupsPath`
+    /// is placed. An absolute `cgroupsPath` starts at the hierarchy roots.
     pub cgroup_parent: String,
     /// The `berth` binary, whose `shim` subcommand supervises containers
     /// created with [`CreateOptions::detached`].

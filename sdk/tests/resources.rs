@@ -717,3 +717,46 @@ async fn lifecycle_events_reach_every_stream_and_a_slow_one_blocks_nothing() {
     assert_eq!(slow, expected);
     ctr.delete(false).await.unwrap();
 }
+
+/// A relative `cgroupsPath` lands under the runtime's cgroup parent, an
+/// absolute one at the hierarchy roots; nested paths are made and, with
+/// their emptied parents, removed on delete.
+#[tokio::test]
+async fn cgroups_paths_absolute_relative_and_nested() {
+    let rt = runtime().await;
+    let top = format!("berth-test-abs-{}", std::process::id());
+    for (path, expected) in [
+        (
+            "rel/one/two".to_string(),
+            format!("{}/rel/one/two", rt.config().cgroup_parent),
+        ),
+        (format!("/{top}/x/y"), format!("{top}/x/y")),
+    ] {
+        let mut s = spec("sleep 100");
+        let mut linux = s.linux().clone().unwrap();
+        linux.set_cgroups_path(Some(path.clone().into()));
+        s.set_linux(Some(linux));
+        let ctr = create_piped(&rt, "cgpath", s).await.unwrap();
+        let host_view = std::fs::read_to_string(format!("/proc/{}/cgroup", ctr.pid())).unwrap();
+        let probe = berth::cgroups::Cgroup::open(&expected).unwrap();
+        assert_eq!(probe.pids().unwrap(), [ctr.pid()]);
+        ctr.delete(true).await.unwrap();
+        assert!(
+            host_view
+                .lines()
+                .all(|l| l.ends_with(&format!(":/{expected}"))),
+            "{path}: {host_view}"
+        );
+    }
+    // Removed with the emptied parents, all the way up.
+    for m in ["pids", "memory", ""] {
+        let dir = if v2() || m.is_empty() {
+            std::path::PathBuf::from("/sys/fs/cgroup").join(&top)
+        } else {
+            std::path::PathBuf::from("/sys/fs/cgroup")
+                .join(m)
+                .join(&top)
+        };
+        assert!(!dir.exists(), "{} left", dir.display());
+    }
+}

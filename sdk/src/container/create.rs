@@ -317,13 +317,16 @@ async fn build(
 
 /// The container's cgroup: `linux.cgroupsPath`, else `<cgroup_parent>/<id>`.
 fn cgroup_path(config: &Config, id: &str, bundle: &Bundle) -> String {
-    match bundle
+    let spec_path = bundle
         .spec
         .linux()
         .as_ref()
-        .and_then(|l| l.cgroups_path().as_ref())
-    {
-        Some(p) => p.to_string_lossy().into_owned(),
+        .and_then(|l| l.cgroups_path().clone());
+    match spec_path {
+        // Absolute: from the hierarchy roots, as containerd and podman give it.
+        Some(p) if p.is_absolute() => p.to_string_lossy().into_owned(),
+        // Relative: under the runtime's own parent.
+        Some(p) => format!("{}/{}", config.cgroup_parent, p.to_string_lossy()),
         None => format!("{}/{id}", config.cgroup_parent),
     }
 }
