@@ -141,6 +141,9 @@ pub struct Cgroup {
     /// The directory whose `cgroup.procs` lists the processes: the pids
     /// hierarchy on v1 and hybrid hosts that mount it.
     procs_dir: PathBuf,
+    /// cgroups-rs's manager for reading stats, made on first use: making one
+    /// parses `/proc/self/cgroup` and mountinfo, too slow for every sample.
+    stats_manager: OnceLock<cgroups_rs::manager::FsManager>,
 }
 
 impl Cgroup {
@@ -259,6 +262,7 @@ impl Cgroup {
             inner,
             dirs,
             procs_dir,
+            stats_manager: OnceLock::new(),
         })
     }
 

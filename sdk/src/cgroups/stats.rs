@@ -134,7 +134,14 @@ pub struct PidsStats {
 impl Cgroup {
     /// Reads one sample of the cgroup's usage.
     pub fn stats(&self) -> Result<Stats> {
-        let s = self.manager()?.stats();
+        let manager = match self.stats_manager.get() {
+            Some(m) => m,
+            None => {
+                let m = self.manager()?;
+                self.stats_manager.get_or_init(|| m)
+            }
+        };
+        let s = manager.stats();
         let thr = s.cpu.cpu_throttling.unwrap_or_default();
         let usage = |m: Option<cgroups_rs::stats::MemoryStats>| {
             let m = m.unwrap_or_default();

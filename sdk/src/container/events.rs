@@ -121,13 +121,21 @@ impl Container {
     pub fn stats(&self, interval: Duration) -> BoxStream<'static, Result<Stats>> {
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        stream::unfold((self.clone(), ticks), |(ctr, mut ticks)| async move {
+        // The cgroup is opened once, at the first sample.
+        let cgroup: Option<crate::cgroups::Cgroup> = None;
+        stream::unfold((self.clone(), ticks, cgroup), |(ctr, mut ticks, mut cgroup)| async move {
             tokio::select! {
                 biased;
                 _ = ctr.wait() => None,
                 _ = ticks.tick() => {
-                    let sample = ctr.stats_now();
-                    Some((sample, (ctr, ticks)))
+                    let sample = match &cgroup {
+                        Some(c) => c.stats(),
+                        None => ctr.cgroup().and_then(|c| c.stats().map(|s| (c, s))).map(|(c, s)| {
+                            cgroup = Some(c);
+                            s
+                        }),
+                    };
+                    Some((sample, (ctr, ticks, cgroup)))
                 }
             }
         })
