@@ -254,13 +254,13 @@ pub struct Update {
     #[arg(short, long)]
     pub resources: Option<PathBuf>,
     /// Memory limit in bytes.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub memory: Option<i64>,
     /// Memory soft limit in bytes.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub memory_reservation: Option<i64>,
     /// Memory + swap limit in bytes (-1: unlimited).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub memory_swap: Option<i64>,
     /// CPU shares (relative weight).
     #[arg(long)]
@@ -269,8 +269,17 @@ pub struct Update {
     #[arg(long)]
     pub cpu_period: Option<u64>,
     /// CPU CFS quota in microseconds.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub cpu_quota: Option<i64>,
+    /// CPU realtime period in microseconds (v1).
+    #[arg(long)]
+    pub cpu_rt_period: Option<u64>,
+    /// CPU realtime runtime in microseconds (v1).
+    #[arg(long, allow_negative_numbers = true)]
+    pub cpu_rt_runtime: Option<i64>,
+    /// 1: schedule the container's tasks as SCHED_IDLE (cpu.idle, 5.15+).
+    #[arg(long)]
+    pub cpu_idle: Option<i64>,
     /// CPUs to use (0-3, 0,1).
     #[arg(long)]
     pub cpuset_cpus: Option<String>,
@@ -278,7 +287,7 @@ pub struct Update {
     #[arg(long)]
     pub cpuset_mems: Option<String>,
     /// Maximum number of pids.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
     /// Block IO weight (10-1000).
     #[arg(long)]

@@ -1,7 +1,7 @@
 //! `kill`, `delete`, `pause`, `resume` and `update`.
 
 use berth::oci_spec::runtime::{
-    LinuxBlockIoBuilder, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResources,
+    LinuxBlockIoBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResources,
 };
 use berth::Error;
 
@@ -66,29 +66,44 @@ pub async fn update(g: &Global, u: Update) -> Outcome {
         }
         res.set_memory(Some(b.build()?));
     }
-    if u.cpu_shares.is_some()
-        || u.cpu_period.is_some()
-        || u.cpu_quota.is_some()
-        || u.cpuset_cpus.is_some()
-        || u.cpuset_mems.is_some()
-    {
-        let mut b = LinuxCpuBuilder::default();
+    let cpu_flags = [
+        u.cpu_shares.is_some(),
+        u.cpu_period.is_some(),
+        u.cpu_quota.is_some(),
+        u.cpu_rt_period.is_some(),
+        u.cpu_rt_runtime.is_some(),
+        u.cpu_idle.is_some(),
+        u.cpuset_cpus.is_some(),
+        u.cpuset_mems.is_some(),
+    ];
+    if cpu_flags.contains(&true) {
+        // The flags override the file's values, field by field.
+        let mut c = res.cpu().clone().unwrap_or_default();
         if let Some(v) = u.cpu_shares {
-            b = b.shares(v);
+            c.set_shares(Some(v));
         }
         if let Some(v) = u.cpu_period {
-            b = b.period(v);
+            c.set_period(Some(v));
         }
         if let Some(v) = u.cpu_quota {
-            b = b.quota(v);
+            c.set_quota(Some(v));
+        }
+        if let Some(v) = u.cpu_rt_period {
+            c.set_realtime_period(Some(v));
+        }
+        if let Some(v) = u.cpu_rt_runtime {
+            c.set_realtime_runtime(Some(v));
+        }
+        if let Some(v) = u.cpu_idle {
+            c.set_idle(Some(v));
         }
         if let Some(v) = &u.cpuset_cpus {
-            b = b.cpus(v.clone());
+            c.set_cpus(Some(v.clone()));
         }
         if let Some(v) = &u.cpuset_mems {
-            b = b.mems(v.clone());
+            c.set_mems(Some(v.clone()));
         }
-        res.set_cpu(Some(b.build()?));
+        res.set_cpu(Some(c));
     }
     if let Some(v) = u.pids_limit {
         res.set_pids(Some(LinuxPidsBuilder::default().limit(v).build()?));
