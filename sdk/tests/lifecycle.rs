@@ -103,13 +103,18 @@ async fn mountinfo_shows_the_spec_mounts() {
         sys.1.split(',').any(|o| o == "ro"),
         "sysfs is not read-only"
     );
-    assert_eq!(find("/sys/fs/cgroup").2, "tmpfs");
-    assert!(
-        mounts
-            .iter()
-            .any(|m| m.0 == "/sys/fs/cgroup/memory" && m.2 == "cgroup"),
-        "{out}"
-    );
+    if berth::cgroups::layout() == berth::cgroups::Layout::V2 {
+        assert_eq!(find("/sys/fs/cgroup").2, "cgroup2");
+    } else {
+        // v1 and hybrid: a tmpfs with one mount per hierarchy.
+        assert_eq!(find("/sys/fs/cgroup").2, "tmpfs");
+        assert!(
+            mounts
+                .iter()
+                .any(|m| m.0 == "/sys/fs/cgroup/memory" && m.2 == "cgroup"),
+            "{out}"
+        );
+    }
     // Nothing of the host's mount table is left.
     assert!(
         !mounts
