@@ -920,7 +920,9 @@ pub fn build(ctx: &Context, p: &Params) -> Spec {
     );
     spec.set_process(Some(process));
 
-    // Sysctls only in namespaces that are not the host's.
+    // Sysctls only in namespaces that are not the host's, and none that
+    // kernels before 6.7 hide in a network namespace a user namespace owns
+    // (net.core.somaxconn: `sysctl_core_net_init`).
     let sysctl: HashMap<String, String> = p
         .sysctls
         .iter()
@@ -931,6 +933,7 @@ pub fn build(ctx: &Context, p: &Params) -> Spec {
                 T::Ipc
             })
         })
+        .filter(|(k, _)| !(p.userns && k.starts_with("net.core.")))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     linux.set_sysctl((!sysctl.is_empty()).then_some(sysctl));
