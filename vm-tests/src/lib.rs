@@ -59,9 +59,12 @@
 
 pub mod compress;
 pub mod error;
+pub mod guest;
 pub mod initramfs;
 pub mod kernels;
 pub mod modules;
+pub mod qemu;
+pub mod results;
 pub mod vmlinux;
 
 use std::fmt;
