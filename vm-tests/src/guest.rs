@@ -26,6 +26,11 @@ use crate::results::{
 /// The kernel command-line parameter that tells the init the cgroup mode.
 pub const MODE_PARAM: &str = "berth.cgroup";
 
+/// The kernel command-line parameter whose value the init exports as
+/// `BERTH_FORCE_FALLBACK` to the tests (`clone3,openat2`, `all`): berth then
+/// uses the fallbacks it has for kernels without those system calls.
+pub const FALLBACK_PARAM: &str = "berth.fallback";
+
 /// Where, in the guest, the init keeps the modules to load (`<name>.ko`).
 pub const MODULES_DIR: &str = "lib/berth-vm/modules";
 
@@ -145,9 +150,12 @@ exec 3>/dev/ttyS1
 out() { echo "$*" >&3; }
 mode=v2
 for arg in $(cat /proc/cmdline); do
-  case "$arg" in @MODE_PARAM@=*) mode="${arg#*=}" ;; esac
+  case "$arg" in
+    @MODE_PARAM@=*) mode="${arg#*=}" ;;
+    @FALLBACK_PARAM@=*) export BERTH_FORCE_FALLBACK="${arg#*=}" ;;
+  esac
 done
-out @BEGIN@ release=$(uname -r) mode=$mode cpus=$(grep -c ^processor /proc/cpuinfo)
+out @BEGIN@ release=$(uname -r) mode=$mode cpus=$(grep -c ^processor /proc/cpuinfo) fallback=${BERTH_FORCE_FALLBACK:-none}
 "#;
 
 const CGROUPS: &str = r#"not_applicable=

@@ -94,6 +94,17 @@ struct VmTestArgs {
     /// has one of each series.
     #[arg(long)]
     refresh: bool,
+    /// Force berth's fallbacks for kernels without clone3 (so also without
+    /// CLONE_INTO_CGROUP) and openat2: `off`, `on`, or `both` (each cell twice).
+    #[arg(long, value_enum, default_value_t = Fallbacks::Off)]
+    fallbacks: Fallbacks,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Fallbacks {
+    Off,
+    On,
+    Both,
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {
@@ -127,6 +138,11 @@ fn main() -> anyhow::Result<()> {
             proptest_cases: a.proptest_cases,
             guest_env: a.guest_env,
             refresh: a.refresh,
+            fallbacks: match a.fallbacks {
+                Fallbacks::Off => vec![false],
+                Fallbacks::On => vec![true],
+                Fallbacks::Both => vec![false, true],
+            },
         }),
     }
 }

@@ -87,14 +87,39 @@ pub struct Options {
     pub guest_env: Vec<(String, String)>,
     /// Look for newer kernels even when the cache has one of each series.
     pub refresh: bool,
+    /// Run each cell without (`false`) and/or with (`true`) berth's syscall
+    /// fallbacks forced (`BERTH_FORCE_FALLBACK=all` in the guest).
+    pub fallbacks: Vec<bool>,
+}
+
+/// One guest to boot: a cell, with or without the fallbacks forced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Run {
+    cell: Cell,
+    fallbacks: bool,
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.cell)?;
+        if self.fallbacks {
+            f.write_str("+fallbacks")?;
+        }
+        Ok(())
+    }
 }
 
 /// Runs the matrix and prints it; an error when a cell failed.
 pub fn run(opts: &Options) -> Result<()> {
     let started = Instant::now();
     check_qemu()?;
-    let cells = matrix(&opts.kernels, &opts.modes);
-    if cells.is_empty() {
+    let mut fallbacks = opts.fallbacks.clone();
+    fallbacks.dedup();
+    let runs: Vec<Run> = matrix(&opts.kernels, &opts.modes)
+        .into_iter()
+        .flat_map(|cell| fallbacks.iter().map(move |&f| Run { cell, fallbacks: f }))
+        .collect();
+    if runs.is_empty() {
         bail!("no cells: give at least one --kernel and one --cgroup");
     }
     let root = workspace_root();
@@ -153,34 +178,34 @@ pub fn run(opts: &Options) -> Result<()> {
 
     println!(
         "--- {} cell(s), {} at a time, {} CPU(s) and {} MiB each",
-        cells.len(),
+        runs.len(),
         opts.jobs.max(1),
         opts.cpus,
         opts.memory_mib
     );
-    let queue = Mutex::new(VecDeque::from(cells.clone()));
-    let done: Mutex<Vec<(Cell, CellOutcome)>> = Mutex::new(Vec::new());
+    let queue = Mutex::new(VecDeque::from(runs.clone()));
+    let done: Mutex<Vec<(Run, CellOutcome)>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
-        for _ in 0..opts.jobs.clamp(1, cells.len()) {
+        for _ in 0..opts.jobs.clamp(1, runs.len()) {
             s.spawn(|| loop {
-                let Some(cell) = queue.lock().unwrap().pop_front() else {
+                let Some(run) = queue.lock().unwrap().pop_front() else {
                     break;
                 };
-                let (image, initrd) = &initrds[&cell.kernel];
-                let outcome = run_cell(opts, &work, cell, image, initrd);
-                println!("{}", outcome.line(cell));
-                done.lock().unwrap().push((cell, outcome));
+                let (image, initrd) = &initrds[&run.cell.kernel];
+                let outcome = run_cell(opts, &work, run, image, initrd);
+                println!("{}", outcome.line(run));
+                done.lock().unwrap().push((run, outcome));
             });
         }
     });
     let mut done = done.into_inner().unwrap();
     done.sort_by_key(|(c, _)| *c);
-    print_report(&done, &opts.modes);
+    print_report(&done);
     println!("total wall time {}", fmt_duration(started.elapsed()));
     let failed: Vec<String> = done
         .iter()
         .filter(|(_, o)| matches!(o.verdict, Verdict::Failed(_)))
-        .map(|(c, _)| c.to_string())
+        .map(|(r, _)| r.to_string())
         .collect();
     if !failed.is_empty() {
         bail!("vm-test: cell(s) failed: {}", failed.join(", "));
@@ -506,7 +531,7 @@ struct CellOutcome {
 }
 
 impl CellOutcome {
-    fn line(&self, cell: Cell) -> String {
+    fn line(&self, cell: Run) -> String {
         let (p, f, i) = self.result.counts();
         format!(
             "{cell}: {} ({p} passed, {f} failed, {i} ignored) in {}",
@@ -516,16 +541,24 @@ impl CellOutcome {
     }
 }
 
-fn run_cell(opts: &Options, work: &Path, cell: Cell, image: &Path, initrd: &Path) -> CellOutcome {
-    let dir = work
-        .join("cells")
-        .join(format!("{}-{}", cell.kernel, cell.cgroup));
+fn run_cell(opts: &Options, work: &Path, run: Run, image: &Path, initrd: &Path) -> CellOutcome {
+    let cell = run.cell;
+    let name = format!("{}-{}", cell.kernel, cell.cgroup);
+    let dir = work.join("cells").join(if run.fallbacks {
+        format!("{name}-fallbacks")
+    } else {
+        name
+    });
+    let mut append = format!("{}={}", guest::MODE_PARAM, cell.cgroup);
+    if run.fallbacks {
+        let _ = write!(append, " {}=all", guest::FALLBACK_PARAM);
+    }
     let console_log = dir.join("console.log");
     let results_log = dir.join("results.log");
     let boot = Boot {
         kernel: image.to_path_buf(),
         initrd: initrd.to_path_buf(),
-        append: format!("{}={}", guest::MODE_PARAM, cell.cgroup),
+        append,
         memory_mib: opts.memory_mib,
         cpus: opts.cpus,
         console_log: console_log.clone(),
@@ -568,88 +601,95 @@ fn run_cell(opts: &Options, work: &Path, cell: Cell, image: &Path, initrd: &Path
 }
 
 /// The matrix, then the details of each failed or not applicable cell.
-fn print_report(done: &[(Cell, CellOutcome)], modes: &[CgroupMode]) {
-    let modes: Vec<CgroupMode> = {
-        let mut m = modes.to_vec();
-        m.sort();
-        m.dedup();
-        m
-    };
-    println!("\n=== vm-test matrix (passed/failed/ignored tests, wall time)");
+fn print_report(done: &[(Run, CellOutcome)]) {
+    let mut columns: Vec<(CgroupMode, bool)> = done
+        .iter()
+        .map(|(r, _)| (r.cell.cgroup, r.fallbacks))
+        .collect();
+    columns.sort();
+    columns.dedup();
+    println!("\n=== vm-test matrix (tests passed/failed/ignored, wall time)");
     let mut header = format!("{:<8}", "kernel");
-    for m in &modes {
-        let _ = write!(header, " | {:<38}", format!("cgroup {m}"));
+    for (m, f) in &columns {
+        let name = format!("cgroup {m}{}", if *f { " + fallbacks" } else { "" });
+        let _ = write!(header, " | {name:<30}");
     }
-    println!("{header}");
-    println!("{}", "-".repeat(header.len()));
-    let mut kernels: Vec<KernelSeries> = done.iter().map(|(c, _)| c.kernel).collect();
+    println!("{header} | release");
+    println!("{}", "-".repeat(header.len() + 20));
+    let mut kernels: Vec<KernelSeries> = done.iter().map(|(r, _)| r.cell.kernel).collect();
     kernels.dedup();
     for k in kernels {
         let release = done
             .iter()
-            .find(|(c, _)| c.kernel == k)
+            .find(|(r, _)| r.cell.kernel == k)
             .and_then(|(_, o)| o.result.begin.as_deref())
             .and_then(|b| b.split_whitespace().next())
             .and_then(|r| r.strip_prefix("release="))
-            .unwrap_or("");
+            .unwrap_or("?");
         let mut row = format!("{:<8}", k.as_str());
-        for m in &modes {
-            let cell = done.iter().find(|(c, _)| c.kernel == k && c.cgroup == *m);
-            let text = match cell {
+        for (m, f) in &columns {
+            let run = done
+                .iter()
+                .find(|(r, _)| r.cell.kernel == k && r.cell.cgroup == *m && r.fallbacks == *f);
+            let text = match run {
                 None => "-".to_string(),
                 Some((_, o)) => {
-                    let (p, f, i) = o.result.counts();
+                    let (p, fl, i) = o.result.counts();
                     let what = match &o.verdict {
                         Verdict::NotApplicable(_) => "not applicable".to_string(),
-                        v => format!("{v} {p}/{f}/{i}"),
+                        v => format!("{v} {p}/{fl}/{i}"),
                     };
                     format!("{what} ({})", fmt_duration(o.wall))
                 }
             };
-            let _ = write!(row, " | {text:<38}");
+            let _ = write!(row, " | {text:<30}");
         }
-        println!("{row}   {release}");
+        println!("{row} | {release}");
     }
-    for (cell, o) in done {
+    for (run, o) in done {
         match &o.verdict {
             Verdict::Passed => {}
-            Verdict::NotApplicable(why) => println!("\n{cell} not applicable: {why}"),
-            Verdict::Failed(reasons) => {
-                println!("\n=== {cell} FAILED");
-                for r in reasons {
-                    println!("  - {r}");
-                }
-                if let Some(e) = &o.error {
-                    println!("  error: {e}");
-                }
-                for s in &o.result.suites {
-                    for t in &s.failed {
-                        println!("\n--- {cell} {} :: {} output:", s.name, t.name);
-                        println!("{}", t.output.trim_end());
-                    }
-                    if !s.ok() && !s.other_output.is_empty() {
-                        println!("\n--- {cell} {} other output (last 40 lines):", s.name);
-                        let skip = s.other_output.len().saturating_sub(40);
-                        for l in &s.other_output[skip..] {
-                            println!("{l}");
-                        }
-                    }
-                }
-                if !o.result.ended {
-                    println!(
-                        "\n--- {cell} console (last 30 lines of {}):",
-                        o.console_log.display()
-                    );
-                    let text = fs::read_to_string(&o.console_log).unwrap_or_default();
-                    let lines: Vec<&str> = text.lines().collect();
-                    for l in &lines[lines.len().saturating_sub(30)..] {
-                        println!("{}", l.trim_end_matches('\r'));
-                    }
-                }
-                println!("(full results: {})", o.results_log.display());
+            Verdict::NotApplicable(why) => println!("\n{run} not applicable: {why}"),
+            Verdict::Failed(reasons) => print_failure(*run, o, reasons),
+        }
+    }
+}
+
+/// Why a cell failed, every failed test's output, and the end of the
+/// console when the guest did not get to its end.
+fn print_failure(run: Run, o: &CellOutcome, reasons: &[String]) {
+    println!("\n=== {run} FAILED");
+    for r in reasons {
+        println!("  - {r}");
+    }
+    if let Some(e) = &o.error {
+        println!("  error: {e}");
+    }
+    for s in &o.result.suites {
+        for t in &s.failed {
+            println!("\n--- {run} {} :: {} output:", s.name, t.name);
+            println!("{}", t.output.trim_end());
+        }
+        if !s.ok() && !s.other_output.is_empty() {
+            println!("\n--- {run} {} other output (last 40 lines):", s.name);
+            let skip = s.other_output.len().saturating_sub(40);
+            for l in &s.other_output[skip..] {
+                println!("{l}");
             }
         }
     }
+    if !o.result.ended {
+        println!(
+            "\n--- {run} console (last 30 lines of {}):",
+            o.console_log.display()
+        );
+        let text = fs::read_to_string(&o.console_log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        for l in &lines[lines.len().saturating_sub(30)..] {
+            println!("{}", l.trim_end_matches('\r'));
+        }
+    }
+    println!("(full results: {})", o.results_log.display());
 }
 
 fn fmt_duration(d: Duration) -> String {
