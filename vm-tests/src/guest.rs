@@ -49,6 +49,10 @@ pub struct Suite {
     pub name: String,
     /// Its absolute path in the guest.
     pub path: String,
+    /// More libtest arguments (`--ignored`).
+    pub args: Vec<String>,
+    /// Whether [`InitConfig::filter`] applies to it.
+    pub filtered: bool,
 }
 
 /// Everything the init script depends on.
@@ -94,15 +98,19 @@ pub fn init_script(config: &InitConfig) -> String {
     for (k, v) in &config.env {
         let _ = writeln!(s, "export {k}={}", sh_quote(v));
     }
-    let mut args = String::from("-Z unstable-options --format json");
+    let mut common = String::from("-Z unstable-options --format json");
     if let Some(n) = config.test_threads {
-        let _ = write!(args, " --test-threads={n}");
-    }
-    if let Some(f) = &config.filter {
-        let _ = write!(args, " {}", sh_quote(f));
+        let _ = write!(common, " --test-threads={n}");
     }
     s += "if [ -z \"$not_applicable\" ]; then\n";
     for suite in &config.suites {
+        let mut args = common.clone();
+        for a in &suite.args {
+            let _ = write!(args, " {}", sh_quote(a));
+        }
+        if let (true, Some(f)) = (suite.filtered, &config.filter) {
+            let _ = write!(args, " {}", sh_quote(f));
+        }
         let _ = write!(
             s,
             "  out {SUITE_START} {name}\n  \
@@ -117,6 +125,7 @@ pub fn init_script(config: &InitConfig) -> String {
     s += "sync\npoweroff -f\n";
     s.replace("@BEGIN@", BEGIN)
         .replace("@MODE_PARAM@", MODE_PARAM)
+        .replace("@FALLBACK_PARAM@", FALLBACK_PARAM)
 }
 
 const STAGE1: &str = r#"#!/bin/sh
@@ -143,7 +152,6 @@ mount -t tmpfs -o mode=1777 shm /dev/shm
 mount -t tmpfs -o mode=1777 tmp /tmp
 mount -t tmpfs -o mode=0755 run /run
 mount -t mqueue mqueue /dev/mqueue 2>/dev/null
-dmesg -n 1
 hostname berth-vm
 ip link set lo up
 exec 3>/dev/ttyS1
@@ -155,6 +163,7 @@ for arg in $(cat /proc/cmdline); do
     @FALLBACK_PARAM@=*) export BERTH_FORCE_FALLBACK="${arg#*=}" ;;
   esac
 done
+export BERTH_VM_CGROUP=$mode
 out @BEGIN@ release=$(uname -r) mode=$mode cpus=$(grep -c ^processor /proc/cpuinfo) fallback=${BERTH_FORCE_FALLBACK:-none}
 "#;
 
@@ -202,10 +211,14 @@ mod tests {
                 Suite {
                     name: "sdk/lifecycle".into(),
                     path: "/w/t/lifecycle-1".into(),
+                    args: vec![],
+                    filtered: true,
                 },
                 Suite {
                     name: "conformance/probe".into(),
                     path: "/w/t/probe-2".into(),
+                    args: vec!["--ignored".into()],
+                    filtered: false,
                 },
             ],
             test_threads: Some(2),
@@ -221,6 +234,9 @@ mod tests {
         let probe = script.find("'/w/t/probe-2'").unwrap();
         assert!(lifecycle < probe);
         assert!(script.contains("--test-threads=2 'oom'"));
+        assert!(script.contains(
+            "'/w/t/probe-2' -Z unstable-options --format json --test-threads=2 '--ignored' )"
+        ));
         let end = script.find(&format!("out {END}")).unwrap();
         assert!(probe < end && end < script.find("poweroff -f").unwrap());
         assert!(!script.contains('@'), "a placeholder is left:\n{script}");

@@ -66,10 +66,7 @@ impl Boot {
             .arg("-initrd")
             .arg(&self.initrd)
             .arg("-append")
-            .arg(format!(
-                "console=ttyS0 panic=-1 quiet loglevel=3 {}",
-                self.append
-            ))
+            .arg(format!("console=ttyS0 panic=-1 quiet {}", self.append))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -98,6 +98,10 @@ struct VmTestArgs {
     /// CLONE_INTO_CGROUP) and openat2: `off`, `on`, or `both` (each cell twice).
     #[arg(long, value_enum, default_value_t = Fallbacks::Off)]
     fallbacks: Fallbacks,
+    /// Make a test in every guest fail on purpose with MESSAGE, to see a
+    /// failing cell: non-zero exit, the test's output after the matrix.
+    #[arg(long, value_name = "MESSAGE", num_args = 0..=1, default_missing_value = "asked for with --inject-failure")]
+    inject_failure: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -138,6 +142,7 @@ fn main() -> anyhow::Result<()> {
             proptest_cases: a.proptest_cases,
             guest_env: a.guest_env,
             refresh: a.refresh,
+            inject_failure: a.inject_failure,
             fallbacks: match a.fallbacks {
                 Fallbacks::Off => vec![false],
                 Fallbacks::On => vec![true],

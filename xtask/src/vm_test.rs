@@ -87,6 +87,9 @@ pub struct Options {
     pub guest_env: Vec<(String, String)>,
     /// Look for newer kernels even when the cache has one of each series.
     pub refresh: bool,
+    /// Make the guest's `vm-tests/guest` suite fail on purpose with this
+    /// message (`BERTH_VM_INJECT_FAILURE`).
+    pub inject_failure: Option<String>,
     /// Run each cell without (`false`) and/or with (`true`) berth's syscall
     /// fallbacks forced (`BERTH_FORCE_FALLBACK=all` in the guest).
     pub fallbacks: Vec<bool>,
@@ -285,6 +288,30 @@ fn build(root: &Path) -> Result<Built> {
         args.extend(["--test".into(), t.to_string()]);
     }
     let tests = cargo_executables(root, &args)?;
+    // The guest's self-check first, unfiltered: it runs its ignored tests.
+    let guest = cargo_executables(
+        root,
+        &[
+            "test",
+            "--no-run",
+            "-p",
+            "berth-vm-tests",
+            "--test",
+            "guest",
+        ]
+        .map(String::from),
+    )?;
+    let guest = guest
+        .iter()
+        .find(|a| a.target == "guest" && a.is_test)
+        .context("cargo built no berth-vm-tests/guest test binary")?;
+    built.suites.push(Suite {
+        name: "vm-tests/guest".into(),
+        path: guest.path.to_string_lossy().into_owned(),
+        args: vec!["--ignored".into()],
+        filtered: false,
+    });
+    built.executables.push(guest.path.clone());
     for (package, target) in SUITES {
         let exe = tests
             .iter()
@@ -296,6 +323,8 @@ fn build(root: &Path) -> Result<Built> {
                 package.trim_start_matches("berth-").replace("berth", "sdk")
             ),
             path: exe.path.to_string_lossy().into_owned(),
+            args: Vec::new(),
+            filtered: true,
         });
         built.executables.push(exe.path.clone());
     }
@@ -399,6 +428,9 @@ fn guest_env(opts: &Options, target: &Path) -> Vec<(String, String)> {
         ),
         ("PROPTEST_CASES".into(), opts.proptest_cases.to_string()),
     ];
+    if let Some(m) = &opts.inject_failure {
+        env.push(("BERTH_VM_INJECT_FAILURE".into(), m.clone()));
+    }
     env.extend(opts.guest_env.iter().cloned());
     env
 }
@@ -589,6 +621,22 @@ fn run_cell(opts: &Options, work: &Path, run: Run, image: &Path, initrd: &Path) 
             }
         }
         Ok(_) => {}
+    }
+    // The guest echoes the fallbacks it exported: a cell asked to force them
+    // must not pass without.
+    let forced = result
+        .begin
+        .as_deref()
+        .is_some_and(|b| b.split_whitespace().any(|f| f == "fallback=all"));
+    if result.begin.is_some() && forced != run.fallbacks {
+        let why = format!(
+            "the guest's fallback setting is not the one asked for: {:?}",
+            result.begin
+        );
+        match &mut verdict {
+            Verdict::Failed(r) => r.push(why),
+            _ => verdict = Verdict::Failed(vec![why]),
+        }
     }
     CellOutcome {
         verdict,
