@@ -120,8 +120,17 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        // The chain of causes, without the backtrace anyhow would add under
+        // RUST_BACKTRACE=1: every error here says what failed.
+        eprintln!("Error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         Command::Rootfs { dir } => rootfs::run(&dir),
         Command::Bundle { dir, cmd } => bundle::run(&dir, &cmd),
         Command::Ci => ci::run(),

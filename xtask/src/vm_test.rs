@@ -49,8 +49,16 @@ pub const SUITES: &[(&str, &str)] = &[
     ("berth-conformance", "conformance"),
 ];
 
-/// Binaries the guests carry besides the tests: `(package, bin)`.
+/// The guest's self-check (`vm-tests/tests/guest.rs`), run first.
+const GUEST_SUITE: (&str, &str) = ("berth-vm-tests", "guest");
+
+/// Binaries the guests carry besides the tests: `(package, bin)`. Cargo
+/// builds a package's binaries for its integration tests.
 const BINS: &[(&str, &str)] = &[("berth-cli", "berth"), ("berth-conformance", "berth-probe")];
+
+/// The test target whose build brings the `berth` binary (not run in the
+/// guests: it drives berth through podman and containerd).
+const BINS_FROM: (&str, &str) = ("berth-cli", "cli");
 
 /// The v1 controllers berth's cgroup code and its tests use. A v1 guest whose
 /// kernel cannot mount one of them (Debian's 6.12+ kernels have no v1 `memory`
@@ -276,69 +284,54 @@ struct Built {
     libraries: BTreeSet<PathBuf>,
 }
 
-/// `cargo test --no-run` for [`SUITES`] and `cargo build` for [`BINS`].
+/// One `cargo test --no-run --workspace` for the guest's self-check,
+/// [`SUITES`] and [`BINS_FROM`] (whose build brings [`BINS`]). `--workspace`
+/// unifies features as `cargo test --workspace` does, so after that (CI's
+/// previous step) nothing is compiled again.
 fn build(root: &Path) -> Result<Built> {
     let mut built = Built::default();
-    let mut args: Vec<String> = vec!["test".into(), "--no-run".into()];
-    let packages: BTreeSet<&str> = SUITES.iter().map(|(p, _)| *p).collect();
-    for p in &packages {
-        args.extend(["-p".into(), p.to_string()]);
-    }
-    for (_, t) in SUITES {
+    let mut args: Vec<String> = ["test", "--no-run", "--workspace"]
+        .map(String::from)
+        .to_vec();
+    let targets = std::iter::once(&GUEST_SUITE)
+        .chain(SUITES)
+        .chain(std::iter::once(&BINS_FROM));
+    for (_, t) in targets {
         args.extend(["--test".into(), t.to_string()]);
     }
-    let tests = cargo_executables(root, &args)?;
+    let artifacts = cargo_executables(root, &args)?;
+    let find = |package: &str, target: &str, test: bool| {
+        artifacts
+            .iter()
+            .find(|a| a.package == package && a.target == target && a.is_test == test)
+            .map(|a| a.path.clone())
+            .with_context(|| format!("cargo built no {package}/{target} (test: {test})"))
+    };
     // The guest's self-check first, unfiltered: it runs its ignored tests.
-    let guest = cargo_executables(
-        root,
-        &[
-            "test",
-            "--no-run",
-            "-p",
-            "berth-vm-tests",
-            "--test",
-            "guest",
-        ]
-        .map(String::from),
-    )?;
-    let guest = guest
-        .iter()
-        .find(|a| a.target == "guest" && a.is_test)
-        .context("cargo built no berth-vm-tests/guest test binary")?;
+    let (package, target) = GUEST_SUITE;
+    let path = find(package, target, true)?;
     built.suites.push(Suite {
         name: "vm-tests/guest".into(),
-        path: guest.path.to_string_lossy().into_owned(),
+        path: path_str(&path),
         args: vec!["--ignored".into()],
         filtered: false,
     });
-    built.executables.push(guest.path.clone());
+    built.executables.push(path);
     for (package, target) in SUITES {
-        let exe = tests
-            .iter()
-            .find(|a| a.package == *package && a.target == *target && a.is_test)
-            .with_context(|| format!("cargo built no test binary {package}/{target}"))?;
+        let path = find(package, target, true)?;
         built.suites.push(Suite {
             name: format!(
                 "{}/{target}",
                 package.trim_start_matches("berth-").replace("berth", "sdk")
             ),
-            path: exe.path.to_string_lossy().into_owned(),
+            path: path_str(&path),
             args: Vec::new(),
             filtered: true,
         });
-        built.executables.push(exe.path.clone());
+        built.executables.push(path);
     }
-    let mut args: Vec<String> = vec!["build".into()];
-    for (p, b) in BINS {
-        args.extend(["-p".into(), p.to_string(), "--bin".into(), b.to_string()]);
-    }
-    let bins = cargo_executables(root, &args)?;
     for (package, bin) in BINS {
-        let exe = bins
-            .iter()
-            .find(|a| a.package == *package && a.target == *bin && !a.is_test)
-            .with_context(|| format!("cargo built no binary {package}/{bin}"))?;
-        built.executables.push(exe.path.clone());
+        built.executables.push(find(package, bin, false)?);
     }
     for exe in &built.executables {
         let libs = berth_fixtures::rootfs::shared_libraries(exe)
