@@ -52,7 +52,11 @@ impl Boot {
     /// The QEMU command line.
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(QEMU);
-        cmd.args(["-accel", "tcg", "-nodefaults", "-no-reboot"])
+        // One host thread for all vCPUs: with multi-threaded TCG the guest
+        // kernel's live code patching (jump labels, text_poke_bp) races
+        // with the other vCPU's translated code, seen as "Oops: int3" in
+        // __alloc_pages on 6.12 and soft lockups on 5.10.
+        cmd.args(["-accel", "tcg,thread=single", "-nodefaults", "-no-reboot"])
             .args(["-display", "none", "-monitor", "none"])
             .args(["-m", &self.memory_mib.to_string()])
             .args(["-smp", &self.cpus.to_string()])
