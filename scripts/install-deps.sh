@@ -21,6 +21,8 @@ PACKAGES=(
   runc            # side-by-side benchmarks (cargo xtask bench-compare)
   crun            # side-by-side benchmarks
   cpio            # vm-tests: initramfs round-trip checks
+  qemu-system-x86 # cargo xtask vm-test: boots the kernel × cgroup-mode guests (TCG)
+  binutils        # objcopy: cargo xtask vm-test strips debug info from the guests' test binaries
 )
 
 if [[ $(id -u) -ne 0 ]]; then

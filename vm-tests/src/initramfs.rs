@@ -153,6 +153,37 @@ impl<W: Write> CpioWriter<W> {
         self.file_from_reader(path, attr, len, &mut f)
     }
 
+    /// A copy of the host directory tree `host` at `path`: directories, regular
+    /// files and symlinks with their permission bits and owners (other file
+    /// types are skipped). Hard links become separate files.
+    pub fn host_tree(&mut self, path: &str, host: &Path) -> io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::symlink_metadata(host)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", host.display())))?;
+        let attr = Attr::mode(meta.mode()).owner(meta.uid(), meta.gid());
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            let target = fs::read_link(host)?;
+            return self.symlink(path, &target.to_string_lossy());
+        }
+        if ft.is_file() {
+            return self.host_file(path, attr, host);
+        }
+        if !ft.is_dir() {
+            return Ok(());
+        }
+        self.dir(path, attr)?;
+        let mut names: Vec<_> = fs::read_dir(host)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<io::Result<_>>()?;
+        names.sort();
+        for name in names {
+            let child = format!("{path}/{}", name.to_string_lossy());
+            self.host_tree(&child, &host.join(&name))?;
+        }
+        Ok(())
+    }
+
     /// A symbolic link to `target` (mode 0777, root).
     pub fn symlink(&mut self, path: &str, target: &str) -> io::Result<()> {
         let path = clean(path)?;

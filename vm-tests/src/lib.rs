@@ -38,17 +38,26 @@
 //!    from each module's `.modinfo` `depends=` and `modules.builtin`; `.ko.xz` is
 //!    decompressed on the host so the guest's busybox `insmod` loads plain ELF.
 //! 3. **Initramfs** ([`initramfs`]): a pure-Rust newc cpio writer. A base archive
-//!    (busybox-static, glibc and the loader, the modules) is cached per kernel; each
-//!    run appends a small cpio (the test binaries, the `/init` of the cell) to it,
-//!    which the kernel unpacks on top.
+//!    (busybox-static with every applet, the modules) is cached per kernel; each
+//!    run appends an uncompressed cpio (the test binaries and their libraries at
+//!    their host paths, the rootfs fixture, the `/init`), which the kernel
+//!    unpacks on top.
 //! 4. **vmlinux** ([`vmlinux`]): the uncompressed ELF kernel extracted once from the
 //!    bzImage; under TCG it boots about twice as fast as the `vmlinuz`.
-//! 5. Booting (next step, in `cargo xtask vm-test`): `qemu-system-x86_64 -accel tcg
-//!    -kernel vmlinux -initrd base+run.cpio -append "console=ttyS0 ..."`. The guest
-//!    init mounts cgroup2 on `/sys/fs/cgroup` (v2) or a tmpfs with one `cgroup`
-//!    hierarchy per controller in `/proc/cgroups` (v1), runs the tests and reports
-//!    through markers on the serial console (QEMU exits 0 on a guest panic too, so
-//!    the verdict comes from the markers only) or a 9p share.
+//! 5. **Guest** ([`guest`]): the `/init` script. It leaves the initramfs root
+//!    (so `pivot_root` works), mounts cgroup2 on `/sys/fs/cgroup` (v2) or a
+//!    tmpfs with one `cgroup` hierarchy per controller of `/proc/cgroups` that
+//!    mounts (v1), loads the modules and runs each test binary.
+//! 6. **Boot** ([`qemu`]): `qemu-system-x86_64 -accel tcg,thread=single -kernel
+//!    vmlinux -initrd base+run.cpio`, with a timeout; results come back on a
+//!    second serial port.
+//! 7. **Verdict** ([`results`]): markers and libtest JSON events → passed,
+//!    failed (with the failed tests' output) or not applicable. QEMU exits 0
+//!    on a guest panic too, so the verdict comes from the markers only; a
+//!    missing end marker fails the cell. Whether a v1 cell is applicable is
+//!    decided in the guest, from which hierarchies mount.
+//!
+//! `cargo xtask vm-test` (in `xtask/src/vm_test.rs`) ties these together.
 //!
 //! Caching: everything lives under one cache dir (by default `target/vm-cache`,
 //! see [`default_cache_dir`]). Nothing here needs the network except
@@ -59,9 +68,12 @@
 
 pub mod compress;
 pub mod error;
+pub mod guest;
 pub mod initramfs;
 pub mod kernels;
 pub mod modules;
+pub mod qemu;
+pub mod results;
 pub mod vmlinux;
 
 use std::fmt;

@@ -1,4 +1,5 @@
 //! `cargo xtask ci`: the checks of `.ci/run`, without the package install.
+//! The VM cells need qemu-system-x86 and fetch their kernel on first use.
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -16,6 +17,8 @@ const STEPS: &[&[&str]] = &[
         "warnings",
     ],
     &["test", "--workspace"],
+    // One pure cgroup v1 and one pure cgroup v2 guest (README: Tests).
+    &["xtask", "vm-test", "--kernel", "5.10", "--cgroup", "v1,v2"],
 ];
 
 /// Prints versions, then runs each of [`STEPS`] from the workspace root,

@@ -5,9 +5,12 @@ mod bundle;
 mod ci;
 mod fuzz;
 mod rootfs;
+mod vm_test;
 
+use berth_vm_tests::{CgroupMode, KernelSeries};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// berth's project automation.
 #[derive(Debug, Parser)]
@@ -47,10 +50,87 @@ enum Command {
         #[arg(last = true, value_name = "LIBFUZZER_ARGS")]
         libfuzzer_args: Vec<String>,
     },
+    /// Run the sdk integration tests and the conformance tests inside QEMU
+    /// guests (TCG), for each kernel series × cgroup mode, and print the
+    /// matrix. Fails when a cell fails. Needs qemu-system-x86 and
+    /// busybox-static (scripts/install-deps.sh); fetches missing kernels.
+    VmTest(VmTestArgs),
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+#[derive(Debug, clap::Args)]
+struct VmTestArgs {
+    /// Kernel series to boot (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "5.10,6.1,6.12,7.3")]
+    kernel: Vec<KernelSeries>,
+    /// cgroup modes the guest's init sets up (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "v1,v2")]
+    cgroup: Vec<CgroupMode>,
+    /// Guests to run at the same time.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Run only the tests whose name contains TEST (libtest's filter).
+    #[arg(long, value_name = "TEST")]
+    filter: Option<String>,
+    /// libtest --test-threads in the guest (default: the guest's CPUs).
+    #[arg(long)]
+    test_threads: Option<u32>,
+    /// CPUs per guest.
+    #[arg(long, default_value_t = 2)]
+    cpus: u32,
+    /// Memory per guest, in MiB.
+    #[arg(long, default_value_t = 2048)]
+    memory: u32,
+    /// Kill a guest after this many seconds (its cell fails).
+    #[arg(long, default_value_t = 3600)]
+    timeout: u64,
+    /// PROPTEST_CASES for the conformance properties in the guest.
+    #[arg(long, default_value_t = 32)]
+    proptest_cases: u32,
+    /// More environment for the test binaries in the guest, e.g.
+    /// `--guest-env BERTH_CONFORMANCE_SABOTAGE=hostname` (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env)]
+    guest_env: Vec<(String, String)>,
+    /// Look for newer kernels in Debian's package lists even if the cache
+    /// has one of each series.
+    #[arg(long)]
+    refresh: bool,
+    /// Force berth's fallbacks for kernels without clone3 (so also without
+    /// CLONE_INTO_CGROUP) and openat2: `off`, `on`, or `both` (each cell twice).
+    #[arg(long, value_enum, default_value_t = Fallbacks::Off)]
+    fallbacks: Fallbacks,
+    /// Make a test in every guest fail on purpose with MESSAGE, to see a
+    /// failing cell: non-zero exit, the test's output after the matrix.
+    #[arg(long, value_name = "MESSAGE", num_args = 0..=1, default_missing_value = "asked for with --inject-failure")]
+    inject_failure: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Fallbacks {
+    Off,
+    On,
+    Both,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
+            Ok((k.to_string(), v.to_string()))
+        }
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        // The chain of causes, without the backtrace anyhow would add under
+        // RUST_BACKTRACE=1: every error here says what failed.
+        eprintln!("Error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         Command::Rootfs { dir } => rootfs::run(&dir),
         Command::Bundle { dir, cmd } => bundle::run(&dir, &cmd),
         Command::Ci => ci::run(),
@@ -59,6 +139,25 @@ fn main() -> anyhow::Result<()> {
             seconds,
             libfuzzer_args,
         } => fuzz::run(target.as_deref(), seconds, &libfuzzer_args),
+        Command::VmTest(a) => vm_test::run(&vm_test::Options {
+            kernels: a.kernel,
+            modes: a.cgroup,
+            jobs: a.jobs,
+            filter: a.filter,
+            test_threads: a.test_threads,
+            cpus: a.cpus,
+            memory_mib: a.memory,
+            timeout: Duration::from_secs(a.timeout),
+            proptest_cases: a.proptest_cases,
+            guest_env: a.guest_env,
+            refresh: a.refresh,
+            inject_failure: a.inject_failure,
+            fallbacks: match a.fallbacks {
+                Fallbacks::Off => vec![false],
+                Fallbacks::On => vec![true],
+                Fallbacks::Both => vec![false, true],
+            },
+        }),
     }
 }
 

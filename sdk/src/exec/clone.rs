@@ -106,6 +106,11 @@ pub(crate) struct Cloned {
 
 static NO_CLONE3: AtomicBool = AtomicBool::new(false);
 
+/// Treats clone3 as missing from now on (see [`super::fallbacks`]).
+pub(crate) fn force_clone() {
+    NO_CLONE3.store(true, Ordering::Relaxed);
+}
+
 /// Clones a child that runs `entry(arg)`.
 ///
 /// `flags` holds the namespace (`CLONE_NEW*`) and sharing flags; `CLONE_VM`

@@ -36,7 +36,7 @@ pub(super) fn run(args: &ChildArgs) -> ! {
         args,
         rootfd: -1,
         exe: 0,
-        no_openat2: false,
+        no_openat2: super::fallbacks::no_openat2(),
         caller_umask: 0o022,
         cwd_done: false,
     };

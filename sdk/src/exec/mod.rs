@@ -20,6 +20,7 @@
 
 pub(crate) mod clone;
 mod executor;
+pub(crate) mod fallbacks;
 pub(crate) mod sys;
 
 use std::io;
@@ -153,6 +154,7 @@ pub(crate) fn spawn(
     cgroup: Option<RawFd>,
     pid_ns: Option<RawFd>,
 ) -> io::Result<Spawned> {
+    fallbacks::init();
     let cstrs = |v: &[crate::plan::CPath]| {
         v.iter()
             .map(|c| c.as_c().as_ptr())
