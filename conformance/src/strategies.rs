@@ -934,6 +934,8 @@ pub fn build(ctx: &Context, p: &Params) -> Spec {
             })
         })
         .filter(|(k, _)| !(p.userns && k.starts_with("net.core.")))
+        // IPC sysctls became writable from a user namespace in 5.19.
+        .filter(|(k, _)| !(p.userns && !k.starts_with("net.") && !kernel_at_least(5, 19)))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     linux.set_sysctl((!sysctl.is_empty()).then_some(sysctl));
@@ -1488,6 +1490,16 @@ pub fn mutate(ctx: &Context, mut spec: Spec, m: Mutation, r: u32) -> InvalidCase
         spec,
         refusal,
     }
+}
+
+/// Whether the running kernel is at least `major.minor`.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    let version = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    version >= (major, minor)
 }
 
 #[cfg(test)]

@@ -306,16 +306,26 @@ async fn update_raises_the_memory_limit_of_a_running_container() {
 #[tokio::test]
 async fn the_stats_stream_samples_until_the_container_ends() {
     let rt = runtime().await;
-    let ctr = create_piped(&rt, "stats", spec("sleep 1")).await.unwrap();
+    let ctr = create_piped(&rt, "stats", spec("sleep 100")).await.unwrap();
     ctr.start().await.unwrap();
-    let samples: Vec<_> = ctr.stats(Duration::from_millis(100)).collect().await;
-    assert!(samples.len() >= 3, "{} samples", samples.len());
+    let samples: Vec<_> = ctr
+        .stats(Duration::from_millis(100))
+        .take(3)
+        .collect()
+        .await;
+    assert_eq!(samples.len(), 3);
     for s in &samples {
         let s = s.as_ref().unwrap();
         assert!(s.pids.current >= 1);
         assert!(s.memory.usage.usage > 0);
     }
-    finish(ctr).await.unwrap();
+    // And the stream ends with the container.
+    let rest = ctr.stats(Duration::from_millis(100));
+    ctr.kill(berth::Signal::SIGKILL).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), rest.collect::<Vec<_>>())
+        .await
+        .expect("the stats stream did not end with the container");
+    ctr.delete(false).await.unwrap();
 }
 
 #[tokio::test]
