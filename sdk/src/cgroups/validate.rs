@@ -41,6 +41,8 @@ pub struct HostLimits {
     /// The controllers a container's cgroup can use: the v1 hierarchies'
     /// (`cpu`, `memory`, `net_cls`, ...) or the v2 root's `cgroup.controllers`.
     pub controllers: BTreeSet<String>,
+    /// Whether the kernel has `cpu.idle` (5.15+).
+    pub cpu_idle: bool,
 }
 
 impl HostLimits {
@@ -73,6 +75,7 @@ impl HostLimits {
                 mems: read_list("/sys/devices/system/node/online").unwrap_or_else(|| [0].into()),
                 hugepage_sizes,
                 controllers: controllers(),
+                cpu_idle: kernel_at_least(5, 15),
                 swap_accounting: super::host()
                     .mounts
                     .iter()
@@ -81,6 +84,15 @@ impl HostLimits {
             }
         })
     }
+}
+
+/// Whether the running kernel is at least `major.minor`.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (major, minor)
 }
 
 /// The controllers this host offers a container's cgroup.
@@ -381,6 +393,9 @@ fn check_cpu(cpu: &LinuxCpu, host: &HostLimits) -> Result<()> {
     if let Some(idle) = cpu.idle() {
         if !matches!(idle, 0 | 1) {
             return Err(invalid("cpu.idle", format!("{idle} is neither 0 nor 1")));
+        }
+        if !host.cpu_idle {
+            return Err(invalid("cpu.idle", "this kernel has no cpu.idle (5.15+)"));
         }
     }
     if cpu.realtime_runtime().is_some() || cpu.realtime_period().is_some() {
