@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use oci_spec::runtime::ContainerState;
 use tokio::io::unix::AsyncFd;
 
-use super::spawn::{go, launch, recv, write_proc};
+use super::spawn::{go, launch, pass_seccomp_fd, recv, write_proc};
 use super::{annotations, Container, Inner, Launch};
 use crate::bundle::Bundle;
 use crate::cgroups::Cgroup;
@@ -132,6 +132,7 @@ async fn create_now(
         no_pivot: opts.no_pivot,
         preserve_fds: opts.preserve_fds,
         cgroup_path: Some(cgroup_path(config, id, &bundle)),
+        seccomp: None,
     };
     // Every check of the spec happens here, before anything exists.
     let plan = Arc::new(plan::compile(
@@ -280,6 +281,11 @@ async fn build(
                     )
                 })?;
                 pty = Some(Pty::new(fd)?);
+            }
+            Report::SECCOMP => {
+                let mut state = super::oci_state(&persisted, Status::Created)?;
+                state.set_status(ContainerState::Creating);
+                pass_seccomp_fd(&plan, &sync, fd, pid, &state)?;
             }
             Report::CREATED => break,
             Report::FAILED => return Err(init_error(&plan, report)),

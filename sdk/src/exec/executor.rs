@@ -317,6 +317,31 @@ impl Executor<'_> {
                 Ok(())
             }
             Step::NoNewPrivileges => sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).map(drop),
+            Step::Seccomp(f) => {
+                let prog = sys::SockFprog {
+                    len: (f.program.len() / 8) as u16,
+                    filter: f.program.as_ptr(),
+                };
+                let fd = sys::seccomp_filter(f.flags, &prog)?;
+                if f.flags & crate::security::seccomp::FLAG_NEW_LISTENER != 0 {
+                    // The parent passes the descriptor on to the listener;
+                    // ours closes here (the kernel made it close-on-exec).
+                    let fd = Fd(fd);
+                    report(
+                        a.sync,
+                        Report {
+                            kind: Report::SECCOMP,
+                            ..Default::default()
+                        },
+                        Some(fd.0),
+                    );
+                    let mut b = [0u8; 1];
+                    if sys::read(a.sync, &mut b)? != 1 {
+                        return Err(libc::EPIPE);
+                    }
+                }
+                Ok(())
+            }
             Step::FindExecutable => {
                 let mut first_err = libc::ENOENT;
                 for (i, c) in a.plan.exec.candidates.iter().enumerate() {

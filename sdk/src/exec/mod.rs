@@ -14,6 +14,7 @@
 //! | parent | one byte           | go on (after id maps + cgroup; after hooks) |
 //! | child  | [`Report::HOOKS`]   | mounts done, waiting for the hooks |
 //! | child  | [`Report::CONSOLE`] | the pty master, as `SCM_RIGHTS` |
+//! | child  | [`Report::SECCOMP`] | the seccomp notify fd, as `SCM_RIGHTS`; waits for a byte |
 //! | child  | [`Report::CREATED`] | ready, blocked on the exec FIFO |
 //! | child  | [`Report::FAILED`]  | a step failed |
 //! | —      | EOF                | the child exec'd (the socket is close-on-exec) or died |
@@ -46,6 +47,7 @@ impl Report {
     pub const CONSOLE: u32 = 2;
     pub const CREATED: u32 = 3;
     pub const FAILED: u32 = 4;
+    pub const SECCOMP: u32 = 5;
     pub const SIZE: usize = std::mem::size_of::<Report>();
 
     pub(crate) fn from_bytes(b: &[u8]) -> Option<Report> {

@@ -380,6 +380,27 @@ pub(crate) fn exit_group(code: c_int) -> ! {
     }
 }
 
+/// `struct sock_fprog`.
+#[repr(C)]
+pub(crate) struct SockFprog {
+    pub len: u16,
+    pub filter: *const u8,
+}
+
+pub(crate) const SECCOMP_SET_MODE_FILTER: u32 = 1;
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)`: the new listener's
+/// descriptor with `SECCOMP_FILTER_FLAG_NEW_LISTENER`, else 0.
+pub(crate) fn seccomp_filter(flags: u32, prog: &SockFprog) -> SysResult<c_int> {
+    sys!(
+        libc::SYS_seccomp,
+        SECCOMP_SET_MODE_FILTER,
+        flags,
+        prog as *const SockFprog
+    )
+    .map(|fd| fd as c_int)
+}
+
 pub(crate) fn statfs(path: &CStr, buf: &mut libc::statfs64) -> SysResult<()> {
     sys!(libc::SYS_statfs, path.as_ptr(), buf as *mut libc::statfs64).map(drop)
 }

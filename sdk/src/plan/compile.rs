@@ -28,6 +28,9 @@ pub struct Options {
     /// cgroup directories (as runc binds them) rather than the host's
     /// whole hierarchies.
     pub cgroup_path: Option<String>,
+    /// The container's `linux.seccomp`, for [`compile_exec`] (which is
+    /// given only the process); [`compile`] reads the spec's own.
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -220,12 +223,13 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
             name: cpath(name.as_str(), "domainname")?,
         });
     }
-    process_steps(process, host, &mut steps)?;
+    let late_seccomp = process_steps(process, host, linux.seccomp().as_ref(), &mut steps)?;
     let exec = exec(process)?;
     steps.push(Step::FindExecutable);
     steps.push(Step::CloseFds {
         preserve: opts.preserve_fds,
     });
+    steps.extend(late_seccomp);
     steps.push(Step::AwaitStart);
     steps.push(Step::Exec);
 
@@ -256,8 +260,32 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
 /// privileges in the kernel's order — bounding set while still root, the
 /// ids (keeping capabilities across setuid), the cwd as the new user, the
 /// remaining capability sets, umask, no_new_privs.
-fn process_steps(process: &Process, host: &Host, steps: &mut Vec<Step>) -> Result<()> {
+///
+/// The seccomp filter goes where runc puts it. Without no_new_privs the
+/// kernel lets only a holder of `CAP_SYS_ADMIN` load a filter, so it is
+/// loaded first, before any capability is dropped. With no_new_privs it is
+/// loaded as late as possible, so that the profile need not allow berth's
+/// own set-up calls: it is returned, for the caller to place after the
+/// descriptors are closed and just before the wait for `start` and
+/// `execve`.
+fn process_steps(
+    process: &Process,
+    host: &Host,
+    seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
+    steps: &mut Vec<Step>,
+) -> Result<Option<Step>> {
     rlimit_steps(process.rlimits().as_deref().unwrap_or_default(), steps)?;
+    let no_new_privs = process.no_new_privileges().unwrap_or(false);
+    let filter = seccomp
+        .map(crate::security::seccomp::compile)
+        .transpose()?
+        .map(Step::Seccomp);
+    let late_seccomp = if no_new_privs {
+        filter
+    } else {
+        steps.extend(filter);
+        None
+    };
     let caps = process
         .capabilities()
         .as_ref()
@@ -308,10 +336,10 @@ fn process_steps(process: &Process, host: &Host, steps: &mut Vec<Step>) -> Resul
     }
     // Unset: the caller's umask is kept, as the runtime spec says.
     steps.push(Step::Umask { mask: user.umask() });
-    if process.no_new_privileges().unwrap_or(false) {
+    if no_new_privs {
         steps.push(Step::NoNewPrivileges);
     }
-    Ok(())
+    Ok(late_seccomp)
 }
 
 /// Compiles the plan of a process that joins a running container (`exec`):
@@ -349,12 +377,13 @@ pub fn compile_exec(
     } else {
         steps.push(Step::Stdio);
     }
-    process_steps(process, host, &mut steps)?;
+    let late_seccomp = process_steps(process, host, opts.seccomp.as_ref(), &mut steps)?;
     let exec = exec(process)?;
     steps.push(Step::FindExecutable);
     steps.push(Step::CloseFds {
         preserve: opts.preserve_fds,
     });
+    steps.extend(late_seccomp);
     steps.push(Step::Exec);
     Ok(Plan {
         new_namespaces: Vec::new(),

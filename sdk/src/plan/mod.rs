@@ -423,6 +423,10 @@ pub enum Step {
     },
     /// `PR_SET_NO_NEW_PRIVS`.
     NoNewPrivileges,
+    /// Load the seccomp filter (`seccomp(SECCOMP_SET_MODE_FILTER)`). With a
+    /// listener, send the notify descriptor to the parent and wait until
+    /// it has passed it on.
+    Seccomp(crate::security::seccomp::Filter),
     /// Find the executable among [`Exec::candidates`]; fail now (at create)
     /// if there is none, as runc does.
     FindExecutable,
@@ -548,6 +552,7 @@ impl Plan {
             }
             Step::Umask { .. } => ("umask".into(), None),
             Step::NoNewPrivileges => ("set no_new_privs".into(), None),
+            Step::Seccomp(f) => ("load seccomp filter".into(), f.listener.clone()),
             Step::FindExecutable => ("find executable".into(), self.exec.argv.first().and_then(p)),
             Step::CloseFds { .. } => ("close inherited descriptors".into(), None),
             Step::AwaitStart => ("wait for start".into(), None),

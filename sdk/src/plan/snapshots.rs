@@ -146,6 +146,7 @@ fn maximal_spec() {
         no_pivot: true,
         preserve_fds: 2,
         cgroup_path: Some("berth/maximal".into()),
+        seccomp: None,
     };
     insta::assert_yaml_snapshot!(compile(&spec, Path::new("/"), &Host::fixture(), &opts).unwrap());
 }

@@ -1,4 +1,6 @@
-//! Privileges of the container's process: capabilities (seccomp,
-//! no_new_privs and LSM labels come with the security issue).
+//! Privileges of the container's process: capabilities, the seccomp
+//! filter and its default profile.
 
 pub mod capabilities;
+pub mod seccomp;
+pub mod seccomp_default;
