@@ -303,6 +303,30 @@ fn process_steps(
             ))
         })
         .transpose()?;
+    if let Some((bounding, effective, permitted, inheritable, ambient)) = caps {
+        // What capset(2) and PR_CAP_AMBIENT_RAISE would refuse with a bare
+        // EPERM, named here.
+        let outside = |set: u64, within: u64, field: &str, what: &str| -> Result<()> {
+            match (0..64).find(|b| set & !within & (1 << b) != 0) {
+                Some(b) => Err(Error::invalid(
+                    format!("process.capabilities.{field}"),
+                    format!(
+                        "{} is not in the {what}",
+                        capabilities::name(b).unwrap_or("a capability")
+                    ),
+                )),
+                None => Ok(()),
+            }
+        };
+        outside(inheritable, bounding, "inheritable", "bounding set")?;
+        outside(effective, permitted, "effective", "permitted set")?;
+        outside(
+            ambient,
+            permitted & inheritable,
+            "ambient",
+            "permitted and inheritable sets",
+        )?;
+    }
     if let Some((bounding, ..)) = caps {
         steps.push(Step::DropBoundingCaps {
             keep: bounding,

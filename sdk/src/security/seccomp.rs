@@ -229,7 +229,6 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Filter> {
     }
 
     let mut notifies = false;
-    let mut rules = 0;
     for (i, sc) in spec.syscalls().iter().flatten().enumerate() {
         let field = format!("{F}.syscalls[{i}]");
         if sc.names().is_empty() {
@@ -287,7 +286,6 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Filter> {
             } else {
                 add(&mut ctx, &conds)?;
             }
-            rules += 1;
         }
     }
 
@@ -319,18 +317,69 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Filter> {
     let program = export(&ctx)?;
     Ok(Filter {
         summary: format!(
-            "default {}{}, {} architecture(s), {rules} rule(s)",
+            "default {}{}, {} architecture(s), {} rule(s)",
             spec.default_action(),
             spec.default_errno_ret()
                 .map(|e| format!("({e})"))
                 .unwrap_or_default(),
             spec.architectures().as_ref().map_or(0, Vec::len),
+            spec.syscalls().as_ref().map_or(0, Vec::len),
         ),
         program,
         flags,
         listener,
         metadata: spec.listener_metadata().clone(),
     })
+}
+
+/// Finds, in a `config.json` that did not parse, a `linux.seccomp` value
+/// that is not one of the names the OCI spec allows (an unknown
+/// architecture, flag, action or operator), so that the error names the
+/// field rather than a line and column.
+pub(crate) fn check_json(config: &serde_json::Value) -> Result<()> {
+    use serde::de::DeserializeOwned;
+    use serde_json::Value;
+    fn one<T: DeserializeOwned>(v: &Value, field: String, what: &str) -> Result<()> {
+        match serde_json::from_value::<T>(v.clone()) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Error::invalid(
+                field,
+                format!("{v} is not a known seccomp {what}"),
+            )),
+        }
+    }
+    fn each<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = (usize, &'a Value)> {
+        v.get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+    }
+    let Some(sc) = config.get("linux").and_then(|l| l.get("seccomp")) else {
+        return Ok(());
+    };
+    const F: &str = "linux.seccomp";
+    if let Some(a) = sc.get("defaultAction") {
+        one::<LinuxSeccompAction>(a, format!("{F}.defaultAction"), "action")?;
+    }
+    for (i, a) in each(sc, "architectures") {
+        one::<Arch>(a, format!("{F}.architectures[{i}]"), "architecture")?;
+    }
+    for (i, f) in each(sc, "flags") {
+        one::<LinuxSeccompFilterFlag>(f, format!("{F}.flags[{i}]"), "filter flag")?;
+    }
+    for (i, call) in each(sc, "syscalls") {
+        if let Some(a) = call.get("action") {
+            one::<LinuxSeccompAction>(a, format!("{F}.syscalls[{i}].action"), "action")?;
+        }
+        for (j, arg) in each(call, "args") {
+            if let Some(op) = arg.get("op") {
+                let field = format!("{F}.syscalls[{i}].args[{j}].op");
+                one::<LinuxSeccompOperator>(op, field, "operator")?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The filter's BPF, through a memfd (libseccomp 2.5 exports only to a
@@ -518,6 +567,27 @@ mod tests {
         p.set_flags(Some(vec![LinuxSeccompFilterFlag::SeccompFilterFlagTsync]));
         let f = compile(&p).unwrap();
         assert_eq!(f.flags, FLAG_TSYNC | FLAG_NEW_LISTENER | FLAG_TSYNC_ESRCH);
+    }
+
+    #[test]
+    fn unparsable_enums_name_their_field() {
+        let config = serde_json::json!({"linux": {"seccomp": {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_VAX"],
+        }}});
+        assert_eq!(
+            field_of(check_json(&config).unwrap_err()),
+            "linux.seccomp.architectures[1]"
+        );
+        let config = serde_json::json!({"linux": {"seccomp": {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["kill"], "action": "SCMP_ACT_ERRNO",
+                          "args": [{"index": 1, "value": 2, "op": "SCMP_CMP_ROUGHLY"}]}],
+        }}});
+        assert_eq!(
+            field_of(check_json(&config).unwrap_err()),
+            "linux.seccomp.syscalls[0].args[0].op"
+        );
     }
 
     #[test]
