@@ -496,3 +496,36 @@ async fn invalid_seccomp_profiles_fail_before_any_process() {
         other => panic!("wanted an invalid-spec error, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn an_exec_process_is_under_the_container_filter() {
+    use tokio::io::AsyncReadExt;
+    let rt = runtime().await;
+    let spec = with_seccomp(spec("sleep 100"), allow_but(vec![deny_mkdir()]));
+    let ctr = rt.create(&id("seccomp-exec"), bundle(spec)).await.unwrap();
+    ctr.start().await.unwrap();
+    let mut process = ctr.spec().unwrap().process().clone().unwrap();
+    process.set_args(Some(vec![
+        "sh".into(),
+        "-c".into(),
+        "grep Seccomp: /proc/self/status; mkdir /dev/e 2>&1; echo rc=$?".into(),
+    ]));
+    let opts = berth::ExecOptions {
+        stdout: berth::Stdio::Piped,
+        ..Default::default()
+    };
+    let p = ctr.exec(&process, opts).await.unwrap();
+    let mut text = String::new();
+    p.take_stdout()
+        .unwrap()
+        .read_to_string(&mut text)
+        .await
+        .unwrap();
+    p.wait().await.unwrap();
+    ctr.delete(true).await.unwrap();
+    assert!(text.starts_with("Seccomp:\t2\n"), "{text}");
+    assert!(
+        text.contains(ENOMSG_TEXT) && text.contains("rc=1"),
+        "{text}"
+    );
+}

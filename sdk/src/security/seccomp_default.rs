@@ -542,6 +542,22 @@ pub fn profile<'a>(caps: impl IntoIterator<Item = &'a Capability>) -> LinuxSecco
     p
 }
 
+/// Gives `spec` the default profile for its process's bounding set, as
+/// `berth spec` and the test fixtures do (and `docker run` without
+/// `--security-opt seccomp=...`).
+pub fn apply(spec: &mut oci_spec::runtime::Spec) {
+    let caps: Vec<Capability> = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.capabilities().as_ref())
+        .and_then(|c| c.bounding().as_ref())
+        .map(|b| b.iter().copied().collect())
+        .unwrap_or_default();
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    linux.set_seccomp(Some(profile(&caps)));
+    spec.set_linux(Some(linux));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
