@@ -51,3 +51,37 @@ async fn cve_2019_5736_proc_exe_of_the_runtime_is_unreachable() {
     assert!(!out.contains(host_binary.to_str().unwrap()), "{out}");
     assert!(out.contains("end\n"), "{out}");
 }
+
+/// CVE-2024-21626: a descriptor of the runtime left open in the container's
+/// process (a host directory) and a `process.cwd` of `/proc/self/fd/<n>`
+/// put the process's cwd on the host, outside the rootfs. Every such cwd
+/// must be refused, and the process must start with no descriptor but
+/// stdio.
+#[tokio::test]
+async fn cve_2024_21626_no_leaked_fds_and_no_cwd_outside_the_rootfs() {
+    let rt = runtime().await;
+    // A host directory open in this (the runtime's) process, as runc's
+    // leaked cgroup descriptor was.
+    let host_dir = tempfile::tempdir().unwrap();
+    std::fs::write(host_dir.path().join("host-secret"), "x").unwrap();
+    let _held = std::fs::File::open(host_dir.path()).unwrap();
+    for n in 3..40 {
+        let mut s = spec("ls; pwd");
+        s.process_mut()
+            .as_mut()
+            .unwrap()
+            .set_cwd(format!("/proc/self/fd/{n}").into());
+        match run(&rt, "cve-2024-21626", s).await {
+            Ok(out) => assert!(
+                !out.stdout.contains("host-secret"),
+                "fd {n}: cwd outside the rootfs: {out:?}"
+            ),
+            Err(berth::Error::Init { step, .. }) => assert!(step.contains("chdir"), "{step}"),
+            Err(e) => panic!("fd {n}: {e}"),
+        }
+    }
+    // What the container's process has open.
+    let out = sh(&rt, "ls /proc/self/fd | sort -n | tr '\\n' ' '").await;
+    // 0-2 and the descriptor ls uses to read the directory.
+    assert_eq!(out, "0 1 2 3 ", "{out}");
+}

@@ -307,10 +307,10 @@ impl Executor<'_> {
             Step::ChdirAsRoot { cwd } => {
                 // Failure is not final: a directory only the process's own
                 // user may enter is tried again after the switch.
-                self.cwd_done = sys::chdir(cwd.as_c()).is_ok();
+                self.cwd_done = self.chdir_inside(cwd.as_c()).is_ok();
                 Ok(())
             }
-            Step::Chdir { cwd } if !self.cwd_done => sys::chdir(cwd.as_c()),
+            Step::Chdir { cwd } if !self.cwd_done => self.chdir_inside(cwd.as_c()),
             Step::Chdir { .. } => Ok(()),
             Step::Umask { mask } => {
                 sys::umask(mask.unwrap_or(self.caller_umask));
@@ -377,6 +377,24 @@ impl Executor<'_> {
                 let exe = a.plan.exec.candidates[self.exe].as_c();
                 Err(sys::execve(exe, a.argv.as_ptr(), a.envp.as_ptr()))
             }
+        }
+    }
+
+    /// `chdir`, then refuses a cwd outside the container's root: a cwd of
+    /// `/proc/self/fd/<n>` would otherwise follow any descriptor still open
+    /// here to wherever it leads on the host (CVE-2024-21626).
+    fn chdir_inside(&self, cwd: &CStr) -> SysResult<()> {
+        sys::chdir(cwd)?;
+        if self.args.sabotage & super::SABOTAGE_CWD != 0 {
+            return Ok(());
+        }
+        // PATH_MAX: the kernel fails with ERANGE rather than truncate.
+        let mut buf = [0u8; 4096];
+        sys::getcwd(&mut buf)?;
+        if buf[0] == b'/' {
+            Ok(())
+        } else {
+            Err(libc::EXDEV)
         }
     }
 

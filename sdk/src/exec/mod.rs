@@ -88,6 +88,8 @@ struct ChildArgs {
     fifo: RawFd,
     joins: Vec<RawFd>,
     stdio: [RawFd; 3],
+    /// `SABOTAGE_*` bits (debug builds, escape tests only).
+    sabotage: u32,
 }
 
 /// Memory a shared-memory child may still be using (its stack and the
@@ -173,6 +175,7 @@ pub(crate) fn spawn(
         fifo: fds.fifo.as_ref().map_or(-1, AsRawFd::as_raw_fd),
         joins: fds.joins.iter().map(AsRawFd::as_raw_fd).collect(),
         stdio: [0, 1, 2].map(|i| fds.stdio[i].as_ref().map_or(-1, AsRawFd::as_raw_fd)),
+        sabotage: sabotage_bits(),
         plan,
     });
     let stack = if args.plan.share_memory {
@@ -262,6 +265,27 @@ impl std::fmt::Debug for NonDumpable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("NonDumpable")
     }
+}
+
+/// Sabotage bits the child reads (it may not read the environment).
+pub(crate) const SABOTAGE_CWD: u32 = 1;
+/// Resolve in-root paths with plain `openat`, following symlinks anywhere.
+pub(crate) const SABOTAGE_RESOLVE: u32 = 2;
+/// Bind `/dev/null` and `/dev/console` by path, unverified.
+pub(crate) const SABOTAGE_DEVICES: u32 = 4;
+/// Write sysctls through the container's `/proc` by path.
+pub(crate) const SABOTAGE_PROC: u32 = 8;
+
+fn sabotage_bits() -> u32 {
+    [
+        ("cwd", SABOTAGE_CWD),
+        ("resolve", SABOTAGE_RESOLVE),
+        ("devices", SABOTAGE_DEVICES),
+        ("proc", SABOTAGE_PROC),
+    ]
+    .iter()
+    .filter(|(name, _)| sabotage(name))
+    .fold(0, |acc, (_, bit)| acc | bit)
 }
 
 /// Whether the escape tests asked to switch off protection `name`

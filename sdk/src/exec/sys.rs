@@ -138,6 +138,12 @@ pub(crate) fn chdir(path: &CStr) -> SysResult<()> {
     sys!(libc::SYS_chdir, path.as_ptr()).map(drop)
 }
 
+/// `getcwd` into `buf`; returns the length with the NUL. The kernel starts
+/// the path with "(unreachable)" when the cwd is outside the root.
+pub(crate) fn getcwd(buf: &mut [u8]) -> SysResult<usize> {
+    sys!(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len())
+}
+
 pub(crate) fn fchdir(fd: c_int) -> SysResult<()> {
     sys!(libc::SYS_fchdir, fd).map(drop)
 }

@@ -547,9 +547,10 @@ impl Plan {
             Step::SetUid { uid } => (format!("setuid {uid}"), None),
             Step::SetCaps { .. } => ("set capabilities".into(), None),
             Step::AmbientCaps { .. } => ("set ambient capabilities".into(), None),
-            Step::ChdirAsRoot { cwd } | Step::Chdir { cwd } => {
-                ("chdir to process.cwd".into(), p(cwd))
-            }
+            Step::ChdirAsRoot { cwd } | Step::Chdir { cwd } => (
+                "chdir to process.cwd (a directory inside the container)".into(),
+                p(cwd),
+            ),
             Step::Umask { .. } => ("umask".into(), None),
             Step::NoNewPrivileges => ("set no_new_privs".into(), None),
             Step::Seccomp(f) => ("load seccomp filter".into(), f.listener.clone()),
