@@ -85,3 +85,98 @@ async fn cve_2024_21626_no_leaked_fds_and_no_cwd_outside_the_rootfs() {
     // 0-2 and the descriptor ls uses to read the directory.
     assert_eq!(out, "0 1 2 3 ", "{out}");
 }
+
+/// A volume shared by two containers: the attacker (`A`, which has it on
+/// `/tmp`) plants `link` in it, pointing with `..` at `victim`, a host
+/// directory; the victim container (`B`) mounts the volume on `/tmp` and
+/// asks for `mount` at `/tmp/link/<name>`. Returns whether B was created.
+async fn through_a_planted_link(
+    rt: &TestRuntime,
+    victim: &std::path::Path,
+    mount: berth::oci_spec::runtime::Mount,
+) -> bool {
+    use berth::oci_spec::runtime::MountBuilder;
+    let volume = tempfile::tempdir().unwrap();
+    let bind = |dest: &str| {
+        MountBuilder::default()
+            .destination(dest)
+            .typ("bind")
+            .source(volume.path())
+            .options(vec!["rbind".to_string(), "rw".to_string()])
+            .build()
+            .unwrap()
+    };
+    let with_mounts = |mut s: berth::oci_spec::runtime::Spec, extra: Vec<_>| {
+        let mut m = s.mounts().clone().unwrap();
+        m.extend(extra);
+        s.set_mounts(Some(m));
+        s
+    };
+    // From inside A: enough `..` to climb out of any volume, then the
+    // victim's absolute path.
+    let target = format!("{}{}", "../".repeat(16), victim.display());
+    let a = with_mounts(
+        spec(&format!("ln -s {target} /tmp/link")),
+        vec![bind("/tmp")],
+    );
+    let out = run(rt, "attacker", a).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(volume.path().join("link").is_symlink());
+
+    let b = with_mounts(spec("true"), vec![bind("/tmp"), mount]);
+    match rt.create(&id("victim"), bundle(b)).await {
+        Ok(ctr) => {
+            ctr.delete(true).await.unwrap();
+            true
+        }
+        Err(berth::Error::Init { .. }) => false,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// CVE-2021-30465: a mount destination whose path, by the time the
+/// runtime mounts, goes through a symlink out of the rootfs (runc lost a
+/// rename race to such a swap). Destinations are resolved inside the
+/// rootfs (`openat2(RESOLVE_IN_ROOT)`): nothing is created or mounted on
+/// the host.
+#[tokio::test]
+async fn cve_2021_30465_mount_destination_symlinked_out_of_the_rootfs() {
+    use berth::oci_spec::runtime::MountBuilder;
+    let rt = runtime().await;
+    let victim = tempfile::tempdir().unwrap();
+    let tmpfs = MountBuilder::default()
+        .destination("/tmp/link/mnt")
+        .typ("tmpfs")
+        .source("tmpfs")
+        .build()
+        .unwrap();
+    through_a_planted_link(&rt, victim.path(), tmpfs).await;
+    let left: Vec<_> = std::fs::read_dir(victim.path())
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(left.is_empty(), "made on the host: {left:?}");
+}
+
+/// CVE-2024-45310: a file created on the host by the runtime (the empty
+/// file a bind mount of a file needs at its destination) through a
+/// crafted volume.
+#[tokio::test]
+async fn cve_2024_45310_no_file_created_on_the_host_through_a_volume() {
+    use berth::oci_spec::runtime::MountBuilder;
+    let rt = runtime().await;
+    let victim = tempfile::tempdir().unwrap();
+    let source = tempfile::NamedTempFile::new().unwrap();
+    let file = MountBuilder::default()
+        .destination("/tmp/link/planted")
+        .typ("bind")
+        .source(source.path())
+        .options(vec!["bind".to_string()])
+        .build()
+        .unwrap();
+    through_a_planted_link(&rt, victim.path(), file).await;
+    assert!(
+        !victim.path().join("planted").exists(),
+        "a file was created on the host"
+    );
+}

@@ -447,6 +447,9 @@ impl Executor<'_> {
     }
 
     fn open_in_root(&mut self, path: &CStr) -> SysResult<c_int> {
+        if self.args.sabotage & super::SABOTAGE_RESOLVE != 0 {
+            return sys::openat(self.rootfd, path, PATH_CLOEXEC, 0);
+        }
         if !self.no_openat2 {
             let how = OpenHow {
                 flags: PATH_CLOEXEC as u64,
