@@ -160,7 +160,10 @@ pub(crate) struct OpenHow {
     pub resolve: u64,
 }
 
+pub(crate) const RESOLVE_NO_XDEV: u64 = 0x01;
 pub(crate) const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+pub(crate) const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+pub(crate) const RESOLVE_BENEATH: u64 = 0x08;
 pub(crate) const RESOLVE_IN_ROOT: u64 = 0x10;
 
 pub(crate) fn openat2(dirfd: c_int, path: &CStr, how: &OpenHow) -> SysResult<c_int> {
@@ -172,6 +175,26 @@ pub(crate) fn openat2(dirfd: c_int, path: &CStr, how: &OpenHow) -> SysResult<c_i
         core::mem::size_of::<OpenHow>()
     )
     .map(|fd| fd as c_int)
+}
+
+pub(crate) const FSOPEN_CLOEXEC: u32 = 1;
+pub(crate) const FSCONFIG_CMD_CREATE: u32 = 6;
+pub(crate) const FSMOUNT_CLOEXEC: u32 = 1;
+pub(crate) const MOUNT_ATTR_NOSUID: u32 = 0x2;
+pub(crate) const MOUNT_ATTR_NODEV: u32 = 0x4;
+pub(crate) const MOUNT_ATTR_NOEXEC: u32 = 0x8;
+
+pub(crate) fn fsopen(fstype: &CStr, flags: u32) -> SysResult<c_int> {
+    sys!(libc::SYS_fsopen, fstype.as_ptr(), flags).map(|fd| fd as c_int)
+}
+
+/// `fsconfig` for commands without key or value (`FSCONFIG_CMD_CREATE`).
+pub(crate) fn fsconfig_cmd(fd: c_int, cmd: u32) -> SysResult<()> {
+    sys!(libc::SYS_fsconfig, fd, cmd, 0, 0, 0).map(drop)
+}
+
+pub(crate) fn fsmount(fd: c_int, flags: u32, attrs: u32) -> SysResult<c_int> {
+    sys!(libc::SYS_fsmount, fd, flags, attrs).map(|fd| fd as c_int)
 }
 
 pub(crate) fn close(fd: c_int) -> SysResult<()> {

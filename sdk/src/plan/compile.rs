@@ -123,9 +123,10 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
             ));
         }
     }
-    for (key, value) in sorted(linux.sysctl().iter().flatten()) {
-        steps.push(sysctl(key, value, &has)?);
-    }
+    let sysctls = sorted(linux.sysctl().iter().flatten())
+        .into_iter()
+        .map(|(key, value)| sysctl(key, value, &has))
+        .collect::<Result<Vec<_>>>()?;
 
     // The rootfs and its mounts.
     let (initial_propagation, final_propagation) = propagation(linux.rootfs_propagation())?;
@@ -170,6 +171,9 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
     } else {
         Step::Stdio
     });
+    // Written through a procfs of the container's own (see the executor),
+    // once every namespace is in place, before /proc/sys turns read-only.
+    steps.extend(sysctls);
     for (i, p) in linux.masked_paths().iter().flatten().enumerate() {
         steps.push(Step::MaskPath {
             path: container_path(p, &format!("linux.maskedPaths[{i}]"))?,
