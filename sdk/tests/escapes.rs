@@ -180,3 +180,152 @@ async fn cve_2024_45310_no_file_created_on_the_host_through_a_volume() {
         "a file was created on the host"
     );
 }
+
+/// Runs `script` in an attacker container with `volume` on `/tmp`.
+async fn attacker(rt: &TestRuntime, volume: &std::path::Path, script: &str) {
+    let mut a = spec(script);
+    let mut m = a.mounts().clone().unwrap();
+    m.push(volume_mount(volume, "/tmp"));
+    a.set_mounts(Some(m));
+    let out = run(rt, "attacker", a).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+fn volume_mount(volume: &std::path::Path, dest: &str) -> berth::oci_spec::runtime::Mount {
+    berth::oci_spec::runtime::MountBuilder::default()
+        .destination(dest)
+        .typ("bind")
+        .source(volume)
+        .options(vec!["rbind".to_string(), "rw".to_string()])
+        .build()
+        .unwrap()
+}
+
+/// `spec(script)` with `volume` as its `/dev` instead of a tmpfs.
+fn with_dev_from(script: &str, volume: &std::path::Path) -> berth::oci_spec::runtime::Spec {
+    let mut s = spec(script);
+    let mounts = s
+        .mounts()
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|m| {
+            if m.destination() == std::path::Path::new("/dev") {
+                volume_mount(volume, "/dev")
+            } else {
+                m
+            }
+        })
+        .collect();
+    s.set_mounts(Some(mounts));
+    s
+}
+
+/// CVE-2025-31133: the container's `/dev/null` replaced by a symlink (here
+/// planted from another container into a shared `/dev` volume) to a
+/// `/proc` file, so that masking a path would bind that file over it — a
+/// writable alias of a file /proc/sys keeps read-only. The runtime binds
+/// only a verified null device, through its descriptor.
+#[tokio::test]
+async fn cve_2025_31133_masked_path_never_bound_from_a_swapped_dev_null() {
+    let rt = runtime().await;
+    let volume = tempfile::tempdir().unwrap();
+    attacker(
+        &rt,
+        volume.path(),
+        "ln -s /proc/sys/kernel/hostname /tmp/null",
+    )
+    .await;
+    // /proc/keys is among the default masked paths (and, unlike
+    // /proc/kcore, in every kernel).
+    let b = with_dev_from("cat /proc/keys; echo end", volume.path());
+    match run(&rt, "victim", b).await {
+        Err(berth::Error::Init { step, path, source }) => {
+            assert_eq!(source.raw_os_error(), Some(libc::ENODEV), "{path:?}");
+            assert!(step.contains("mask"), "{step}")
+        }
+        Ok(out) => assert_eq!(out.stdout, "end\n", "/proc/keys is an alias: {out:?}"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// CVE-2025-52565: `/dev/console` replaced by a symlink, so that binding
+/// the terminal onto it would bind it over the symlink's target instead.
+#[tokio::test]
+async fn cve_2025_52565_dev_console_symlink_is_refused() {
+    let rt = runtime().await;
+    let volume = tempfile::tempdir().unwrap();
+    attacker(
+        &rt,
+        volume.path(),
+        "mkdir /tmp/pts && ln -s pts/ptmx /tmp/ptmx && ln -s /proc/sys/kernel/hostname /tmp/console",
+    )
+    .await;
+    let mut b = with_dev_from(
+        "grep -c ' /proc/sys/kernel/hostname ' /proc/self/mountinfo",
+        volume.path(),
+    );
+    b.process_mut().as_mut().unwrap().set_terminal(Some(true));
+    // Nothing else in this /dev: no null device to mask paths with.
+    let mut linux = b.linux().clone().unwrap();
+    linux.set_masked_paths(None);
+    b.set_linux(Some(linux));
+    match rt.create(&id("victim"), bundle(b)).await {
+        Err(berth::Error::Init { step, source, .. }) => {
+            assert!(step.contains("console"), "{step}");
+            assert_eq!(source.raw_os_error(), Some(libc::ELOOP), "{source}");
+        }
+        Ok(ctr) => {
+            let mut pty = ctr.take_pty().unwrap();
+            ctr.start().await.unwrap();
+            let mut text = String::new();
+            let _ = pty.read_to_string(&mut text).await;
+            ctr.wait().await.unwrap();
+            ctr.delete(true).await.unwrap();
+            panic!("created with the console bound through the symlink: {text:?}");
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// CVE-2025-52881: a file of the host (from a shared volume) mounted over
+/// the `/proc/sys` file the runtime writes a sysctl to, so that the write
+/// lands in the host file. The runtime writes through a procfs of its own
+/// that nothing is mounted on.
+#[tokio::test]
+async fn cve_2025_52881_sysctl_write_not_redirected_by_a_mount_over_proc() {
+    let rt = runtime().await;
+    let volume = tempfile::tempdir().unwrap();
+    attacker(&rt, volume.path(), "echo host-content > /tmp/victim").await;
+    let mut b = spec("sleep 100");
+    let mut m = b.mounts().clone().unwrap();
+    m.push(
+        berth::oci_spec::runtime::MountBuilder::default()
+            .destination("/proc/sys/net/ipv4/ip_forward")
+            .typ("bind")
+            .source(volume.path().join("victim"))
+            .options(vec!["bind".to_string(), "rw".to_string()])
+            .build()
+            .unwrap(),
+    );
+    b.set_mounts(Some(m));
+    let mut linux = b.linux().clone().unwrap();
+    linux.set_sysctl(Some(
+        [("net.ipv4.ip_forward".to_string(), "1".to_string())].into(),
+    ));
+    b.set_linux(Some(linux));
+    let ctr = rt.create(&id("victim"), bundle(b)).await.unwrap();
+    // The container's own network namespace got the value.
+    let ns = format!("--net=/proc/{}/ns/net", ctr.pid());
+    let real = std::process::Command::new("nsenter")
+        .args([ns.as_str(), "cat", "/proc/sys/net/ipv4/ip_forward"])
+        .output()
+        .unwrap();
+    ctr.delete(true).await.unwrap();
+    let host = std::fs::read_to_string(volume.path().join("victim")).unwrap();
+    assert_eq!(
+        host, "host-content\n",
+        "the sysctl was written into the host file"
+    );
+    assert_eq!(String::from_utf8_lossy(&real.stdout), "1\n", "{real:?}");
+}
