@@ -529,3 +529,87 @@ async fn an_exec_process_is_under_the_container_filter() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn personality_scheduler_and_io_priority_are_applied() {
+    use berth::oci_spec::runtime::{
+        IOPriorityClass, LinuxIOPriorityBuilder, LinuxPersonalityBuilder, LinuxPersonalityDomain,
+        LinuxSchedulerPolicy, SchedulerBuilder,
+    };
+    let rt = runtime().await;
+    // Fields 19 and 41 of stat: nice and policy (awk's own, inherited).
+    let mut s = spec("uname -m; cut -d' ' -f19,41 /proc/self/stat; ionice");
+    let mut linux = s.linux().clone().unwrap();
+    linux.set_personality(Some(
+        LinuxPersonalityBuilder::default()
+            .domain(LinuxPersonalityDomain::PerLinux32)
+            .build()
+            .unwrap(),
+    ));
+    s.set_linux(Some(linux));
+    let p = s.process_mut().as_mut().unwrap();
+    p.set_scheduler(Some(
+        SchedulerBuilder::default()
+            .policy(LinuxSchedulerPolicy::SchedBatch)
+            .nice(7)
+            .build()
+            .unwrap(),
+    ));
+    p.set_io_priority(Some(
+        LinuxIOPriorityBuilder::default()
+            .class(IOPriorityClass::IoprioClassBe)
+            .priority(5)
+            .build()
+            .unwrap(),
+    ));
+    let out = run(&rt, "attrs", s).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // SCHED_BATCH is 3.
+    assert_eq!(out.stdout, "i686\n7 3\nbest-effort: prio 5\n", "{out:?}");
+
+    // And without them: the defaults.
+    let out = run(
+        &rt,
+        "no-attrs",
+        spec("uname -m; cut -d' ' -f19,41 /proc/self/stat"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.stdout, "x86_64\n0 0\n", "{out:?}");
+}
+
+#[tokio::test]
+async fn lsm_labels_on_a_host_without_the_lsm_are_an_error_before_any_process() {
+    let rt = runtime().await;
+    let lsms = berth::host::Host::get().lsms;
+    type Case = (&'static str, bool, fn(&mut Spec));
+    let cases: [Case; 3] = [
+        ("process.apparmorProfile", lsms.apparmor, |s| {
+            let p = s.process_mut().as_mut().unwrap();
+            p.set_apparmor_profile(Some("berth-default".into()));
+        }),
+        ("process.selinuxLabel", lsms.selinux, |s| {
+            let p = s.process_mut().as_mut().unwrap();
+            p.set_selinux_label(Some("system_u:system_r:container_t:s0".into()));
+        }),
+        ("linux.mountLabel", lsms.selinux, |s| {
+            let mut l = s.linux().clone().unwrap();
+            l.set_mount_label(Some("system_u:object_r:container_file_t:s0".into()));
+            s.set_linux(Some(l));
+        }),
+    ];
+    for (field, present, ask) in cases {
+        if present {
+            eprintln!("skipping {field}: this host has the LSM");
+            continue;
+        }
+        let mut s = spec("true");
+        ask(&mut s);
+        let id = id("lsm");
+        match rt.create(&id, bundle(s)).await {
+            Err(Error::Unsupported(msg)) => assert!(msg.starts_with(field), "{msg}"),
+            other => panic!("{field}: wanted Unsupported, got {other:?}"),
+        }
+        assert!(!rt.config().root.join(&id).exists());
+    }
+}

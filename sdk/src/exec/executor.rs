@@ -278,6 +278,21 @@ impl Executor<'_> {
                 soft,
                 hard,
             } => sys::prlimit(*resource, *soft, *hard),
+            Step::Personality { persona } => sys::personality(*persona),
+            Step::Scheduler(s) => sys::sched_setattr(&sys::SchedAttr {
+                size: core::mem::size_of::<sys::SchedAttr>() as u32,
+                policy: s.policy,
+                flags: s.flags,
+                nice: s.nice,
+                priority: s.priority,
+                runtime: s.runtime,
+                deadline: s.deadline,
+                period: s.period,
+                util_min: 0,
+                util_max: 0,
+            }),
+            Step::IoPriority { value } => sys::ioprio_set(*value),
+            Step::ProcAttr { path, value } => self.write_proc(path.as_c(), value.as_c().to_bytes()),
             Step::DropBoundingCaps { keep, last_cap } => {
                 for cap in 0..=*last_cap {
                     if keep & (1 << cap) == 0 {

@@ -310,6 +310,35 @@ pub(crate) fn prlimit(resource: u32, soft: u64, hard: u64) -> SysResult<()> {
     .map(drop)
 }
 
+pub(crate) fn personality(persona: u64) -> SysResult<()> {
+    sys!(libc::SYS_personality, persona).map(drop)
+}
+
+pub(crate) fn ioprio_set(value: u32) -> SysResult<()> {
+    const IOPRIO_WHO_PROCESS: usize = 1;
+    sys!(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, value).map(drop)
+}
+
+/// The kernel's `struct sched_attr` (with the utilization clamps, 56
+/// bytes, Linux 5.3; older kernels accept it as long as those are 0).
+#[repr(C)]
+pub(crate) struct SchedAttr {
+    pub size: u32,
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+    pub util_min: u32,
+    pub util_max: u32,
+}
+
+pub(crate) fn sched_setattr(attr: &SchedAttr) -> SysResult<()> {
+    sys!(libc::SYS_sched_setattr, 0, attr as *const SchedAttr, 0).map(drop)
+}
+
 pub(crate) fn prctl(option: c_int, a2: usize, a3: usize, a4: usize, a5: usize) -> SysResult<usize> {
     sys!(libc::SYS_prctl, option, a2, a3, a4, a5)
 }

@@ -8,6 +8,7 @@ use oci_spec::runtime::{
     LinuxDeviceType, LinuxIdMapping, LinuxNamespaceType, PosixRlimitType, Process, Spec,
 };
 
+use super::attrs;
 use super::mounts::{self, REMOUNT_ONLY};
 use super::{CPath, Create, DeviceStep, Exec, InRoot, Join, MountStep, Namespace, Plan, Step};
 use crate::cgroups::HierarchyMount;
@@ -138,12 +139,20 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
         rootfs: cpath(rootfs.as_os_str().as_encoded_bytes(), "root.path")?,
     });
     let mut dev_is_bound = false;
+    let mount_label = attrs::mount_label(linux.mount_label().as_deref(), host)?;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let cgroup_view = match (is_new(Namespace::Cgroup), &opts.cgroup_path) {
             (false, Some(path)) => CgroupView::Bind(path),
             _ => CgroupView::Mount,
         };
-        dev_is_bound |= mount_steps(i, m, &rootfs, bundle, host, cgroup_view, &mut steps)?;
+        let at = MountAt {
+            rootfs: &rootfs,
+            bundle,
+            host,
+            cgroup_view,
+            label: mount_label.as_deref(),
+        };
+        dev_is_bound |= mount_steps(i, m, &at, &mut steps)?;
     }
     let in_userns = is_new(Namespace::User) || has(Namespace::User);
     device_steps(&linux, dev_is_bound, in_userns, &mut steps)?;
@@ -227,6 +236,9 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
             name: cpath(name.as_str(), "domainname")?,
         });
     }
+    if let Some(p) = linux.personality() {
+        steps.push(attrs::personality(p)?);
+    }
     let late_seccomp = process_steps(process, host, linux.seccomp().as_ref(), &mut steps)?;
     let exec = exec(process)?;
     steps.push(Step::FindExecutable);
@@ -279,6 +291,11 @@ fn process_steps(
     steps: &mut Vec<Step>,
 ) -> Result<Option<Step>> {
     rlimit_steps(process.rlimits().as_deref().unwrap_or_default(), steps)?;
+    // While still privileged (a real-time policy needs CAP_SYS_NICE), and
+    // before a filter that might not allow the calls.
+    steps.extend(attrs::scheduler(process)?);
+    steps.extend(attrs::io_priority(process)?);
+    let labels = attrs::labels(process, host)?;
     let no_new_privs = process.no_new_privileges().unwrap_or(false);
     let filter = seccomp
         .map(crate::security::seccomp::compile)
@@ -364,6 +381,8 @@ fn process_steps(
     }
     // Unset: the caller's umask is kept, as the runtime spec says.
     steps.push(Step::Umask { mask: user.umask() });
+    // The label for execve, before no_new_privs (which limits transitions).
+    steps.extend(labels);
     if no_new_privs {
         steps.push(Step::NoNewPrivileges);
     }
@@ -712,16 +731,30 @@ fn resolve_in_rootfs(rootfs: &Path, dest: &Path, field: &str) -> Result<PathBuf>
     Ok(at)
 }
 
+/// Where mounts go, and what every mount of a container shares.
+struct MountAt<'a> {
+    rootfs: &'a Path,
+    bundle: &'a Path,
+    host: &'a Host,
+    cgroup_view: CgroupView<'a>,
+    /// `context="..."` of `linux.mountLabel`, for filesystems that take it.
+    label: Option<&'a str>,
+}
+
 /// Adds the steps for `mounts[i]`; returns whether it binds over `/dev`.
 fn mount_steps(
     i: usize,
     m: &oci_spec::runtime::Mount,
-    rootfs: &Path,
-    bundle: &Path,
-    host: &Host,
-    cgroup_view: CgroupView,
+    at: &MountAt,
     steps: &mut Vec<Step>,
 ) -> Result<bool> {
+    let MountAt {
+        rootfs,
+        bundle,
+        host,
+        cgroup_view,
+        label,
+    } = *at;
     let field = |f: &str| format!("mounts[{i}].{f}");
     let dest = clean_absolute(m.destination(), &field("destination"))?;
     let resolved = resolve_in_rootfs(rootfs, &dest, &field("destination"))?;
@@ -793,12 +826,18 @@ fn mount_steps(
             format!("unknown filesystem type {fstype:?} (not in /proc/filesystems)"),
         ));
     }
+    let labelled = ["tmpfs", "devpts", "mqueue"].contains(&fstype);
+    let context: Vec<String> = label
+        .filter(|_| labelled)
+        .map(String::from)
+        .into_iter()
+        .collect();
     steps.push(Step::Mount(MountStep {
         source,
         target,
         fstype: Some(cpath(fstype, &field("type"))?),
         flags: opts.flags,
-        data: data(&[])?,
+        data: data(&context)?,
         remount_flags: None,
         propagation: opts.propagation,
         create: Create::Dir,

@@ -10,6 +10,7 @@
 //! A plan is pure data: it is snapshot-tested, property-tested and fuzzed
 //! without root.
 
+mod attrs;
 mod compile;
 mod mounts;
 #[cfg(test)]
@@ -365,6 +366,25 @@ pub enum Step {
         /// Hard limit.
         hard: u64,
     },
+    /// `personality(2)`.
+    Personality {
+        /// `PER_LINUX`, `PER_LINUX32`.
+        persona: u64,
+    },
+    /// `sched_setattr(2)` on the process.
+    Scheduler(SchedAttr),
+    /// `ioprio_set(IOPRIO_WHO_PROCESS, 0, ...)`.
+    IoPriority {
+        /// `class << 13 | level`.
+        value: u32,
+    },
+    /// Write a `/proc/self/attr` file: the LSM label for `execve`.
+    ProcAttr {
+        /// `/proc/self/attr/apparmor/exec`, `/proc/self/attr/exec`.
+        path: CPath,
+        /// `exec <profile>`, or an SELinux context.
+        value: CPath,
+    },
     /// Drop every capability not in `keep` from the bounding set.
     DropBoundingCaps {
         /// Bit mask of capabilities to keep.
@@ -440,6 +460,25 @@ pub enum Step {
     AwaitStart,
     /// Unblock signals and `execve`.
     Exec,
+}
+
+/// `struct sched_attr` of `sched_setattr(2)`, as the spec gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SchedAttr {
+    /// `SCHED_*` policy number.
+    pub policy: u32,
+    /// `SCHED_FLAG_*` bits.
+    pub flags: u64,
+    /// Nice value (`SCHED_OTHER`, `SCHED_BATCH`).
+    pub nice: i32,
+    /// Static priority (`SCHED_FIFO`, `SCHED_RR`).
+    pub priority: u32,
+    /// `SCHED_DEADLINE` runtime, in ns.
+    pub runtime: u64,
+    /// `SCHED_DEADLINE` deadline, in ns.
+    pub deadline: u64,
+    /// `SCHED_DEADLINE` period, in ns.
+    pub period: u64,
 }
 
 /// What to `execve`.
@@ -540,6 +579,10 @@ impl Plan {
             Step::Hostname { .. } => ("set hostname".into(), None),
             Step::Domainname { .. } => ("set domainname".into(), None),
             Step::Rlimit { resource, .. } => (format!("set rlimit {resource}"), None),
+            Step::Personality { .. } => ("set personality (linux.personality)".into(), None),
+            Step::Scheduler(_) => ("sched_setattr (process.scheduler)".into(), None),
+            Step::IoPriority { .. } => ("ioprio_set (process.ioPriority)".into(), None),
+            Step::ProcAttr { path, .. } => ("set LSM label".into(), p(path)),
             Step::DropBoundingCaps { .. } => ("drop bounding capabilities".into(), None),
             Step::KeepCaps => ("keep capabilities".into(), None),
             Step::SetGroups { .. } => ("setgroups".into(), None),

@@ -341,6 +341,47 @@ fn error_messages() {
             }),
         ),
         (
+            "apparmor on a host without it",
+            Box::new(|s| {
+                s.process_mut()
+                    .as_mut()
+                    .unwrap()
+                    .set_apparmor_profile(Some("berth".into()))
+                    .pipe()
+            }),
+        ),
+        (
+            "real-time policy without a priority",
+            Box::new(|s| {
+                s.process_mut()
+                    .as_mut()
+                    .unwrap()
+                    .set_scheduler(Some(
+                        oci_spec::runtime::SchedulerBuilder::default()
+                            .policy(oci_spec::runtime::LinuxSchedulerPolicy::SchedFifo)
+                            .build()
+                            .unwrap(),
+                    ))
+                    .pipe()
+            }),
+        ),
+        (
+            "io priority out of range",
+            Box::new(|s| {
+                s.process_mut()
+                    .as_mut()
+                    .unwrap()
+                    .set_io_priority(Some(
+                        oci_spec::runtime::LinuxIOPriorityBuilder::default()
+                            .class(oci_spec::runtime::IOPriorityClass::IoprioClassBe)
+                            .priority(8)
+                            .build()
+                            .unwrap(),
+                    ))
+                    .pipe()
+            }),
+        ),
+        (
             "env without =",
             Box::new(|s| {
                 s.process_mut()

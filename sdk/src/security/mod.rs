@@ -1,6 +1,7 @@
 //! Privileges of the container's process: capabilities, the seccomp
-//! filter and its default profile.
+//! filter and its default profile, LSM labels.
 
 pub mod capabilities;
+pub mod lsm;
 pub mod seccomp;
 pub mod seccomp_default;
