@@ -613,3 +613,36 @@ async fn lsm_labels_on_a_host_without_the_lsm_are_an_error_before_any_process() 
         assert!(!rt.config().root.join(&id).exists());
     }
 }
+
+#[tokio::test]
+async fn seccomp_filter_flags_load_and_the_filter_still_applies() {
+    use berth::oci_spec::runtime::LinuxSeccompFilterFlag::*;
+    let rt = runtime().await;
+    let mut profile = allow_but(vec![deny_mkdir()]);
+    profile.set_flags(Some(vec![
+        SeccompFilterFlagTsync,
+        SeccompFilterFlagLog,
+        SeccompFilterFlagSpecAllow,
+    ]));
+    let out = run(
+        &rt,
+        "seccomp-flags",
+        with_seccomp(
+            spec("grep Seccomp: /proc/self/status; mkdir /dev/f"),
+            profile.clone(),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.stdout, "Seccomp:\t2\n", "{out:?}");
+    assert!(out.stderr.contains(ENOMSG_TEXT), "{out:?}");
+
+    // WAIT_KILLABLE_RECV only makes sense (and only loads) with a listener.
+    profile.set_flags(Some(vec![SeccompFilterFlagWaitKillableRecv]));
+    refused_before_any_process(
+        &rt,
+        with_seccomp(spec("true"), profile),
+        "linux.seccomp.flags",
+    )
+    .await;
+}

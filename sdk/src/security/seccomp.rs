@@ -305,6 +305,12 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Filter> {
         }
         _ => {}
     }
+    if flags & FLAG_WAIT_KILLABLE_RECV != 0 && listener.is_none() {
+        return Err(Error::invalid(
+            format!("{F}.flags"),
+            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV needs a listener (listenerPath)",
+        ));
+    }
     if listener.is_some() {
         flags |= FLAG_NEW_LISTENER;
         // TSYNC and NEW_LISTENER both want the return value; with
