@@ -81,14 +81,31 @@ impl Container {
             id: p.id.clone(),
             reason: format!("{}: {e}", spec_path.display()),
         })?;
+        if crate::security::rootless::is_rootless() && joins.iter().any(|j| j.ns == Namespace::User)
+        {
+            // setns into the pid namespace needs CAP_SYS_ADMIN where the
+            // caller is, which an unprivileged parent has only after
+            // joining the user namespace: a second fork (as runc's
+            // nsexec does), which berth does not do yet.
+            return Err(Error::Unsupported(
+                "exec into a container of a user namespace, without root".into(),
+            ));
+        }
         let plan_opts = plan::Options {
             preserve_fds: opts.preserve_fds,
             seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+            rootless: crate::security::rootless::is_rootless(),
             ..Default::default()
         };
         let plan = Arc::new(plan::compile_exec(process, joins, Host::get(), &plan_opts)?);
         let cgroup = Cgroup::open(&p.cgroup_path)?;
-        let cgroup_fd = cgroup.clone_into_fd()?;
+        // Without root the container may have no cgroup (none delegated):
+        // the process then joins none either.
+        let rootless = crate::security::rootless::is_rootless();
+        let cgroup_fd = match cgroup.clone_into_fd() {
+            Err(_) if rootless => None,
+            r => r?,
+        };
 
         let launched = launch(
             &plan,
@@ -132,7 +149,10 @@ async fn finish_exec(
         write_proc(process.pid, "oom_score_adj", &adj.to_string())?;
     }
     if !in_cgroup {
-        cgroup.add_process(process.pid)?;
+        match cgroup.add_process(process.pid) {
+            Err(_) if crate::security::rootless::is_rootless() => {}
+            r => r?,
+        }
     }
     go(sync)?;
     loop {

@@ -107,6 +107,19 @@ pub(crate) struct ChildMemory {
 }
 
 impl ChildMemory {
+    /// Runs `f` with the shared-memory child dumpable again (if no other
+    /// child holds the flag): an unprivileged parent can write
+    /// `/proc/<pid>/uid_map` only of a dumpable child. Safe while the child
+    /// waits for its maps, before any other process is in its namespaces.
+    pub(crate) fn dumpable_while<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        let held = self.nondumpable.take().is_some();
+        let r = f();
+        if held {
+            self.nondumpable = Some(NonDumpable::new());
+        }
+        r
+    }
+
     /// Frees the memory: the caller saw the child exec (EOF on the sync
     /// socket) or reaped it.
     pub(crate) fn release(mut self) {

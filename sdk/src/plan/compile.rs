@@ -32,6 +32,10 @@ pub struct Options {
     /// The container's `linux.seccomp`, for [`compile_exec`] (which is
     /// given only the process); [`compile`] reads the spec's own.
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    /// The runtime runs without root: the parent denies `setgroups` in the
+    /// container's user namespace (to be allowed to write its gid map), so
+    /// the process keeps the groups it inherits.
+    pub rootless: bool,
 }
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -239,7 +243,13 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
     if let Some(p) = linux.personality() {
         steps.push(attrs::personality(p)?);
     }
-    let late_seccomp = process_steps(process, host, linux.seccomp().as_ref(), &mut steps)?;
+    let late_seccomp = process_steps(
+        process,
+        host,
+        linux.seccomp().as_ref(),
+        opts.rootless,
+        &mut steps,
+    )?;
     let exec = exec(process)?;
     steps.push(Step::FindExecutable);
     steps.push(Step::CloseFds {
@@ -288,6 +298,7 @@ fn process_steps(
     process: &Process,
     host: &Host,
     seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
+    rootless: bool,
     steps: &mut Vec<Step>,
 ) -> Result<Option<Step>> {
     rlimit_steps(process.rlimits().as_deref().unwrap_or_default(), steps)?;
@@ -365,9 +376,17 @@ fn process_steps(
     }
     let cwd = cpath(cwd.as_os_str().as_encoded_bytes(), "process.cwd")?;
     steps.push(Step::ChdirAsRoot { cwd: cwd.clone() });
-    steps.push(Step::SetGroups {
-        gids: user.additional_gids().clone().unwrap_or_default(),
-    });
+    let gids = user.additional_gids().clone().unwrap_or_default();
+    match (rootless, gids.is_empty()) {
+        (true, true) => {}
+        (true, false) => {
+            return Err(Error::invalid(
+                "process.user.additionalGids",
+                "without root, setgroups is denied in the container's user namespace",
+            ))
+        }
+        (false, _) => steps.push(Step::SetGroups { gids }),
+    }
     steps.push(Step::SetGid { gid: user.gid() });
     steps.push(Step::SetUid { uid: user.uid() });
     steps.push(Step::Chdir { cwd });
@@ -424,7 +443,13 @@ pub fn compile_exec(
     } else {
         steps.push(Step::Stdio);
     }
-    let late_seccomp = process_steps(process, host, opts.seccomp.as_ref(), &mut steps)?;
+    let late_seccomp = process_steps(
+        process,
+        host,
+        opts.seccomp.as_ref(),
+        opts.rootless,
+        &mut steps,
+    )?;
     let exec = exec(process)?;
     steps.push(Step::FindExecutable);
     steps.push(Step::CloseFds {

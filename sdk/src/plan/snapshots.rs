@@ -147,6 +147,7 @@ fn maximal_spec() {
         preserve_fds: 2,
         cgroup_path: Some("berth/maximal".into()),
         seccomp: None,
+        rootless: false,
     };
     insta::assert_yaml_snapshot!(compile(&spec, Path::new("/"), &Host::fixture(), &opts).unwrap());
 }
