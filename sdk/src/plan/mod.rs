@@ -327,7 +327,9 @@ pub enum Step {
     },
     /// Put the prepared stdio descriptors on 0, 1 and 2.
     Stdio,
-    /// Write a namespaced sysctl through the container's `/proc/sys`.
+    /// Write a namespaced sysctl, through a procfs of the container's own
+    /// that nothing is mounted on (the container's `/proc/sys` where the
+    /// kernel gives none).
     Sysctl {
         /// `/proc/sys/net/ipv4/ip_forward`.
         path: CPath,
