@@ -646,3 +646,80 @@ async fn seccomp_filter_flags_load_and_the_filter_still_applies() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn seccomp_notify_listener_gets_the_fd_of_an_exec_process_too() {
+    use libseccomp::{ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags};
+    use std::os::fd::AsRawFd;
+    use tokio::io::AsyncReadExt;
+    let rt = runtime().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("listener.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    // One connection per process: the container's first, then the exec.
+    let agent = std::thread::spawn(move || {
+        let mut handlers = Vec::new();
+        let mut messages = Vec::new();
+        for _ in 0..2 {
+            let (msg, fd) = accept_listener_message(&listener);
+            messages.push(msg);
+            handlers.push(std::thread::spawn(move || {
+                while let Ok(req) = ScmpNotifReq::receive(fd.as_raw_fd()) {
+                    let resp = ScmpNotifResp::new_error(
+                        req.id,
+                        -(ENOMSG as i32),
+                        ScmpNotifRespFlags::empty(),
+                    );
+                    let _ = resp.respond(fd.as_raw_fd());
+                }
+            }));
+        }
+        for h in handlers {
+            h.join().unwrap();
+        }
+        messages
+    });
+    let mut profile = allow_but(vec![rule(
+        &["mkdir", "mkdirat"],
+        LinuxSeccompAction::ScmpActNotify,
+    )
+    .build()
+    .unwrap()]);
+    profile.set_listener_path(Some(sock.clone()));
+    let ctr = rt
+        .create(
+            &id("notify-exec"),
+            bundle(with_seccomp(spec("sleep 100"), profile)),
+        )
+        .await
+        .unwrap();
+    ctr.start().await.unwrap();
+    let mut process = ctr.spec().unwrap().process().clone().unwrap();
+    process.set_args(Some(vec![
+        "sh".into(),
+        "-c".into(),
+        "mkdir /dev/e 2>&1; echo rc=$?".into(),
+    ]));
+    let opts = berth::ExecOptions {
+        stdout: berth::Stdio::Piped,
+        ..Default::default()
+    };
+    let p = ctr.exec(&process, opts).await.unwrap();
+    let mut text = String::new();
+    p.take_stdout()
+        .unwrap()
+        .read_to_string(&mut text)
+        .await
+        .unwrap();
+    p.wait().await.unwrap();
+    let exec_pid = p.pid();
+    ctr.delete(true).await.unwrap();
+    let messages = agent.join().unwrap();
+    assert!(
+        text.contains(ENOMSG_TEXT) && text.contains("rc=1"),
+        "{text}"
+    );
+    assert_eq!(messages[0]["state"]["status"], "creating");
+    assert_eq!(messages[1]["state"]["status"], "running");
+    assert_eq!(messages[1]["pid"], exec_pid, "{}", messages[1]);
+}
