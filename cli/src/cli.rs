@@ -22,9 +22,10 @@ pub struct Cli {
 /// runc's global flags.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Root directory for container state.
-    #[arg(long, global = true, default_value = "/run/berth", env = "BERTH_ROOT")]
-    pub root: PathBuf,
+    /// Root directory for container state [default: /run/berth, or
+    /// $XDG_RUNTIME_DIR/berth without root].
+    #[arg(long, global = true, env = "BERTH_ROOT")]
+    pub root: Option<PathBuf>,
     /// Also write errors to this file.
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,

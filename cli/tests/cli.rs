@@ -267,12 +267,20 @@ fn spec_and_features() {
             .unwrap();
     assert_eq!(spec["process"]["terminal"], true);
     assert_eq!(spec["root"]["path"], "rootfs");
+    let seccomp = &spec["linux"]["seccomp"];
+    assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ERRNO", "{seccomp}");
+    assert!(seccomp["syscalls"][0]["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n == "execve"));
     let f: Value = serde_json::from_str(&root.ok(&["features"])).unwrap();
     assert!(f["linux"]["namespaces"]
         .as_array()
         .unwrap()
         .iter()
         .any(|n| n == "user"));
+    assert_eq!(f["linux"]["seccomp"]["enabled"], true);
     assert!(root.ok(&["--version"]).starts_with("berth version"));
 }
 

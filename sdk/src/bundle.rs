@@ -32,10 +32,23 @@ impl Bundle {
                 reason: "not found".into(),
             });
         }
-        let spec = Spec::load(&config).map_err(|e| Error::Bundle {
-            path: config.clone(),
-            reason: e.to_string(),
-        })?;
+        let spec = match Spec::load(&config) {
+            Ok(spec) => spec,
+            Err(e) => {
+                // Name the field where we can (a seccomp architecture or
+                // action that is not in the OCI list).
+                if let Some(json) = std::fs::read(&config)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                {
+                    crate::security::seccomp::check_json(&json)?;
+                }
+                return Err(Error::Bundle {
+                    path: config.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        };
         Ok(Bundle { dir, spec })
     }
 

@@ -14,6 +14,8 @@ pub struct Host {
     pub last_cap: u32,
     /// The cgroup hierarchies a container's `cgroup` mount shows.
     pub(crate) cgroup_mounts: Vec<HierarchyMount>,
+    /// The security modules that can apply a spec's labels.
+    pub lsms: crate::security::lsm::Lsms,
 }
 
 impl Host {
@@ -35,6 +37,7 @@ impl Host {
             filesystems,
             last_cap,
             cgroup_mounts: cgroups::hierarchy_mounts(),
+            lsms: crate::security::lsm::Lsms::probe(),
         }
     }
 }
@@ -70,6 +73,7 @@ impl Host {
                 hm("memory", "cgroup", "memory"),
                 hm("unified", "cgroup2", ""),
             ],
+            lsms: Default::default(),
         }
     }
 }

@@ -12,8 +12,8 @@ use crate::error::{Error, Result};
 /// Settings of a [`Runtime`].
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Where container state lives (`/run/berth` by default, as runc's
-    /// `/run/runc`).
+    /// Where container state lives: `/run/berth` by default, as runc's
+    /// `/run/runc`; `$XDG_RUNTIME_DIR/berth` for a user without root.
     pub root: PathBuf,
     /// The cgroup under which containers without `linux.cgroupsPath` get
     /// `<cgroup_parent>/<id>`, and under which a relative `cgroupsPath`
@@ -27,8 +27,8 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            root: PathBuf::from("/run/berth"),
-            cgroup_parent: "berth".into(),
+            root: crate::security::rootless::default_root(),
+            cgroup_parent: crate::security::rootless::default_cgroup_parent(),
             shim: None,
         }
     }

@@ -62,6 +62,8 @@ pub(crate) async fn create_detached(
         no_pivot: opts.no_pivot,
         preserve_fds: opts.preserve_fds,
         cgroup_path: None,
+        seccomp: None,
+        rootless: crate::security::rootless::is_rootless(),
     };
     crate::plan::compile(&bundle.spec, &bundle.dir, Host::get(), &plan_opts)?;
     std::fs::create_dir_all(&config.root)

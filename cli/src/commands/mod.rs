@@ -52,9 +52,10 @@ pub async fn run(cli: Cli) -> Outcome {
 }
 
 pub async fn runtime(g: &Global) -> berth::Result<Runtime> {
+    let defaults = Config::default();
     Runtime::new(Config {
-        root: g.root.clone(),
-        ..Config::default()
+        root: g.root.clone().unwrap_or(defaults.root.clone()),
+        ..defaults
     })
     .await
 }

@@ -16,7 +16,8 @@ pub fn version() -> Outcome {
 }
 
 /// runc's starter spec: `sh` on a terminal, every namespace but the user
-/// one, the usual mounts, masked and read-only paths.
+/// one, the usual mounts, masked and read-only paths, and berth's default
+/// seccomp profile (Docker's in intent) for its capabilities.
 pub fn spec(c: SpecCmd) -> Outcome {
     let path = c.bundle.join("config.json");
     if path.exists() {
@@ -40,6 +41,7 @@ pub fn spec(c: SpecCmd) -> Outcome {
         spec.set_linux(Some(Linux::rootless(uid, gid)));
         spec.set_mounts(Some(get_rootless_mounts()));
     }
+    berth::security::seccomp_default::apply(&mut spec);
     std::fs::write(&path, serde_json::to_string_pretty(&spec)? + "\n")?;
     Ok(0)
 }
@@ -65,7 +67,26 @@ pub fn features() -> Outcome {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
             "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false },
-            "seccomp": { "enabled": false },
+            "seccomp": {
+                "enabled": true,
+                "actions": [
+                    "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
+                    "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE",
+                    "SCMP_ACT_TRAP"
+                ],
+                "operators": [
+                    "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
+                    "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"
+                ],
+                "knownFlags": [
+                    "SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                    "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"
+                ],
+                "supportedFlags": [
+                    "SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                    "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"
+                ]
+            },
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
         },

@@ -499,6 +499,7 @@ mod tests {
             ]
             .map(String::from)
             .into(),
+            cpu_idle: true,
         }
     }
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use oci_spec::runtime::ContainerState;
 use tokio::io::unix::AsyncFd;
 
-use super::spawn::{go, launch, recv, write_proc};
+use super::spawn::{go, launch, pass_seccomp_fd, recv, write_proc};
 use super::{annotations, Container, Inner, Launch};
 use crate::bundle::Bundle;
 use crate::cgroups::Cgroup;
@@ -132,6 +132,8 @@ async fn create_now(
         no_pivot: opts.no_pivot,
         preserve_fds: opts.preserve_fds,
         cgroup_path: Some(cgroup_path(config, id, &bundle)),
+        seccomp: None,
+        rootless: crate::security::rootless::is_rootless(),
     };
     // Every check of the spec happens here, before anything exists.
     let plan = Arc::new(plan::compile(
@@ -193,12 +195,29 @@ async fn build(
 
     let spec_linux = bundle.spec.linux().clone().unwrap_or_default();
     let cgroup_path = cgroup_path(config, id, bundle);
-    let cgroup = partial.cgroup.insert(Cgroup::create(&cgroup_path)?);
-    if let Some(resources) = spec_linux.resources() {
-        let devices = spec_linux.devices().as_deref().unwrap_or_default();
-        cgroup.apply_for_create(resources, devices)?;
+    let rootless = crate::security::rootless::is_rootless();
+    partial.cgroup = match Cgroup::create(&cgroup_path) {
+        Ok(cg) => Some(cg),
+        // Without root, cgroups only where they were delegated to us.
+        Err(e) if rootless => {
+            if spec_linux.resources().is_some() {
+                return Err(Error::Unsupported(format!(
+                    "linux.resources: the cgroup {cgroup_path} is not delegated to this user ({e})"
+                )));
+            }
+            tracing::info!(cgroup = %cgroup_path, "rootless: no cgroup ({e})");
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let mut cgroup_fd = None;
+    if let Some(cgroup) = &partial.cgroup {
+        if let Some(resources) = spec_linux.resources() {
+            let devices = spec_linux.devices().as_deref().unwrap_or_default();
+            cgroup.apply_for_create(resources, devices)?;
+        }
+        cgroup_fd = cgroup.clone_into_fd()?;
     }
-    let cgroup_fd = cgroup.clone_into_fd()?;
 
     let launched = launch(
         &plan,
@@ -215,21 +234,29 @@ async fn build(
     );
     partial.child = Some((launched.pidfd, launched.memory));
 
-    if let Some(map) = &plan.uid_map {
-        write_proc(pid, "uid_map", map)?;
-    }
-    if let Some(map) = &plan.gid_map {
-        write_proc(pid, "gid_map", map)?;
+    let write_maps = || -> Result<()> {
+        if let Some(map) = &plan.uid_map {
+            write_proc(pid, "uid_map", map)?;
+        }
+        if let Some(map) = &plan.gid_map {
+            // An unprivileged parent may map its gid only once setgroups
+            // is denied in the new user namespace.
+            if rootless {
+                write_proc(pid, "setgroups", "deny")?;
+            }
+            write_proc(pid, "gid_map", map)?;
+        }
+        Ok(())
+    };
+    match &mut partial.child {
+        Some((_, memory)) if rootless => memory.dumpable_while(write_maps)?,
+        _ => write_maps()?,
     }
     if let Some(adj) = plan.oom_score_adj {
         write_proc(pid, "oom_score_adj", &adj.to_string())?;
     }
-    if !in_cgroup {
-        partial
-            .cgroup
-            .as_ref()
-            .expect("created above")
-            .add_process(pid)?;
+    if let Some(cgroup) = partial.cgroup.as_ref().filter(|_| !in_cgroup) {
+        cgroup.add_process(pid)?;
     }
     let pid_start_time = state::proc_stat(pid)
         .map(|(_, start)| start)
@@ -280,6 +307,11 @@ async fn build(
                     )
                 })?;
                 pty = Some(Pty::new(fd)?);
+            }
+            Report::SECCOMP => {
+                let mut state = super::oci_state(&persisted, Status::Created)?;
+                state.set_status(ContainerState::Creating);
+                pass_seccomp_fd(&plan, &sync, fd, pid, &state)?;
             }
             Report::CREATED => break,
             Report::FAILED => return Err(init_error(&plan, report)),

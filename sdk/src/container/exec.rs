@@ -11,7 +11,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::net::unix::pipe;
 
 use super::create::init_error;
-use super::spawn::{go, launch, recv, write_proc};
+use super::spawn::{go, launch, pass_seccomp_fd, recv, write_proc};
 use super::Container;
 use crate::cgroups::Cgroup;
 use crate::error::{Error, Result};
@@ -75,13 +75,37 @@ impl Container {
                 joins.push(Join { ns, path: theirs });
             }
         }
+        // The container's seccomp filter applies to every process in it.
+        let spec_path = self.inner.dir.join(crate::state::SPEC_FILE);
+        let spec = oci_spec::runtime::Spec::load(&spec_path).map_err(|e| Error::State {
+            id: p.id.clone(),
+            reason: format!("{}: {e}", spec_path.display()),
+        })?;
+        if crate::security::rootless::is_rootless() && joins.iter().any(|j| j.ns == Namespace::User)
+        {
+            // setns into the pid namespace needs CAP_SYS_ADMIN where the
+            // caller is, which an unprivileged parent has only after
+            // joining the user namespace: a second fork (as runc's
+            // nsexec does), which berth does not do yet.
+            return Err(Error::Unsupported(
+                "exec into a container of a user namespace, without root".into(),
+            ));
+        }
         let plan_opts = plan::Options {
             preserve_fds: opts.preserve_fds,
+            seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+            rootless: crate::security::rootless::is_rootless(),
             ..Default::default()
         };
         let plan = Arc::new(plan::compile_exec(process, joins, Host::get(), &plan_opts)?);
         let cgroup = Cgroup::open(&p.cgroup_path)?;
-        let cgroup_fd = cgroup.clone_into_fd()?;
+        // Without root the container may have no cgroup (none delegated):
+        // the process then joins none either.
+        let rootless = crate::security::rootless::is_rootless();
+        let cgroup_fd = match cgroup.clone_into_fd() {
+            Err(_) if rootless => None,
+            r => r?,
+        };
 
         let launched = launch(
             &plan,
@@ -101,7 +125,8 @@ impl Container {
             stdio: Mutex::new(launched.ends),
             pty: Mutex::new(None),
         };
-        match finish_exec(&process, &cgroup, in_cgroup, &sync, &plan).await {
+        let state = super::oci_state(&p, crate::state::Status::Running)?;
+        match finish_exec(&process, &cgroup, in_cgroup, &sync, &plan, &state).await {
             Ok(()) => Ok(process),
             Err(e) => {
                 let _ = process.kill(Signal::SIGKILL);
@@ -118,12 +143,16 @@ async fn finish_exec(
     in_cgroup: bool,
     sync: &AsyncFd<OwnedFd>,
     plan: &plan::Plan,
+    state: &oci_spec::runtime::State,
 ) -> Result<()> {
     if let Some(adj) = plan.oom_score_adj {
         write_proc(process.pid, "oom_score_adj", &adj.to_string())?;
     }
     if !in_cgroup {
-        cgroup.add_process(process.pid)?;
+        match cgroup.add_process(process.pid) {
+            Err(_) if crate::security::rootless::is_rootless() => {}
+            r => r?,
+        }
     }
     go(sync)?;
     loop {
@@ -138,6 +167,9 @@ async fn finish_exec(
                     )
                 })?;
                 *process.pty.lock().unwrap_or_else(|p| p.into_inner()) = Some(Pty::new(fd)?);
+            }
+            Some((r, fd)) if r.kind == Report::SECCOMP => {
+                pass_seccomp_fd(plan, sync, fd, process.pid, state)?;
             }
             Some((r, _)) if r.kind == Report::FAILED => return Err(init_error(plan, r)),
             Some((r, _)) => {

@@ -115,6 +115,44 @@ pub(super) fn go(sync: &AsyncFd<OwnedFd>) -> Result<()> {
     Ok(())
 }
 
+/// Passes the seccomp notify descriptor the child sent (with
+/// [`Report::SECCOMP`]) to the listener of the plan's filter, then lets
+/// the child go on.
+pub(super) fn pass_seccomp_fd(
+    plan: &Plan,
+    sync: &AsyncFd<OwnedFd>,
+    fd: Option<OwnedFd>,
+    pid: i32,
+    state: &oci_spec::runtime::State,
+) -> Result<()> {
+    use crate::security::seccomp::{send_to_listener, ProcessState};
+    let fd = fd.ok_or_else(|| {
+        Error::sys(
+            "receive seccomp notify descriptor",
+            std::io::Error::from_raw_os_error(libc::EBADMSG),
+        )
+    })?;
+    let filter = plan.steps.iter().find_map(|s| match s {
+        crate::plan::Step::Seccomp(f) => Some(f),
+        _ => None,
+    });
+    let Some((filter, listener)) = filter.and_then(|f| Some((f, f.listener.as_ref()?))) else {
+        return Err(Error::sys(
+            "receive seccomp notify descriptor",
+            std::io::Error::other("the plan has no seccomp listener"),
+        ));
+    };
+    let msg = ProcessState {
+        oci_version: "1.2.0",
+        fds: ["seccompFd"],
+        pid,
+        metadata: filter.metadata.as_deref(),
+        state,
+    };
+    send_to_listener(listener, &msg, fd.as_fd())?;
+    go(sync)
+}
+
 /// The child's next report; `None` once it exec'd or died.
 pub(super) async fn recv(sync: &AsyncFd<OwnedFd>) -> Result<Option<(Report, Option<OwnedFd>)>> {
     loop {

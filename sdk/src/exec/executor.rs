@@ -28,6 +28,10 @@ struct Executor<'a> {
     caller_umask: u32,
     /// `ChdirAsRoot` succeeded.
     cwd_done: bool,
+    /// A procfs of the container's pid namespace mounted nowhere (so
+    /// nothing can be mounted over its files), for writes to `/proc` and
+    /// `/proc/self/fd` links; -1 where the kernel refused one.
+    procfd: c_int,
 }
 
 /// Runs every step; never returns.
@@ -39,6 +43,7 @@ pub(super) fn run(args: &ChildArgs) -> ! {
         no_openat2: super::fallbacks::no_openat2(),
         caller_umask: 0o022,
         cwd_done: false,
+        procfd: -1,
     };
     for (i, step) in args.plan.steps.iter().enumerate() {
         if let Err(errno) = ex.step(step) {
@@ -196,6 +201,12 @@ impl Executor<'_> {
                 let r = rootfs.as_c();
                 sys::mount(Some(r), r, None, libc::MS_BIND | libc::MS_REC, None)?;
                 self.rootfd = sys::openat(AT_FDCWD, r, PATH_CLOEXEC | libc::O_DIRECTORY, 0)?;
+                // Now, while the host's /proc is still in view: in a user
+                // namespace the kernel allows a new procfs only where a
+                // fully visible one is mounted.
+                if a.sabotage & super::SABOTAGE_PROC == 0 {
+                    self.procfd = private_proc().unwrap_or(-1);
+                }
                 Ok(())
             }
             Step::Mount(m) => self.mount(m),
@@ -236,7 +247,9 @@ impl Executor<'_> {
                 sys::chroot(c".")?;
                 sys::chdir(c"/")
             }
-            Step::Console { size, bind_console } => console(a.sync, *size, *bind_console),
+            Step::Console { size, bind_console } => {
+                console(a.sync, *size, *bind_console, a.sabotage, self.procfd)
+            }
             Step::Stdio => {
                 for (target, &fd) in a.stdio.iter().enumerate() {
                     if fd >= 0 {
@@ -245,8 +258,8 @@ impl Executor<'_> {
                 }
                 Ok(())
             }
-            Step::Sysctl { path, value } => write_file(path.as_c(), value.as_c().to_bytes()),
-            Step::MaskPath { path } => mask_path(path.as_c()),
+            Step::Sysctl { path, value } => self.write_proc(path.as_c(), value.as_c().to_bytes()),
+            Step::MaskPath { path } => mask_path(path.as_c(), a.sabotage, self.procfd),
             Step::ReadonlyPath { path } => readonly_path(path.as_c()),
             Step::ReadonlyRoot => {
                 let locked = locked_flags(c"/")?;
@@ -265,6 +278,21 @@ impl Executor<'_> {
                 soft,
                 hard,
             } => sys::prlimit(*resource, *soft, *hard),
+            Step::Personality { persona } => sys::personality(*persona),
+            Step::Scheduler(s) => sys::sched_setattr(&sys::SchedAttr {
+                size: core::mem::size_of::<sys::SchedAttr>() as u32,
+                policy: s.policy,
+                flags: s.flags,
+                nice: s.nice,
+                priority: s.priority,
+                runtime: s.runtime,
+                deadline: s.deadline,
+                period: s.period,
+                util_min: 0,
+                util_max: 0,
+            }),
+            Step::IoPriority { value } => sys::ioprio_set(*value),
+            Step::ProcAttr { path, value } => self.write_proc(path.as_c(), value.as_c().to_bytes()),
             Step::DropBoundingCaps { keep, last_cap } => {
                 for cap in 0..=*last_cap {
                     if keep & (1 << cap) == 0 {
@@ -307,16 +335,41 @@ impl Executor<'_> {
             Step::ChdirAsRoot { cwd } => {
                 // Failure is not final: a directory only the process's own
                 // user may enter is tried again after the switch.
-                self.cwd_done = sys::chdir(cwd.as_c()).is_ok();
+                self.cwd_done = self.chdir_inside(cwd.as_c()).is_ok();
                 Ok(())
             }
-            Step::Chdir { cwd } if !self.cwd_done => sys::chdir(cwd.as_c()),
+            Step::Chdir { cwd } if !self.cwd_done => self.chdir_inside(cwd.as_c()),
             Step::Chdir { .. } => Ok(()),
             Step::Umask { mask } => {
                 sys::umask(mask.unwrap_or(self.caller_umask));
                 Ok(())
             }
             Step::NoNewPrivileges => sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).map(drop),
+            Step::Seccomp(f) => {
+                let prog = sys::SockFprog {
+                    len: (f.program.len() / 8) as u16,
+                    filter: f.program.as_ptr(),
+                };
+                let fd = sys::seccomp_filter(f.flags, &prog)?;
+                if f.flags & crate::security::seccomp::FLAG_NEW_LISTENER != 0 {
+                    // The parent passes the descriptor on to the listener;
+                    // ours closes here (the kernel made it close-on-exec).
+                    let fd = Fd(fd);
+                    report(
+                        a.sync,
+                        Report {
+                            kind: Report::SECCOMP,
+                            ..Default::default()
+                        },
+                        Some(fd.0),
+                    );
+                    let mut b = [0u8; 1];
+                    if sys::read(a.sync, &mut b)? != 1 {
+                        return Err(libc::EPIPE);
+                    }
+                }
+                Ok(())
+            }
             Step::FindExecutable => {
                 let mut first_err = libc::ENOENT;
                 for (i, c) in a.plan.exec.candidates.iter().enumerate() {
@@ -352,6 +405,50 @@ impl Executor<'_> {
                 let exe = a.plan.exec.candidates[self.exe].as_c();
                 Err(sys::execve(exe, a.argv.as_ptr(), a.envp.as_ptr()))
             }
+        }
+    }
+
+    /// Writes `data` to `path` (`/proc/sys/...`) through the private
+    /// procfs: what the container mounted over its own `/proc` (a file of
+    /// the host bound onto a sysctl, say) cannot redirect the write
+    /// (CVE-2025-52881). Without one, through `/proc`, refusing symlinks.
+    fn write_proc(&self, path: &CStr, data: &[u8]) -> SysResult<()> {
+        let bytes = path.to_bytes_with_nul();
+        if self.procfd < 0 || !bytes.starts_with(b"/proc/") {
+            return write_file(path, data);
+        }
+        // SAFETY: a suffix of a NUL-terminated string with no NUL inside.
+        let rel = unsafe { CStr::from_bytes_with_nul_unchecked(&bytes[6..]) };
+        let how = OpenHow {
+            flags: (libc::O_WRONLY | libc::O_CLOEXEC) as u64,
+            mode: 0,
+            resolve: sys::RESOLVE_BENEATH
+                | sys::RESOLVE_NO_XDEV
+                | sys::RESOLVE_NO_SYMLINKS
+                | sys::RESOLVE_NO_MAGICLINKS,
+        };
+        let fd = Fd(sys::openat2(self.procfd, rel, &how)?);
+        if sys::write(fd.0, data)? != data.len() {
+            return Err(libc::EIO);
+        }
+        Ok(())
+    }
+
+    /// `chdir`, then refuses a cwd outside the container's root: a cwd of
+    /// `/proc/self/fd/<n>` would otherwise follow any descriptor still open
+    /// here to wherever it leads on the host (CVE-2024-21626).
+    fn chdir_inside(&self, cwd: &CStr) -> SysResult<()> {
+        sys::chdir(cwd)?;
+        if self.args.sabotage & super::SABOTAGE_CWD != 0 {
+            return Ok(());
+        }
+        // PATH_MAX: the kernel fails with ERANGE rather than truncate.
+        let mut buf = [0u8; 4096];
+        sys::getcwd(&mut buf)?;
+        if buf[0] == b'/' {
+            Ok(())
+        } else {
+            Err(libc::EXDEV)
         }
     }
 
@@ -404,6 +501,9 @@ impl Executor<'_> {
     }
 
     fn open_in_root(&mut self, path: &CStr) -> SysResult<c_int> {
+        if self.args.sabotage & super::SABOTAGE_RESOLVE != 0 {
+            return sys::openat(self.rootfd, path, PATH_CLOEXEC, 0);
+        }
         if !self.no_openat2 {
             let how = OpenHow {
                 flags: PATH_CLOEXEC as u64,
@@ -558,7 +658,38 @@ fn locked_flags(path: &CStr) -> SysResult<u64> {
     Ok(st.f_flags as u64 & keep)
 }
 
-fn mask_path(path: &CStr) -> SysResult<()> {
+/// Binds `source` onto `target`, both already opened (`O_PATH`) and
+/// checked, through their `self/fd` links in the private procfs, so that
+/// the mount acts on exactly those inodes even if the paths were swapped
+/// since (for a symlink, say), and no mount over the container's `/proc`
+/// can redirect it. Without a private procfs, by path.
+fn bind_fds(source: (c_int, &CStr), target: (c_int, &CStr), procfd: c_int) -> SysResult<()> {
+    if procfd < 0 {
+        return sys::mount(Some(source.1), target.1, None, libc::MS_BIND, None);
+    }
+    let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+    let src = proc_path(b"self/fd/", source.0 as u32, &mut a);
+    let dst = proc_path(b"self/fd/", target.0 as u32, &mut b);
+    sys::fchdir(procfd)?;
+    let r = sys::mount(Some(src), dst, None, libc::MS_BIND, None);
+    // Every step after pivot_root starts from the container's root.
+    sys::chdir(c"/")?;
+    r
+}
+
+/// A procfs instance of our pid namespace, mounted nowhere (`fsopen`,
+/// Linux 5.2).
+fn private_proc() -> SysResult<c_int> {
+    let fs = Fd(sys::fsopen(c"proc", sys::FSOPEN_CLOEXEC)?);
+    sys::fsconfig_cmd(fs.0, sys::FSCONFIG_CMD_CREATE)?;
+    sys::fsmount(
+        fs.0,
+        sys::FSMOUNT_CLOEXEC,
+        sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
+    )
+}
+
+fn mask_path(path: &CStr, sabotage: u32, procfd: c_int) -> SysResult<()> {
     let fd = match sys::openat(AT_FDCWD, path, PATH_CLOEXEC | libc::O_NOFOLLOW, 0) {
         Err(libc::ENOENT) => return Ok(()),
         r => Fd(r?),
@@ -569,8 +700,12 @@ fn mask_path(path: &CStr) -> SysResult<()> {
     if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
         return sys::mount(Some(c"tmpfs"), path, Some(c"tmpfs"), libc::MS_RDONLY, None);
     }
-    // Bind only the real null device, never whatever a crafted image put at
-    // /dev/null.
+    if sabotage & super::SABOTAGE_DEVICES != 0 {
+        return sys::mount(Some(c"/dev/null"), path, None, libc::MS_BIND, None);
+    }
+    // Bind only the real null device, never whatever a crafted image or a
+    // shared volume put at /dev/null (a symlink to a /proc file would make
+    // the "masked" path a writable alias of it: CVE-2025-31133).
     let null = Fd(sys::openat(
         AT_FDCWD,
         c"/dev/null",
@@ -581,7 +716,7 @@ fn mask_path(path: &CStr) -> SysResult<()> {
     if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(1, 3) {
         return Err(libc::ENODEV);
     }
-    sys::mount(Some(c"/dev/null"), path, None, libc::MS_BIND, None)
+    bind_fds((null.0, c"/dev/null"), (fd.0, path), procfd)
 }
 
 fn readonly_path(path: &CStr) -> SysResult<()> {
@@ -594,7 +729,13 @@ fn readonly_path(path: &CStr) -> SysResult<()> {
     sys::mount(None, path, None, flags | locked_flags(path)?, None)
 }
 
-fn console(sync: c_int, size: Option<(u16, u16)>, bind_console: bool) -> SysResult<()> {
+fn console(
+    sync: c_int,
+    size: Option<(u16, u16)>,
+    bind_console: bool,
+    sabotage: u32,
+    procfd: c_int,
+) -> SysResult<()> {
     let master = Fd(sys::openat(
         AT_FDCWD,
         c"/dev/ptmx",
@@ -630,12 +771,13 @@ fn console(sync: c_int, size: Option<(u16, u16)>, bind_console: bool) -> SysResu
     }
     if bind_console {
         // /dev/console is the container's terminal, as on a real machine.
-        let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
-        // O_NOFOLLOW: a crafted /dev/console (a symlink) is refused.
-        drop(Fd(sys::openat(AT_FDCWD, c"/dev/console", flags, 0o600)?));
         let mut buf = [0u8; 32];
         let pts = proc_path(b"/dev/pts/", n, &mut buf);
-        sys::mount(Some(pts), c"/dev/console", None, libc::MS_BIND, None)?;
+        if sabotage & super::SABOTAGE_DEVICES != 0 {
+            sys::mount(Some(pts), c"/dev/console", None, libc::MS_BIND, None)?;
+        } else {
+            bind_console_onto(slave.0, pts, procfd)?;
+        }
     }
     report(
         sync,
@@ -651,6 +793,45 @@ fn console(sync: c_int, size: Option<(u16, u16)>, bind_console: bool) -> SysResu
         sys::dup3(slave.0, target, 0)?;
     }
     Ok(())
+}
+
+/// Binds the terminal onto `/dev/console`: onto the file found there (or
+/// made) and checked, through its descriptor, never through a symlink a
+/// crafted image or a shared volume put there, which would bind the
+/// terminal over whatever it names (CVE-2025-52565).
+fn bind_console_onto(slave: c_int, pts: &CStr, procfd: c_int) -> SysResult<()> {
+    let open = || {
+        sys::openat(
+            AT_FDCWD,
+            c"/dev/console",
+            PATH_CLOEXEC | libc::O_NOFOLLOW,
+            0,
+        )
+    };
+    let target = match open() {
+        Err(libc::ENOENT) => {
+            // O_EXCL with O_CREAT never follows a symlink; O_NOCTTY: a
+            // node found in its place is not made our terminal.
+            let flags = libc::O_CREAT
+                | libc::O_EXCL
+                | libc::O_WRONLY
+                | libc::O_CLOEXEC
+                | libc::O_NOFOLLOW
+                | libc::O_NOCTTY;
+            drop(Fd(sys::openat(AT_FDCWD, c"/dev/console", flags, 0o600)?));
+            Fd(open()?)
+        }
+        r => Fd(r?),
+    };
+    // SAFETY: stat is plain data; zeroed is valid before fstat fills it.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    sys::fstat(target.0, &mut st)?;
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG | libc::S_IFCHR => {}
+        libc::S_IFLNK => return Err(libc::ELOOP),
+        _ => return Err(libc::ENODEV),
+    }
+    bind_fds((slave, pts), (target.0, c"/dev/console"), procfd)
 }
 
 fn close_fds(preserve: u32) -> SysResult<()> {

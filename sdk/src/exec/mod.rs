@@ -14,6 +14,7 @@
 //! | parent | one byte           | go on (after id maps + cgroup; after hooks) |
 //! | child  | [`Report::HOOKS`]   | mounts done, waiting for the hooks |
 //! | child  | [`Report::CONSOLE`] | the pty master, as `SCM_RIGHTS` |
+//! | child  | [`Report::SECCOMP`] | the seccomp notify fd, as `SCM_RIGHTS`; waits for a byte |
 //! | child  | [`Report::CREATED`] | ready, blocked on the exec FIFO |
 //! | child  | [`Report::FAILED`]  | a step failed |
 //! | —      | EOF                | the child exec'd (the socket is close-on-exec) or died |
@@ -47,6 +48,7 @@ impl Report {
     pub const CONSOLE: u32 = 2;
     pub const CREATED: u32 = 3;
     pub const FAILED: u32 = 4;
+    pub const SECCOMP: u32 = 5;
     pub const SIZE: usize = std::mem::size_of::<Report>();
 
     pub(crate) fn from_bytes(b: &[u8]) -> Option<Report> {
@@ -87,6 +89,8 @@ struct ChildArgs {
     fifo: RawFd,
     joins: Vec<RawFd>,
     stdio: [RawFd; 3],
+    /// `SABOTAGE_*` bits (debug builds, escape tests only).
+    sabotage: u32,
 }
 
 /// Memory a shared-memory child may still be using (its stack and the
@@ -98,14 +102,31 @@ struct ChildArgs {
 pub(crate) struct ChildMemory {
     args: Option<Box<ChildArgs>>,
     stack: Option<ChildStack>,
+    /// A shared-memory child runs our binary until it execs: keep it (and
+    /// us) non-dumpable until then.
+    nondumpable: Option<NonDumpable>,
 }
 
 impl ChildMemory {
+    /// Runs `f` with the shared-memory child dumpable again (if no other
+    /// child holds the flag): an unprivileged parent can write
+    /// `/proc/<pid>/uid_map` only of a dumpable child. Safe while the child
+    /// waits for its maps, before any other process is in its namespaces.
+    pub(crate) fn dumpable_while<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        let held = self.nondumpable.take().is_some();
+        let r = f();
+        if held {
+            self.nondumpable = Some(NonDumpable::new());
+        }
+        r
+    }
+
     /// Frees the memory: the caller saw the child exec (EOF on the sync
     /// socket) or reaped it.
     pub(crate) fn release(mut self) {
         self.args.take();
         self.stack.take();
+        self.nondumpable.take();
     }
 }
 
@@ -116,6 +137,7 @@ impl Drop for ChildMemory {
         if shared {
             std::mem::forget(self.stack.take());
             std::mem::forget(self.args.take());
+            std::mem::forget(self.nondumpable.take());
         }
     }
 }
@@ -168,6 +190,7 @@ pub(crate) fn spawn(
         fifo: fds.fifo.as_ref().map_or(-1, AsRawFd::as_raw_fd),
         joins: fds.joins.iter().map(AsRawFd::as_raw_fd).collect(),
         stdio: [0, 1, 2].map(|i| fds.stdio[i].as_ref().map_or(-1, AsRawFd::as_raw_fd)),
+        sabotage: sabotage_bits(),
         plan,
     });
     let stack = if args.plan.share_memory {
@@ -184,13 +207,12 @@ pub(crate) fn spawn(
         flags &= !(Namespace::Pid.clone_flag());
     }
     let arg = &*args as *const ChildArgs as *mut libc::c_void;
+    // Every child is non-dumpable until it execs, so that no process of
+    // its pid namespace can open its /proc/<pid>/exe (the host binary): a
+    // fork-like child copies the flag at the clone, a shared-memory child
+    // shares it and keeps the hold until it has exec'd (see NonDumpable).
+    let nondumpable = NonDumpable::new();
     let result = {
-        // A child with memory of its own copies our "dumpable" flag: make
-        // it born non-dumpable, so that no process of a pid namespace it
-        // joins can open its /proc/<pid>/exe (the host binary) before it
-        // execs. Plans that join a pid namespace never share memory (the
-        // flag would be shared too, and restored under the child's feet).
-        let _nondumpable = (!args.plan.share_memory).then(NonDumpable::new);
         let _blocked = SignalsBlocked::new();
         // SAFETY: `child_entry` only makes raw system calls and reads
         // `args` and the plan, both kept alive by the returned
@@ -200,6 +222,7 @@ pub(crate) fn spawn(
     };
     drop(pid_ns_guard);
     let (Cloned { pid, pidfd }, in_cgroup) = result?;
+    let shared = args.plan.share_memory;
     Ok(Spawned {
         pid,
         pidfd,
@@ -207,25 +230,85 @@ pub(crate) fn spawn(
         memory: ChildMemory {
             args: Some(args),
             stack,
+            nondumpable: shared.then_some(nondumpable),
         },
     })
 }
 
-/// Clears this process's dumpable flag and restores it on drop.
-struct NonDumpable(usize);
+/// Keeps this process non-dumpable while held; the flag comes back when
+/// the last hold goes.
+///
+/// The flag belongs to the memory map. A fork-like child copies it at the
+/// clone, so a hold around the clone makes it born non-dumpable. A
+/// shared-memory child *is* our map until it execs: it runs this process's
+/// binary while it waits for `start`, in the container's pid namespace,
+/// where a process exec'd into the created container could open
+/// `/proc/1/exe` (the host binary) and keep it to overwrite later
+/// (CVE-2019-5736). So such a child holds one until it has exec'd or died:
+/// then `/proc/<pid>/exe` needs `CAP_SYS_PTRACE` in the host's user
+/// namespace.
+pub(crate) struct NonDumpable(());
+
+/// (holds, the flag before the first hold).
+static DUMPABLE_HOLDS: std::sync::Mutex<(usize, usize)> = std::sync::Mutex::new((0, 1));
 
 impl NonDumpable {
-    fn new() -> NonDumpable {
-        let was = sys::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0).unwrap_or(1);
-        let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
-        NonDumpable(was)
+    pub(crate) fn new() -> NonDumpable {
+        let mut h = DUMPABLE_HOLDS.lock().unwrap_or_else(|p| p.into_inner());
+        if h.0 == 0 {
+            h.1 = sys::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0).unwrap_or(1);
+            if !sabotage("dumpable") {
+                let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+            }
+        }
+        h.0 += 1;
+        NonDumpable(())
     }
 }
 
 impl Drop for NonDumpable {
     fn drop(&mut self) {
-        let _ = sys::prctl(libc::PR_SET_DUMPABLE, self.0, 0, 0, 0);
+        let mut h = DUMPABLE_HOLDS.lock().unwrap_or_else(|p| p.into_inner());
+        h.0 -= 1;
+        if h.0 == 0 {
+            let _ = sys::prctl(libc::PR_SET_DUMPABLE, h.1, 0, 0, 0);
+        }
     }
+}
+
+impl std::fmt::Debug for NonDumpable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NonDumpable")
+    }
+}
+
+/// Sabotage bits the child reads (it may not read the environment).
+pub(crate) const SABOTAGE_CWD: u32 = 1;
+/// Resolve in-root paths with plain `openat`, following symlinks anywhere.
+pub(crate) const SABOTAGE_RESOLVE: u32 = 2;
+/// Bind `/dev/null` and `/dev/console` by path, unverified.
+pub(crate) const SABOTAGE_DEVICES: u32 = 4;
+/// Write sysctls through the container's `/proc` by path.
+pub(crate) const SABOTAGE_PROC: u32 = 8;
+
+fn sabotage_bits() -> u32 {
+    [
+        ("cwd", SABOTAGE_CWD),
+        ("resolve", SABOTAGE_RESOLVE),
+        ("devices", SABOTAGE_DEVICES),
+        ("proc", SABOTAGE_PROC),
+    ]
+    .iter()
+    .filter(|(name, _)| sabotage(name))
+    .fold(0, |acc, (_, bit)| acc | bit)
+}
+
+/// Whether the escape tests asked to switch off protection `name`
+/// (`BERTH_TEST_SABOTAGE=dumpable,...`), to show that they then fail.
+/// Only in debug builds: a release build ignores the variable.
+pub(crate) fn sabotage(name: &str) -> bool {
+    cfg!(debug_assertions)
+        && std::env::var("BERTH_TEST_SABOTAGE").is_ok_and(|v| v.split(',').any(|s| s == name))
 }
 
 /// Points the calling thread's future children at another pid namespace and

@@ -138,6 +138,12 @@ pub(crate) fn chdir(path: &CStr) -> SysResult<()> {
     sys!(libc::SYS_chdir, path.as_ptr()).map(drop)
 }
 
+/// `getcwd` into `buf`; returns the length with the NUL. The kernel starts
+/// the path with "(unreachable)" when the cwd is outside the root.
+pub(crate) fn getcwd(buf: &mut [u8]) -> SysResult<usize> {
+    sys!(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len())
+}
+
 pub(crate) fn fchdir(fd: c_int) -> SysResult<()> {
     sys!(libc::SYS_fchdir, fd).map(drop)
 }
@@ -154,7 +160,10 @@ pub(crate) struct OpenHow {
     pub resolve: u64,
 }
 
+pub(crate) const RESOLVE_NO_XDEV: u64 = 0x01;
 pub(crate) const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+pub(crate) const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+pub(crate) const RESOLVE_BENEATH: u64 = 0x08;
 pub(crate) const RESOLVE_IN_ROOT: u64 = 0x10;
 
 pub(crate) fn openat2(dirfd: c_int, path: &CStr, how: &OpenHow) -> SysResult<c_int> {
@@ -166,6 +175,26 @@ pub(crate) fn openat2(dirfd: c_int, path: &CStr, how: &OpenHow) -> SysResult<c_i
         core::mem::size_of::<OpenHow>()
     )
     .map(|fd| fd as c_int)
+}
+
+pub(crate) const FSOPEN_CLOEXEC: u32 = 1;
+pub(crate) const FSCONFIG_CMD_CREATE: u32 = 6;
+pub(crate) const FSMOUNT_CLOEXEC: u32 = 1;
+pub(crate) const MOUNT_ATTR_NOSUID: u32 = 0x2;
+pub(crate) const MOUNT_ATTR_NODEV: u32 = 0x4;
+pub(crate) const MOUNT_ATTR_NOEXEC: u32 = 0x8;
+
+pub(crate) fn fsopen(fstype: &CStr, flags: u32) -> SysResult<c_int> {
+    sys!(libc::SYS_fsopen, fstype.as_ptr(), flags).map(|fd| fd as c_int)
+}
+
+/// `fsconfig` for commands without key or value (`FSCONFIG_CMD_CREATE`).
+pub(crate) fn fsconfig_cmd(fd: c_int, cmd: u32) -> SysResult<()> {
+    sys!(libc::SYS_fsconfig, fd, cmd, 0, 0, 0).map(drop)
+}
+
+pub(crate) fn fsmount(fd: c_int, flags: u32, attrs: u32) -> SysResult<c_int> {
+    sys!(libc::SYS_fsmount, fd, flags, attrs).map(|fd| fd as c_int)
 }
 
 pub(crate) fn close(fd: c_int) -> SysResult<()> {
@@ -281,6 +310,35 @@ pub(crate) fn prlimit(resource: u32, soft: u64, hard: u64) -> SysResult<()> {
     .map(drop)
 }
 
+pub(crate) fn personality(persona: u64) -> SysResult<()> {
+    sys!(libc::SYS_personality, persona).map(drop)
+}
+
+pub(crate) fn ioprio_set(value: u32) -> SysResult<()> {
+    const IOPRIO_WHO_PROCESS: usize = 1;
+    sys!(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, value).map(drop)
+}
+
+/// The kernel's `struct sched_attr` (with the utilization clamps, 56
+/// bytes, Linux 5.3; older kernels accept it as long as those are 0).
+#[repr(C)]
+pub(crate) struct SchedAttr {
+    pub size: u32,
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+    pub util_min: u32,
+    pub util_max: u32,
+}
+
+pub(crate) fn sched_setattr(attr: &SchedAttr) -> SysResult<()> {
+    sys!(libc::SYS_sched_setattr, 0, attr as *const SchedAttr, 0).map(drop)
+}
+
 pub(crate) fn prctl(option: c_int, a2: usize, a3: usize, a4: usize, a5: usize) -> SysResult<usize> {
     sys!(libc::SYS_prctl, option, a2, a3, a4, a5)
 }
@@ -378,6 +436,27 @@ pub(crate) fn exit_group(code: c_int) -> ! {
     loop {
         let _ = sys!(libc::SYS_exit_group, code);
     }
+}
+
+/// `struct sock_fprog`.
+#[repr(C)]
+pub(crate) struct SockFprog {
+    pub len: u16,
+    pub filter: *const u8,
+}
+
+pub(crate) const SECCOMP_SET_MODE_FILTER: u32 = 1;
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)`: the new listener's
+/// descriptor with `SECCOMP_FILTER_FLAG_NEW_LISTENER`, else 0.
+pub(crate) fn seccomp_filter(flags: u32, prog: &SockFprog) -> SysResult<c_int> {
+    sys!(
+        libc::SYS_seccomp,
+        SECCOMP_SET_MODE_FILTER,
+        flags,
+        prog as *const SockFprog
+    )
+    .map(|fd| fd as c_int)
 }
 
 pub(crate) fn statfs(path: &CStr, buf: &mut libc::statfs64) -> SysResult<()> {

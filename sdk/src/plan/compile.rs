@@ -8,6 +8,7 @@ use oci_spec::runtime::{
     LinuxDeviceType, LinuxIdMapping, LinuxNamespaceType, PosixRlimitType, Process, Spec,
 };
 
+use super::attrs;
 use super::mounts::{self, REMOUNT_ONLY};
 use super::{CPath, Create, DeviceStep, Exec, InRoot, Join, MountStep, Namespace, Plan, Step};
 use crate::cgroups::HierarchyMount;
@@ -28,6 +29,13 @@ pub struct Options {
     /// cgroup directories (as runc binds them) rather than the host's
     /// whole hierarchies.
     pub cgroup_path: Option<String>,
+    /// The container's `linux.seccomp`, for [`compile_exec`] (which is
+    /// given only the process); [`compile`] reads the spec's own.
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    /// The runtime runs without root: the parent denies `setgroups` in the
+    /// container's user namespace (to be allowed to write its gid map), so
+    /// the process keeps the groups it inherits.
+    pub rootless: bool,
 }
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -120,9 +128,10 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
             ));
         }
     }
-    for (key, value) in sorted(linux.sysctl().iter().flatten()) {
-        steps.push(sysctl(key, value, &has)?);
-    }
+    let sysctls = sorted(linux.sysctl().iter().flatten())
+        .into_iter()
+        .map(|(key, value)| sysctl(key, value, &has))
+        .collect::<Result<Vec<_>>>()?;
 
     // The rootfs and its mounts.
     let (initial_propagation, final_propagation) = propagation(linux.rootfs_propagation())?;
@@ -134,12 +143,20 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
         rootfs: cpath(rootfs.as_os_str().as_encoded_bytes(), "root.path")?,
     });
     let mut dev_is_bound = false;
+    let mount_label = attrs::mount_label(linux.mount_label().as_deref(), host)?;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let cgroup_view = match (is_new(Namespace::Cgroup), &opts.cgroup_path) {
             (false, Some(path)) => CgroupView::Bind(path),
             _ => CgroupView::Mount,
         };
-        dev_is_bound |= mount_steps(i, m, &rootfs, bundle, host, cgroup_view, &mut steps)?;
+        let at = MountAt {
+            rootfs: &rootfs,
+            bundle,
+            host,
+            cgroup_view,
+            label: mount_label.as_deref(),
+        };
+        dev_is_bound |= mount_steps(i, m, &at, &mut steps)?;
     }
     let in_userns = is_new(Namespace::User) || has(Namespace::User);
     device_steps(&linux, dev_is_bound, in_userns, &mut steps)?;
@@ -167,6 +184,9 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
     } else {
         Step::Stdio
     });
+    // Written through a procfs of the container's own (see the executor),
+    // once every namespace is in place, before /proc/sys turns read-only.
+    steps.extend(sysctls);
     for (i, p) in linux.masked_paths().iter().flatten().enumerate() {
         steps.push(Step::MaskPath {
             path: container_path(p, &format!("linux.maskedPaths[{i}]"))?,
@@ -220,12 +240,22 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
             name: cpath(name.as_str(), "domainname")?,
         });
     }
-    process_steps(process, host, &mut steps)?;
+    if let Some(p) = linux.personality() {
+        steps.push(attrs::personality(p)?);
+    }
+    let late_seccomp = process_steps(
+        process,
+        host,
+        linux.seccomp().as_ref(),
+        opts.rootless,
+        &mut steps,
+    )?;
     let exec = exec(process)?;
     steps.push(Step::FindExecutable);
     steps.push(Step::CloseFds {
         preserve: opts.preserve_fds,
     });
+    steps.extend(late_seccomp);
     steps.push(Step::AwaitStart);
     steps.push(Step::Exec);
 
@@ -256,8 +286,38 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
 /// privileges in the kernel's order — bounding set while still root, the
 /// ids (keeping capabilities across setuid), the cwd as the new user, the
 /// remaining capability sets, umask, no_new_privs.
-fn process_steps(process: &Process, host: &Host, steps: &mut Vec<Step>) -> Result<()> {
+///
+/// The seccomp filter goes where runc puts it. Without no_new_privs the
+/// kernel lets only a holder of `CAP_SYS_ADMIN` load a filter, so it is
+/// loaded first, before any capability is dropped. With no_new_privs it is
+/// loaded as late as possible, so that the profile need not allow berth's
+/// own set-up calls: it is returned, for the caller to place after the
+/// descriptors are closed and just before the wait for `start` and
+/// `execve`.
+fn process_steps(
+    process: &Process,
+    host: &Host,
+    seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
+    rootless: bool,
+    steps: &mut Vec<Step>,
+) -> Result<Option<Step>> {
     rlimit_steps(process.rlimits().as_deref().unwrap_or_default(), steps)?;
+    // While still privileged (a real-time policy needs CAP_SYS_NICE), and
+    // before a filter that might not allow the calls.
+    steps.extend(attrs::scheduler(process)?);
+    steps.extend(attrs::io_priority(process)?);
+    let labels = attrs::labels(process, host)?;
+    let no_new_privs = process.no_new_privileges().unwrap_or(false);
+    let filter = seccomp
+        .map(crate::security::seccomp::compile)
+        .transpose()?
+        .map(Step::Seccomp);
+    let late_seccomp = if no_new_privs {
+        filter
+    } else {
+        steps.extend(filter);
+        None
+    };
     let caps = process
         .capabilities()
         .as_ref()
@@ -275,6 +335,30 @@ fn process_steps(process: &Process, host: &Host, steps: &mut Vec<Step>) -> Resul
             ))
         })
         .transpose()?;
+    if let Some((bounding, effective, permitted, inheritable, ambient)) = caps {
+        // What capset(2) and PR_CAP_AMBIENT_RAISE would refuse with a bare
+        // EPERM, named here.
+        let outside = |set: u64, within: u64, field: &str, what: &str| -> Result<()> {
+            match (0..64).find(|b| set & !within & (1 << b) != 0) {
+                Some(b) => Err(Error::invalid(
+                    format!("process.capabilities.{field}"),
+                    format!(
+                        "{} is not in the {what}",
+                        capabilities::name(b).unwrap_or("a capability")
+                    ),
+                )),
+                None => Ok(()),
+            }
+        };
+        outside(inheritable, bounding, "inheritable", "bounding set")?;
+        outside(effective, permitted, "effective", "permitted set")?;
+        outside(
+            ambient,
+            permitted & inheritable,
+            "ambient",
+            "permitted and inheritable sets",
+        )?;
+    }
     if let Some((bounding, ..)) = caps {
         steps.push(Step::DropBoundingCaps {
             keep: bounding,
@@ -292,9 +376,17 @@ fn process_steps(process: &Process, host: &Host, steps: &mut Vec<Step>) -> Resul
     }
     let cwd = cpath(cwd.as_os_str().as_encoded_bytes(), "process.cwd")?;
     steps.push(Step::ChdirAsRoot { cwd: cwd.clone() });
-    steps.push(Step::SetGroups {
-        gids: user.additional_gids().clone().unwrap_or_default(),
-    });
+    let gids = user.additional_gids().clone().unwrap_or_default();
+    match (rootless, gids.is_empty()) {
+        (true, true) => {}
+        (true, false) => {
+            return Err(Error::invalid(
+                "process.user.additionalGids",
+                "without root, setgroups is denied in the container's user namespace",
+            ))
+        }
+        (false, _) => steps.push(Step::SetGroups { gids }),
+    }
     steps.push(Step::SetGid { gid: user.gid() });
     steps.push(Step::SetUid { uid: user.uid() });
     steps.push(Step::Chdir { cwd });
@@ -308,10 +400,12 @@ fn process_steps(process: &Process, host: &Host, steps: &mut Vec<Step>) -> Resul
     }
     // Unset: the caller's umask is kept, as the runtime spec says.
     steps.push(Step::Umask { mask: user.umask() });
-    if process.no_new_privileges().unwrap_or(false) {
+    // The label for execve, before no_new_privs (which limits transitions).
+    steps.extend(labels);
+    if no_new_privs {
         steps.push(Step::NoNewPrivileges);
     }
-    Ok(())
+    Ok(late_seccomp)
 }
 
 /// Compiles the plan of a process that joins a running container (`exec`):
@@ -349,12 +443,19 @@ pub fn compile_exec(
     } else {
         steps.push(Step::Stdio);
     }
-    process_steps(process, host, &mut steps)?;
+    let late_seccomp = process_steps(
+        process,
+        host,
+        opts.seccomp.as_ref(),
+        opts.rootless,
+        &mut steps,
+    )?;
     let exec = exec(process)?;
     steps.push(Step::FindExecutable);
     steps.push(Step::CloseFds {
         preserve: opts.preserve_fds,
     });
+    steps.extend(late_seccomp);
     steps.push(Step::Exec);
     Ok(Plan {
         new_namespaces: Vec::new(),
@@ -655,16 +756,30 @@ fn resolve_in_rootfs(rootfs: &Path, dest: &Path, field: &str) -> Result<PathBuf>
     Ok(at)
 }
 
+/// Where mounts go, and what every mount of a container shares.
+struct MountAt<'a> {
+    rootfs: &'a Path,
+    bundle: &'a Path,
+    host: &'a Host,
+    cgroup_view: CgroupView<'a>,
+    /// `context="..."` of `linux.mountLabel`, for filesystems that take it.
+    label: Option<&'a str>,
+}
+
 /// Adds the steps for `mounts[i]`; returns whether it binds over `/dev`.
 fn mount_steps(
     i: usize,
     m: &oci_spec::runtime::Mount,
-    rootfs: &Path,
-    bundle: &Path,
-    host: &Host,
-    cgroup_view: CgroupView,
+    at: &MountAt,
     steps: &mut Vec<Step>,
 ) -> Result<bool> {
+    let MountAt {
+        rootfs,
+        bundle,
+        host,
+        cgroup_view,
+        label,
+    } = *at;
     let field = |f: &str| format!("mounts[{i}].{f}");
     let dest = clean_absolute(m.destination(), &field("destination"))?;
     let resolved = resolve_in_rootfs(rootfs, &dest, &field("destination"))?;
@@ -736,12 +851,18 @@ fn mount_steps(
             format!("unknown filesystem type {fstype:?} (not in /proc/filesystems)"),
         ));
     }
+    let labelled = ["tmpfs", "devpts", "mqueue"].contains(&fstype);
+    let context: Vec<String> = label
+        .filter(|_| labelled)
+        .map(String::from)
+        .into_iter()
+        .collect();
     steps.push(Step::Mount(MountStep {
         source,
         target,
         fstype: Some(cpath(fstype, &field("type"))?),
         flags: opts.flags,
-        data: data(&[])?,
+        data: data(&context)?,
         remount_flags: None,
         propagation: opts.propagation,
         create: Create::Dir,

@@ -10,6 +10,7 @@
 //! A plan is pure data: it is snapshot-tested, property-tested and fuzzed
 //! without root.
 
+mod attrs;
 mod compile;
 mod mounts;
 #[cfg(test)]
@@ -326,7 +327,9 @@ pub enum Step {
     },
     /// Put the prepared stdio descriptors on 0, 1 and 2.
     Stdio,
-    /// Write a namespaced sysctl through the container's `/proc/sys`.
+    /// Write a namespaced sysctl, through a procfs of the container's own
+    /// that nothing is mounted on (the container's `/proc/sys` where the
+    /// kernel gives none).
     Sysctl {
         /// `/proc/sys/net/ipv4/ip_forward`.
         path: CPath,
@@ -364,6 +367,25 @@ pub enum Step {
         soft: u64,
         /// Hard limit.
         hard: u64,
+    },
+    /// `personality(2)`.
+    Personality {
+        /// `PER_LINUX`, `PER_LINUX32`.
+        persona: u64,
+    },
+    /// `sched_setattr(2)` on the process.
+    Scheduler(SchedAttr),
+    /// `ioprio_set(IOPRIO_WHO_PROCESS, 0, ...)`.
+    IoPriority {
+        /// `class << 13 | level`.
+        value: u32,
+    },
+    /// Write a `/proc/self/attr` file: the LSM label for `execve`.
+    ProcAttr {
+        /// `/proc/self/attr/apparmor/exec`, `/proc/self/attr/exec`.
+        path: CPath,
+        /// `exec <profile>`, or an SELinux context.
+        value: CPath,
     },
     /// Drop every capability not in `keep` from the bounding set.
     DropBoundingCaps {
@@ -423,6 +445,10 @@ pub enum Step {
     },
     /// `PR_SET_NO_NEW_PRIVS`.
     NoNewPrivileges,
+    /// Load the seccomp filter (`seccomp(SECCOMP_SET_MODE_FILTER)`). With a
+    /// listener, send the notify descriptor to the parent and wait until
+    /// it has passed it on.
+    Seccomp(crate::security::seccomp::Filter),
     /// Find the executable among [`Exec::candidates`]; fail now (at create)
     /// if there is none, as runc does.
     FindExecutable,
@@ -436,6 +462,25 @@ pub enum Step {
     AwaitStart,
     /// Unblock signals and `execve`.
     Exec,
+}
+
+/// `struct sched_attr` of `sched_setattr(2)`, as the spec gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SchedAttr {
+    /// `SCHED_*` policy number.
+    pub policy: u32,
+    /// `SCHED_FLAG_*` bits.
+    pub flags: u64,
+    /// Nice value (`SCHED_OTHER`, `SCHED_BATCH`).
+    pub nice: i32,
+    /// Static priority (`SCHED_FIFO`, `SCHED_RR`).
+    pub priority: u32,
+    /// `SCHED_DEADLINE` runtime, in ns.
+    pub runtime: u64,
+    /// `SCHED_DEADLINE` deadline, in ns.
+    pub deadline: u64,
+    /// `SCHED_DEADLINE` period, in ns.
+    pub period: u64,
 }
 
 /// What to `execve`.
@@ -536,6 +581,10 @@ impl Plan {
             Step::Hostname { .. } => ("set hostname".into(), None),
             Step::Domainname { .. } => ("set domainname".into(), None),
             Step::Rlimit { resource, .. } => (format!("set rlimit {resource}"), None),
+            Step::Personality { .. } => ("set personality (linux.personality)".into(), None),
+            Step::Scheduler(_) => ("sched_setattr (process.scheduler)".into(), None),
+            Step::IoPriority { .. } => ("ioprio_set (process.ioPriority)".into(), None),
+            Step::ProcAttr { path, .. } => ("set LSM label".into(), p(path)),
             Step::DropBoundingCaps { .. } => ("drop bounding capabilities".into(), None),
             Step::KeepCaps => ("keep capabilities".into(), None),
             Step::SetGroups { .. } => ("setgroups".into(), None),
@@ -543,11 +592,13 @@ impl Plan {
             Step::SetUid { uid } => (format!("setuid {uid}"), None),
             Step::SetCaps { .. } => ("set capabilities".into(), None),
             Step::AmbientCaps { .. } => ("set ambient capabilities".into(), None),
-            Step::ChdirAsRoot { cwd } | Step::Chdir { cwd } => {
-                ("chdir to process.cwd".into(), p(cwd))
-            }
+            Step::ChdirAsRoot { cwd } | Step::Chdir { cwd } => (
+                "chdir to process.cwd (a directory inside the container)".into(),
+                p(cwd),
+            ),
             Step::Umask { .. } => ("umask".into(), None),
             Step::NoNewPrivileges => ("set no_new_privs".into(), None),
+            Step::Seccomp(f) => ("load seccomp filter".into(), f.listener.clone()),
             Step::FindExecutable => ("find executable".into(), self.exec.argv.first().and_then(p)),
             Step::CloseFds { .. } => ("close inherited descriptors".into(), None),
             Step::AwaitStart => ("wait for start".into(), None),

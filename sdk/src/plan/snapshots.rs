@@ -146,8 +146,48 @@ fn maximal_spec() {
         no_pivot: true,
         preserve_fds: 2,
         cgroup_path: Some("berth/maximal".into()),
+        seccomp: None,
+        rootless: false,
     };
     insta::assert_yaml_snapshot!(compile(&spec, Path::new("/"), &Host::fixture(), &opts).unwrap());
+}
+
+/// Where the filter goes: first of the process's steps without
+/// no_new_privs (the kernel then wants CAP_SYS_ADMIN), last before the wait
+/// for start with it.
+#[test]
+fn seccomp_placement() {
+    let mut out = String::new();
+    for nnp in [false, true] {
+        let mut spec = base();
+        spec.process_mut()
+            .as_mut()
+            .unwrap()
+            .set_no_new_privileges(Some(nnp));
+        let mut l = spec.linux().clone().unwrap();
+        l.set_seccomp(Some(crate::security::seccomp_default::profile(&[
+            Capability::Kill,
+        ])));
+        spec.set_linux(Some(l));
+        let steps: Vec<String> = plan(&spec)
+            .steps
+            .iter()
+            .skip_while(|s| !matches!(s, super::Step::Rlimit { .. } | super::Step::Seccomp(_)))
+            .map(|s| match s {
+                super::Step::Seccomp(f) => format!("Seccomp {} flags={}", f.summary, f.flags),
+                other => format!("{other:?}")
+                    .split([' ', '(', '{'])
+                    .next()
+                    .unwrap()
+                    .to_string(),
+            })
+            .collect();
+        out.push_str(&format!(
+            "no_new_privileges={nnp}:\n  {}\n",
+            steps.join("\n  ")
+        ));
+    }
+    insta::assert_snapshot!(out);
 }
 
 #[test]
@@ -276,6 +316,70 @@ fn error_messages() {
                 let mut l = s.linux().clone().unwrap();
                 l.set_rootfs_propagation(Some("sideways".into()));
                 s.set_linux(Some(l));
+            }),
+        ),
+        (
+            "inheritable capability outside bounding",
+            Box::new(|s| {
+                let p = s.process_mut().as_mut().unwrap();
+                let mut caps = p.capabilities().clone().unwrap();
+                caps.set_inheritable(Some([Capability::SysAdmin].into()));
+                p.set_capabilities(Some(caps));
+            }),
+        ),
+        (
+            "unknown seccomp syscall",
+            Box::new(|s| {
+                let mut profile = crate::security::seccomp_default::profile(&[]);
+                let mut calls = profile.syscalls().clone().unwrap();
+                let mut names = calls[0].names().clone();
+                names.insert(3, "frobnicate".into());
+                calls[0].set_names(names);
+                profile.set_syscalls(Some(calls));
+                let mut l = s.linux().clone().unwrap();
+                l.set_seccomp(Some(profile));
+                s.set_linux(Some(l));
+            }),
+        ),
+        (
+            "apparmor on a host without it",
+            Box::new(|s| {
+                s.process_mut()
+                    .as_mut()
+                    .unwrap()
+                    .set_apparmor_profile(Some("berth".into()))
+                    .pipe()
+            }),
+        ),
+        (
+            "real-time policy without a priority",
+            Box::new(|s| {
+                s.process_mut()
+                    .as_mut()
+                    .unwrap()
+                    .set_scheduler(Some(
+                        oci_spec::runtime::SchedulerBuilder::default()
+                            .policy(oci_spec::runtime::LinuxSchedulerPolicy::SchedFifo)
+                            .build()
+                            .unwrap(),
+                    ))
+                    .pipe()
+            }),
+        ),
+        (
+            "io priority out of range",
+            Box::new(|s| {
+                s.process_mut()
+                    .as_mut()
+                    .unwrap()
+                    .set_io_priority(Some(
+                        oci_spec::runtime::LinuxIOPriorityBuilder::default()
+                            .class(oci_spec::runtime::IOPriorityClass::IoprioClassBe)
+                            .priority(8)
+                            .build()
+                            .unwrap(),
+                    ))
+                    .pipe()
             }),
         ),
         (
