@@ -1,6 +1,7 @@
 //! Project automation for berth, run as `cargo xtask <command>` (the alias
 //! lives in `.cargo/config.toml`).
 
+mod bench_compare;
 mod bundle;
 mod ci;
 mod fuzz;
@@ -32,6 +33,19 @@ enum Command {
         #[arg(last = true, value_name = "CMD")]
         cmd: Vec<String>,
     },
+    /// Time `run` of /bin/true with berth, crun and runc, interleaved, with
+    /// peak RSS; writes JSON and an SVG chart to target/bench-compare/.
+    BenchCompare {
+        /// Measured runs per runtime.
+        #[arg(long, default_value_t = 200)]
+        runs: usize,
+        /// A previous results JSON to compare with.
+        #[arg(long, value_name = "JSON")]
+        compare: Option<PathBuf>,
+        /// Use the existing target/release/berth instead of building it.
+        #[arg(long)]
+        skip_build: bool,
+    },
     /// Run the CI checks of .ci/run (fmt, clippy, tests), without installing packages.
     Ci,
     /// Run the cargo-fuzz targets of fuzz/ (all in turn, or TARGET) on the
@@ -53,6 +67,11 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Rootfs { dir } => rootfs::run(&dir),
         Command::Bundle { dir, cmd } => bundle::run(&dir, &cmd),
+        Command::BenchCompare {
+            runs,
+            compare,
+            skip_build,
+        } => bench_compare::run(runs, compare.as_deref(), skip_build),
         Command::Ci => ci::run(),
         Command::Fuzz {
             target,
