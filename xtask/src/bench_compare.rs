@@ -46,6 +46,11 @@ pub struct Summary {
     pub rss_kib: u64,
     /// The largest peak RSS seen, KiB.
     pub rss_max_kib: u64,
+    /// Median CPU time (user + system) of the runtime and its reaped
+    /// children (the container's process included), milliseconds: less
+    /// sensitive to a busy machine than wall time.
+    #[serde(default)]
+    pub cpu_ms: f64,
     /// GNU `time -f %M` of one extra run, KiB (cross-check of `rss_kib`).
     pub gnu_time_rss_kib: Option<u64>,
 }
@@ -74,7 +79,15 @@ pub struct Report {
 }
 
 /// Entry point.
-pub fn run(runs: usize, compare: Option<&Path>, skip_build: bool) -> Result<()> {
+///
+/// `baseline` is another berth binary (e.g. a build from before a change)
+/// timed in the same interleaving, as `berth-baseline`.
+pub fn run(
+    runs: usize,
+    compare: Option<&Path>,
+    skip_build: bool,
+    baseline: Option<&Path>,
+) -> Result<()> {
     ensure!(runs >= 1, "--runs must be at least 1");
     ensure!(
         nix::unistd::geteuid().is_root(),
@@ -113,7 +126,7 @@ pub fn run(runs: usize, compare: Option<&Path>, skip_build: bool) -> Result<()> 
     let hybrid = Path::new("/sys/fs/cgroup/unified").is_dir()
         && nix::sys::statfs::statfs("/sys/fs/cgroup/unified")
             .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
-    let runners: Vec<Runner> = RUNTIMES
+    let mut runners: Vec<Runner> = RUNTIMES
         .iter()
         .map(|name| Runner {
             name,
@@ -125,6 +138,15 @@ pub fn run(runs: usize, compare: Option<&Path>, skip_build: bool) -> Result<()> 
             hide_cgroup2: hybrid && *name == "crun",
         })
         .collect();
+    if let Some(b) = baseline {
+        ensure!(b.is_file(), "--baseline {} is not a file", b.display());
+        runners.push(Runner {
+            name: "berth-baseline",
+            binary: b.to_path_buf(),
+            root: state_base.join("berth-baseline"),
+            hide_cgroup2: false,
+        });
+    }
     for r in &runners {
         std::fs::create_dir_all(&r.root)?;
     }
@@ -169,6 +191,7 @@ struct Runner {
 /// The outcome of one runtime process.
 struct Outcome {
     wall: Duration,
+    cpu: Duration,
     rss_kib: u64,
     code: i32,
     stderr: String,
@@ -251,8 +274,10 @@ fn spawn_measured(cmd: &mut Command, hide_cgroup2: bool) -> Result<Outcome> {
     } else {
         128 + libc::WTERMSIG(status)
     };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     Ok(Outcome {
         wall,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
         rss_kib: usage.ru_maxrss as u64,
         code,
         stderr,
@@ -289,6 +314,7 @@ fn measure(
     println!("--- {runs} interleaved runs each");
     let mut times: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut rss: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    let mut cpu: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for i in 0..runs {
         for r in runners {
             let out = one(r, bundle, &format!("{tag}-{}-{i}", r.name))?;
@@ -297,6 +323,9 @@ fn measure(
                 .or_default()
                 .push(out.wall.as_secs_f64() * 1e3);
             rss.entry(r.name).or_default().push(out.rss_kib);
+            cpu.entry(r.name)
+                .or_default()
+                .push(out.cpu.as_secs_f64() * 1e3);
         }
     }
     let crun_workaround_ms = if hybrid { workaround_cost()? } else { 0.0 };
@@ -312,6 +341,7 @@ fn measure(
             max_ms: t.iter().copied().fold(0.0, f64::max),
             rss_kib: median_u(m),
             rss_max_kib: m.iter().copied().max().unwrap_or(0),
+            cpu_ms: median_f(&cpu[r.name]),
             gnu_time_rss_kib: gnu_time_rss(r, bundle, &format!("{tag}-{}-gnutime", r.name)),
         });
     }
@@ -496,17 +526,18 @@ fn print_report(r: &Report) {
         r.runs, r.load_before, r.load_after
     );
     println!(
-        "\n| runtime | median ms | min ms | max ms | peak RSS KiB (median / max) | GNU time %M KiB |"
+        "\n| runtime | median ms | min ms | max ms | CPU ms | peak RSS KiB (median / max) | GNU time %M KiB |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for s in &r.summaries {
         println!(
-            "| {} ({}) | {:.2} | {:.2} | {:.2} | {} / {} | {} |",
+            "| {} ({}) | {:.2} | {:.2} | {:.2} | {:.2} | {} / {} | {} |",
             s.runtime,
             s.version,
             s.median_ms,
             s.min_ms,
             s.max_ms,
+            s.cpu_ms,
             s.rss_kib,
             s.rss_max_kib,
             s.gnu_time_rss_kib
@@ -517,6 +548,14 @@ fn print_report(r: &Report) {
         "\nberth/crun {:.2}×   berth/runc {:.2}×",
         r.berth_over_crun, r.berth_over_runc
     );
+    if let Some(b) = r.summaries.iter().find(|s| s.runtime == "berth-baseline") {
+        println!(
+            "berth/berth-baseline {:.2}× (RSS {} → {} KiB)",
+            r.summaries[0].median_ms / b.median_ms,
+            b.rss_kib,
+            r.summaries[0].rss_kib
+        );
+    }
     if r.crun_workaround_ms != 0.0 {
         println!(
             "(crun's times include its hybrid-host workaround, which costs {:.2} ms \
@@ -563,7 +602,7 @@ fn chart(r: &Report) -> String {
     const PANEL_W: f64 = 320.0;
     const PANEL_H: f64 = 220.0;
     const TOP: f64 = 70.0;
-    let colors = ["#d95f02", "#1b9e77", "#7570b3"];
+    let colors = ["#d95f02", "#1b9e77", "#7570b3", "#e7298a"];
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" \
          font-family=\"sans-serif\" font-size=\"12\">\n\
@@ -641,6 +680,7 @@ mod tests {
             max_ms: ms * 3.0,
             rss_kib: kib,
             rss_max_kib: kib + 10,
+            cpu_ms: ms / 2.0,
             gnu_time_rss_kib: Some(kib),
         };
         Report {

@@ -45,6 +45,10 @@ enum Command {
         /// Use the existing target/release/berth instead of building it.
         #[arg(long)]
         skip_build: bool,
+        /// Another berth binary (e.g. built before a change) to time in the
+        /// same interleaving, as `berth-baseline`.
+        #[arg(long, value_name = "BERTH")]
+        baseline: Option<PathBuf>,
     },
     /// Run the CI checks of .ci/run (fmt, clippy, tests), without installing packages.
     Ci,
@@ -71,7 +75,8 @@ fn main() -> anyhow::Result<()> {
             runs,
             compare,
             skip_build,
-        } => bench_compare::run(runs, compare.as_deref(), skip_build),
+            baseline,
+        } => bench_compare::run(runs, compare.as_deref(), skip_build, baseline.as_deref()),
         Command::Ci => ci::run(),
         Command::Fuzz {
             target,
