@@ -130,12 +130,16 @@ impl Persisted {
 
 /// Writes `data` to `path` so that readers see the old or the new content,
 /// never a part: a temporary file in the same directory, then `rename`.
+///
+/// Not synced to disk: the state describes processes of this boot only
+/// (after a crash every pid in it is stale anyway), and on a host whose
+/// `/run` is not a tmpfs an `fdatasync` per write cost milliseconds per
+/// container. runc and crun do not sync their state either.
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(data)?;
-        f.sync_data()?;
         std::fs::rename(&tmp, path)
     };
     write().map_err(|e| {
