@@ -129,14 +129,34 @@ impl Persisted {
 }
 
 /// Writes `data` to `path` so that readers see the old or the new content,
-/// never a part: a temporary file in the same directory, then `rename`.
+/// never a part: a temporary file in the same directory, then an atomic
+/// switch of names.
+///
+/// Not synced to disk: the state describes processes of this boot only
+/// (after a crash every pid in it is stale anyway), and on a host whose
+/// `/run` is not a tmpfs an `fdatasync` per write cost milliseconds per
+/// container. runc and crun do not sync their state either.
+///
+/// An existing file is swapped with the new one (`RENAME_EXCHANGE`) and the
+/// old content unlinked, rather than renamed over: ext4 flushes the data of
+/// a file renamed over another (`auto_da_alloc`), which blocked a state
+/// update for up to 100 ms on a busy disk.
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    use nix::errno::Errno;
+    use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(data)?;
-        f.sync_data()?;
-        std::fs::rename(&tmp, path)
+        drop(f);
+        match renameat2(AT_FDCWD, &tmp, AT_FDCWD, path, RenameFlags::RENAME_EXCHANGE) {
+            // `tmp` now holds the old content.
+            Ok(()) => std::fs::remove_file(&tmp),
+            // No file yet, or a filesystem without RENAME_EXCHANGE.
+            Err(Errno::ENOENT | Errno::EINVAL | Errno::ENOSYS) => std::fs::rename(&tmp, path),
+            Err(e) => Err(e.into()),
+        }
     };
     write().map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
@@ -193,6 +213,9 @@ mod tests {
         write_atomic(&p, b"one").unwrap();
         write_atomic(&p, b"two").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        write_atomic(&p, b"three").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"three");
+        // No temporary file (with the old content) is left.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

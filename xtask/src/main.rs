@@ -1,6 +1,7 @@
 //! Project automation for berth, run as `cargo xtask <command>` (the alias
 //! lives in `.cargo/config.toml`).
 
+mod bench_compare;
 mod bundle;
 mod ci;
 mod fuzz;
@@ -34,6 +35,23 @@ enum Command {
         /// The container's command; `sh` when none is given.
         #[arg(last = true, value_name = "CMD")]
         cmd: Vec<String>,
+    },
+    /// Time `run` of /bin/true with berth, crun and runc, interleaved, with
+    /// peak RSS; writes JSON and an SVG chart to target/bench-compare/.
+    BenchCompare {
+        /// Measured runs per runtime.
+        #[arg(long, default_value_t = 200)]
+        runs: usize,
+        /// A previous results JSON to compare with.
+        #[arg(long, value_name = "JSON")]
+        compare: Option<PathBuf>,
+        /// Use the existing target/release/berth instead of building it.
+        #[arg(long)]
+        skip_build: bool,
+        /// Another berth binary (e.g. built before a change) to time in the
+        /// same interleaving, as `berth-baseline`.
+        #[arg(long, value_name = "BERTH")]
+        baseline: Option<PathBuf>,
     },
     /// Run the CI checks of .ci/run (fmt, clippy, tests), without installing packages.
     Ci,
@@ -133,6 +151,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Rootfs { dir } => rootfs::run(&dir),
         Command::Bundle { dir, cmd } => bundle::run(&dir, &cmd),
+        Command::BenchCompare {
+            runs,
+            compare,
+            skip_build,
+            baseline,
+        } => bench_compare::run(runs, compare.as_deref(), skip_build, baseline.as_deref()),
         Command::Ci => ci::run(),
         Command::Fuzz {
             target,

@@ -22,7 +22,7 @@ pub(crate) use events::OomWatch;
 
 pub use stats::{
     BlkioEntry, BlkioStats, CpuStats, CpuUsage, HugetlbStats, MemoryStats, MemoryUsage, PidsStats,
-    Stats, Throttling,
+    Stats, StatsReader, Throttling,
 };
 pub use validate::HostLimits;
 
@@ -466,6 +466,16 @@ async fn remove_tree(dir: &Path, deadline: Instant) -> Result<()> {
 
 /// One pass of [`remove_tree`]: the directory that could not be removed, and why.
 fn try_remove_tree(dir: &Path) -> std::result::Result<(), (PathBuf, io::Error)> {
+    // A container's cgroup rarely has children: one rmdir, and a listing
+    // only when it is busy (child cgroups, or processes still exiting).
+    match fs::remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENODEV)) => return Ok(()),
+        Err(e) if !matches!(e.raw_os_error(), Some(libc::EBUSY | libc::ENOTEMPTY)) => {
+            return Err((dir.to_path_buf(), e))
+        }
+        Err(_) => {}
+    }
     for child in child_dirs(dir).map_err(|e| (dir.to_path_buf(), e))? {
         try_remove_tree(&child)?;
     }

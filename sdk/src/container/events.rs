@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::stream::{self, BoxStream, StreamExt};
 
 use super::Container;
-use crate::cgroups::Stats;
+use crate::cgroups::{Stats, StatsReader};
 use crate::error::Result;
 use crate::state::ExitStatus;
 
@@ -118,27 +118,32 @@ impl Container {
 
     /// A stream of resource usage samples, one every `interval` (the first
     /// at once), ending when the container ends.
+    ///
+    /// The cgroup's files are opened at the first sample and re-read for
+    /// each later one, so a stream costs a few microseconds per sample.
     pub fn stats(&self, interval: Duration) -> BoxStream<'static, Result<Stats>> {
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        // The cgroup is opened once, at the first sample.
-        let cgroup: Option<crate::cgroups::Cgroup> = None;
-        stream::unfold((self.clone(), ticks, cgroup), |(ctr, mut ticks, mut cgroup)| async move {
-            tokio::select! {
-                biased;
-                _ = ctr.wait() => None,
-                _ = ticks.tick() => {
-                    let sample = match &cgroup {
-                        Some(c) => c.stats(),
-                        None => ctr.cgroup().and_then(|c| c.stats().map(|s| (c, s))).map(|(c, s)| {
-                            cgroup = Some(c);
-                            s
-                        }),
-                    };
-                    Some((sample, (ctr, ticks, cgroup)))
+        let reader: Option<StatsReader> = None;
+        stream::unfold(
+            (self.clone(), ticks, reader),
+            |(ctr, mut ticks, mut reader)| async move {
+                tokio::select! {
+                    biased;
+                    _ = ctr.wait() => None,
+                    _ = ticks.tick() => {
+                        let sample = match reader {
+                            Some(ref mut r) => r.sample(),
+                            None => match ctr.cgroup() {
+                                Ok(c) => reader.insert(c.into_stats_reader()).sample(),
+                                Err(e) => Err(e),
+                            },
+                        };
+                        Some((sample, (ctr, ticks, reader)))
+                    }
                 }
-            }
-        })
+            },
+        )
         .boxed()
     }
 }

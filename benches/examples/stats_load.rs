@@ -1,0 +1,72 @@
+//! The cost of watching many containers: N (default 100) running
+//! containers, each sampled by a `Container::stats` stream every 100 ms for
+//! 10 s, and the CPU time this process spent meanwhile, as a share of one
+//! core.
+//!
+//! `cargo run --release -p berth-benches --example stats_load [N] [SECONDS]`
+
+use std::time::{Duration, Instant};
+
+use berth_benches::{cleanup, create, runtime, spec};
+use futures::StreamExt;
+
+fn cpu_time() -> Duration {
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
+        .expect("getrusage");
+    let tv =
+        |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
+    tv(usage.user_time()) + tv(usage.system_time())
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let n: usize = args.next().map_or(100, |a| a.parse().expect("N"));
+    let secs: u64 = args.next().map_or(10, |a| a.parse().expect("SECONDS"));
+    let rt = runtime().await;
+    let spec = spec(&["sleep", "1000"]);
+    let mut ctrs = Vec::new();
+    for _ in 0..n {
+        let c = create(&rt, &spec).await;
+        c.start().await.expect("start");
+        ctrs.push(c);
+    }
+    let interval = Duration::from_millis(100);
+    let t0 = Instant::now();
+    let cpu0 = cpu_time();
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in &ctrs {
+        let mut stream = c.stats(interval);
+        let until = t0 + Duration::from_secs(secs);
+        tasks.spawn(async move {
+            let mut samples = 0u64;
+            while let Some(s) = stream.next().await {
+                s.expect("stats sample");
+                samples += 1;
+                if Instant::now() >= until {
+                    break;
+                }
+            }
+            samples
+        });
+    }
+    let mut samples = 0;
+    while let Some(r) = tasks.join_next().await {
+        samples += r.expect("stats task");
+    }
+    let wall = t0.elapsed();
+    let cpu = cpu_time() - cpu0;
+    println!(
+        "{n} containers, a sample each every {} ms for {:.1} s: {samples} samples, \
+         {:.1} ms CPU = {:.2}% of one core ({:.1} µs per sample)",
+        interval.as_millis(),
+        wall.as_secs_f64(),
+        cpu.as_secs_f64() * 1e3,
+        100.0 * cpu.as_secs_f64() / wall.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / samples as f64
+    );
+    for c in ctrs {
+        c.delete(true).await.expect("delete");
+    }
+    cleanup(&rt);
+}
