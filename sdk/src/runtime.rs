@@ -8,6 +8,7 @@ use oci_spec::runtime::State;
 use crate::bundle::Bundle;
 use crate::container::{self, Container, CreateOptions};
 use crate::error::{Error, Result};
+use crate::network::BridgeNetwork;
 
 /// Settings of a [`Runtime`].
 #[derive(Debug, Clone)]
@@ -21,6 +22,15 @@ pub struct Config {
     /// The `berth` binary, whose `shim` subcommand supervises containers
     /// created with [`CreateOptions::detached`].
     pub shim: Option<PathBuf>,
+    /// The bridge networks containers may join (`berth0` on 10.89.0.0/16
+    /// by default).
+    pub networks: Vec<BridgeNetwork>,
+    /// The network namespace (a `/run/netns/NAME` or `/proc/PID/ns/net`
+    /// file) in which berth makes the host side of container networks:
+    /// bridges, veths, nftables rules, sysctls. `None` is the namespace of
+    /// the process using the runtime. A test gives a namespace of its own
+    /// here so the machine's network stays untouched.
+    pub host_netns: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -29,6 +39,8 @@ impl Default for Config {
             root: PathBuf::from("/run/berth"),
             cgroup_parent: "berth".into(),
             shim: None,
+            networks: vec![BridgeNetwork::default_network()],
+            host_netns: None,
         }
     }
 }
@@ -51,10 +63,12 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Opens (and creates if needed) the state root.
+    /// Opens (and creates if needed) the state root, and releases the
+    /// networks of containers that are gone (after a crash).
     pub async fn new(config: Config) -> Result<Runtime> {
         std::fs::create_dir_all(&config.root)
             .map_err(|e| Error::io("create state root", &config.root, e))?;
+        crate::network::recover(&config.root).await?;
         Ok(Runtime {
             config: Arc::new(config),
         })
