@@ -166,9 +166,11 @@ async fn create_now(
         child: None,
         network: None,
     };
-    let hostname = bundle.spec.hostname().clone().unwrap_or_else(|| {
-        id.chars().take(63).collect()
-    });
+    let hostname = bundle
+        .spec
+        .hostname()
+        .clone()
+        .unwrap_or_else(|| id.chars().take(63).collect());
     let net = crate::network::prepare(config, &dir, id, &hostname, &opts.network).await;
     if let Ok(Some(_)) | Err(_) = &net {
         partial.network = Some(id.to_string());

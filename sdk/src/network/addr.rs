@@ -84,7 +84,9 @@ impl FromStr for Ipv4Net {
         let (a, p) = s
             .split_once('/')
             .ok_or_else(|| format!("{s:?} is not ADDRESS/PREFIX"))?;
-        let addr: Ipv4Addr = a.parse().map_err(|_| format!("{a:?} is not an IPv4 address"))?;
+        let addr: Ipv4Addr = a
+            .parse()
+            .map_err(|_| format!("{a:?} is not an IPv4 address"))?;
         let prefix: u8 = p
             .parse()
             .ok()
@@ -124,7 +126,10 @@ mod tests {
         assert!(a.overlaps(&b) && b.overlaps(&a));
         assert!(!a.overlaps(&c));
         let small: Ipv4Net = "192.168.1.0/30".parse().unwrap();
-        assert_eq!(small.hosts().collect::<Vec<_>>(), [Ipv4Addr::new(192, 168, 1, 2)]);
+        assert_eq!(
+            small.hosts().collect::<Vec<_>>(),
+            [Ipv4Addr::new(192, 168, 1, 2)]
+        );
         for bad in ["10.0.0.0", "10.0.0.0/0", "10.0.0.0/31", "x/8", "10.0.0.0/a"] {
             assert!(bad.parse::<Ipv4Net>().is_err(), "{bad}");
         }

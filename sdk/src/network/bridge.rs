@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use super::addr::Ipv4Net;
 use super::ipam::{Locked, NetState, Store};
-use super::{link, netns, nft, sysctl, Attachment, BridgeNetwork, NetworkOptions, PortMapping, Protocol};
+use super::{
+    link, netns, nft, sysctl, Attachment, BridgeNetwork, NetworkOptions, PortMapping, Protocol,
+};
 use crate::error::{Error, Result};
 use crate::runtime::Config;
 
@@ -112,7 +114,11 @@ fn check_ports(store: &Store, lock: &Locked, ports: &[PortMapping]) -> Result<()
             return Err(taken(p, "published twice by this container".into()));
         }
         for name in store.names()? {
-            for lease in store.load(lock, &name)?.map(|s| s.leases).unwrap_or_default() {
+            for lease in store
+                .load(lock, &name)?
+                .map(|s| s.leases)
+                .unwrap_or_default()
+            {
                 if lease.ports.iter().any(|q| clash(p, q)) {
                     return Err(taken(p, format!("container {:?}", lease.id)));
                 }
@@ -148,10 +154,12 @@ pub(super) async fn attach(dir: &Path, id: &str, att: Attachment, pid: i32) -> R
     netns::run(att.host_netns.clone(), move || {
         let store = Store::new(&root);
         let lock = store.lock()?;
-        let mut st = store.load(&lock, &att.network)?.ok_or_else(|| Error::Network {
-            network: att.network.clone(),
-            reason: "the network's state is gone".into(),
-        })?;
+        let mut st = store
+            .load(&lock, &att.network)?
+            .ok_or_else(|| Error::Network {
+                network: att.network.clone(),
+                reason: "the network's state is gone".into(),
+            })?;
         let subnet = st.subnet;
         let bridge = netns::block_on(async {
             let h = link::connect()?;
@@ -170,14 +178,18 @@ pub(super) async fn attach(dir: &Path, id: &str, att: Attachment, pid: i32) -> R
         sysctl::set(&format!("ipv4/conf/{}/route_localnet", st.bridge), "1")?;
         let mut host = store.host(&lock)?;
         if sysctl::get("ipv4/ip_forward")? != "1" {
-            host.ip_forward_before.get_or_insert(sysctl::get("ipv4/ip_forward")?);
+            host.ip_forward_before
+                .get_or_insert(sysctl::get("ipv4/ip_forward")?);
             store.save_host(&lock, &host)?;
             sysctl::set("ipv4/ip_forward", "1")?;
         }
 
         let rules = nft::rules()?;
         let mut script = nft::base();
-        if !rules.iter().any(|r| r.comment == nft::net_tag(&att.network)) {
+        if !rules
+            .iter()
+            .any(|r| r.comment == nft::net_tag(&att.network))
+        {
             script += &nft::masquerade(&att.network, subnet, &st.bridge);
         }
         script += &nft::ports(&id, att.address, &att.ports);
@@ -199,7 +211,27 @@ pub(super) async fn attach(dir: &Path, id: &str, att: Attachment, pid: i32) -> R
 }
 
 /// Removes what container `id` has on network `name`.
-pub(super) async fn release(root: PathBuf, name: String, id: String, host_netns: Option<PathBuf>) -> Result<()> {
+pub(super) async fn release(
+    root: PathBuf,
+    name: String,
+    id: String,
+    host_netns: Option<PathBuf>,
+) -> Result<()> {
+    if host_netns.as_ref().is_some_and(|p| !p.exists()) {
+        // The namespace that played the host is gone, and with it every
+        // link and rule in it: only the lease is left to drop.
+        let store = Store::new(&root);
+        let lock = store.lock()?;
+        if let Some(mut st) = store.load(&lock, &name)? {
+            st.release(&id);
+            if st.leases.is_empty() {
+                store.remove(&lock, &name)?;
+            } else {
+                store.save(&lock, &name, &st)?;
+            }
+        }
+        return Ok(());
+    }
     netns::run(host_netns, move || {
         let store = Store::new(&root);
         let lock = store.lock()?;
@@ -273,8 +305,14 @@ pub(super) async fn recover(root: PathBuf) -> Result<()> {
         // The host namespace the network lives in, read without the lock
         // (it never changes while the network exists).
         let host_netns = {
-            let p = root.join("network").join("nets").join(format!("{name}.json"));
-            match std::fs::read(&p).ok().and_then(|b| serde_json::from_slice::<NetState>(&b).ok()) {
+            let p = root
+                .join("network")
+                .join("nets")
+                .join(format!("{name}.json"));
+            match std::fs::read(&p)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<NetState>(&b).ok())
+            {
                 Some(st) => st.host_netns,
                 None => continue,
             }
@@ -294,7 +332,11 @@ pub(super) async fn recover(root: PathBuf) -> Result<()> {
             };
             for lease in &st.leases {
                 if is_gone(&root, lease) {
-                    tracing::info!(id = lease.id, network = name, "releasing the network of a gone container");
+                    tracing::info!(
+                        id = lease.id,
+                        network = name,
+                        "releasing the network of a gone container"
+                    );
                     teardown(&store, &lock, &root, &name, &lease.id)?;
                     let _ = std::fs::remove_file(root.join(&lease.id).join(super::ATTACHMENT_FILE));
                 }
@@ -302,7 +344,13 @@ pub(super) async fn recover(root: PathBuf) -> Result<()> {
             // Rules whose container holds no lease on any network.
             let mut ids = Vec::new();
             for n in store.names()? {
-                ids.extend(store.load(&lock, &n)?.into_iter().flat_map(|s| s.leases).map(|l| nft::ctr_tag(&l.id)));
+                ids.extend(
+                    store
+                        .load(&lock, &n)?
+                        .into_iter()
+                        .flat_map(|s| s.leases)
+                        .map(|l| nft::ctr_tag(&l.id)),
+                );
             }
             let stray: Vec<_> = nft::rules()?
                 .into_iter()

@@ -168,10 +168,14 @@ impl NetState {
                 }
                 a
             }
-            None => self.subnet.hosts().find(|a| !taken(*a)).ok_or_else(|| Error::Network {
-                network: network.to_string(),
-                reason: format!("no free address left in {}", self.subnet),
-            })?,
+            None => self
+                .subnet
+                .hosts()
+                .find(|a| !taken(*a))
+                .ok_or_else(|| Error::Network {
+                    network: network.to_string(),
+                    reason: format!("no free address left in {}", self.subnet),
+                })?,
         };
         let (creator_pid, creator_start) = me();
         self.leases.push(Lease {
@@ -199,10 +203,12 @@ fn me() -> (i32, u64) {
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
     match std::fs::read(path) {
-        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| Error::Network {
-            network: path.display().to_string(),
-            reason: format!("corrupt network state: {e}"),
-        }),
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| Error::Network {
+                network: path.display().to_string(),
+                reason: format!("corrupt network state: {e}"),
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io("read network state", path, e)),
     }
@@ -238,7 +244,10 @@ mod tests {
             .collect();
         assert_eq!(got[0], Ipv4Addr::new(10, 1, 0, 2));
         assert_eq!(got[4], Ipv4Addr::new(10, 1, 0, 6));
-        assert!(matches!(n.allocate("n", "x", None, vec![]), Err(Error::Network { .. })));
+        assert!(matches!(
+            n.allocate("n", "x", None, vec![]),
+            Err(Error::Network { .. })
+        ));
         assert_eq!(n.release("c1").unwrap().address, got[1]);
         assert_eq!(n.allocate("n", "x", None, vec![]).unwrap(), got[1]);
     }
@@ -248,9 +257,13 @@ mod tests {
         let mut n = net();
         for bad in [[10, 1, 0, 1], [10, 1, 0, 7], [10, 2, 0, 3]] {
             let e = n.allocate("n", "c", Some(Ipv4Addr::from(bad)), vec![]);
-            assert!(matches!(e, Err(Error::AddressOutsideSubnet { .. })), "{bad:?}");
+            assert!(
+                matches!(e, Err(Error::AddressOutsideSubnet { .. })),
+                "{bad:?}"
+            );
         }
-        n.allocate("n", "a", Some(Ipv4Addr::new(10, 1, 0, 3)), vec![]).unwrap();
+        n.allocate("n", "a", Some(Ipv4Addr::new(10, 1, 0, 3)), vec![])
+            .unwrap();
         let e = n.allocate("n", "b", Some(Ipv4Addr::new(10, 1, 0, 3)), vec![]);
         assert!(matches!(e, Err(Error::Network { .. })));
         assert!(n.leases.len() == 1);

@@ -5,9 +5,11 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use futures::TryStreamExt;
-use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
 use rtnetlink::packet_route::address::AddressAttribute;
-use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
+use rtnetlink::{
+    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
+};
 
 use crate::error::{Error, Result};
 
@@ -97,7 +99,10 @@ pub(crate) async fn add_bridge(h: &Handle, name: &str, addr: Ipv4Addr, prefix: u
         .await
         .map_err(nl("create bridge"))?;
     let link = by_name(h, name).await?.ok_or_else(|| {
-        Error::sys("create bridge", std::io::Error::from_raw_os_error(libc::ENODEV))
+        Error::sys(
+            "create bridge",
+            std::io::Error::from_raw_os_error(libc::ENODEV),
+        )
     })?;
     h.address()
         .add(link.index, IpAddr::V4(addr), prefix)
@@ -109,7 +114,13 @@ pub(crate) async fn add_bridge(h: &Handle, name: &str, addr: Ipv4Addr, prefix: u
 
 /// Creates a veth pair: `host` here, enslaved to `bridge` and up, and its
 /// peer `peer` directly in the network namespace of process `pid`.
-pub(crate) async fn add_veth(h: &Handle, host: &str, peer: &str, pid: i32, bridge: u32) -> Result<()> {
+pub(crate) async fn add_veth(
+    h: &Handle,
+    host: &str,
+    peer: &str,
+    pid: i32,
+    bridge: u32,
+) -> Result<()> {
     let peer_msg = LinkMessageBuilder::<LinkUnspec>::new()
         .name(peer.to_string())
         .setns_by_pid(pid as u32)
@@ -124,7 +135,10 @@ pub(crate) async fn add_veth(h: &Handle, host: &str, peer: &str, pid: i32, bridg
         .await
         .map_err(nl("create veth pair"))?;
     let link = by_name(h, host).await?.ok_or_else(|| {
-        Error::sys("create veth pair", std::io::Error::from_raw_os_error(libc::ENODEV))
+        Error::sys(
+            "create veth pair",
+            std::io::Error::from_raw_os_error(libc::ENODEV),
+        )
     })?;
     h.link()
         .set(
@@ -160,7 +174,10 @@ pub(crate) async fn configure(
     gateway: Ipv4Addr,
 ) -> Result<()> {
     let link = by_name(h, ifname).await?.ok_or_else(|| {
-        Error::sys("find container interface", std::io::Error::from_raw_os_error(libc::ENODEV))
+        Error::sys(
+            "find container interface",
+            std::io::Error::from_raw_os_error(libc::ENODEV),
+        )
     })?;
     h.address()
         .add(link.index, IpAddr::V4(addr), prefix)

@@ -137,7 +137,11 @@ impl FromStr for PortMapping {
         let (ip, hp, cp) = match parts[..] {
             [hp, cp] => (None, hp, cp),
             [ip, hp, cp] => (Some(ip), hp, cp),
-            _ => return Err(format!("{s:?}: expected [HOST_IP:]HOST_PORT:CONTAINER_PORT")),
+            _ => {
+                return Err(format!(
+                    "{s:?}: expected [HOST_IP:]HOST_PORT:CONTAINER_PORT"
+                ))
+            }
         };
         let port = |p: &str| {
             p.parse::<u16>()
@@ -231,10 +235,12 @@ impl Attachment {
     pub(crate) fn load(dir: &Path) -> Result<Option<Attachment>> {
         let p = dir.join(ATTACHMENT_FILE);
         match std::fs::read(&p) {
-            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| Error::Network {
-                network: p.display().to_string(),
-                reason: format!("corrupt attachment: {e}"),
-            }),
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| Error::Network {
+                    network: p.display().to_string(),
+                    reason: format!("corrupt attachment: {e}"),
+                }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("read", p, e)),
         }
@@ -254,10 +260,16 @@ impl Attachment {
 pub(crate) fn adjust_spec(spec: &mut Spec, opts: &NetworkOptions) -> Result<()> {
     let bridged = matches!(opts.mode, Some(Network::Bridge(_)));
     if !bridged && !opts.publish.is_empty() {
-        return Err(Error::invalid("network.publish", "ports can be published only on a bridge network"));
+        return Err(Error::invalid(
+            "network.publish",
+            "ports can be published only on a bridge network",
+        ));
     }
     if !bridged && opts.address.is_some() {
-        return Err(Error::invalid("network.address", "an address can be given only on a bridge network"));
+        return Err(Error::invalid(
+            "network.address",
+            "an address can be given only on a bridge network",
+        ));
     }
     let Some(mode) = &opts.mode else {
         return Ok(());
@@ -288,7 +300,9 @@ pub(crate) fn adjust_spec(spec: &mut Spec, opts: &NetworkOptions) -> Result<()> 
             }
         }
         Network::Macvlan(_) | Network::Overlay(_) => {
-            return Err(Error::Unsupported(format!("network driver {mode:?} is not built yet")))
+            return Err(Error::Unsupported(format!(
+                "network driver {mode:?} is not built yet"
+            )))
         }
     }
     linux.set_namespaces(Some(namespaces));
@@ -338,7 +352,13 @@ pub(crate) async fn release(dir: &Path, id: &str) -> Result<()> {
         return Ok(());
     };
     let root = dir.parent().unwrap_or(dir).to_path_buf();
-    bridge::release(root, att.network.clone(), id.to_string(), att.host_netns.clone()).await?;
+    bridge::release(
+        root,
+        att.network.clone(),
+        id.to_string(),
+        att.host_netns.clone(),
+    )
+    .await?;
     let p = dir.join(ATTACHMENT_FILE);
     match std::fs::remove_file(&p) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", p, e)),
@@ -379,11 +399,22 @@ mod tests {
     #[test]
     fn published_ports_parse() {
         let p: PortMapping = "8080:80".parse().unwrap();
-        assert_eq!((p.host_ip, p.host_port, p.container_port, p.protocol), (None, 8080, 80, Protocol::Tcp));
+        assert_eq!(
+            (p.host_ip, p.host_port, p.container_port, p.protocol),
+            (None, 8080, 80, Protocol::Tcp)
+        );
         let p: PortMapping = "127.0.0.1:53:5353/udp".parse().unwrap();
         assert_eq!(p.host_ip, Some(Ipv4Addr::LOCALHOST));
         assert_eq!(p.protocol, Protocol::Udp);
-        for bad in ["80", "0:80", "1:2:3:4", "x:80", "80:80/sctp", "1.2.3:80:80", "70000:80"] {
+        for bad in [
+            "80",
+            "0:80",
+            "1:2:3:4",
+            "x:80",
+            "80:80/sctp",
+            "1.2.3:80:80",
+            "70000:80",
+        ] {
             assert!(bad.parse::<PortMapping>().is_err(), "{bad}");
         }
     }

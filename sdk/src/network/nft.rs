@@ -154,7 +154,11 @@ pub(crate) fn has_table() -> Result<bool> {
 fn run(args: &[&str], stdin: Option<&str>) -> Result<std::process::Output> {
     let mut child = Command::new("nft")
         .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -49,11 +49,12 @@ impl Drop for TestRuntime {
             .map(|d| d.flatten().map(|e| e.file_name()).collect())
             .unwrap_or_default();
         left.retain(|n| n != "network");
-        let _ = std::fs::remove_dir_all(c.root.join("network"));
-        let _ = std::fs::remove_dir(&c.root);
         if std::thread::panicking() {
+            // Keep what `berth delete --force` needs to clean up.
             return;
         }
+        let _ = std::fs::remove_dir_all(c.root.join("network"));
+        let _ = std::fs::remove_dir(&c.root);
         assert!(left.is_empty(), "containers left behind: {left:?}");
         assert!(nets.is_empty(), "networks left in use: {nets:?}");
         let cgroups = berth_fixtures::leaks::Snapshot::take(&c.root, &c.cgroup_parent)
