@@ -602,3 +602,124 @@ async fn a_crashed_creator_is_recovered() {
     }
     assert_host_clean(&host);
 }
+
+fn on_macvlan(parent: &str) -> CreateOptions {
+    CreateOptions {
+        network: NetworkOptions {
+            mode: Some(Network::Macvlan(parent.into())),
+            ..Default::default()
+        },
+        ..on_bridge(&[])
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn macvlan_containers_reach_each_other_and_the_lan() {
+    let host = Netns::new("host");
+    let lan = Netns::new("lan");
+    // The host's "physical" interface lan0 on 10.202.0.0/24; the LAN's
+    // other host at .254.
+    host.wire(&lan, "lan0", "10.202.0.10/24", "peer0", "10.202.0.254/24");
+    let rt = common::runtime_with(config(&host)).await;
+
+    let server = rt
+        .create_with(
+            &common::id("mvs"),
+            common::bundle(common::spec("echo hello | nc -l -p 5000")),
+            on_macvlan("lan0"),
+        )
+        .await
+        .unwrap();
+    let a = server.network().unwrap().unwrap();
+    assert_eq!(a.network, "macvlan-lan0");
+    assert_eq!(a.address, Ipv4Addr::new(10, 202, 0, 2));
+    // The kernel shows a macvlan eth0 on lan0 in the container.
+    let out = Command::new("nsenter")
+        .args([
+            "-t",
+            &server.pid().to_string(),
+            "-n",
+            "ip",
+            "-d",
+            "-o",
+            "addr",
+            "show",
+            "eth0",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("inet 10.202.0.2/24"), "{text}");
+    let out = Command::new("nsenter")
+        .args([
+            "-t",
+            &server.pid().to_string(),
+            "-n",
+            "ip",
+            "-d",
+            "-o",
+            "link",
+            "show",
+            "eth0",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("macvlan mode bridge"), "{text}");
+    server.start().await.unwrap();
+
+    // The LAN host listens; the client container talks to both.
+    let listener = lan.run(|| TcpListener::bind("10.202.0.254:9000").unwrap());
+    let script = format!(
+        "for i in $(seq 200); do nc {} 5000 </dev/null && break; sleep 0.05; done; \
+         echo from-macvlan | nc 10.202.0.254 9000",
+        a.address
+    );
+    let client = rt
+        .create_with(
+            &common::id("mvc"),
+            common::bundle(common::spec(&script)),
+            on_macvlan("lan0"),
+        )
+        .await
+        .unwrap();
+    let b = client.network().unwrap().unwrap();
+    assert_ne!(a.address, b.address);
+    assert_ne!(
+        b.address,
+        Ipv4Addr::new(10, 202, 0, 10),
+        "the host's own address"
+    );
+    client.start().await.unwrap();
+    let (conn, peer) = listener.accept().unwrap();
+    let mut got = String::new();
+    std::io::BufReader::new(conn).read_line(&mut got).unwrap();
+    assert_eq!(got, "from-macvlan\n");
+    // No NAT: the LAN sees the container's own address.
+    assert_eq!(peer.ip(), std::net::IpAddr::V4(b.address));
+    let out = common::finish(client).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.ends_with("hello\n"), "{}", out.stdout);
+    let out = common::finish(server).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    // Nothing of berth's is left on the host.
+    assert_eq!(host.links(), ["lo", "lan0"]);
+    assert_eq!(host.ruleset().trim(), "");
+
+    // An unknown parent is a typed error, and nothing is made.
+    let id = common::id("mvbad");
+    let e = rt
+        .create_with(
+            &id,
+            common::bundle(common::spec("true")),
+            on_macvlan("nosuch0"),
+        )
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(e, Error::UnknownInterface { ref name, .. } if name == "nosuch0"),
+        "{e}"
+    );
+    assert!(!rt.config().root.join(&id).exists());
+}

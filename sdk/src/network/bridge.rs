@@ -50,6 +50,7 @@ pub(super) async fn prepare(
         check_ports(&store, &lock, &opts.publish)?;
         let address = st.allocate(&def.name, &id, opts.address, opts.publish.clone())?;
         let att = Attachment {
+            driver: super::Driver::Bridge,
             network: def.name.clone(),
             interface: "eth0".into(),
             address,

@@ -150,7 +150,20 @@ impl NetState {
         requested: Option<Ipv4Addr>,
         ports: Vec<PortMapping>,
     ) -> Result<Ipv4Addr> {
-        let taken = |a: Ipv4Addr| self.leases.iter().any(|l| l.address == a);
+        self.allocate_avoiding(network, id, requested, ports, &[])
+    }
+
+    /// As [`NetState::allocate`], never giving out one of `used` (addresses
+    /// the host itself has).
+    pub(crate) fn allocate_avoiding(
+        &mut self,
+        network: &str,
+        id: &str,
+        requested: Option<Ipv4Addr>,
+        ports: Vec<PortMapping>,
+        used: &[Ipv4Addr],
+    ) -> Result<Ipv4Addr> {
+        let taken = |a: Ipv4Addr| used.contains(&a) || self.leases.iter().any(|l| l.address == a);
         let address = match requested {
             Some(a) => {
                 if !self.subnet.hosts().any(|h| h == a) {
@@ -163,7 +176,7 @@ impl NetState {
                 if taken(a) {
                     return Err(Error::Network {
                         network: network.to_string(),
-                        reason: format!("address {a} is held by another container"),
+                        reason: format!("address {a} is in use"),
                     });
                 }
                 a

@@ -199,3 +199,17 @@ pub(crate) async fn configure(
         .await
         .map_err(nl("add default route"))
 }
+
+/// Creates a macvlan device (bridge mode) on link `parent`, born as `name`
+/// in the network namespace of process `pid`.
+pub(crate) async fn add_macvlan(h: &Handle, parent: u32, name: &str, pid: i32) -> Result<()> {
+    use rtnetlink::packet_route::link::MacVlanMode;
+    let msg = rtnetlink::LinkMacVlan::new(name, parent, MacVlanMode::Bridge)
+        .setns_by_pid(pid as u32)
+        .build();
+    h.link()
+        .add(msg)
+        .execute()
+        .await
+        .map_err(nl("create macvlan device"))
+}

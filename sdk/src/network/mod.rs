@@ -23,6 +23,7 @@ mod bridge;
 mod files;
 mod ipam;
 mod link;
+mod macvlan;
 mod netns;
 mod nft;
 mod sysctl;
@@ -50,7 +51,8 @@ pub enum Network {
     /// The bridge network of this name (one of
     /// [`Config::networks`](crate::Config::networks)).
     Bridge(String),
-    /// A macvlan device on this parent interface (not built yet).
+    /// A macvlan device on this parent interface of the host, with an
+    /// address of the parent's subnet.
     Macvlan(String),
     /// The VXLAN overlay network of this name (not built yet).
     Overlay(String),
@@ -204,10 +206,24 @@ pub struct NetworkOptions {
     pub address: Option<Ipv4Addr>,
 }
 
+/// The kind of link a container has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Driver {
+    /// A veth pair to a bridge.
+    #[default]
+    Bridge,
+    /// A macvlan device on a parent interface.
+    Macvlan,
+}
+
 /// How a container is connected, as [`Container::network`](crate::Container::network)
 /// reports it (and `berth state` prints it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attachment {
+    /// The driver.
+    #[serde(default)]
+    pub driver: Driver,
     /// The network's name.
     pub network: String,
     /// The interface in the container.
@@ -218,9 +234,9 @@ pub struct Attachment {
     pub prefix: u8,
     /// The default gateway (the bridge's address).
     pub gateway: Ipv4Addr,
-    /// The bridge on the host.
+    /// The bridge on the host (for macvlan: the parent interface).
     pub bridge: String,
-    /// The host's end of the veth pair.
+    /// The host's end of the veth pair (none for macvlan).
     pub host_interface: String,
     /// Published ports.
     pub ports: Vec<PortMapping>,
@@ -265,10 +281,11 @@ pub(crate) fn adjust_spec(spec: &mut Spec, opts: &NetworkOptions) -> Result<()> 
             "ports can be published only on a bridge network",
         ));
     }
-    if !bridged && opts.address.is_some() {
+    let addressed = bridged || matches!(opts.mode, Some(Network::Macvlan(_)));
+    if !addressed && opts.address.is_some() {
         return Err(Error::invalid(
             "network.address",
-            "an address can be given only on a bridge network",
+            "an address can be given only on a bridge or macvlan network",
         ));
     }
     let Some(mode) = &opts.mode else {
@@ -285,7 +302,7 @@ pub(crate) fn adjust_spec(spec: &mut Spec, opts: &NetworkOptions) -> Result<()> 
                 namespaces.remove(i);
             }
         }
-        Network::None | Network::Bridge(_) => {
+        Network::None | Network::Bridge(_) | Network::Macvlan(_) => {
             if let Some(i) = at {
                 if namespaces[i].path().is_some() {
                     return Err(Error::invalid(
@@ -299,7 +316,7 @@ pub(crate) fn adjust_spec(spec: &mut Spec, opts: &NetworkOptions) -> Result<()> 
                 namespaces.push(ns);
             }
         }
-        Network::Macvlan(_) | Network::Overlay(_) => {
+        Network::Overlay(_) => {
             return Err(Error::Unsupported(format!(
                 "network driver {mode:?} is not built yet"
             )))
@@ -320,8 +337,13 @@ pub(crate) async fn prepare(
     hostname: &str,
     opts: &NetworkOptions,
 ) -> Result<Option<Vec<oci_spec::runtime::Mount>>> {
-    let Some(Network::Bridge(name)) = &opts.mode else {
-        return Ok(None);
+    let name = match &opts.mode {
+        Some(Network::Bridge(name)) => name,
+        Some(Network::Macvlan(parent)) => {
+            let att = macvlan::prepare(config, parent.clone(), dir, id, opts).await?;
+            return files::write(dir, hostname, att.address).map(Some);
+        }
+        _ => return Ok(None),
     };
     let def = config
         .networks
@@ -340,6 +362,7 @@ pub(crate) async fn prepare(
 /// connects it. A no-op for a container on no bridge.
 pub(crate) async fn attach(dir: &Path, id: &str, pid: i32) -> Result<()> {
     match Attachment::load(dir)? {
+        Some(att) if att.driver == Driver::Macvlan => macvlan::attach(att, pid).await,
         Some(att) => bridge::attach(dir, id, att, pid).await,
         None => Ok(()),
     }
