@@ -130,9 +130,8 @@ fn config(host: &Netns) -> Config {
     Config {
         host_netns: Some(host.path()),
         networks: vec![BridgeNetwork {
-            name: "t".into(),
             bridge: BRIDGE.into(),
-            subnet: SUBNET.parse().unwrap(),
+            ..BridgeNetwork::new("t", SUBNET.parse().unwrap())
         }],
         ..common::config()
     }
@@ -492,9 +491,8 @@ async fn crash_helper() {
         cgroup_parent: std::env::var("CRASH_CGROUP").unwrap(),
         host_netns: Some(host.into()),
         networks: vec![BridgeNetwork {
-            name: "t".into(),
             bridge: BRIDGE.into(),
-            subnet: SUBNET.parse().unwrap(),
+            ..BridgeNetwork::new("t", SUBNET.parse().unwrap())
         }],
         ..Config::default()
     };
@@ -722,4 +720,99 @@ async fn macvlan_containers_reach_each_other_and_the_lan() {
         "{e}"
     );
     assert!(!rt.config().root.join(&id).exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn overlay_joins_containers_on_two_simulated_hosts() {
+    // Two hosts joined by a veth "wire" (their underlay), each with a
+    // runtime of its own.
+    let host_a = Netns::new("ha");
+    let host_b = Netns::new("hb");
+    host_a.wire(
+        &host_b,
+        "wire0",
+        "192.168.90.1/24",
+        "wire0",
+        "192.168.90.2/24",
+    );
+    let overlay = |host: &Netns, range: &str, local: &str, peer: &str| Config {
+        host_netns: Some(host.path()),
+        networks: vec![BridgeNetwork {
+            bridge: "ov0".into(),
+            range: Some(range.parse().unwrap()),
+            vxlan: Some(berth::network::Vxlan {
+                vni: 42,
+                local: local.parse().unwrap(),
+                peers: vec![peer.parse().unwrap()],
+                port: 4789,
+            }),
+            ..BridgeNetwork::new("ov", "10.210.0.0/24".parse().unwrap())
+        }],
+        ..common::config()
+    };
+    let rt_a = common::runtime_with(overlay(
+        &host_a,
+        "10.210.0.0/25",
+        "192.168.90.1",
+        "192.168.90.2",
+    ))
+    .await;
+    let rt_b = common::runtime_with(overlay(
+        &host_b,
+        "10.210.0.128/25",
+        "192.168.90.2",
+        "192.168.90.1",
+    ))
+    .await;
+    let on_overlay = || CreateOptions {
+        network: NetworkOptions {
+            mode: Some(Network::Overlay("ov".into())),
+            ..Default::default()
+        },
+        ..on_bridge(&[])
+    };
+
+    let server = rt_a
+        .create_with(
+            &common::id("ova"),
+            common::bundle(common::spec("echo across | nc -l -p 7000")),
+            on_overlay(),
+        )
+        .await
+        .unwrap();
+    let a = server.network().unwrap().unwrap();
+    assert_eq!(a.address, Ipv4Addr::new(10, 210, 0, 2));
+    server.start().await.unwrap();
+    let script = format!(
+        "for i in $(seq 200); do nc {} 7000 </dev/null && exit 0; sleep 0.05; done; exit 1",
+        a.address
+    );
+    let client = rt_b
+        .create_with(
+            &common::id("ovb"),
+            common::bundle(common::spec(&script)),
+            on_overlay(),
+        )
+        .await
+        .unwrap();
+    let b = client.network().unwrap().unwrap();
+    assert_eq!(b.address, Ipv4Addr::new(10, 210, 0, 130));
+    // Each host has the VXLAN device on its bridge.
+    for h in [&host_a, &host_b] {
+        let vx = h.ip(&["-d", "-o", "link", "show", "bvx42"]);
+        assert!(
+            vx.contains("vxlan id 42") && vx.contains("master ov0"),
+            "{vx}"
+        );
+    }
+    client.start().await.unwrap();
+    let out = common::finish(client).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, "across\n");
+    let out = common::finish(server).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    for h in [&host_a, &host_b] {
+        assert_eq!(h.links(), ["lo", "wire0"], "bridge or vxlan left");
+        assert_eq!(h.ruleset().trim(), "");
+    }
 }

@@ -16,11 +16,9 @@ async fn network_runtime(g: &Global, flags: &CreateFlags) -> berth::Result<berth
     };
     if let (Some(Network::Bridge(name)), Some(subnet)) = (&flags.network, flags.subnet) {
         config.networks.retain(|n| &n.name != name);
-        config.networks.push(BridgeNetwork {
-            name: name.clone(),
-            bridge: name.chars().take(15).collect(),
-            subnet,
-        });
+        let mut net = BridgeNetwork::new(name, subnet);
+        net.bridge = name.chars().take(15).collect();
+        config.networks.push(net);
     }
     berth::Runtime::new(config).await
 }

@@ -3,7 +3,7 @@
 //! Every step runs on a thread in the namespace that plays the host, under
 //! the network lock of the runtime root ([`ipam::Store::lock`]).
 
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use super::addr::Ipv4Net;
@@ -44,10 +44,12 @@ pub(super) async fn prepare(
                 bridge_created: false,
                 host_netns: host_netns.clone(),
                 leases: Vec::new(),
+                range: def.range,
+                vxlan: def.vxlan.clone(),
             },
         };
-        netns::block_on(check_subnet(&def.name, st.subnet, &st.bridge))??;
-        check_ports(&store, &lock, &opts.publish)?;
+        let local = netns::block_on(check_subnet(&def.name, st.subnet, &st.bridge))??;
+        check_ports(&store, &lock, &opts.publish, &local)?;
         let address = st.allocate(&def.name, &id, opts.address, opts.publish.clone())?;
         let att = Attachment {
             driver: super::Driver::Bridge,
@@ -55,7 +57,7 @@ pub(super) async fn prepare(
             interface: "eth0".into(),
             address,
             prefix: st.subnet.prefix(),
-            gateway: st.subnet.gateway(),
+            gateway: st.pool().gateway(),
             bridge: st.bridge.clone(),
             host_interface: veth_name(&root, &id),
             ports: opts.publish.clone(),
@@ -71,12 +73,13 @@ pub(super) async fn prepare(
 }
 
 /// The subnet must not overlap an address of the host other than the
-/// network's own bridge's.
-async fn check_subnet(network: &str, subnet: Ipv4Net, bridge: &str) -> Result<()> {
+/// network's own bridge's. Returns the host's addresses.
+async fn check_subnet(network: &str, subnet: Ipv4Net, bridge: &str) -> Result<Vec<Ipv4Addr>> {
     let h = link::connect()?;
     let links = link::links(&h).await?;
     let own = links.iter().find(|l| l.name == bridge).map(|l| l.index);
-    for (index, ip, prefix) in link::addresses(&h).await? {
+    let addresses = link::addresses(&h).await?;
+    for &(index, ip, prefix) in &addresses {
         if Some(index) == own {
             continue;
         }
@@ -93,12 +96,17 @@ async fn check_subnet(network: &str, subnet: Ipv4Net, bridge: &str) -> Result<()
             });
         }
     }
-    Ok(())
+    Ok(addresses.into_iter().map(|(_, ip, _)| ip).collect())
 }
 
 /// A published port must be free: not another container's, not bound by
 /// a socket of the host.
-fn check_ports(store: &Store, lock: &Locked, ports: &[PortMapping]) -> Result<()> {
+fn check_ports(
+    store: &Store,
+    lock: &Locked,
+    ports: &[PortMapping],
+    local: &[Ipv4Addr],
+) -> Result<()> {
     let clash = |a: &PortMapping, b: &PortMapping| {
         a.host_port == b.host_port
             && a.protocol == b.protocol
@@ -125,25 +133,72 @@ fn check_ports(store: &Store, lock: &Locked, ports: &[PortMapping]) -> Result<()
                 }
             }
         }
-        let at = SocketAddrV4::new(p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED), p.host_port);
-        let bound = match p.protocol {
-            Protocol::Tcp => TcpListener::bind(at).map(drop),
-            Protocol::Udp => UdpSocket::bind(at).map(drop),
-        };
-        match bound {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                return Err(taken(p, "a socket of the host".into()))
-            }
-            Err(e) => {
-                return Err(Error::Network {
-                    network: format!("{at}"),
-                    reason: format!("cannot publish on this host address: {e}"),
-                })
-            }
+        if let Some(ip) = p.host_ip.filter(|ip| !local.contains(ip)) {
+            return Err(Error::Network {
+                network: format!("{ip}:{}", p.host_port),
+                reason: "cannot publish on an address the host does not have".into(),
+            });
+        }
+        let want = p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        if let Some(holder) = bound_sockets(p.protocol)?.into_iter().find(|(ip, port)| {
+            *port == p.host_port && (ip.is_unspecified() || want.is_unspecified() || *ip == want)
+        }) {
+            return Err(taken(
+                p,
+                format!("a socket of the host on {}:{}", holder.0, holder.1),
+            ));
         }
     }
     Ok(())
+}
+
+/// The addresses and ports of this thread's namespace that sockets are
+/// bound to (listening, for TCP), from `/proc/thread-self/net`. Read, not
+/// probed with a `bind`: a socket of ours could outlive the check in a
+/// container cloned meanwhile.
+fn bound_sockets(proto: Protocol) -> Result<Vec<(Ipv4Addr, u16)>> {
+    let mut out = Vec::new();
+    for v6 in [false, true] {
+        let name = format!("{}{}", proto.as_str(), if v6 { "6" } else { "" });
+        let path = PathBuf::from("/proc/thread-self/net").join(&name);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("read", path, e)),
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state)) = (f.get(1), f.get(3)) else {
+                continue;
+            };
+            // TCP: only listening sockets (0A) hold a port for DNAT's
+            // purposes; UDP: every bound one.
+            if proto == Protocol::Tcp && *state != "0A" {
+                continue;
+            }
+            let Some((addr, port)) = local.split_once(':') else {
+                continue;
+            };
+            let Ok(port) = u16::from_str_radix(port, 16) else {
+                continue;
+            };
+            let ip = if v6 {
+                // Only a v6 wildcard (dual-stack) socket takes the v4 port.
+                if addr.bytes().any(|b| b != b'0') {
+                    continue;
+                }
+                Ipv4Addr::UNSPECIFIED
+            } else {
+                match u32::from_str_radix(addr, 16) {
+                    // The kernel prints the address as a native-endian word.
+                    Ok(w) => Ipv4Addr::from(w.to_ne_bytes()),
+                    Err(_) => continue,
+                }
+            };
+            out.push((ip, port));
+        }
+    }
+    Ok(out)
 }
 
 /// Connects container `id` (process `pid`): the bridge if missing, the
@@ -167,11 +222,21 @@ pub(super) async fn attach(dir: &Path, id: &str, att: Attachment, pid: i32) -> R
             match link::by_name(&h, &st.bridge).await? {
                 Some(l) => Ok::<_, Error>((l, false)),
                 None => Ok((
-                    link::add_bridge(&h, &st.bridge, subnet.gateway(), subnet.prefix()).await?,
+                    link::add_bridge(&h, &st.bridge, st.pool().gateway(), subnet.prefix()).await?,
                     true,
                 )),
             }
         })??;
+        if let Some(vx) = &st.vxlan {
+            let index = bridge.0.index;
+            netns::block_on(async {
+                let h = link::connect()?;
+                if link::by_name(&h, &vx.device()).await?.is_none() {
+                    link::add_vxlan(&h, &vx.device(), vx, index).await?;
+                }
+                Ok::<_, Error>(())
+            })??;
+        }
         if bridge.1 {
             st.bridge_created = true;
             store.save(&lock, &att.network, &st)?;
@@ -258,9 +323,13 @@ fn teardown(store: &Store, lock: &Locked, root: &Path, name: &str, id: &str) -> 
     nft::apply(&nft::delete(&gone))?;
     let veth = veth_name(root, id);
     let bridge = (last && st.bridge_created).then(|| st.bridge.clone());
+    let vxlan = st.vxlan.as_ref().filter(|_| last).map(|v| v.device());
     netns::block_on(async {
         let h = link::connect()?;
         link::delete(&h, &veth).await?;
+        if let Some(v) = vxlan {
+            link::delete(&h, &v).await?;
+        }
         if let Some(b) = bridge {
             link::delete(&h, &b).await?;
         }

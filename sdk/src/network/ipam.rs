@@ -39,6 +39,12 @@ pub(crate) struct NetState {
     /// The namespace that plays the host (`None`: the runtime's own).
     pub host_netns: Option<PathBuf>,
     pub leases: Vec<Lease>,
+    /// The addresses this host hands out, when not the whole subnet.
+    #[serde(default)]
+    pub range: Option<Ipv4Net>,
+    /// The overlay's VXLAN device, made with the bridge.
+    #[serde(default)]
+    pub vxlan: Option<super::Vxlan>,
 }
 
 /// One address held by one container.
@@ -142,6 +148,11 @@ impl Store {
 }
 
 impl NetState {
+    /// The addresses this host hands out; the first is its bridge's.
+    pub(crate) fn pool(&self) -> Ipv4Net {
+        self.range.unwrap_or(self.subnet)
+    }
+
     /// Gives container `id` an address: `requested`, or the first free one.
     pub(crate) fn allocate(
         &mut self,
@@ -166,10 +177,10 @@ impl NetState {
         let taken = |a: Ipv4Addr| used.contains(&a) || self.leases.iter().any(|l| l.address == a);
         let address = match requested {
             Some(a) => {
-                if !self.subnet.hosts().any(|h| h == a) {
+                if !self.pool().hosts().any(|h| h == a) {
                     return Err(Error::AddressOutsideSubnet {
                         address: a,
-                        subnet: self.subnet.to_string(),
+                        subnet: self.pool().to_string(),
                         network: network.to_string(),
                     });
                 }
@@ -182,12 +193,12 @@ impl NetState {
                 a
             }
             None => self
-                .subnet
+                .pool()
                 .hosts()
                 .find(|a| !taken(*a))
                 .ok_or_else(|| Error::Network {
                     network: network.to_string(),
-                    reason: format!("no free address left in {}", self.subnet),
+                    reason: format!("no free address left in {}", self.pool()),
                 })?,
         };
         let (creator_pid, creator_start) = me();
@@ -246,6 +257,8 @@ mod tests {
             bridge_created: true,
             host_netns: None,
             leases: Vec::new(),
+            range: None,
+            vxlan: None,
         }
     }
 

@@ -213,3 +213,25 @@ pub(crate) async fn add_macvlan(h: &Handle, parent: u32, name: &str, pid: i32) -
         .await
         .map_err(nl("create macvlan device"))
 }
+
+/// Creates a VXLAN device `name` (VNI `vni`, UDP `port`, from `local` to
+/// `remote`), enslaved to `bridge` and up.
+pub(crate) async fn add_vxlan(
+    h: &Handle,
+    name: &str,
+    vxlan: &super::Vxlan,
+    bridge: u32,
+) -> Result<()> {
+    let mut b = rtnetlink::LinkVxlan::new(name, vxlan.vni)
+        .local(vxlan.local)
+        .port(vxlan.port)
+        .learning(true);
+    if let Some(peer) = vxlan.peers.first() {
+        b = b.remote(*peer);
+    }
+    h.link()
+        .add(b.controller(bridge).up().build())
+        .execute()
+        .await
+        .map_err(nl("create vxlan device"))
+}

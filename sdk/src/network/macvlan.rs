@@ -61,6 +61,8 @@ pub(super) async fn prepare(
             bridge_created: false,
             host_netns: host_netns.clone(),
             leases: Vec::new(),
+            range: None,
+            vxlan: None,
         });
         // The host's own addresses on that subnet are not to be handed out.
         let used: Vec<_> = addrs.iter().map(|(_, a, _)| *a).collect();

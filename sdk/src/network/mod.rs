@@ -54,7 +54,9 @@ pub enum Network {
     /// A macvlan device on this parent interface of the host, with an
     /// address of the parent's subnet.
     Macvlan(String),
-    /// The VXLAN overlay network of this name (not built yet).
+    /// The VXLAN overlay network of this name (one of
+    /// [`Config::networks`](crate::Config::networks) with
+    /// [`BridgeNetwork::vxlan`] set).
     Overlay(String),
 }
 
@@ -177,6 +179,35 @@ pub struct BridgeNetwork {
     pub bridge: String,
     /// The subnet.
     pub subnet: Ipv4Net,
+    /// The part of the subnet this host hands out (the whole subnet when
+    /// `None`); its first address is this host's bridge. Hosts sharing an
+    /// overlay each take a range of their own.
+    #[serde(default)]
+    pub range: Option<Ipv4Net>,
+    /// Makes the network a VXLAN overlay spanning hosts: the bridge gets a
+    /// VXLAN device to its peers.
+    #[serde(default)]
+    pub vxlan: Option<Vxlan>,
+}
+
+/// The VXLAN side of an overlay network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vxlan {
+    /// The VXLAN network identifier, the same on every host.
+    pub vni: u32,
+    /// This host's underlay address.
+    pub local: Ipv4Addr,
+    /// The other host's underlay address (one static peer).
+    pub peers: Vec<Ipv4Addr>,
+    /// The UDP port (4789, IANA's, unless set otherwise).
+    pub port: u16,
+}
+
+impl Vxlan {
+    /// The VXLAN device's name.
+    pub(crate) fn device(&self) -> String {
+        format!("bvx{}", self.vni)
+    }
 }
 
 /// The network `bridge` without a name means.
@@ -185,10 +216,20 @@ pub const DEFAULT_NETWORK: &str = "berth0";
 impl BridgeNetwork {
     /// `berth0`: bridge `berth0` on 10.89.0.0/16.
     pub fn default_network() -> BridgeNetwork {
+        BridgeNetwork::new(
+            DEFAULT_NETWORK,
+            Ipv4Net::new(Ipv4Addr::new(10, 89, 0, 0), 16).expect("valid"),
+        )
+    }
+
+    /// A network on bridge `name` (at most 15 bytes) over `subnet`.
+    pub fn new(name: &str, subnet: Ipv4Net) -> BridgeNetwork {
         BridgeNetwork {
-            name: DEFAULT_NETWORK.into(),
-            bridge: DEFAULT_NETWORK.into(),
-            subnet: Ipv4Net::new(Ipv4Addr::new(10, 89, 0, 0), 16).expect("valid"),
+            name: name.into(),
+            bridge: name.into(),
+            subnet,
+            range: None,
+            vxlan: None,
         }
     }
 }
@@ -274,7 +315,7 @@ impl Attachment {
 /// Makes the spec's network namespace what `opts.mode` asks for. Checks
 /// the options; runs before the spec is compiled.
 pub(crate) fn adjust_spec(spec: &mut Spec, opts: &NetworkOptions) -> Result<()> {
-    let bridged = matches!(opts.mode, Some(Network::Bridge(_)));
+    let bridged = matches!(opts.mode, Some(Network::Bridge(_) | Network::Overlay(_)));
     if !bridged && !opts.publish.is_empty() {
         return Err(Error::invalid(
             "network.publish",
@@ -302,7 +343,7 @@ pub(crate) fn adjust_spec(spec: &mut Spec, opts: &NetworkOptions) -> Result<()> 
                 namespaces.remove(i);
             }
         }
-        Network::None | Network::Bridge(_) | Network::Macvlan(_) => {
+        Network::None | Network::Bridge(_) | Network::Macvlan(_) | Network::Overlay(_) => {
             if let Some(i) = at {
                 if namespaces[i].path().is_some() {
                     return Err(Error::invalid(
@@ -315,11 +356,6 @@ pub(crate) fn adjust_spec(spec: &mut Spec, opts: &NetworkOptions) -> Result<()> 
                 ns.set_typ(LinuxNamespaceType::Network);
                 namespaces.push(ns);
             }
-        }
-        Network::Overlay(_) => {
-            return Err(Error::Unsupported(format!(
-                "network driver {mode:?} is not built yet"
-            )))
         }
     }
     linux.set_namespaces(Some(namespaces));
@@ -337,8 +373,9 @@ pub(crate) async fn prepare(
     hostname: &str,
     opts: &NetworkOptions,
 ) -> Result<Option<Vec<oci_spec::runtime::Mount>>> {
-    let name = match &opts.mode {
-        Some(Network::Bridge(name)) => name,
+    let (name, overlay) = match &opts.mode {
+        Some(Network::Bridge(name)) => (name, false),
+        Some(Network::Overlay(name)) => (name, true),
         Some(Network::Macvlan(parent)) => {
             let att = macvlan::prepare(config, parent.clone(), dir, id, opts).await?;
             return files::write(dir, hostname, att.address).map(Some);
@@ -348,12 +385,28 @@ pub(crate) async fn prepare(
     let def = config
         .networks
         .iter()
-        .find(|n| &n.name == name)
+        .find(|n| &n.name == name && (!overlay || n.vxlan.is_some()))
         .cloned()
         .ok_or_else(|| Error::Network {
             network: name.clone(),
-            reason: "no such network in Config::networks".into(),
+            reason: format!(
+                "no such {} network in Config::networks",
+                if overlay { "overlay" } else { "bridge" }
+            ),
         })?;
+    if def.vxlan.as_ref().is_some_and(|v| v.peers.len() > 1) {
+        return Err(Error::Unsupported(
+            "an overlay with more than one peer (static FDB entries) is not built yet".into(),
+        ));
+    }
+    if let Some(r) = def.range {
+        if !def.subnet.overlaps(&r) || r.prefix() < def.subnet.prefix() {
+            return Err(Error::Network {
+                network: name.clone(),
+                reason: format!("range {r} is not inside subnet {}", def.subnet),
+            });
+        }
+    }
     let att = bridge::prepare(config, def, dir, id, opts).await?;
     files::write(dir, hostname, att.address).map(Some)
 }

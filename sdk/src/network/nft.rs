@@ -152,24 +152,41 @@ pub(crate) fn has_table() -> Result<bool> {
 }
 
 fn run(args: &[&str], stdin: Option<&str>) -> Result<std::process::Output> {
-    let mut child = Command::new("nft")
+    use std::io::{Read, Seek};
+    // Memory files, not pipes: a container cloned meanwhile by another
+    // thread holds copies of this process's descriptors until it execs,
+    // and a copy of a pipe's writing end would keep nft (or us) waiting
+    // for an end of file forever.
+    let memfd = |name: &str| -> Result<std::fs::File> {
+        nix::sys::memfd::memfd_create(name, nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .map(std::fs::File::from)
+            .map_err(|e| Error::sys("memfd_create", e))
+    };
+    let io = |e| Error::io("run", "nft", e);
+    let mut input = memfd("nft-in")?;
+    input
+        .write_all(stdin.unwrap_or_default().as_bytes())
+        .and_then(|()| input.rewind())
+        .map_err(io)?;
+    let (mut out, mut err) = (memfd("nft-out")?, memfd("nft-err")?);
+    let status = Command::new("nft")
         .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::io("run", "nft", e))?;
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes())
-            .map_err(|e| Error::io("write rules to", "nft", e))?;
-    }
-    child
-        .wait_with_output()
-        .map_err(|e| Error::io("wait for", "nft", e))
+        .stdin(Stdio::from(input))
+        .stdout(Stdio::from(out.try_clone().map_err(io)?))
+        .stderr(Stdio::from(err.try_clone().map_err(io)?))
+        .status()
+        .map_err(io)?;
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    out.rewind()
+        .and_then(|()| out.read_to_end(&mut stdout))
+        .and_then(|_| err.rewind())
+        .and_then(|()| err.read_to_end(&mut stderr))
+        .map_err(io)?;
+    Ok(std::process::Output {
+        status,
+        stdout,
+        stderr,
+    })
 }
 
 #[cfg(test)]
