@@ -144,6 +144,11 @@ pub struct CreateFlags {
     /// 10.89.0.0/16 for berth0); its bridge interface has the network's name.
     #[arg(long)]
     pub subnet: Option<berth::network::Ipv4Net>,
+    /// A JSON file listing bridge and overlay networks (berth's
+    /// `BridgeNetwork`: name, bridge, subnet, and optionally range and
+    /// vxlan {vni, local, peers, port}); they add to or replace berth0.
+    #[arg(long, value_name = "FILE")]
+    pub network_config: Option<PathBuf>,
     /// The network namespace (a file such as /run/netns/NAME) that plays
     /// the host for bridges, veths and NAT; default: berth's own.
     #[arg(long, value_name = "PATH")]

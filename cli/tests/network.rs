@@ -149,6 +149,30 @@ fn network_flags_connect_and_state_shows_the_address() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("HOST_PORT:CONTAINER_PORT"));
 
+    // A network from --network-config, with a range of its subnet.
+    let conf = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        conf.path(),
+        r#"[{"name": "fromfile", "bridge": "ff0", "subnet": "10.203.0.0/24", "range": "10.203.0.64/26"}]"#,
+    )
+    .unwrap();
+    let b2 = bundle(&["ip", "-4", "-o", "addr", "show", "eth0"]);
+    let out = f.berth(&[
+        "run",
+        "--bundle",
+        path(b2.path()),
+        "--network",
+        "bridge=fromfile",
+        "--network-config",
+        path(conf.path()),
+        "--host-netns",
+        &host,
+        "netfile",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout.contains("inet 10.203.0.66/24"), "{stdout}");
+
     assert!(f.berth(&["delete", "--force", "netstate"]).status.success());
     assert_eq!(f.in_host(&["nft", "list", "ruleset"]).trim(), "");
     let links = f.in_host(&["ip", "-o", "link", "show"]);

@@ -8,19 +8,32 @@ use crate::cli::{Create, CreateFlags, Global, Run};
 use berth::network::{BridgeNetwork, Network, NetworkOptions};
 
 /// The runtime, with the bridge network and host namespace the flags name.
-async fn network_runtime(g: &Global, flags: &CreateFlags) -> berth::Result<berth::Runtime> {
+async fn network_runtime(
+    g: &Global,
+    flags: &CreateFlags,
+) -> Result<berth::Runtime, Box<dyn std::error::Error>> {
     let mut config = berth::Config {
         root: g.root.clone(),
         host_netns: flags.host_netns.clone(),
         ..berth::Config::default()
     };
+    if let Some(path) = &flags.network_config {
+        let text =
+            std::fs::read(path).map_err(|e| format!("--network-config {}: {e}", path.display()))?;
+        let nets: Vec<BridgeNetwork> = serde_json::from_slice(&text)
+            .map_err(|e| format!("--network-config {}: {e}", path.display()))?;
+        config
+            .networks
+            .retain(|n| !nets.iter().any(|m| m.name == n.name));
+        config.networks.extend(nets);
+    }
     if let (Some(Network::Bridge(name)), Some(subnet)) = (&flags.network, flags.subnet) {
         config.networks.retain(|n| &n.name != name);
         let mut net = BridgeNetwork::new(name, subnet);
         net.bridge = name.chars().take(15).collect();
         config.networks.push(net);
     }
-    berth::Runtime::new(config).await
+    Ok(berth::Runtime::new(config).await?)
 }
 
 async fn create_container(
