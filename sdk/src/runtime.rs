@@ -110,6 +110,25 @@ impl Runtime {
         container::create(self.config.clone(), id.to_string(), bundle, opts).await
     }
 
+    /// Connects a created or running container that has a network
+    /// namespace of its own and no network yet (one made with
+    /// [`Network::None`](crate::network::Network::None)) to a bridge,
+    /// macvlan or overlay network. Deleting the container releases it.
+    pub async fn connect(
+        &self,
+        ctr: &Container,
+        opts: crate::network::NetworkOptions,
+    ) -> Result<crate::network::Attachment> {
+        if ctr.status()? == crate::Status::Stopped {
+            return Err(Error::InvalidState {
+                id: ctr.id().to_string(),
+                status: "stopped".into(),
+                op: "connect to a network",
+            });
+        }
+        crate::network::connect(&self.config, ctr.state_dir(), ctr.id(), ctr.pid(), &opts).await
+    }
+
     /// A handle to an existing container, e.g. one created by another
     /// process.
     pub async fn get(&self, id: &str) -> Result<Container> {

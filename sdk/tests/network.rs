@@ -816,3 +816,44 @@ async fn overlay_joins_containers_on_two_simulated_hosts() {
         assert_eq!(h.ruleset().trim(), "");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_container_joins_a_bridge() {
+    let host = Netns::new("host");
+    let rt = common::runtime_with(config(&host)).await;
+    let mut opts = on_bridge(&[]);
+    opts.network.mode = Some(Network::None);
+    // Waits until eth0 has an address, then prints it.
+    let script = "for i in $(seq 400); do \
+                  ip -4 -o addr show eth0 2>/dev/null | grep -q inet && break; sleep 0.05; done; \
+                  ip -4 -o addr show eth0";
+    let ctr = rt
+        .create_with(
+            &common::id("join"),
+            common::bundle(common::spec(script)),
+            opts,
+        )
+        .await
+        .unwrap();
+    assert!(ctr.network().unwrap().is_none());
+    ctr.start().await.unwrap();
+    let join = NetworkOptions {
+        mode: Some(Network::Bridge("t".into())),
+        ..Default::default()
+    };
+    let att = rt.connect(&ctr, join.clone()).await.unwrap();
+    assert_eq!(ctr.network().unwrap().as_ref(), Some(&att));
+    // Twice is refused.
+    assert!(matches!(
+        rt.connect(&ctr, join).await,
+        Err(Error::Network { .. })
+    ));
+    let out = common::finish(ctr).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        out.stdout.contains(&format!("inet {}/24", att.address)),
+        "{}",
+        out.stdout
+    );
+    assert_host_clean(&host);
+}

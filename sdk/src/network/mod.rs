@@ -421,6 +421,60 @@ pub(crate) async fn attach(dir: &Path, id: &str, pid: i32) -> Result<()> {
     }
 }
 
+/// Connects an existing container (process `pid`, state directory `dir`)
+/// that has a network namespace of its own and no network yet. Its
+/// `/etc/hosts`, `hostname` and `resolv.conf` are written to its state
+/// directory but not mounted (the container's mounts are made already).
+pub(crate) async fn connect(
+    config: &Config,
+    dir: &Path,
+    id: &str,
+    pid: i32,
+    opts: &NetworkOptions,
+) -> Result<Attachment> {
+    if !matches!(
+        opts.mode,
+        Some(Network::Bridge(_) | Network::Macvlan(_) | Network::Overlay(_))
+    ) {
+        return Err(Error::invalid(
+            "network.mode",
+            "a running container can join a bridge, macvlan or overlay network",
+        ));
+    }
+    if Attachment::load(dir)?.is_some() {
+        return Err(Error::Network {
+            network: id.to_string(),
+            reason: "the container is connected to a network already".into(),
+        });
+    }
+    let ns = |p: &Path| std::fs::metadata(p).map(|m| (m.dev(), m.ino()));
+    use std::os::unix::fs::MetadataExt;
+    let theirs = ns(&PathBuf::from(format!("/proc/{pid}/ns/net")))
+        .map_err(|e| Error::io("open network namespace of", format!("/proc/{pid}"), e))?;
+    let host = config
+        .host_netns
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/proc/self/ns/net"));
+    if ns(&host).ok() == Some(theirs) || ns(Path::new("/proc/self/ns/net")).ok() == Some(theirs) {
+        return Err(Error::invalid(
+            "linux.namespaces",
+            "the container shares the host's network namespace",
+        ));
+    }
+    if let Err(e) = prepare(config, dir, id, id, opts).await {
+        let _ = release(dir, id).await;
+        return Err(e);
+    }
+    if let Err(e) = attach(dir, id, pid).await {
+        let _ = release(dir, id).await;
+        return Err(e);
+    }
+    Attachment::load(dir)?.ok_or_else(|| Error::Network {
+        network: id.to_string(),
+        reason: "the attachment vanished".into(),
+    })
+}
+
 /// Removes everything the container's network made (rules, veth, lease,
 /// and with the network's last container its bridge and NAT). Idempotent.
 pub(crate) async fn release(dir: &Path, id: &str) -> Result<()> {
