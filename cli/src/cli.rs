@@ -130,6 +130,30 @@ pub struct CreateFlags {
     /// Pass this many extra descriptors (3, 4, ...) to the container.
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: u32,
+    /// The network to join: none, host, bridge[=NAME], macvlan=PARENT or
+    /// overlay=NAME. Without it, the spec's namespaces decide.
+    #[arg(long, value_name = "MODE")]
+    pub network: Option<berth::network::Network>,
+    /// Publish a container port on the host (bridge networks; repeatable):
+    /// [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp].
+    #[arg(short = 'p', long, value_name = "PORTS")]
+    pub publish: Vec<berth::network::PortMapping>,
+    /// A fixed address on the bridge network instead of the next free one.
+    #[arg(long)]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// The subnet of the bridge network named by --network (default
+    /// 10.89.0.0/16 for berth0); its bridge interface has the network's name.
+    #[arg(long)]
+    pub subnet: Option<berth::network::Ipv4Net>,
+    /// A JSON file listing bridge and overlay networks (berth's
+    /// `BridgeNetwork`: name, bridge, subnet, and optionally range and
+    /// vxlan {vni, local, peers, port}); they add to or replace berth0.
+    #[arg(long, value_name = "FILE")]
+    pub network_config: Option<PathBuf>,
+    /// The network namespace (a file such as /run/netns/NAME) that plays
+    /// the host for bridges, veths and NAT; default: berth's own.
+    #[arg(long, value_name = "PATH")]
+    pub host_netns: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

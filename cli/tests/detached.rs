@@ -17,6 +17,7 @@ fn config(tag: &str) -> Config {
         root: PathBuf::from("/run").join(&name),
         cgroup_parent: name,
         shim: Some(BERTH.into()),
+        ..Config::default()
     }
 }
 

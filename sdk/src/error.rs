@@ -129,6 +129,64 @@ pub enum Error {
     #[error("shim: {0}")]
     Shim(String),
 
+    /// A network setting conflicts with what exists, or a network operation
+    /// failed (a netlink or nftables refusal, no free address). Nothing of
+    /// the container's network was left behind.
+    #[error("network {network}: {reason}")]
+    Network {
+        /// The network (or berth's nftables table) concerned.
+        network: String,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// A network's subnet overlaps an address already in use on the host.
+    /// Nothing was changed.
+    #[error("network {network}: subnet {subnet} overlaps {other}")]
+    SubnetOverlap {
+        /// The network whose subnet was refused.
+        network: String,
+        /// Its subnet.
+        subnet: String,
+        /// What it overlaps (an address on an interface, another network).
+        other: String,
+    },
+
+    /// A host port asked for with `--publish` is taken, by another
+    /// container or by a socket of the host. Nothing was changed.
+    #[error("port {host_ip}:{port}/{protocol} is taken: {by}")]
+    PortTaken {
+        /// The host address (`0.0.0.0` for every address).
+        host_ip: std::net::Ipv4Addr,
+        /// The host port.
+        port: u16,
+        /// `tcp` or `udp`.
+        protocol: &'static str,
+        /// Who holds it.
+        by: String,
+    },
+
+    /// A network names an interface the host does not have (a macvlan
+    /// parent). `field` is the option that named it.
+    #[error("{field}: no interface {name:?} on the host")]
+    UnknownInterface {
+        /// The option naming the interface.
+        field: &'static str,
+        /// The interface name.
+        name: String,
+    },
+
+    /// An address asked for is not a host address of the network's subnet.
+    #[error("network {network}: address {address} is not a host address of {subnet}")]
+    AddressOutsideSubnet {
+        /// The address asked for.
+        address: std::net::Ipv4Addr,
+        /// The network's subnet.
+        subnet: String,
+        /// The network.
+        network: String,
+    },
+
     /// The state file of a container is unreadable or corrupt.
     #[error("state of container {id:?}: {reason}")]
     State {

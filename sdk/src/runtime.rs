@@ -8,6 +8,7 @@ use oci_spec::runtime::State;
 use crate::bundle::Bundle;
 use crate::container::{self, Container, CreateOptions};
 use crate::error::{Error, Result};
+use crate::network::BridgeNetwork;
 
 /// Settings of a [`Runtime`].
 #[derive(Debug, Clone)]
@@ -22,6 +23,15 @@ pub struct Config {
     /// The `berth` binary, whose `shim` subcommand supervises containers
     /// created with [`CreateOptions::detached`].
     pub shim: Option<PathBuf>,
+    /// The bridge networks containers may join (`berth0` on 10.89.0.0/16
+    /// by default).
+    pub networks: Vec<BridgeNetwork>,
+    /// The network namespace (a `/run/netns/NAME` or `/proc/PID/ns/net`
+    /// file) in which berth makes the host side of container networks:
+    /// bridges, veths, nftables rules, sysctls. `None` is the namespace of
+    /// the process using the runtime. A test gives a namespace of its own
+    /// here so the machine's network stays untouched.
+    pub host_netns: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -30,6 +40,8 @@ impl Default for Config {
             root: crate::security::rootless::default_root(),
             cgroup_parent: crate::security::rootless::default_cgroup_parent(),
             shim: None,
+            networks: vec![BridgeNetwork::default_network()],
+            host_netns: None,
         }
     }
 }
@@ -52,10 +64,12 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Opens (and creates if needed) the state root.
+    /// Opens (and creates if needed) the state root, and releases the
+    /// networks of containers that are gone (after a crash).
     pub async fn new(config: Config) -> Result<Runtime> {
         std::fs::create_dir_all(&config.root)
             .map_err(|e| Error::io("create state root", &config.root, e))?;
+        crate::network::recover(&config.root).await?;
         Ok(Runtime {
             config: Arc::new(config),
         })
@@ -95,6 +109,25 @@ impl Runtime {
                 .await;
         }
         container::create(self.config.clone(), id.to_string(), bundle, opts).await
+    }
+
+    /// Connects a created or running container that has a network
+    /// namespace of its own and no network yet (one made with
+    /// [`Network::None`](crate::network::Network::None)) to a bridge,
+    /// macvlan or overlay network. Deleting the container releases it.
+    pub async fn connect(
+        &self,
+        ctr: &Container,
+        opts: crate::network::NetworkOptions,
+    ) -> Result<crate::network::Attachment> {
+        if ctr.status()? == crate::Status::Stopped {
+            return Err(Error::InvalidState {
+                id: ctr.id().to_string(),
+                status: "stopped".into(),
+                op: "connect to a network",
+            });
+        }
+        crate::network::connect(&self.config, ctr.state_dir(), ctr.id(), ctr.pid(), &opts).await
     }
 
     /// A handle to an existing container, e.g. one created by another

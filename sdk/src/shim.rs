@@ -36,6 +36,12 @@ struct Request {
     spec: Spec,
     no_pivot: bool,
     preserve_fds: u32,
+    #[serde(default)]
+    network: crate::network::NetworkOptions,
+    #[serde(default)]
+    networks: Vec<crate::network::BridgeNetwork>,
+    #[serde(default)]
+    host_netns: Option<PathBuf>,
 }
 
 /// The shim's answer on descriptor 3.
@@ -79,6 +85,9 @@ pub(crate) async fn create_detached(
         spec: bundle.spec,
         no_pivot: opts.no_pivot,
         preserve_fds: opts.preserve_fds,
+        network: opts.network.clone(),
+        networks: config.networks.clone(),
+        host_netns: config.host_netns.clone(),
     };
     let request_path = config.root.join(format!(".{id}.shim-request.json"));
     let json = serde_json::to_vec(&request).map_err(|e| Error::State {
@@ -195,10 +204,13 @@ async fn create_and_record(req: Request) -> Result<Container> {
         root: req.root,
         cgroup_parent: req.cgroup_parent,
         shim: None,
+        networks: req.networks,
+        host_netns: req.host_netns,
     });
     let opts = CreateOptions {
         no_pivot: req.no_pivot,
         preserve_fds: req.preserve_fds,
+        network: req.network,
         ..Default::default()
     };
     let bundle = Bundle {

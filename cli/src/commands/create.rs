@@ -5,13 +5,42 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use super::{runtime, send_console, write_pid_file, Outcome};
 use crate::cli::{Create, CreateFlags, Global, Run};
+use berth::network::{BridgeNetwork, Network, NetworkOptions};
+
+/// The runtime, with the bridge network and host namespace the flags name.
+async fn network_runtime(
+    g: &Global,
+    flags: &CreateFlags,
+) -> Result<berth::Runtime, Box<dyn std::error::Error>> {
+    let mut config = berth::Config {
+        host_netns: flags.host_netns.clone(),
+        ..super::config(g)
+    };
+    if let Some(path) = &flags.network_config {
+        let text =
+            std::fs::read(path).map_err(|e| format!("--network-config {}: {e}", path.display()))?;
+        let nets: Vec<BridgeNetwork> = serde_json::from_slice(&text)
+            .map_err(|e| format!("--network-config {}: {e}", path.display()))?;
+        config
+            .networks
+            .retain(|n| !nets.iter().any(|m| m.name == n.name));
+        config.networks.extend(nets);
+    }
+    if let (Some(Network::Bridge(name)), Some(subnet)) = (&flags.network, flags.subnet) {
+        config.networks.retain(|n| &n.name != name);
+        let mut net = BridgeNetwork::new(name, subnet);
+        net.bridge = name.chars().take(15).collect();
+        config.networks.push(net);
+    }
+    Ok(berth::Runtime::new(config).await?)
+}
 
 async fn create_container(
     g: &Global,
     flags: &CreateFlags,
     id: &str,
 ) -> Result<Container, Box<dyn std::error::Error>> {
-    let rt = runtime(g).await?;
+    let rt = network_runtime(g, flags).await?;
     let bundle = Bundle::from_dir(&flags.bundle)?;
     let terminal = bundle
         .spec
@@ -31,6 +60,11 @@ async fn create_container(
         // As runc: the container's parent is this process until it exits,
         // then the caller's subreaper (conmon, containerd's shim).
         detached: false,
+        network: NetworkOptions {
+            mode: flags.network.clone(),
+            publish: flags.publish.clone(),
+            address: flags.ip,
+        },
     };
     let ctr = rt.create_with(id, bundle, opts).await?;
     let finish = || -> Result<(), Box<dyn std::error::Error>> {

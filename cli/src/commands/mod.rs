@@ -51,13 +51,18 @@ pub async fn run(cli: Cli) -> Outcome {
     }
 }
 
-pub async fn runtime(g: &Global) -> berth::Result<Runtime> {
+/// The runtime's settings from the global flags (`--root`, else the
+/// default: `/run/berth`, or `$XDG_RUNTIME_DIR/berth` without root).
+pub fn config(g: &Global) -> Config {
     let defaults = Config::default();
-    Runtime::new(Config {
+    Config {
         root: g.root.clone().unwrap_or(defaults.root.clone()),
         ..defaults
-    })
-    .await
+    }
+}
+
+pub async fn runtime(g: &Global) -> berth::Result<Runtime> {
+    Runtime::new(config(g)).await
 }
 
 /// Writes `pid` to `path` as runc does: a temporary file, then a rename.

@@ -13,7 +13,7 @@ use crate::log::rfc3339;
 fn state_json(ctr: &Container) -> berth::Result<Value> {
     let s = ctr.state()?;
     let status = s.status().to_string();
-    Ok(json!({
+    let mut v = json!({
         "ociVersion": s.version(),
         "id": s.id(),
         // runc prints 0 once the container has stopped.
@@ -24,7 +24,12 @@ fn state_json(ctr: &Container) -> berth::Result<Value> {
         "created": rfc3339(ctr.created()?),
         "owner": "",
         "annotations": s.annotations().clone().unwrap_or_default(),
-    }))
+    });
+    // berth's own: the container's bridge network, address and ports.
+    if let Some(net) = ctr.network()? {
+        v["network"] = serde_json::to_value(net).unwrap_or_default();
+    }
+    Ok(v)
 }
 
 pub async fn state(g: &Global, id: &str) -> Outcome {

@@ -39,6 +39,8 @@ pub struct CreateOptions {
     /// Let a shim process parent the container, so that it outlives this
     /// process (see [`Runtime::create_with`](crate::Runtime::create_with)).
     pub detached: bool,
+    /// The network to join and the ports to publish.
+    pub network: crate::network::NetworkOptions,
 }
 
 /// Creates a container. The work runs in a task of its own so that a
@@ -98,6 +100,8 @@ struct Partial {
     dir_created: bool,
     cgroup: Option<Cgroup>,
     child: Option<(AsyncFd<OwnedFd>, exec::ChildMemory)>,
+    /// The container holds a network lease (and maybe more of a network).
+    network: Option<String>,
 }
 
 impl Partial {
@@ -114,6 +118,11 @@ impl Partial {
                 tracing::warn!(error = %e, "could not remove cgroup of failed container");
             }
         }
+        if let Some(id) = self.network.take() {
+            if let Err(e) = crate::network::release(&self.dir, &id).await {
+                tracing::warn!(error = %e, "could not release the network of a failed container");
+            }
+        }
         if self.dir_created {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
@@ -123,10 +132,11 @@ impl Partial {
 async fn create_now(
     config: &Config,
     id: &str,
-    bundle: Bundle,
+    mut bundle: Bundle,
     opts: CreateOptions,
 ) -> Result<Container> {
     validate_id(id)?;
+    crate::network::adjust_spec(&mut bundle.spec, &opts.network)?;
     let dir = config.root.join(id);
     let plan_opts = plan::Options {
         no_pivot: opts.no_pivot,
@@ -136,7 +146,7 @@ async fn create_now(
         rootless: crate::security::rootless::is_rootless(),
     };
     // Every check of the spec happens here, before anything exists.
-    let plan = Arc::new(plan::compile(
+    let mut plan = Arc::new(plan::compile(
         &bundle.spec,
         &bundle.dir,
         Host::get(),
@@ -156,7 +166,38 @@ async fn create_now(
         dir_created: true,
         cgroup: None,
         child: None,
+        network: None,
     };
+    let hostname = bundle
+        .spec
+        .hostname()
+        .clone()
+        .unwrap_or_else(|| id.chars().take(63).collect());
+    let net = crate::network::prepare(config, &dir, id, &hostname, &opts.network).await;
+    if let Ok(Some(_)) | Err(_) = &net {
+        partial.network = Some(id.to_string());
+    }
+    let net = match net {
+        Ok(n) => n,
+        Err(e) => {
+            partial.undo().await;
+            return Err(e);
+        }
+    };
+    if let Some(mounts) = net {
+        // The container's /etc/hosts, hostname and resolv.conf exist only
+        // now: compile again with their mounts.
+        let mut all = bundle.spec.mounts().clone().unwrap_or_default();
+        all.extend(mounts);
+        bundle.spec.set_mounts(Some(all));
+        match plan::compile(&bundle.spec, &bundle.dir, Host::get(), &plan_opts) {
+            Ok(p) => plan = Arc::new(p),
+            Err(e) => {
+                partial.undo().await;
+                return Err(e);
+            }
+        }
+    }
     match build(config, id, &bundle, opts, plan, &mut partial).await {
         Ok(c) => Ok(c),
         Err(e) => {
@@ -285,6 +326,7 @@ async fn build(
     go(&sync)?;
 
     let mut pty = None;
+    let mut connected = false;
     loop {
         let report = recv(&sync).await?;
         let Some((report, fd)) = report else {
@@ -296,6 +338,9 @@ async fn build(
         };
         match report.kind {
             Report::HOOKS => {
+                // The network is there when the createRuntime hooks run.
+                crate::network::attach(dir, id, pid).await?;
+                connected = true;
                 run_create_hooks(bundle, &persisted, pid).await?;
                 go(&sync)?;
             }
@@ -313,7 +358,12 @@ async fn build(
                 state.set_status(ContainerState::Creating);
                 pass_seccomp_fd(&plan, &sync, fd, pid, &state)?;
             }
-            Report::CREATED => break,
+            Report::CREATED => {
+                if !connected {
+                    crate::network::attach(dir, id, pid).await?;
+                }
+                break;
+            }
             Report::FAILED => return Err(init_error(&plan, report)),
             other => {
                 return Err(Error::sys(
@@ -327,6 +377,7 @@ async fn build(
     let (pidfd, memory) = partial.child.take().expect("spawned above");
     partial.cgroup = None;
     partial.dir_created = false;
+    partial.network = None;
     Ok(Container {
         inner: Arc::new(Inner {
             id: id.to_string(),

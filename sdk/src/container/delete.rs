@@ -51,6 +51,7 @@ impl Container {
                 }
             }
         }
+        crate::network::release(&self.inner.dir, &p.id).await?;
         std::fs::remove_dir_all(&self.inner.dir)
             .map_err(|e| Error::io("remove state directory", &self.inner.dir, e))?;
         Ok(())

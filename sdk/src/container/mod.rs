@@ -225,6 +225,13 @@ impl Container {
         }
     }
 
+    /// How the container is connected to a bridge network: its address,
+    /// gateway, interfaces and published ports. `None` for a container on
+    /// no bridge.
+    pub fn network(&self) -> Result<Option<crate::network::Attachment>> {
+        crate::network::Attachment::load(&self.inner.dir)
+    }
+
     /// The spec the container was created from.
     pub fn spec(&self) -> Result<Spec> {
         let path = self.inner.dir.join(state::SPEC_FILE);

@@ -40,14 +40,23 @@ impl std::ops::Deref for TestRuntime {
 impl Drop for TestRuntime {
     fn drop(&mut self) {
         let c = self.0.config();
-        let left: Vec<_> = std::fs::read_dir(&c.root)
+        let mut left: Vec<_> = std::fs::read_dir(&c.root)
             .map(|d| d.flatten().map(|e| e.file_name()).collect())
             .unwrap_or_default();
-        let _ = std::fs::remove_dir(&c.root);
+        // The network lock and state directory (see berth::network): it
+        // may stay, but without a network in use.
+        let nets: Vec<_> = std::fs::read_dir(c.root.join("network/nets"))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        left.retain(|n| n != "network");
         if std::thread::panicking() {
+            // Keep what `berth delete --force` needs to clean up.
             return;
         }
+        let _ = std::fs::remove_dir_all(c.root.join("network"));
+        let _ = std::fs::remove_dir(&c.root);
         assert!(left.is_empty(), "containers left behind: {left:?}");
+        assert!(nets.is_empty(), "networks left in use: {nets:?}");
         let cgroups = berth_fixtures::leaks::Snapshot::take(&c.root, &c.cgroup_parent)
             .unwrap()
             .cgroups;
@@ -56,8 +65,13 @@ impl Drop for TestRuntime {
 }
 
 pub async fn runtime() -> TestRuntime {
+    runtime_with(config()).await
+}
+
+/// A runtime with a [`config`] the test adjusted.
+pub async fn runtime_with(config: Config) -> TestRuntime {
     berth_fixtures::require_root();
-    TestRuntime(Runtime::new(config()).await.expect("runtime"))
+    TestRuntime(Runtime::new(config).await.expect("runtime"))
 }
 
 /// A fresh id, unique in this process and across parallel test binaries.

@@ -1,0 +1,180 @@
+//! `--network`, `--publish` and `berth state`'s network through the binary,
+//! with a network namespace of the test's own playing the host.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+/// A state root and a host namespace, removed at the end.
+struct Fixture {
+    root: PathBuf,
+    netns: String,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        berth_fixtures::require_root();
+        let name = format!("berth-cli-net-{}", std::process::id());
+        assert!(Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap()
+            .success());
+        let lo = ["-n", &name, "link", "set", "lo", "up"];
+        assert!(Command::new("ip").args(lo).status().unwrap().success());
+        Fixture {
+            root: PathBuf::from("/run").join(&name),
+            netns: name,
+        }
+    }
+
+    fn host_netns(&self) -> String {
+        format!("/run/netns/{}", self.netns)
+    }
+
+    fn berth(&self, args: &[&str]) -> Output {
+        // Files, not pipes: a created container inherits them.
+        let out = tempfile::tempfile().unwrap();
+        let err = tempfile::tempfile().unwrap();
+        let status = Command::new(BERTH)
+            .arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(err.try_clone().unwrap())
+            .status()
+            .unwrap();
+        let read = |f: std::fs::File| {
+            use std::io::{Read, Seek};
+            let mut f = f;
+            let mut v = Vec::new();
+            f.rewind().unwrap();
+            f.read_to_end(&mut v).unwrap();
+            v
+        };
+        Output {
+            status,
+            stdout: read(out),
+            stderr: read(err),
+        }
+    }
+
+    fn in_host(&self, args: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.netns])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(self.root.join("network"));
+            let _ = std::fs::remove_dir(&self.root);
+        }
+    }
+}
+
+fn bundle(args: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec =
+        berth_fixtures::bundle::spec(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    let mut root = spec.root().clone().unwrap();
+    root.set_path(berth_fixtures::rootfs::shared().unwrap());
+    spec.set_root(Some(root));
+    berth_fixtures::bundle::write_config(dir.path(), &spec).unwrap();
+    dir
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn network_flags_connect_and_state_shows_the_address() {
+    let f = Fixture::new();
+    let host = f.host_netns();
+    let net = [
+        "--network",
+        "bridge=clinet",
+        "--subnet",
+        "10.201.0.0/24",
+        "--host-netns",
+        &host,
+    ];
+
+    let b = bundle(&["sh", "-c", "ip -4 -o addr show eth0; cat /etc/hostname"]);
+    let mut args = vec!["run", "--bundle", path(b.path())];
+    args.extend(net);
+    args.push("netrun");
+    let out = f.berth(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout.contains("inet 10.201.0.2/24"), "{stdout}");
+
+    let b = bundle(&["sleep", "100"]);
+    let mut args = vec![
+        "create",
+        "--bundle",
+        path(b.path()),
+        "-p",
+        "127.0.0.1:18200:80",
+    ];
+    args.extend(net);
+    args.push("netstate");
+    let out = f.berth(&args);
+    assert!(out.status.success(), "{out:?}");
+    let state: serde_json::Value =
+        serde_json::from_slice(&f.berth(&["state", "netstate"]).stdout).unwrap();
+    assert_eq!(state["network"]["address"], "10.201.0.2");
+    assert_eq!(state["network"]["bridge"], "clinet");
+    assert_eq!(state["network"]["ports"][0]["host_port"], 18200);
+    assert!(f
+        .in_host(&["nft", "list", "ruleset"])
+        .contains("dnat to 10.201.0.2:80"));
+
+    // A bad --publish is refused before anything exists.
+    let mut args = vec!["create", "--bundle", path(b.path()), "-p", "80"];
+    args.extend(net);
+    args.push("netbad");
+    let out = f.berth(&args);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HOST_PORT:CONTAINER_PORT"));
+
+    // A network from --network-config, with a range of its subnet.
+    let conf = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        conf.path(),
+        r#"[{"name": "fromfile", "bridge": "ff0", "subnet": "10.203.0.0/24", "range": "10.203.0.64/26"}]"#,
+    )
+    .unwrap();
+    let b2 = bundle(&["ip", "-4", "-o", "addr", "show", "eth0"]);
+    let out = f.berth(&[
+        "run",
+        "--bundle",
+        path(b2.path()),
+        "--network",
+        "bridge=fromfile",
+        "--network-config",
+        path(conf.path()),
+        "--host-netns",
+        &host,
+        "netfile",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout.contains("inet 10.203.0.66/24"), "{stdout}");
+
+    assert!(f.berth(&["delete", "--force", "netstate"]).status.success());
+    assert_eq!(f.in_host(&["nft", "list", "ruleset"]).trim(), "");
+    let links = f.in_host(&["ip", "-o", "link", "show"]);
+    assert_eq!(links.lines().count(), 1, "only lo: {links}");
+}

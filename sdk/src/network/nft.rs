@@ -1,0 +1,207 @@
+//! NAT rules in nftables, in a table of berth's own (`ip berth`).
+//!
+//! Rules are written by the `nft` tool from one script per change: `nft -f`
+//! applies a script as one transaction, so a container's rules appear and
+//! disappear together or not at all. Each rule carries a comment naming its
+//! owner (`berth ctr ID` or `berth net NAME`), which is how they are found
+//! again to be removed, also by a later process after a crash.
+//!
+//! Runs `nft` in the network namespace of the calling thread.
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+
+use super::addr::Ipv4Net;
+use super::{PortMapping, Protocol};
+use crate::error::{Error, Result};
+
+/// berth's table.
+pub(crate) const TABLE: &str = "berth";
+
+/// The comment on the rules of container `id`.
+pub(crate) fn ctr_tag(id: &str) -> String {
+    // nftables comments hold at most 128 bytes.
+    if id.len() <= 100 {
+        format!("berth ctr {id}")
+    } else {
+        format!("berth ctr #{:016x}", super::hash(id))
+    }
+}
+
+/// The comment on the rules of network `name`.
+pub(crate) fn net_tag(name: &str) -> String {
+    format!("berth net {name}")
+}
+
+/// The table and its chains; `add` is a no-op for what exists.
+pub(crate) fn base() -> String {
+    format!(
+        "add table ip {TABLE}\n\
+         add chain ip {TABLE} prerouting {{ type nat hook prerouting priority -100; }}\n\
+         add chain ip {TABLE} output {{ type nat hook output priority -100; }}\n\
+         add chain ip {TABLE} postrouting {{ type nat hook postrouting priority 100; }}\n"
+    )
+}
+
+/// Outbound NAT for a network: traffic from the subnet to elsewhere, and
+/// traffic from the host's loopback addresses to a published port (which
+/// `route_localnet` lets out through the bridge), leaves with the address
+/// of the outgoing interface.
+pub(crate) fn masquerade(name: &str, subnet: Ipv4Net, bridge: &str) -> String {
+    let tag = net_tag(name);
+    format!(
+        "add rule ip {TABLE} postrouting ip saddr {subnet} ip daddr != {subnet} masquerade comment \"{tag}\"\n\
+         add rule ip {TABLE} postrouting ip saddr 127.0.0.0/8 oifname \"{bridge}\" masquerade comment \"{tag}\"\n"
+    )
+}
+
+/// Port mappings of container `id` at `addr`: connections to a local
+/// address of the host (or to `host_ip` only) on the host port go to the
+/// container, from elsewhere (prerouting) and from the host itself
+/// (output).
+pub(crate) fn ports(id: &str, addr: Ipv4Addr, ports: &[PortMapping]) -> String {
+    let tag = ctr_tag(id);
+    let mut s = String::new();
+    for p in ports {
+        let proto = match p.protocol {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        };
+        let dst = match p.host_ip {
+            Some(ip) => format!("ip daddr {ip}"),
+            None => "fib daddr type local".to_string(),
+        };
+        for chain in ["prerouting", "output"] {
+            s += &format!(
+                "add rule ip {TABLE} {chain} {dst} {proto} dport {} dnat to {addr}:{} comment \"{tag}\"\n",
+                p.host_port, p.container_port
+            );
+        }
+    }
+    s
+}
+
+/// A rule found in berth's table.
+#[derive(Debug, Clone)]
+pub(crate) struct Rule {
+    pub chain: String,
+    pub handle: u64,
+    pub comment: String,
+}
+
+/// Deletes `rules` (by handle).
+pub(crate) fn delete(rules: &[Rule]) -> String {
+    rules
+        .iter()
+        .map(|r| format!("delete rule ip {TABLE} {} handle {}\n", r.chain, r.handle))
+        .collect()
+}
+
+/// Deletes berth's table and everything in it.
+pub(crate) fn delete_table() -> String {
+    format!("delete table ip {TABLE}\n")
+}
+
+/// Applies `script` as one transaction.
+pub(crate) fn apply(script: &str) -> Result<()> {
+    if script.is_empty() {
+        return Ok(());
+    }
+    let out = run(&["-f", "-"], Some(script))?;
+    if !out.status.success() {
+        return Err(Error::Network {
+            network: TABLE.into(),
+            reason: format!(
+                "nft refused the rules: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Every rule in berth's table (none when there is no table).
+pub(crate) fn rules() -> Result<Vec<Rule>> {
+    let out = run(&["-j", "list", "table", "ip", TABLE], None)?;
+    if !out.status.success() {
+        // No such table.
+        return Ok(Vec::new());
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| Error::Network {
+        network: TABLE.into(),
+        reason: format!("unreadable `nft -j` output: {e}"),
+    })?;
+    let mut found = Vec::new();
+    for item in v["nftables"].as_array().into_iter().flatten() {
+        let r = &item["rule"];
+        if let (Some(chain), Some(handle)) = (r["chain"].as_str(), r["handle"].as_u64()) {
+            found.push(Rule {
+                chain: chain.to_string(),
+                handle,
+                comment: r["comment"].as_str().unwrap_or_default().to_string(),
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// Whether berth's table exists.
+pub(crate) fn has_table() -> Result<bool> {
+    Ok(run(&["list", "table", "ip", TABLE], None)?.status.success())
+}
+
+fn run(args: &[&str], stdin: Option<&str>) -> Result<std::process::Output> {
+    use std::io::{Read, Seek};
+    // Memory files, not pipes: a container cloned meanwhile by another
+    // thread holds copies of this process's descriptors until it execs,
+    // and a copy of a pipe's writing end would keep nft (or us) waiting
+    // for an end of file forever.
+    let memfd = |name: &str| -> Result<std::fs::File> {
+        nix::sys::memfd::memfd_create(name, nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .map(std::fs::File::from)
+            .map_err(|e| Error::sys("memfd_create", e))
+    };
+    let io = |e| Error::io("run", "nft", e);
+    let mut input = memfd("nft-in")?;
+    input
+        .write_all(stdin.unwrap_or_default().as_bytes())
+        .and_then(|()| input.rewind())
+        .map_err(io)?;
+    let (mut out, mut err) = (memfd("nft-out")?, memfd("nft-err")?);
+    let status = Command::new("nft")
+        .args(args)
+        .stdin(Stdio::from(input))
+        .stdout(Stdio::from(out.try_clone().map_err(io)?))
+        .stderr(Stdio::from(err.try_clone().map_err(io)?))
+        .status()
+        .map_err(io)?;
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    out.rewind()
+        .and_then(|()| out.read_to_end(&mut stdout))
+        .and_then(|_| err.rewind())
+        .and_then(|()| err.read_to_end(&mut stderr))
+        .map_err(io)?;
+    Ok(std::process::Output {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_rules_name_their_container() {
+        let p: PortMapping = "127.0.0.1:8080:80/udp".parse().unwrap();
+        let s = ports("web", Ipv4Addr::new(10, 89, 0, 2), &[p]);
+        assert_eq!(
+            s,
+            "add rule ip berth prerouting ip daddr 127.0.0.1 udp dport 8080 dnat to 10.89.0.2:80 comment \"berth ctr web\"\n\
+             add rule ip berth output ip daddr 127.0.0.1 udp dport 8080 dnat to 10.89.0.2:80 comment \"berth ctr web\"\n"
+        );
+        assert!(ctr_tag(&"x".repeat(300)).len() <= 128);
+    }
+}
