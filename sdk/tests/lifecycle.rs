@@ -849,3 +849,53 @@ async fn a_hook_past_its_timeout_fails_create() {
         "the hook was not stopped"
     );
 }
+
+/// A container waiting for `start` holds none of the embedding process's
+/// descriptors: a pipe whose write end the process closes reaches EOF, and
+/// the waiting process has stdio, its sync socket and the exec fifo only.
+#[tokio::test]
+async fn a_created_container_holds_no_descriptor_of_its_creator() {
+    let rt = runtime().await;
+    let (reader, writer) = nix::unistd::pipe().unwrap();
+    let ctr = create_piped(&rt, "fds", spec("true")).await.unwrap();
+    drop(writer);
+    let mut reader = tokio::net::unix::pipe::Receiver::from_owned_fd(reader).unwrap();
+    let mut buf = [0u8; 1];
+    let n = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read(&mut reader, &mut buf),
+    )
+    .await
+    .expect("the pipe never reached EOF: the container holds its write end")
+    .unwrap();
+    assert_eq!(n, 0);
+    // What the waiting process holds beyond stdio: its sync socket, the
+    // exec fifo, the sources of its stdio, and what its own steps opened
+    // (the new root, a private procfs); never the creator's epoll, eventfd
+    // or other pipes.
+    let (mut stdio, mut held) = (Vec::new(), Vec::new());
+    for e in std::fs::read_dir(format!("/proc/{}/fd", ctr.pid())).unwrap() {
+        let e = e.unwrap();
+        let fd: u32 = e.file_name().to_string_lossy().parse().unwrap();
+        let target = std::fs::read_link(e.path())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if fd > 2 {
+            held.push(target)
+        } else {
+            stdio.push(target)
+        }
+    }
+    let sockets = held.iter().filter(|t| t.starts_with("socket:")).count();
+    assert_eq!(sockets, 1, "{held:?}");
+    assert!(
+        held.iter().all(|t| t.starts_with("socket:")
+            || t.ends_with("exec.fifo")
+            || t == "/"
+            || stdio.contains(t)),
+        "{held:?} (stdio {stdio:?})"
+    );
+    ctr.start().await.unwrap();
+    finish(ctr).await.unwrap();
+}

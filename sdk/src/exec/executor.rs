@@ -45,6 +45,23 @@ pub(super) fn run(args: &ChildArgs) -> ! {
         cwd_done: false,
         procfd: -1,
     };
+    // The clone copied every descriptor of the embedding process: other
+    // containers' sync sockets and pipes among them. Held here while this
+    // container waits for `start`, they would keep those from ever seeing
+    // EOF; and nothing of the host's belongs in a container.
+    if let Err(errno) = close_foreign_fds(args) {
+        report(
+            args.sync,
+            Report {
+                kind: Report::FAILED,
+                step: 0,
+                errno,
+                _pad: 0,
+            },
+            None,
+        );
+        sys::exit_group(EXIT_SETUP_FAILED);
+    }
     for (i, step) in args.plan.steps.iter().enumerate() {
         if let Err(errno) = ex.step(step) {
             report(
@@ -832,6 +849,99 @@ fn bind_console_onto(slave: c_int, pts: &CStr, procfd: c_int) -> SysResult<()> {
         _ => return Err(libc::ENODEV),
     }
     bind_fds((slave, pts), (target.0, c"/dev/console"), procfd)
+}
+
+/// The most descriptors [`close_foreign_fds`] keeps besides stdio and the
+/// preserved ones: sync, fifo, three stdio sources, and the namespaces to
+/// join (at most one per namespace type).
+const MAX_KEPT: usize = 16;
+
+/// Closes every descriptor but stdio, the spec's preserved ones (`3..3+n`)
+/// and those `args` names. No allocation: the kept set is a sorted array
+/// on the stack, and the gaps between its entries are closed with
+/// `close_range` (listing `/proc/self/fd` before 5.9).
+fn close_foreign_fds(args: &ChildArgs) -> SysResult<()> {
+    let preserve = args
+        .plan
+        .steps
+        .iter()
+        .find_map(|s| match s {
+            Step::CloseFds { preserve } => Some(*preserve),
+            _ => None,
+        })
+        .unwrap_or(0);
+    let first_free = 3 + preserve;
+    let mut kept = [u32::MAX; MAX_KEPT];
+    let mut n = 0;
+    let named = [args.sync, args.fifo]
+        .into_iter()
+        .chain(args.stdio)
+        .chain(args.joins.iter().copied());
+    for fd in named {
+        if fd >= first_free as c_int && n < MAX_KEPT {
+            kept[n] = fd as u32;
+            n += 1;
+        }
+    }
+    // Insertion sort: a handful of entries.
+    for i in 1..n {
+        let mut j = i;
+        while j > 0 && kept[j - 1] > kept[j] {
+            kept.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+    let mut lo = first_free;
+    for &fd in kept[..n].iter().chain([u32::MAX].iter()) {
+        if fd > lo {
+            let hi = if fd == u32::MAX { u32::MAX } else { fd - 1 };
+            match sys::close_range(lo, hi, 0) {
+                Ok(()) => {}
+                Err(libc::ENOSYS) | Err(libc::EINVAL) => {
+                    return close_listed(first_free, &kept[..n]);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        lo = lo.max(fd.saturating_add(1));
+    }
+    Ok(())
+}
+
+/// [`close_foreign_fds`] before Linux 5.9: closes each descriptor from
+/// `first` on that `/proc/self/fd` lists, but those in `kept`.
+fn close_listed(first: u32, kept: &[u32]) -> SysResult<()> {
+    let dir = Fd(sys::openat(
+        AT_FDCWD,
+        c"/proc/self/fd",
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+    )?);
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = sys::getdents64(dir.0, &mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let mut off = 0;
+        while off + 19 < n {
+            let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
+            let mut fd: u32 = 0;
+            let mut numeric = false;
+            for &b in buf[off + 19..off + reclen].iter().take_while(|&&b| b != 0) {
+                if !b.is_ascii_digit() {
+                    numeric = false;
+                    break;
+                }
+                fd = fd * 10 + (b - b'0') as u32;
+                numeric = true;
+            }
+            if numeric && fd >= first && fd as c_int != dir.0 && !kept.contains(&fd) {
+                let _ = sys::close(fd as c_int);
+            }
+            off += reclen.max(1);
+        }
+    }
 }
 
 fn close_fds(preserve: u32) -> SysResult<()> {
