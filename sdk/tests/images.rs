@@ -1,0 +1,480 @@
+//! Images: content store, layer unpack, overlay snapshots, commit,
+//! rollback and GC, with real containers (root).
+
+mod common;
+mod images_support;
+
+use std::fs;
+use std::path::Path;
+
+use berth::image::{digest, ImageOverrides};
+use berth::{CreateOptions, Error, Stdio};
+use common::{finish, id, runtime};
+use images_support::*;
+
+fn piped() -> CreateOptions {
+    CreateOptions {
+        stdin: Stdio::Null,
+        stdout: Stdio::Piped,
+        stderr: Stdio::Piped,
+        ..Default::default()
+    }
+}
+
+/// Runs a container from `image` (with `cmd` if given) to its end.
+async fn run_image(rt: &berth::Runtime, image: &str, cmd: Option<&str>) -> common::Output {
+    let overrides = ImageOverrides {
+        cmd: cmd.map(|c| vec!["sh".into(), "-c".into(), c.into()]),
+        ..Default::default()
+    };
+    let ctr = rt
+        .create_from_image_with(&id("img"), image, overrides, piped())
+        .await
+        .expect("create from image");
+    ctr.start().await.unwrap();
+    finish(ctr).await.unwrap()
+}
+
+/// A three-layer image: busybox (gzip); /etc/greeting, /data/old and
+/// /opq/{a,b} (zstd); then a whiteout of /data/old, an opaque /opq with
+/// only /opq/c, and /data/new (plain tar).
+fn three_layers() -> Vec<(Vec<u8>, Comp)> {
+    let l2 = Layer::new()
+        .dir("etc", 0o755)
+        .file("etc/greeting", b"hello from layer 2\n", 0o644)
+        .dir("data", 0o755)
+        .file("data/old", b"old\n", 0o644)
+        .dir("opq", 0o755)
+        .file("opq/a", b"a\n", 0o644)
+        .file("opq/b", b"b\n", 0o644)
+        .into_tar();
+    let l3 = Layer::new()
+        .file("data/.wh.old", b"", 0o644)
+        .file("data/new", b"new\n", 0o600)
+        .dir("opq", 0o755)
+        .file("opq/.wh..wh..opq", b"", 0o644)
+        .file("opq/c", b"c\n", 0o644)
+        .into_tar();
+    vec![
+        (busybox_layer(), Comp::Gzip),
+        (l2, Comp::Zstd),
+        (l3, Comp::Plain),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blob_with_wrong_digest_is_refused_and_not_stored() {
+    let rt = runtime().await;
+    let _g = StoreGuard::new(&rt);
+    let store = rt.images().unwrap();
+    let claimed = digest::of(b"what the sender promised");
+    let err = store
+        .write_blob(&claimed, &b"what arrived"[..])
+        .unwrap_err();
+    assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+    assert!(!store.has_blob(&claimed));
+    assert!(!store.blob_path(&digest::of(b"what arrived")).exists());
+    assert_eq!(
+        fs::read_dir(store.root().join("ingest")).unwrap().count(),
+        0
+    );
+    // The right bytes are stored.
+    store
+        .write_blob(&claimed, &b"what the sender promised"[..])
+        .unwrap();
+    assert_eq!(
+        store.read_blob(&claimed).unwrap(),
+        b"what the sender promised"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn layout_with_a_tampered_layer_is_refused_and_not_tagged() {
+    let rt = runtime().await;
+    let _g = StoreGuard::new(&rt);
+    let store = rt.images().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let layer = Layer::new().file("x", b"genuine", 0o644).into_tar();
+    write_layout(
+        dir.path(),
+        "t",
+        &[(layer.clone(), Comp::Gzip)],
+        &sh("true"),
+        false,
+    );
+    let blob = digest::of(&compress(&layer, Comp::Gzip));
+    let path = dir.path().join("blobs/sha256").join(blob.digest());
+    let mut bytes = fs::read(&path).unwrap();
+    let last = bytes.len() - 9;
+    bytes[last] ^= 0xff;
+    fs::write(&path, &bytes).unwrap();
+    let err = store
+        .import_layout(dir.path(), None, "tampered")
+        .unwrap_err();
+    assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+    assert!(!store.has_blob(&blob));
+    assert!(store.image("tampered").is_err());
+    assert!(store.list().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_write_commit_and_run_the_new_image() {
+    let rt = runtime().await;
+    let g = StoreGuard::new(&rt);
+    let store = rt.images().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = Run {
+        env: vec!["GREETING_FILE=/etc/greeting".into()],
+        workdir: Some("/data".into()),
+        user: Some("berth".into()),
+        ..sh("cat $GREETING_FILE; ls; ls /opq; pwd; id -u; id -g")
+    };
+    write_layout(dir.path(), "base", &three_layers(), &run, true);
+    assert_eq!(
+        store
+            .import_layout(dir.path(), Some("base"), "test/base")
+            .unwrap(),
+        "test/base:latest"
+    );
+
+    // The image's own command, env, workdir and user.
+    let out = run_image(&rt, "test/base", None).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "hello from layer 2\nnew\nc\n/data\n1000\n1000\n"
+    );
+
+    // Write, delete, commit.
+    let cid = id("commit");
+    let ctr = rt
+        .create_from_image_with(
+            &cid,
+            "test/base",
+            ImageOverrides {
+                cmd: Some(vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "echo committed > /root-file; rm /etc/greeting".into(),
+                ]),
+                user: Some("0".into()),
+                ..Default::default()
+            },
+            piped(),
+        )
+        .await
+        .unwrap();
+    let snap = store.snapshot(&cid);
+    assert!(mounted_below(&snap.rootfs()), "overlay not in mountinfo");
+    ctr.start().await.unwrap();
+    let mut out_stream = ctr.take_stdout().unwrap();
+    let mut s = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut out_stream, &mut s)
+        .await
+        .unwrap();
+    assert!(ctr.wait().await.unwrap().success());
+    let new_digest = rt.commit(&cid, "test/committed:v1").await.unwrap();
+    ctr.delete(false).await.unwrap();
+    assert!(
+        !mounted_below(&snap.rootfs()),
+        "overlay left mounted after delete"
+    );
+    assert!(!snap.dir.exists(), "snapshot left after delete");
+
+    let image = store.image("test/committed:v1").unwrap();
+    assert_eq!(image.digest, new_digest);
+    assert_eq!(image.manifest.layers().len(), 4);
+    let out = run_image(
+        &rt,
+        "test/committed:v1",
+        Some("cat /root-file; test -e /etc/greeting || echo greeting-gone; ls /data; id -u"),
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    // The committed config keeps the image's user.
+    assert_eq!(out.stdout, "committed\ngreeting-gone\nnew\n1000\n");
+    drop(g);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_images_sharing_a_base_store_it_once() {
+    let rt = runtime().await;
+    let _g = StoreGuard::new(&rt);
+    let store = rt.images().unwrap();
+    let base = busybox_layer();
+    for (name, extra) in [("a", "only in a"), ("b", "only in b")] {
+        let dir = tempfile::tempdir().unwrap();
+        let top = Layer::new().file(name, extra.as_bytes(), 0o644).into_tar();
+        write_layout(
+            dir.path(),
+            name,
+            &[(base.clone(), Comp::Gzip), (top, Comp::Gzip)],
+            &sh(&format!("cat /{name}")),
+            false,
+        );
+        store.import_layout(dir.path(), None, name).unwrap();
+    }
+    for name in ["a", "b"] {
+        let out = run_image(&rt, name, None).await;
+        assert_eq!(out.stdout, format!("only in {name}"));
+    }
+    let layers = store.root().join("layers");
+    assert_eq!(fs::read_dir(&layers).unwrap().count(), 3, "base + two tops");
+    let base_dir = store.layer_dir(&digest::of(&base));
+    let base_bytes = disk_usage(&base_dir);
+    let all_bytes = disk_usage(&layers);
+    assert!(
+        base_bytes > 1_000_000,
+        "busybox layer is {base_bytes} bytes"
+    );
+    assert!(
+        all_bytes < base_bytes * 3 / 2,
+        "base stored twice? {all_bytes} vs {base_bytes}"
+    );
+    // One gzip blob of the base: 2 manifests + 2 configs + 3 layers.
+    assert_eq!(
+        fs::read_dir(store.root().join("blobs/sha256"))
+            .unwrap()
+            .count(),
+        7
+    );
+
+    // Untagging one image and collecting keeps the shared base.
+    store.untag("a").unwrap();
+    let report = store.gc().unwrap();
+    assert_eq!((report.blobs, report.layers), (3, 1));
+    assert!(base_dir.is_dir());
+    let out = run_image(&rt, "b", None).await;
+    assert_eq!(out.stdout, "only in b");
+}
+
+/// Imports a one-layer image made of `layer` on top of busybox and tries
+/// to run it.
+async fn try_malicious(rt: &berth::Runtime, layer: Vec<u8>) -> Error {
+    let store = rt.images().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let name = id("evil");
+    write_layout(
+        dir.path(),
+        &name,
+        &[(busybox_layer(), Comp::Gzip), (layer, Comp::Gzip)],
+        &sh("true"),
+        false,
+    );
+    store.import_layout(dir.path(), None, &name).unwrap();
+    let cid = id("evil");
+    let err = rt
+        .create_from_image_with(&cid, &name, ImageOverrides::default(), piped())
+        .await
+        .unwrap_err();
+    assert!(
+        !store.snapshot(&cid).dir.exists(),
+        "snapshot left after refusal"
+    );
+    assert!(!rt.config().root.join(&cid).exists());
+    let leftovers: Vec<_> = fs::read_dir(store.root().join("layers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().starts_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "partial unpack left: {leftovers:?}");
+    store.untag(&name).unwrap();
+    err
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malicious_layers_are_refused_and_touch_nothing_outside() {
+    use tar::EntryType::*;
+    let rt = runtime().await;
+    let _g = StoreGuard::new(&rt);
+    let host = tempfile::tempdir().unwrap();
+    let canary = host.path().join("canary");
+    fs::write(&canary, "untouched").unwrap();
+    let h = host.path().to_str().unwrap().as_bytes().to_vec();
+    let depth = b"../".repeat(20);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "dotdot path",
+            Layer::new()
+                .raw(
+                    Regular,
+                    &[&depth[..], &h[1..], b"/pwned"].concat(),
+                    b"",
+                    b"x",
+                )
+                .into_tar(),
+        ),
+        (
+            "absolute path",
+            Layer::new()
+                .raw(Regular, &[&h[..], b"/pwned"].concat(), b"", b"x")
+                .into_tar(),
+        ),
+        (
+            "symlink escape",
+            Layer::new()
+                .raw(Symlink, b"link", &h, b"")
+                .raw(Regular, b"link/pwned", b"", b"x")
+                .into_tar(),
+        ),
+        (
+            "symlink escape overwriting the canary",
+            Layer::new()
+                .raw(Symlink, b"link", &h, b"")
+                .raw(Regular, b"link/canary", b"", b"x")
+                .into_tar(),
+        ),
+        (
+            "hardlink to a host file",
+            Layer::new()
+                .raw(Link, b"passwd", &[&h[..], b"/canary"].concat(), b"")
+                .into_tar(),
+        ),
+        (
+            "hardlink climbing out",
+            Layer::new()
+                .raw(
+                    Link,
+                    b"passwd",
+                    &[&depth[..], &h[1..], b"/canary"].concat(),
+                    b"",
+                )
+                .into_tar(),
+        ),
+        (
+            "hardlink through a symlink",
+            Layer::new()
+                .raw(Symlink, b"link", &h, b"")
+                .raw(Link, b"passwd", b"link/canary", b"")
+                .into_tar(),
+        ),
+        (
+            "whiteout of ..",
+            Layer::new()
+                .raw(Regular, b"etc/.wh...", b"", b"")
+                .into_tar(),
+        ),
+        (
+            "whiteout of .",
+            Layer::new().raw(Regular, b".wh..", b"", b"").into_tar(),
+        ),
+    ];
+    for (what, layer) in cases {
+        let err = try_malicious(&rt, layer).await;
+        eprintln!("{what}: {err}");
+        assert!(matches!(err, Error::UnsafeLayer { .. }), "{what}: {err}");
+        let names: Vec<_> = fs::read_dir(host.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("canary")], "{what}");
+        assert_eq!(fs::read_to_string(&canary).unwrap(), "untouched", "{what}");
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            fs::metadata(&canary).unwrap().nlink(),
+            1,
+            "{what}: canary got a hardlink"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_layers_mount_past_the_option_length_limit() {
+    let rt = runtime().await;
+    let _g = StoreGuard::new(&rt);
+    let store = rt.images().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut layers = vec![(busybox_layer(), Comp::Gzip)];
+    let n = 120;
+    for i in 0..n {
+        layers.push((
+            Layer::new()
+                .dir("layers", 0o755)
+                .file(&format!("layers/{i}"), b"", 0o644)
+                .into_tar(),
+            Comp::Plain,
+        ));
+    }
+    write_layout(
+        dir.path(),
+        "many",
+        &layers,
+        &sh("ls /layers | wc -l"),
+        false,
+    );
+    store.import_layout(dir.path(), None, "many").unwrap();
+    // The lowerdirs alone, as absolute paths, are far past one page.
+    let option_len: usize =
+        layers.len() * (store.layer_dir(&digest::of(b"")).as_os_str().len() + 1);
+    assert!(option_len > 4096, "{option_len}");
+    let out = run_image(&rt, "many", None).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout.trim(), n.to_string());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rollback_resets_the_container_layer() {
+    let rt = runtime().await;
+    let _g = StoreGuard::new(&rt);
+    let store = rt.images().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_layout(
+        dir.path(),
+        "r",
+        &[(busybox_layer(), Comp::Gzip)],
+        &sh("echo x > /scratch; rm /etc/passwd"),
+        false,
+    );
+    store.import_layout(dir.path(), None, "r").unwrap();
+    let cid = id("rollback");
+    let ctr = rt
+        .create_from_image_with(&cid, "r", ImageOverrides::default(), piped())
+        .await
+        .unwrap();
+    let err = rt.rollback(&cid).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidState { .. }), "{err}");
+    ctr.start().await.unwrap();
+    assert!(ctr.wait().await.unwrap().success());
+    let snap = store.snapshot(&cid);
+    assert!(snap.rootfs().join("scratch").exists());
+    assert!(!snap.rootfs().join("etc/passwd").exists());
+    rt.rollback(&cid).await.unwrap();
+    assert!(!snap.rootfs().join("scratch").exists());
+    assert!(snap.rootfs().join("etc/passwd").exists());
+    assert_eq!(fs::read_dir(snap.upper()).unwrap().count(), 0);
+    ctr.delete(false).await.unwrap();
+    assert!(!mounted_below(&snap.dir));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn export_and_import_round_trip() {
+    let rt = runtime().await;
+    let _g = StoreGuard::new(&rt);
+    let store = rt.images().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let md = write_layout(dir.path(), "x", &three_layers(), &sh("true"), false);
+    store.import_layout(dir.path(), None, "x:1").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    store.export_layout("x:1", out.path()).unwrap();
+    let rt2 = runtime().await;
+    let _g2 = StoreGuard::new(&rt2);
+    let store2 = rt2.images().unwrap();
+    store2.import_layout(out.path(), Some("x:1"), "y").unwrap();
+    assert_eq!(store2.image("y").unwrap().digest, md);
+    assert!(Path::new(out.path()).join("index.json").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_image_and_bad_reference_are_typed_errors() {
+    let rt = runtime().await;
+    let _g = StoreGuard::new(&rt);
+    for r in ["nope", "Bad Ref", "x@sha256:00"] {
+        let err = rt
+            .create_from_image(&id("none"), r, ImageOverrides::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Image { .. }), "{r}: {err}");
+    }
+}
