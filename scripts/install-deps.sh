@@ -21,6 +21,8 @@ PACKAGES=(
   runc            # side-by-side benchmarks (cargo xtask bench-compare)
   crun            # side-by-side benchmarks
   cpio            # vm-tests: initramfs round-trip checks
+  docker-registry # a real OCI distribution registry on 127.0.0.1: sdk/tests/images.rs
+  skopeo          # places test images into that registry (oci: layout -> docker://)
 )
 
 if [[ $(id -u) -ne 0 ]]; then

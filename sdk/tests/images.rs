@@ -478,3 +478,161 @@ async fn unknown_image_and_bad_reference_are_typed_errors() {
         assert!(matches!(err, Error::Image { .. }), "{r}: {err}");
     }
 }
+
+/// Pulls everything of `reference`, collecting progress.
+async fn pull(
+    store: &berth::image::ImageStore,
+    reference: &str,
+) -> (
+    berth::Result<berth::oci_spec::image::Digest>,
+    Vec<berth::image::LayerProgress>,
+) {
+    use futures::StreamExt;
+    let mut p = store.pull(reference, Default::default()).unwrap();
+    let progress: Vec<_> = p.progress().collect().await;
+    (p.finish().await, progress)
+}
+
+/// The last count reported per blob.
+fn last_counts(
+    progress: &[berth::image::LayerProgress],
+) -> std::collections::BTreeMap<String, (u64, u64)> {
+    progress
+        .iter()
+        .map(|p| (p.digest.clone(), (p.done, p.total)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pull_from_a_local_registry_run_commit_and_run() {
+    let rt = runtime().await;
+    let _g = StoreGuard::new(&rt);
+    let store = rt.images().unwrap();
+    let reg = Registry::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let layers = three_layers();
+    // Behind an index that lists another architecture first.
+    let md = write_layout(dir.path(), "base", &layers, &sh("cat /etc/greeting"), true);
+    reg.push_layout(dir.path(), "base", "test/base:1");
+    let reference = format!("{}/test/base:1", reg.addr);
+
+    let (result, progress) = pull(&store, &reference).await;
+    assert_eq!(result.unwrap(), md, "the manifest for this platform");
+    let counts = last_counts(&progress);
+    assert_eq!(counts.len(), 4, "config and three layers: {counts:?}");
+    for (d, (done, total)) in &counts {
+        assert_eq!(done, total, "{d}");
+    }
+    let image = store.image(&reference).unwrap();
+    assert_eq!(image.manifest.layers().len(), 3);
+
+    let out = run_image(&rt, &reference, None).await;
+    assert_eq!(out.stdout, "hello from layer 2\n");
+
+    let cid = id("pulled");
+    let ctr = rt
+        .create_from_image_with(
+            &cid,
+            &reference,
+            ImageOverrides {
+                cmd: Some(vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "echo written > /data/file".into(),
+                ]),
+                ..Default::default()
+            },
+            piped(),
+        )
+        .await
+        .unwrap();
+    ctr.start().await.unwrap();
+    let _ = finish_keep(&ctr).await;
+    rt.commit(&cid, "test/after-pull").await.unwrap();
+    ctr.delete(false).await.unwrap();
+    let out = run_image(&rt, "test/after-pull", Some("cat /data/file")).await;
+    assert_eq!(out.stdout, "written\n");
+
+    // A second pull finds everything stored.
+    let (result, progress) = pull(&store, &reference).await;
+    assert_eq!(result.unwrap(), md);
+    assert!(progress.iter().all(|p| p.done == p.total));
+}
+
+/// Waits for a piped container without deleting it.
+async fn finish_keep(ctr: &berth::Container) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut out = ctr.take_stdout().unwrap();
+    let mut s = String::new();
+    out.read_to_string(&mut s).await.unwrap();
+    assert!(ctr.wait().await.unwrap().success());
+    s
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pull_resumes_a_partial_blob_and_refuses_a_corrupt_one() {
+    let rt = runtime().await;
+    let _g = StoreGuard::new(&rt);
+    let store = rt.images().unwrap();
+    let reg = Registry::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let big = Layer::new()
+        .file("big", &vec![7u8; 3 << 20], 0o644)
+        .into_tar();
+    let layers = vec![(busybox_layer(), Comp::Gzip), (big.clone(), Comp::Plain)];
+    write_layout(dir.path(), "r", &layers, &sh("true"), false);
+    reg.push_layout(dir.path(), "r", "test/resume:1");
+    let reference = format!("{}/test/resume:1", reg.addr);
+
+    // Half of the big layer is already here from an interrupted pull.
+    let big_digest = digest::of(&big);
+    let half = big.len() / 2;
+    fs::write(
+        store
+            .root()
+            .join("ingest")
+            .join(format!("partial-{}", big_digest.digest())),
+        &big[..half],
+    )
+    .unwrap();
+    let (result, progress) = pull(&store, &reference).await;
+    result.unwrap();
+    let first = progress
+        .iter()
+        .find(|p| p.digest == big_digest.to_string())
+        .unwrap();
+    assert_eq!(first.done, half as u64, "resumed from the partial blob");
+    assert!(store.has_blob(&big_digest));
+
+    // The registry now serves a corrupted copy of another image's layer.
+    let other = Layer::new()
+        .file("other", &vec![1u8; 1 << 20], 0o644)
+        .into_tar();
+    let dir2 = tempfile::tempdir().unwrap();
+    write_layout(
+        dir2.path(),
+        "c",
+        &[(other.clone(), Comp::Plain)],
+        &sh("true"),
+        false,
+    );
+    reg.push_layout(dir2.path(), "c", "test/corrupt:1");
+    let od = digest::of(&other);
+    let file = reg.blob_file(od.digest());
+    let mut bytes = fs::read(&file).unwrap();
+    bytes[1000] ^= 0xff;
+    fs::write(&file, &bytes).unwrap();
+    let (result, _) = pull(&store, &format!("{}/test/corrupt:1", reg.addr)).await;
+    let err = result.unwrap_err();
+    assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+    assert!(!store.has_blob(&od));
+    assert!(store
+        .image(&format!("{}/test/corrupt:1", reg.addr))
+        .is_err());
+    let ingest: Vec<_> = fs::read_dir(store.root().join("ingest"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(ingest.is_empty(), "{ingest:?}");
+}

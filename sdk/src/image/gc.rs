@@ -25,6 +25,7 @@ impl ImageStore {
     /// none uses is removed, together with leftovers of interrupted
     /// writes.
     pub fn gc(&self) -> Result<GcReport> {
+        let _pulls = self.gc_guard(true)?;
         let _lock = self.lock()?;
         let mut blobs = HashSet::new();
         let mut layers = HashSet::new();
@@ -107,6 +108,7 @@ impl ImageStore {
             .map_err(|e| Error::io("list ingest", &ingest, e))?
             .flatten()
         {
+            // Partial downloads (`partial-<hex>`) of ended pulls go too.
             if !pid_alive(&e.file_name().to_string_lossy()) {
                 let _ = fs::remove_file(e.path());
             }

@@ -23,6 +23,7 @@ mod gc;
 mod layers;
 mod layout;
 pub mod reference;
+mod registry;
 pub(crate) mod snapshot;
 mod spec;
 mod store;
@@ -30,6 +31,7 @@ pub mod unpack;
 
 pub use gc::GcReport;
 pub use layout::host_arch;
+pub use registry::{LayerProgress, Pull, PullOptions, RemoteRef};
 pub use snapshot::Snapshot;
 pub use spec::{build as build_spec, ImageOverrides, EXPOSED_PORTS_ANNOTATION};
 pub use store::{Image, ImageStore, ImageSummary};

@@ -112,6 +112,26 @@ impl ImageStore {
         Ok(Lock(fd))
     }
 
+    /// Held shared by pulls (whose blobs are not tagged yet) and
+    /// exclusive by [`gc`](Self::gc) (blocking).
+    pub(crate) fn gc_guard(&self, exclusive: bool) -> Result<Lock> {
+        let path = self.root.join("gc.lock");
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("open gc lock", &path, e))?;
+        let fd = OwnedFd::from(f);
+        let op = if exclusive {
+            rustix::fs::FlockOperation::LockExclusive
+        } else {
+            rustix::fs::FlockOperation::LockShared
+        };
+        rustix::fs::flock(&fd, op).map_err(|e| Error::io("lock image store", &path, e.into()))?;
+        Ok(Lock(fd))
+    }
+
     /// Where the blob `d` lives (whether or not it is there).
     pub fn blob_path(&self, d: &Digest) -> PathBuf {
         self.root.join("blobs/sha256").join(d.digest())

@@ -193,7 +193,17 @@ pub fn write_layout(
         } else {
             "arm64"
         };
-        let mut other = Descriptor::new(MediaType::ImageManifest, 7, digest::of(b"other"));
+        // A complete manifest for another architecture, listed first.
+        let mut other_config: serde_json::Value = serde_json::from_str(&config).unwrap();
+        other_config["architecture"] = other_arch.into();
+        let other_config = other_config.to_string();
+        let ocd = put(&blobs, other_config.as_bytes());
+        let mut other_manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+        other_manifest["config"]["digest"] = ocd.to_string().into();
+        other_manifest["config"]["size"] = other_config.len().into();
+        let other_manifest = other_manifest.to_string();
+        let omd = put(&blobs, other_manifest.as_bytes());
+        let mut other = Descriptor::new(MediaType::ImageManifest, other_manifest.len() as u64, omd);
         other.set_platform(Some(
             berth::oci_spec::image::PlatformBuilder::default()
                 .os("linux")
@@ -328,4 +338,95 @@ pub fn mounted_below(path: &Path) -> bool {
         .unwrap()
         .lines()
         .any(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&p)))
+}
+
+/// Debian's docker-registry serving on 127.0.0.1 from a temp dir; killed
+/// and removed on drop.
+pub struct Registry {
+    child: std::process::Child,
+    pub dir: tempfile::TempDir,
+    /// `127.0.0.1:<port>`.
+    pub addr: String,
+}
+
+impl Registry {
+    pub async fn start() -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker-registry (scripts/install-deps.sh installs it)");
+        let reg = Registry { child, dir, addr };
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(&reg.addr).await.is_ok() {
+                return reg;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("docker-registry did not listen on {}", reg.addr);
+    }
+
+    /// Pushes the image named `name` of an OCI layout (all platforms) to
+    /// `repo_tag` with skopeo.
+    pub fn push_layout(&self, layout: &Path, name: &str, repo_tag: &str) {
+        let policy = self.dir.path().join("policy.json");
+        fs::write(
+            &policy,
+            r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+        )
+        .unwrap();
+        let out = std::process::Command::new("skopeo")
+            .arg("--policy")
+            .arg(&policy)
+            .args([
+                "copy",
+                "--all",
+                "--preserve-digests",
+                "--dest-tls-verify=false",
+            ])
+            .arg(format!("oci:{}:{name}", layout.display()))
+            .arg(format!("docker://{}/{repo_tag}", self.addr))
+            .output()
+            .expect("skopeo (scripts/install-deps.sh installs it)");
+        assert!(
+            out.status.success(),
+            "skopeo: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The registry's stored copy of blob `hex`.
+    pub fn blob_file(&self, hex: &str) -> PathBuf {
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
