@@ -93,6 +93,8 @@ pub enum Command {
     Version,
     /// Pull an image from a registry into the store under --root.
     Pull(Pull),
+    /// Push a stored image to the registry its reference names.
+    Push(Pull),
     /// List the images in the store.
     Images(Images),
     /// Remove image tags, then the content no image or container uses.

@@ -636,3 +636,60 @@ async fn pull_resumes_a_partial_blob_and_refuses_a_corrupt_one() {
         .collect();
     assert!(ingest.is_empty(), "{ingest:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commit_push_and_pull_into_another_store() {
+    use futures::StreamExt;
+    let rt = runtime().await;
+    let _g = StoreGuard::new(&rt);
+    let store = rt.images().unwrap();
+    let reg = Registry::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_layout(
+        dir.path(),
+        "p",
+        &[(busybox_layer(), Comp::Gzip)],
+        &sh("cat /pushed"),
+        false,
+    );
+    let base = format!("{}/test/pushed:1", reg.addr);
+    store.import_layout(dir.path(), None, &base).unwrap();
+
+    let cid = id("push");
+    let ctr = rt
+        .create_from_image_with(
+            &cid,
+            &base,
+            ImageOverrides {
+                cmd: Some(vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "echo across registries > /pushed".into(),
+                ]),
+                ..Default::default()
+            },
+            piped(),
+        )
+        .await
+        .unwrap();
+    ctr.start().await.unwrap();
+    finish_keep(&ctr).await;
+    let committed = format!("{}/test/pushed:2", reg.addr);
+    let md = rt.commit(&cid, &committed).await.unwrap();
+    ctr.delete(false).await.unwrap();
+
+    let mut push = store.push(&committed, Default::default()).unwrap();
+    let progress: Vec<_> = push.progress().collect().await;
+    assert_eq!(push.finish().await.unwrap(), md);
+    let counts = last_counts(&progress);
+    assert_eq!(counts.len(), 3, "config and two layers: {counts:?}");
+    assert!(counts.values().all(|(d, t)| d == t));
+
+    let rt2 = runtime().await;
+    let _g2 = StoreGuard::new(&rt2);
+    let store2 = rt2.images().unwrap();
+    let (result, _) = pull(&store2, &committed).await;
+    assert_eq!(result.unwrap(), md);
+    let out = run_image(&rt2, &committed, None).await;
+    assert_eq!(out.stdout, "across registries\n");
+}

@@ -1,4 +1,4 @@
-//! Image commands: `pull`, `images`, `rmi`, `commit`, `import`, and
+//! Image commands: `pull`, `push`, `images`, `rmi`, `commit`, `import`, and
 //! `create`/`run --image`.
 
 use std::collections::BTreeMap;
@@ -42,7 +42,8 @@ pub async fn create(
         .await?)
 }
 
-pub async fn pull(g: &Global, p: Pull) -> Outcome {
+/// `pull`, or with `push` the other way; both show per-blob progress.
+pub async fn pull(g: &Global, p: Pull, push: bool) -> Outcome {
     let store = runtime(g).await?.images()?;
     let credentials = match &p.creds {
         Some(c) => {
@@ -51,14 +52,16 @@ pub async fn pull(g: &Global, p: Pull) -> Outcome {
         }
         None => None,
     };
-    let mut pull = store.pull(
-        &p.reference,
-        PullOptions {
-            insecure: p.insecure,
-            credentials,
-            ..PullOptions::default()
-        },
-    )?;
+    let opts = PullOptions {
+        insecure: p.insecure,
+        credentials,
+        ..PullOptions::default()
+    };
+    let mut pull = if push {
+        store.push(&p.reference, opts)?
+    } else {
+        store.pull(&p.reference, opts)?
+    };
     let tty = std::io::stderr().is_terminal();
     let mut layers: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     {

@@ -22,6 +22,7 @@ pub mod digest;
 mod gc;
 mod layers;
 mod layout;
+mod push;
 pub mod reference;
 mod registry;
 pub(crate) mod snapshot;

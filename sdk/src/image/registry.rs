@@ -127,7 +127,8 @@ impl RemoteRef {
     }
 }
 
-/// A pull in progress: a [`Stream`] of progress, then the result.
+/// A pull (or push) in progress: a [`Stream`] of progress, then the
+/// result.
 #[derive(Debug)]
 pub struct Pull {
     progress: mpsc::UnboundedReceiver<LayerProgress>,
@@ -135,6 +136,13 @@ pub struct Pull {
 }
 
 impl Pull {
+    pub(super) fn new(
+        progress: mpsc::UnboundedReceiver<LayerProgress>,
+        task: tokio::task::JoinHandle<Result<Digest>>,
+    ) -> Pull {
+        Pull { progress, task }
+    }
+
     /// Per-blob byte counts as they arrive; ends when the pull ends.
     pub fn progress(&mut self) -> impl Stream<Item = LayerProgress> + '_ {
         futures::stream::poll_fn(move |cx| self.progress.poll_recv(cx))
@@ -149,28 +157,76 @@ impl Pull {
     }
 }
 
-struct Client {
-    http: reqwest::Client,
+pub(super) struct Client {
+    pub(super) http: reqwest::Client,
     base: String,
     repo: String,
+    /// What the token is asked for: `pull` or `pull,push`.
+    actions: &'static str,
     creds: Option<(String, String)>,
     /// The Authorization header that worked last.
     auth: Mutex<Option<String>>,
 }
 
-fn net(op: &str, e: impl std::fmt::Display) -> Error {
+pub(super) fn net(op: &str, e: impl std::fmt::Display) -> Error {
     Error::image(op.to_string(), e.to_string())
 }
 
 impl Client {
+    pub(super) fn new(r: &RemoteRef, opts: &PullOptions, actions: &'static str) -> Result<Client> {
+        let plain = r.is_loopback() || opts.insecure;
+        let http = reqwest::Client::builder()
+            .danger_accept_invalid_certs(opts.insecure)
+            .build()
+            .map_err(|e| net("http client", e))?;
+        Ok(Client {
+            http,
+            base: format!("{}://{}", if plain { "http" } else { "https" }, r.registry),
+            repo: r.repository.clone(),
+            actions,
+            creds: opts.credentials.clone(),
+            auth: Mutex::new(None),
+        })
+    }
+
     async fn get(&self, path: &str, headers: HeaderMap) -> Result<reqwest::Response> {
-        let url = format!("{}/v2/{}/{}", self.base, self.repo, path);
+        let url = self.url(path);
+        let resp = self
+            .send(|| self.http.get(&url).headers(headers.clone()))
+            .await?;
+        if !resp.status().is_success() {
+            return Err(net(&url, format!("HTTP {}", resp.status())));
+        }
+        Ok(resp)
+    }
+
+    pub(super) fn url(&self, path: &str) -> String {
+        format!("{}/v2/{}/{}", self.base, self.repo, path)
+    }
+
+    /// Sends one request with the authorization that worked last.
+    pub(super) async fn send_once(
+        &self,
+        mut req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response> {
+        if let Some(a) = self.auth.lock().expect("not poisoned").clone() {
+            req = req.header(AUTHORIZATION, a);
+        }
+        req.send().await.map_err(|e| net(&self.base, e))
+    }
+
+    /// Sends the request `make` builds, with the authorization that
+    /// worked last; on a 401, answers the challenge and sends it again.
+    pub(super) async fn send(
+        &self,
+        make: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response> {
         for attempt in 0..2 {
-            let mut req = self.http.get(&url).headers(headers.clone());
+            let mut req = make();
             if let Some(a) = self.auth.lock().expect("not poisoned").clone() {
                 req = req.header(AUTHORIZATION, a);
             }
-            let resp = req.send().await.map_err(|e| net(&url, e))?;
+            let resp = req.send().await.map_err(|e| net(&self.base, e))?;
             if resp.status() == StatusCode::UNAUTHORIZED && attempt == 0 {
                 let challenge = resp
                     .headers()
@@ -182,12 +238,9 @@ impl Client {
                 *self.auth.lock().expect("not poisoned") = Some(header);
                 continue;
             }
-            if !resp.status().is_success() {
-                return Err(net(&url, format!("HTTP {}", resp.status())));
-            }
             return Ok(resp);
         }
-        Err(net(&url, "unauthorized"))
+        Err(net(&self.base, "unauthorized"))
     }
 
     /// Answers a `WWW-Authenticate` challenge: basic with the
@@ -227,7 +280,7 @@ impl Client {
         }
         query.push((
             "scope",
-            param("scope").unwrap_or_else(|| format!("repository:{}:pull", self.repo)),
+            param("scope").unwrap_or_else(|| format!("repository:{}:{}", self.repo, self.actions)),
         ));
         let mut req = self.http.get(&realm).query(&query);
         if let Some(b) = basic() {
@@ -390,18 +443,7 @@ impl ImageStore {
     /// [`Pull::progress`] meanwhile.
     pub fn pull(&self, reference: &str, opts: PullOptions) -> Result<Pull> {
         let r = RemoteRef::parse(reference)?;
-        let plain = r.is_loopback() || opts.insecure;
-        let http = reqwest::Client::builder()
-            .danger_accept_invalid_certs(opts.insecure)
-            .build()
-            .map_err(|e| net("http client", e))?;
-        let client = Arc::new(Client {
-            http,
-            base: format!("{}://{}", if plain { "http" } else { "https" }, r.registry),
-            repo: r.repository.clone(),
-            creds: opts.credentials.clone(),
-            auth: Mutex::new(None),
-        });
+        let client = Arc::new(Client::new(&r, &opts, "pull")?);
         let tag_name = reference.to_string();
         let store = self.clone();
         let (tx, rx) = mpsc::unbounded_channel();
