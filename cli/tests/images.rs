@@ -16,8 +16,10 @@ struct Root(PathBuf);
 impl Root {
     fn new() -> Root {
         berth_fixtures::require_root();
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Root(PathBuf::from(format!(
-            "/run/berth-cli-img-{}",
+            "/run/berth-cli-img-{}-{n}",
             std::process::id()
         )))
     }
@@ -152,4 +154,93 @@ fn import_run_commit_run_rmi() {
     let out = root.ok(&["rmi", "test/cli", "test/cli:2"]);
     assert!(out.contains("removed 7 blobs"), "{out}");
     assert_eq!(root.ok(&["images", "-q"]), "");
+}
+
+/// Debian's docker-registry on a free 127.0.0.1 port, from a temp dir;
+/// killed on drop.
+struct Registry(std::process::Child, tempfile::TempDir, String);
+
+impl Registry {
+    fn start() -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry (scripts/install-deps.sh installs it)");
+        let reg = Registry(child, dir, addr);
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(&reg.2).is_ok() {
+                return reg;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("docker-registry did not listen on {}", reg.2);
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn push_rmi_pull_and_run_through_a_local_registry() {
+    let root = Root::new();
+    let reg = Registry::start();
+    let layout = tempfile::tempdir().unwrap();
+    write_layout(
+        layout.path(),
+        "p",
+        &[(busybox_layer(), Comp::Gzip)],
+        &sh("echo pulled"),
+        false,
+    );
+    let reference = format!("{}/cli/img:1", reg.2);
+    root.ok(&["import", layout.path().to_str().unwrap(), &reference]);
+    let pushed = root.ok(&["push", &reference]);
+    root.ok(&["rmi", &reference]);
+    assert_eq!(root.ok(&["images", "-q"]), "");
+    let out = root.berth(&["pull", &reference]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), pushed);
+    let progress = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        progress.lines().count(),
+        2,
+        "config and one layer: {progress}"
+    );
+    let id = format!("cli-pull-{}", std::process::id());
+    assert_eq!(root.ok(&["run", "--image", &reference, &id]), "pulled\n");
+    let out = root.berth(&["pull", &format!("{}/cli/absent:1", reg.2)]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("404"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    root.ok(&["rmi", &reference]);
 }
