@@ -158,7 +158,11 @@ fn import_run_commit_run_rmi() {
 
 /// Debian's docker-registry on a free 127.0.0.1 port, from a temp dir;
 /// killed on drop.
-struct Registry(std::process::Child, tempfile::TempDir, String);
+struct Registry(
+    std::process::Child,
+    #[allow(dead_code)] tempfile::TempDir,
+    String,
+);
 
 impl Registry {
     fn start() -> Registry {
