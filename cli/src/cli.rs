@@ -183,6 +183,10 @@ pub struct Pull {
     /// `user:password` for the registry.
     #[arg(long)]
     pub creds: Option<String>,
+    /// Pull only if a cosign signature verifies with this PEM public key
+    /// (repeatable: any of them).
+    #[arg(long)]
+    pub verify_key: Vec<PathBuf>,
     /// No progress output.
     #[arg(short, long)]
     pub quiet: bool,

@@ -161,6 +161,16 @@ pub enum Error {
         actual: String,
     },
 
+    /// The signature policy refused an image: no signature, or none that
+    /// verifies with the configured keys. Nothing of it was stored.
+    #[error("image {image}: signature refused: {reason}")]
+    Signature {
+        /// The image reference.
+        image: String,
+        /// Why.
+        reason: String,
+    },
+
     /// A layer entry would write outside the layer directory (absolute
     /// path, `..`, a path through a symlink, a hardlink to an outside
     /// target) or is of a kind berth refuses. Nothing of the layer was

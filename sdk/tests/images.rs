@@ -693,3 +693,146 @@ async fn commit_push_and_pull_into_another_store() {
     let out = run_image(&rt2, &committed, None).await;
     assert_eq!(out.stdout, "across registries\n");
 }
+
+/// A P-256 key from a fixed seed and its PEM public key.
+fn key(seed: u8) -> (p256::ecdsa::SigningKey, String) {
+    use p256::pkcs8::EncodePublicKey;
+    let sk = p256::ecdsa::SigningKey::from_bytes(&[seed; 32].into()).unwrap();
+    let pem = sk
+        .verifying_key()
+        .to_public_key_pem(p256::pkcs8::LineEnding::LF)
+        .unwrap();
+    (sk, pem)
+}
+
+/// Signs `signed` as `cosign sign --key` does and pushes the signature
+/// artifact beside it (through a store of its own).
+async fn cosign(
+    reg: &Registry,
+    repo: &str,
+    signed: &berth::oci_spec::image::Digest,
+    sk: &p256::ecdsa::SigningKey,
+) {
+    use base64::Engine;
+    use berth::oci_spec::image::{Descriptor, MediaType};
+    use p256::ecdsa::signature::Signer;
+    let rt = runtime().await;
+    let _g = StoreGuard::new(&rt);
+    let store = rt.images().unwrap();
+    let payload = serde_json::json!({
+        "critical": {
+            "identity": {"docker-reference": format!("{}/{repo}", reg.addr)},
+            "image": {"docker-manifest-digest": signed.to_string()},
+            "type": "cosign container image signature"
+        },
+        "optional": null
+    })
+    .to_string();
+    let sig: p256::ecdsa::DerSignature = sk.sign(payload.as_bytes());
+    let pd = store.put_blob(payload.as_bytes()).unwrap();
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [pd.to_string()]}
+    })
+    .to_string();
+    let cd = store.put_blob(config.as_bytes()).unwrap();
+    let mut layer = Descriptor::new(
+        MediaType::Other("application/vnd.dev.cosign.simplesigning.v1+json".into()),
+        payload.len() as u64,
+        pd,
+    );
+    layer.set_annotations(Some(
+        [(
+            berth::image::SIGNATURE_ANNOTATION.to_string(),
+            base64::engine::general_purpose::STANDARD.encode(sig.as_bytes()),
+        )]
+        .into(),
+    ));
+    let manifest = berth::oci_spec::image::ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(Descriptor::new(
+            MediaType::ImageConfig,
+            config.len() as u64,
+            cd,
+        ))
+        .layers(vec![layer])
+        .build()
+        .unwrap()
+        .to_string()
+        .unwrap();
+    let md = store.put_blob(manifest.as_bytes()).unwrap();
+    let tag = format!(
+        "{}/{repo}:{}",
+        reg.addr,
+        berth::image::signature_tag(signed)
+    );
+    store.tag(&tag, &md).unwrap();
+    let mut push = store.push(&tag, Default::default()).unwrap();
+    drop(push.progress());
+    push.finish().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signature_policy_refuses_unsigned_and_wrongly_signed_images() {
+    let rt = runtime().await;
+    let _g = StoreGuard::new(&rt);
+    let store = rt.images().unwrap();
+    let reg = Registry::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let top = Layer::new().file("signed", b"yes", 0o644).into_tar();
+    let md = write_layout(
+        dir.path(),
+        "s",
+        &[(busybox_layer(), Comp::Gzip), (top.clone(), Comp::Gzip)],
+        &sh("cat /signed"),
+        false,
+    );
+    for repo in ["test/signed:1", "test/unsigned:1", "test/other-key:1"] {
+        reg.push_layout(dir.path(), "s", repo);
+    }
+    let (good, good_pem) = key(7);
+    let (bad, _) = key(9);
+    cosign(&reg, "test/signed", &md, &good).await;
+    cosign(&reg, "test/other-key", &md, &bad).await;
+
+    let policy = berth::image::PullOptions {
+        signatures: berth::image::SignaturePolicy {
+            require: true,
+            keys: vec![good_pem],
+        },
+        ..Default::default()
+    };
+    let top_blob = digest::of(&compress(&top, Comp::Gzip));
+    for repo in ["test/unsigned:1", "test/other-key:1"] {
+        let reference = format!("{}/{repo}", reg.addr);
+        let err = store
+            .pull(&reference, policy.clone())
+            .unwrap()
+            .finish()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Signature { .. }), "{repo}: {err}");
+        eprintln!("{repo}: {err}");
+        assert!(store.image(&reference).is_err());
+        assert!(!store.has_blob(&top_blob), "{repo}: a layer was downloaded");
+    }
+    let reference = format!("{}/test/signed:1", reg.addr);
+    let d = store
+        .pull(&reference, policy)
+        .unwrap()
+        .finish()
+        .await
+        .unwrap();
+    assert_eq!(d, md);
+    let out = run_image(&rt, &reference, None).await;
+    assert_eq!(out.stdout, "yes");
+    // Without a policy, the unsigned image pulls.
+    let unsigned = format!("{}/test/unsigned:1", reg.addr);
+    store
+        .pull(&unsigned, Default::default())
+        .unwrap()
+        .finish()
+        .await
+        .unwrap();
+}

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 
-use berth::image::{ImageOverrides, PullOptions};
+use berth::image::{ImageOverrides, PullOptions, SignaturePolicy};
 use berth::{Container, Runtime};
 use futures::StreamExt;
 
@@ -52,9 +52,20 @@ pub async fn pull(g: &Global, p: Pull, push: bool) -> Outcome {
         }
         None => None,
     };
+    let keys = p
+        .verify_key
+        .iter()
+        .map(|k| {
+            std::fs::read_to_string(k).map_err(|e| format!("--verify-key {}: {e}", k.display()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let opts = PullOptions {
         insecure: p.insecure,
         credentials,
+        signatures: SignaturePolicy {
+            require: !keys.is_empty(),
+            keys,
+        },
         ..PullOptions::default()
     };
     let mut pull = if push {

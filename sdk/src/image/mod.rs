@@ -1,7 +1,8 @@
 //! OCI images: a digest-verified content store under the runtime root,
 //! OCI image-layout import and export, streaming layer unpack into shared
 //! per-layer directories, an overlay snapshotter for container rootfs,
-//! commit and rollback, and garbage collection.
+//! commit and rollback, garbage collection, registry pull and push, and
+//! cosign-compatible signature verification.
 //!
 //! ```no_run
 //! # async fn demo() -> berth::Result<()> {
@@ -25,6 +26,7 @@ mod layout;
 mod push;
 pub mod reference;
 mod registry;
+mod sign;
 pub(crate) mod snapshot;
 mod spec;
 mod store;
@@ -33,6 +35,7 @@ pub mod unpack;
 pub use gc::GcReport;
 pub use layout::host_arch;
 pub use registry::{LayerProgress, Pull, PullOptions, RemoteRef};
+pub use sign::{signature_tag, SignaturePolicy, SIGNATURE_ANNOTATION};
 pub use snapshot::Snapshot;
 pub use spec::{build as build_spec, ImageOverrides, EXPOSED_PORTS_ANNOTATION};
 pub use store::{Image, ImageStore, ImageSummary};

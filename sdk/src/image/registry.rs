@@ -42,6 +42,9 @@ pub struct PullOptions {
     pub credentials: Option<(String, String)>,
     /// Layers downloaded at once.
     pub parallel: usize,
+    /// Signatures the image must carry (checked before any layer is
+    /// downloaded).
+    pub signatures: super::sign::SignaturePolicy,
 }
 
 impl Default for PullOptions {
@@ -50,6 +53,7 @@ impl Default for PullOptions {
             insecure: false,
             credentials: None,
             parallel: 3,
+            signatures: Default::default(),
         }
     }
 }
@@ -338,6 +342,25 @@ impl Client {
         Ok((body, actual, media_type))
     }
 
+    /// A small blob (a signature payload) in memory, verified.
+    pub(super) async fn blob_bytes(&self, d: &Digest) -> Result<Vec<u8>> {
+        let body = self
+            .get(&format!("blobs/{d}"), HeaderMap::new())
+            .await?
+            .bytes()
+            .await
+            .map_err(|e| net("blob", e))?;
+        let actual = digest::of(&body);
+        if actual != *d {
+            return Err(Error::DigestMismatch {
+                what: "blob",
+                expected: d.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        Ok(body.to_vec())
+    }
+
     /// Downloads a blob into the store, resuming a partial download.
     async fn blob(
         &self,
@@ -454,6 +477,9 @@ impl ImageStore {
                 .await
                 .map_err(|e| Error::Unsupported(format!("lock task failed: {e}")))??;
             let (mut body, mut d, mut media_type) = client.manifest(&r.reference).await?;
+            if opts.signatures.require {
+                super::sign::verify(&client, &tag_name, &d, &opts.signatures).await?;
+            }
             for _ in 0..4 {
                 let parsed: serde_json::Value = serde_json::from_slice(&body)
                     .map_err(|e| Error::image(format!("manifest {d}"), e.to_string()))?;
