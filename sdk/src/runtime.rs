@@ -155,9 +155,9 @@ impl Runtime {
         match self.create_with(id, bundle, opts).await {
             Ok(c) => Ok(c),
             Err(e) => {
-                if !matches!(e, Error::AlreadyExists(_)) {
-                    let _ = store.remove_snapshot(id);
-                }
+                // The snapshot is this call's own: prepare refuses an id
+                // that has one.
+                let _ = store.remove_snapshot(id);
                 Err(e)
             }
         }

@@ -836,3 +836,35 @@ async fn signature_policy_refuses_unsigned_and_wrongly_signed_images() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_id_in_use_is_refused_and_its_snapshot_kept() {
+    let rt = runtime().await;
+    let _g = StoreGuard::new(&rt);
+    let store = rt.images().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_layout(
+        dir.path(),
+        "i",
+        &[(busybox_layer(), Comp::Gzip)],
+        &sh("true"),
+        false,
+    );
+    store.import_layout(dir.path(), None, "i").unwrap();
+    let cid = id("inuse");
+    let ctr = rt
+        .create_from_image_with(&cid, "i", ImageOverrides::default(), piped())
+        .await
+        .unwrap();
+    let err = rt
+        .create_from_image_with(&cid, "i", ImageOverrides::default(), piped())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists(_)), "{err}");
+    let snap = store.snapshot(&cid);
+    assert!(mounted_below(&snap.rootfs()));
+    assert!(snap.rootfs().join("bin/busybox").exists());
+    ctr.delete(true).await.unwrap();
+    assert!(!snap.dir.exists());
+    assert!(!mounted_below(&snap.dir));
+}
