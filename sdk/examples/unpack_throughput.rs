@@ -1,11 +1,12 @@
 //! Unpack throughput of one large layer, beside GNU tar on the same file.
 //!
-//! `cargo run --release -p berth --example unpack_throughput [MB]` builds
+//! `cargo run --release -p berth --example unpack_throughput [MB [small]]` builds
 //! a layer of about MB megabytes (default 512) of 64 KiB to 4 MiB files
 //! and small files in a deep tree, as a plain tar and a gzip, in a temp
 //! dir; then unpacks each with berth (digest checked, O_NOFOLLOW walk)
 //! and with `tar -x` (GNU tar, same ownership handling as root), three
-//! times each, and prints the best time of each. A measurement for the
+//! times each, and prints the best time of each. `UNPACK_DIR` picks the
+//! file system (default /var/tmp; the runtime root /run is a tmpfs). A measurement for the
 //! issue note, not a test.
 
 use std::io::Write;
@@ -20,9 +21,11 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(512);
+    // `small`: 4 KiB files three directories deep, as in a distro layer.
+    let small = std::env::args().nth(2).as_deref() == Some("small");
     let work = tempfile::Builder::new()
         .prefix("berth-unpack-")
-        .tempdir_in("/var/tmp")
+        .tempdir_in(std::env::var("UNPACK_DIR").unwrap_or_else(|_| "/var/tmp".into()))
         .unwrap();
     let tar_path = work.path().join("layer.tar");
     let gz_path = work.path().join("layer.tar.gz");
@@ -34,7 +37,7 @@ fn main() {
     let mut n = 0u64;
     let mut seed = 0x9e3779b97f4a7c15u64;
     while total < mb << 20 {
-        let size = if n % 4 == 0 {
+        let size = if small || n % 4 == 0 {
             4096
         } else {
             64 << 10 << (n % 7)
@@ -52,8 +55,12 @@ fn main() {
         h.set_size(size as u64);
         h.set_mode(0o644);
         h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, format!("d{}/e{}/f{n}", n % 16, n % 97), &data[..])
-            .unwrap();
+        b.append_data(
+            &mut h,
+            format!("d{}/e{}/g{}/f{n}", n % 16, n % 97, n % 13),
+            &data[..],
+        )
+        .unwrap();
         total += size;
         n += 1;
     }
