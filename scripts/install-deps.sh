@@ -23,6 +23,8 @@ PACKAGES=(
   cpio            # vm-tests: initramfs round-trip checks
   qemu-system-x86 # cargo xtask vm-test: boots the kernel × cgroup-mode guests (TCG)
   binutils        # objcopy: cargo xtask vm-test strips debug info from the guests' test binaries
+  docker-registry # a real OCI distribution registry on 127.0.0.1: sdk/tests/images.rs
+  skopeo          # places test images into that registry (oci: layout -> docker://)
 )
 
 if [[ $(id -u) -ne 0 ]]; then
@@ -56,4 +58,11 @@ elif ! install; then
   # The lists may be stale (a package version gone from the mirror): refresh once.
   "${APT[@]}" update
   install
+fi
+
+# docker-registry's package starts a registry on :5000 where systemd runs;
+# the tests start their own on 127.0.0.1 with a config of theirs.
+if [[ " ${missing[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null \
+  && systemctl is-active --quiet docker-registry 2>/dev/null; then
+  systemctl disable --now docker-registry || true
 fi

@@ -92,6 +92,18 @@ pub enum Command {
     Spec(SpecCmd),
     /// Print the version.
     Version,
+    /// Pull an image from a registry into the store under --root.
+    Pull(Pull),
+    /// Push a stored image to the registry its reference names.
+    Push(Pull),
+    /// List the images in the store.
+    Images(Images),
+    /// Remove image tags, then the content no image or container uses.
+    Rmi(Rmi),
+    /// Make a container's changes a new image.
+    Commit(Commit),
+    /// Import an image from an OCI image layout directory.
+    Import(Import),
     /// Supervise a detached container for the SDK (internal).
     #[command(hide = true)]
     Shim(Shim),
@@ -154,6 +166,26 @@ pub struct CreateFlags {
     /// the host for bridges, veths and NAT; default: berth's own.
     #[arg(long, value_name = "PATH")]
     pub host_netns: Option<PathBuf>,
+    /// Make the container from this stored image (see `berth pull`)
+    /// instead of a bundle: its rootfs is an overlay of the image's
+    /// layers and its process comes from the image config.
+    #[arg(long, conflicts_with = "bundle")]
+    pub image: Option<String>,
+    /// With --image: extra environment (NAME=VALUE), repeatable.
+    #[arg(short, long, requires = "image")]
+    pub env: Vec<String>,
+    /// With --image: the working directory.
+    #[arg(short = 'w', long, requires = "image")]
+    pub workdir: Option<String>,
+    /// With --image: the user (uid[:gid] or name[:group]).
+    #[arg(short, long, requires = "image")]
+    pub user: Option<String>,
+    /// With --image: replace the image's entrypoint.
+    #[arg(long, requires = "image")]
+    pub entrypoint: Option<String>,
+    /// With --image: allocate a pseudo-terminal.
+    #[arg(short, long, requires = "image")]
+    pub tty: bool,
 }
 
 #[derive(Debug, Args)]
@@ -161,6 +193,64 @@ pub struct Create {
     #[command(flatten)]
     pub flags: CreateFlags,
     pub id: String,
+    /// With --image: the command, replacing the image's cmd.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Pull {
+    /// `[registry[:port]/]repository[:tag|@digest]`.
+    pub reference: String,
+    /// Plain HTTP and no certificate check for a non-loopback registry.
+    #[arg(long)]
+    pub insecure: bool,
+    /// `user:password` for the registry.
+    #[arg(long)]
+    pub creds: Option<String>,
+    /// Pull only if a cosign signature verifies with this PEM public key
+    /// (repeatable: any of them).
+    #[arg(long)]
+    pub verify_key: Vec<PathBuf>,
+    /// No progress output.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Images {
+    /// table or json.
+    #[arg(short, long, default_value = "table")]
+    pub format: String,
+    /// Print only the references.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Rmi {
+    /// The references to remove.
+    #[arg(required = true)]
+    pub references: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Commit {
+    /// The container.
+    pub id: String,
+    /// The new image's reference.
+    pub reference: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Import {
+    /// The OCI image layout directory.
+    pub dir: PathBuf,
+    /// The reference to tag it with.
+    pub reference: String,
+    /// The image's name in the layout's index.json (when it has several).
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +264,9 @@ pub struct Run {
     #[arg(long)]
     pub keep: bool,
     pub id: String,
+    /// With --image: the command, replacing the image's cmd.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -195,6 +195,53 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+
+    /// An image, manifest, index, config or reference is malformed or
+    /// missing; `what` names it (`index.json`, `manifest sha256:…`,
+    /// `config.rootfs.diff_ids[2]`, a reference).
+    #[error("image {what}: {reason}")]
+    Image {
+        /// The object or field at fault.
+        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// Content did not hash to the digest it was announced with; it was
+    /// not stored.
+    #[error("digest mismatch for {what}: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// What was being verified (`blob`, `layer diff-id`).
+        what: &'static str,
+        /// The announced digest.
+        expected: String,
+        /// The digest of the bytes received.
+        actual: String,
+    },
+
+    /// The signature policy refused an image: no signature, or none that
+    /// verifies with the configured keys. Nothing of it was stored.
+    #[error("image {image}: signature refused: {reason}")]
+    Signature {
+        /// The image reference.
+        image: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// A layer entry would write outside the layer directory (absolute
+    /// path, `..`, a path through a symlink, a hardlink to an outside
+    /// target) or is of a kind berth refuses. Nothing of the layer was
+    /// kept.
+    #[error("unsafe layer {layer}: entry {entry:?}: {reason}")]
+    UnsafeLayer {
+        /// The layer's digest.
+        layer: String,
+        /// The tar entry's path.
+        entry: String,
+        /// Why it was refused.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -210,6 +257,13 @@ impl Error {
             op,
             path: path.into(),
             source,
+        }
+    }
+
+    pub(crate) fn image(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Image {
+            what: what.into(),
+            reason: reason.into(),
         }
     }
 

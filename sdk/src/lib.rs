@@ -34,6 +34,7 @@ mod error;
 mod exec;
 mod hooks;
 pub mod host;
+pub mod image;
 pub mod network;
 pub mod plan;
 mod runtime;

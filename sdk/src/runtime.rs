@@ -130,6 +130,102 @@ impl Runtime {
         crate::network::connect(&self.config, ctr.state_dir(), ctr.id(), ctr.pid(), &opts).await
     }
 
+    /// The image store under the root (`<root>/images`).
+    pub fn images(&self) -> Result<crate::image::ImageStore> {
+        crate::image::ImageStore::open(&self.config.root)
+    }
+
+    /// Creates a container from a stored image: its layers (unpacked once,
+    /// shared) under an overlay with a writable layer of the container's
+    /// own, and a spec from the image config (entrypoint, cmd, env,
+    /// workdir, user) with `overrides` on top. [`Container::delete`]
+    /// removes the writable layer.
+    pub async fn create_from_image(
+        &self,
+        id: &str,
+        image_ref: &str,
+        overrides: crate::image::ImageOverrides,
+    ) -> Result<Container> {
+        self.create_from_image_with(id, image_ref, overrides, CreateOptions::default())
+            .await
+    }
+
+    /// [`create_from_image`](Self::create_from_image) with explicit stdio
+    /// and options.
+    pub async fn create_from_image_with(
+        &self,
+        id: &str,
+        image_ref: &str,
+        overrides: crate::image::ImageOverrides,
+        opts: CreateOptions,
+    ) -> Result<Container> {
+        container::validate_id(id)?;
+        if self.config.root.join(id).exists() {
+            return Err(Error::AlreadyExists(id.to_string()));
+        }
+        let store = self.images()?;
+        let (id_owned, image_ref) = (id.to_string(), image_ref.to_string());
+        let s = store.clone();
+        let (snap, spec) = tokio::task::spawn_blocking(move || {
+            let image = s.image(&image_ref)?;
+            let snap = s.prepare(&id_owned, &image)?;
+            match crate::image::build_spec(
+                &image.config,
+                &image.reference,
+                &snap.rootfs(),
+                &overrides,
+            ) {
+                Ok(spec) => Ok((snap, spec)),
+                Err(e) => {
+                    let _ = s.remove_snapshot(&id_owned);
+                    Err(e)
+                }
+            }
+        })
+        .await
+        .map_err(|e| Error::Unsupported(format!("image preparation task failed: {e}")))??;
+        let bundle = Bundle::new(&snap.dir, spec)?;
+        match self.create_with(id, bundle, opts).await {
+            Ok(c) => Ok(c),
+            Err(e) => {
+                // The snapshot is this call's own: prepare refuses an id
+                // that has one.
+                let _ = store.remove_snapshot(id);
+                Err(e)
+            }
+        }
+    }
+
+    /// Resets a stopped container's rootfs to its image (drops every
+    /// change it made).
+    pub async fn rollback(&self, id: &str) -> Result<()> {
+        let ctr = self.get(id).await?;
+        let status = ctr.status()?;
+        if status != crate::state::Status::Stopped {
+            return Err(Error::InvalidState {
+                id: id.to_string(),
+                status: status.to_string(),
+                op: "roll back (stop it first)",
+            });
+        }
+        let store = self.images()?;
+        let id = id.to_string();
+        tokio::task::spawn_blocking(move || store.rollback(&id))
+            .await
+            .map_err(|e| Error::Unsupported(format!("rollback task failed: {e}")))?
+    }
+
+    /// Commits container `id`'s changes as a new image tagged `reference`
+    /// and returns its manifest digest.
+    pub async fn commit(&self, id: &str, reference: &str) -> Result<oci_spec::image::Digest> {
+        container::validate_id(id)?;
+        let store = self.images()?;
+        let (id, reference) = (id.to_string(), reference.to_string());
+        tokio::task::spawn_blocking(move || store.commit(&id, &reference))
+            .await
+            .map_err(|e| Error::Unsupported(format!("commit task failed: {e}")))?
+    }
+
     /// A handle to an existing container, e.g. one created by another
     /// process.
     pub async fn get(&self, id: &str) -> Result<Container> {

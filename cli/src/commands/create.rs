@@ -39,34 +39,19 @@ async fn create_container(
     g: &Global,
     flags: &CreateFlags,
     id: &str,
+    command: &[String],
 ) -> Result<Container, Box<dyn std::error::Error>> {
     let rt = network_runtime(g, flags).await?;
-    let bundle = Bundle::from_dir(&flags.bundle)?;
-    let terminal = bundle
-        .spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
-    if !terminal && flags.console_socket.is_some() {
-        return Err("--console-socket given but process.terminal is false".into());
+    if flags.image.is_none() && !command.is_empty() {
+        return Err(
+            "a command after the id needs --image (a bundle's config.json names the process)"
+                .into(),
+        );
     }
-    let opts = CreateOptions {
-        stdin: Stdio::Inherit,
-        stdout: Stdio::Inherit,
-        stderr: Stdio::Inherit,
-        no_pivot: flags.no_pivot,
-        preserve_fds: flags.preserve_fds,
-        // As runc: the container's parent is this process until it exits,
-        // then the caller's subreaper (conmon, containerd's shim).
-        detached: false,
-        network: NetworkOptions {
-            mode: flags.network.clone(),
-            publish: flags.publish.clone(),
-            address: flags.ip,
-        },
+    let ctr = match &flags.image {
+        Some(image) => super::image::create(&rt, flags, id, image, command).await?,
+        None => create_from_bundle(&rt, flags, id).await?,
     };
-    let ctr = rt.create_with(id, bundle, opts).await?;
     let finish = || -> Result<(), Box<dyn std::error::Error>> {
         if let Some(socket) = &flags.console_socket {
             let pty = ctr.take_pty().ok_or("no terminal was allocated")?;
@@ -84,8 +69,45 @@ async fn create_container(
     Ok(ctr)
 }
 
+/// The options of a container with inherited stdio.
+pub(super) fn options(flags: &CreateFlags) -> CreateOptions {
+    CreateOptions {
+        stdin: Stdio::Inherit,
+        stdout: Stdio::Inherit,
+        stderr: Stdio::Inherit,
+        no_pivot: flags.no_pivot,
+        preserve_fds: flags.preserve_fds,
+        // As runc: the container's parent is this process until it exits,
+        // then the caller's subreaper (conmon, containerd's shim).
+        detached: false,
+        network: NetworkOptions {
+            mode: flags.network.clone(),
+            publish: flags.publish.clone(),
+            address: flags.ip,
+        },
+    }
+}
+
+async fn create_from_bundle(
+    rt: &berth::Runtime,
+    flags: &CreateFlags,
+    id: &str,
+) -> Result<Container, Box<dyn std::error::Error>> {
+    let bundle = Bundle::from_dir(&flags.bundle)?;
+    let terminal = bundle
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    if !terminal && flags.console_socket.is_some() {
+        return Err("--console-socket given but process.terminal is false".into());
+    }
+    Ok(rt.create_with(id, bundle, options(flags)).await?)
+}
+
 pub async fn create(g: &Global, c: Create) -> Outcome {
-    create_container(g, &c.flags, &c.id).await?;
+    create_container(g, &c.flags, &c.id, &c.command).await?;
     Ok(0)
 }
 
@@ -95,7 +117,7 @@ pub async fn start(g: &Global, id: &str) -> Outcome {
 }
 
 pub async fn run(g: &Global, r: Run) -> Outcome {
-    let ctr = create_container(g, &r.flags, &r.id).await?;
+    let ctr = create_container(g, &r.flags, &r.id, &r.command).await?;
     let pty = if r.flags.console_socket.is_none() {
         ctr.take_pty()
     } else {

@@ -2,6 +2,7 @@
 
 mod create;
 mod exec;
+mod image;
 mod kill;
 mod spec;
 mod state;
@@ -47,6 +48,12 @@ pub async fn run(cli: Cli) -> Outcome {
         Command::Features => spec::features(),
         Command::Spec(c) => spec::spec(c),
         Command::Version => spec::version(),
+        Command::Pull(c) => image::pull(g, c, false).await,
+        Command::Push(c) => image::pull(g, c, true).await,
+        Command::Images(c) => image::images(g, c).await,
+        Command::Rmi(c) => image::rmi(g, c).await,
+        Command::Commit(c) => image::commit(g, c).await,
+        Command::Import(c) => image::import(g, c).await,
         Command::Shim(_) => unreachable!("handled in main before the runtime starts"),
     }
 }

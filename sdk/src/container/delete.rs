@@ -52,6 +52,8 @@ impl Container {
             }
         }
         crate::network::release(&self.inner.dir, &p.id).await?;
+        // A container made from an image: its overlay and writable layer.
+        crate::image::snapshot::release(&self.inner.dir)?;
         std::fs::remove_dir_all(&self.inner.dir)
             .map_err(|e| Error::io("remove state directory", &self.inner.dir, e))?;
         Ok(())
