@@ -909,8 +909,18 @@ fn close_foreign_fds(args: &ChildArgs) -> SysResult<()> {
 }
 
 /// [`close_foreign_fds`] before Linux 5.9: closes each descriptor from
-/// `first` on that `/proc/self/fd` lists, but those in `kept`.
+/// `first` on, but those in `kept`.
 fn close_listed(first: u32, kept: &[u32]) -> SysResult<()> {
+    for_each_fd(first, |fd| {
+        if !kept.contains(&fd) {
+            let _ = sys::close(fd as c_int);
+        }
+    })
+}
+
+/// Calls `f` with each open descriptor from `first` on, as `/proc/self/fd`
+/// lists them (without the one reading the list).
+fn for_each_fd(first: u32, mut f: impl FnMut(u32)) -> SysResult<()> {
     let dir = Fd(sys::openat(
         AT_FDCWD,
         c"/proc/self/fd",
@@ -936,8 +946,8 @@ fn close_listed(first: u32, kept: &[u32]) -> SysResult<()> {
                 fd = fd * 10 + (b - b'0') as u32;
                 numeric = true;
             }
-            if numeric && fd >= first && fd as c_int != dir.0 && !kept.contains(&fd) {
-                let _ = sys::close(fd as c_int);
+            if numeric && fd >= first && fd as c_int != dir.0 {
+                f(fd);
             }
             off += reclen.max(1);
         }
@@ -958,36 +968,7 @@ fn close_fds(preserve: u32) -> SysResult<()> {
         Err(e) => return Err(e),
     }
     // Before Linux 5.11: list our descriptors and mark each.
-    let dir = Fd(sys::openat(
-        AT_FDCWD,
-        c"/proc/self/fd",
-        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        0,
-    )?);
-    let mut buf = [0u8; 1024];
-    loop {
-        let n = sys::getdents64(dir.0, &mut buf)?;
-        if n == 0 {
-            return Ok(());
-        }
-        let mut off = 0;
-        while off + 19 < n {
-            let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
-            let name = &buf[off + 19..off + reclen];
-            let mut fd: u32 = 0;
-            let mut numeric = false;
-            for &b in name.iter().take_while(|&&b| b != 0) {
-                if !b.is_ascii_digit() {
-                    numeric = false;
-                    break;
-                }
-                fd = fd * 10 + (b - b'0') as u32;
-                numeric = true;
-            }
-            if numeric && fd >= first && fd as c_int != dir.0 {
-                let _ = sys::fcntl(fd as c_int, libc::F_SETFD, libc::FD_CLOEXEC as usize);
-            }
-            off += reclen.max(1);
-        }
-    }
+    for_each_fd(first, |fd| {
+        let _ = sys::fcntl(fd as c_int, libc::F_SETFD, libc::FD_CLOEXEC as usize);
+    })
 }
