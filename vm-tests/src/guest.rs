@@ -7,7 +7,8 @@
 //!    rootfs switch would fail with `EINVAL`), so the init binds `/` onto
 //!    `/newroot`, moves that mount over `/` and `chroot`s into it, as
 //!    `switch_root` does, without copying a byte.
-//! 2. Mount `proc`, `sys`, `devtmpfs`, `devpts`, tmpfs on `/tmp` and `/run`;
+//! 2. Mount `proc`, `sys`, `devtmpfs`, `devpts`, tmpfs on `/tmp` and `/run`
+//!    (binding back what the archive put there: a checkout under `/tmp`);
 //!    `insmod` the modules (in the order [`crate::modules`] resolved); set up
 //!    cgroups in the cell's mode, read from the kernel command line
 //!    ([`MODE_PARAM`]`=v1|v2`); run each test binary; power off.
@@ -149,8 +150,25 @@ mkdir -p /dev/pts /dev/shm /dev/mqueue
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts /dev/pts
 ln -sf pts/ptmx /dev/ptmx 2>/dev/null
 mount -t tmpfs -o mode=1777 shm /dev/shm
-mount -t tmpfs -o mode=1777 tmp /tmp
-mount -t tmpfs -o mode=0755 run /run
+# tmpfs on /tmp and /run, keeping what the archive put there (the host's
+# checkout may live under /tmp): each entry is bound back over the tmpfs.
+for d in /tmp /run; do
+  dmode=0755; [ "$d" = /tmp ] && dmode=1777
+  carried=
+  for e in "$d"/* "$d"/.[!.]*; do [ -e "$e" ] && carried=1; done
+  if [ -n "$carried" ]; then
+    mkdir -p "/.carried$d" && mount --bind "$d" "/.carried$d"
+  fi
+  mount -t tmpfs -o mode=$dmode tmpfs "$d"
+  if [ -n "$carried" ]; then
+    for e in "/.carried$d"/* "/.carried$d"/.[!.]*; do
+      [ -e "$e" ] || continue
+      n="$d/${e##*/}"
+      if [ -d "$e" ]; then mkdir -p "$n"; else : > "$n"; fi
+      mount --bind "$e" "$n"
+    done
+  fi
+done
 mount -t mqueue mqueue /dev/mqueue 2>/dev/null
 hostname berth-vm
 ip link set lo up
