@@ -267,10 +267,11 @@ async fn build(
         cgroup_fd,
     )
     .await?;
-    let (pid, in_cgroup, sync, ends) = (
+    let (pid, in_cgroup, sync, exec_report, ends) = (
         launched.pid,
         launched.in_cgroup,
         launched.sync,
+        launched.exec_report,
         launched.ends,
     );
     partial.child = Some((launched.pidfd, launched.memory));
@@ -289,10 +290,7 @@ async fn build(
         }
         Ok(())
     };
-    match &mut partial.child {
-        Some((_, memory)) if rootless => memory.dumpable_while(write_maps)?,
-        _ => write_maps()?,
-    }
+    write_maps()?;
     if let Some(adj) = plan.oom_score_adj {
         write_proc(pid, "oom_score_adj", &adj.to_string())?;
     }
@@ -362,6 +360,7 @@ async fn build(
                 if !connected {
                     crate::network::attach(dir, id, pid).await?;
                 }
+                left_shared_memory(&plan, &sync, partial.child.as_ref()).await?;
                 break;
             }
             Report::FAILED => return Err(init_error(&plan, report)),
@@ -375,6 +374,8 @@ async fn build(
     }
 
     let (pidfd, memory) = partial.child.take().expect("spawned above");
+    // The first process now runs `berth-waiter`: our memory is its no more.
+    memory.release();
     partial.cgroup = None;
     partial.dir_created = false;
     partial.network = None;
@@ -387,15 +388,50 @@ async fn build(
             is_parent: true,
             lifecycle: tokio::sync::broadcast::channel(super::LIFECYCLE_BACKLOG).0,
             exit: tokio::sync::OnceCell::new(),
-            launch: tokio::sync::Mutex::new(Some(Launch {
+            launch: tokio::sync::Mutex::new(exec_report.map(|sync| Launch {
                 sync,
                 plan,
-                memory: Some(memory),
+                memory: None,
             })),
             stdio: Mutex::new(ends),
             pty: Mutex::new(pty),
         }),
     })
+}
+
+/// After `CREATED` the first process `execve`s `berth-waiter` (see
+/// `exec::waiter`): waits for that, seen as EOF on the close-on-exec sync
+/// socket, so that `create` returns only once no process of the container
+/// shares our memory or runs our binary. A failed exec is reported.
+async fn left_shared_memory(
+    plan: &Plan,
+    sync: &AsyncFd<OwnedFd>,
+    child: Option<&(AsyncFd<OwnedFd>, exec::ChildMemory)>,
+) -> Result<()> {
+    match recv(sync).await? {
+        Some((report, _)) if report.kind == Report::FAILED => Err(init_error(plan, report)),
+        Some((report, _)) => Err(Error::sys(
+            "read child report",
+            std::io::Error::other(format!("unexpected report kind {}", report.kind)),
+        )),
+        // EOF: exec'd, unless it died (a seccomp profile that kills on
+        // execveat, say): a pidfd turns readable when its process exits.
+        None => match child {
+            Some((pidfd, _)) if exited(pidfd) => Err(Error::Init {
+                step: "start berth-waiter".into(),
+                path: None,
+                source: std::io::Error::from_raw_os_error(libc::ECHILD),
+            }),
+            _ => Ok(()),
+        },
+    }
+}
+
+fn exited(pidfd: &AsyncFd<OwnedFd>) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(pidfd.get_ref().as_fd(), PollFlags::POLLIN)];
+    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
 }
 
 /// The container's cgroup: `linux.cgroupsPath`, else `<cgroup_parent>/<id>`.

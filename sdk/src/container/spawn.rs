@@ -23,6 +23,9 @@ pub(super) struct Launched {
     pub memory: ChildMemory,
     /// The parent's end of the sync socket.
     pub sync: AsyncFd<OwnedFd>,
+    /// With an exec FIFO: the parent's end of the socket on which
+    /// `berth-waiter` reports a failed `execve` at `start` (EOF: it exec'd).
+    pub exec_report: Option<AsyncFd<OwnedFd>>,
     /// The parent's ends of piped stdio.
     pub ends: ParentEnds,
 }
@@ -49,19 +52,19 @@ pub(super) async fn launch(
         }
         joins.push(f);
     }
-    let (parent_sock, child_sock) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(|e| Error::sys("socketpair", e))?;
-    set_nonblocking(&parent_sock)?;
-    let sync = exec::register(parent_sock).map_err(|e| Error::sys("register sync socket", e))?;
+    let (sync, child_sock) = sync_socket()?;
+    let (exec_report, child_report) = match fifo {
+        Some(_) => {
+            let (parent, child) = sync_socket()?;
+            (Some(parent), Some(child))
+        }
+        None => (None, None),
+    };
     let (child_stdio, ends) = stdio::prepare(stdio)?;
     let fds = ChildFds {
         sync: child_sock,
         fifo,
+        exec_report: child_report,
         joins,
         stdio: child_stdio,
     };
@@ -87,8 +90,24 @@ pub(super) async fn launch(
         in_cgroup: spawned.in_cgroup,
         memory: spawned.memory,
         sync,
+        exec_report,
         ends,
     })
+}
+
+/// A `SOCK_SEQPACKET` pair: the parent's end registered with tokio, the
+/// child's end close-on-exec.
+fn sync_socket() -> Result<(AsyncFd<OwnedFd>, OwnedFd)> {
+    let (parent, child) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| Error::sys("socketpair", e))?;
+    set_nonblocking(&parent)?;
+    let parent = exec::register(parent).map_err(|e| Error::sys("register sync socket", e))?;
+    Ok((parent, child))
 }
 
 /// Writes `/proc/<pid>/<file>` (id maps, oom_score_adj) for the child.

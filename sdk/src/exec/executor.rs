@@ -6,7 +6,7 @@
 use core::ffi::CStr;
 use libc::c_int;
 
-use super::sys::{self, OpenHow, SysResult};
+use super::sys::{self, Errno, OpenHow, SysResult};
 use super::{ChildArgs, Report};
 use crate::plan::{Create, DeviceStep, InRoot, MountStep, Step};
 
@@ -45,6 +45,14 @@ pub(super) fn run(args: &ChildArgs) -> ! {
         cwd_done: false,
         procfd: -1,
     };
+    // A fork-like child (one that joins a pid or user namespace) has a copy
+    // of the embedder's memory of its own: it alone goes non-dumpable, so
+    // that without CAP_SYS_PTRACE nothing in the namespaces it joins can
+    // read that copy or reach our binary through /proc/<pid>/exe. (A
+    // shared-memory child must not: the flag would be the embedder's.)
+    if !args.plan.share_memory && !super::sabotage_bit(args, super::SABOTAGE_DUMPABLE) {
+        let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
     // The clone copied every descriptor of the embedding process: other
     // containers' sync sockets and pipes among them. Held here while this
     // container waits for `start`, they would keep those from ever seeing
@@ -411,6 +419,9 @@ impl Executor<'_> {
                     },
                     None,
                 );
+                if a.waiter >= 0 && a.sabotage & super::SABOTAGE_WAITER == 0 {
+                    return Err(self.exec_waiter());
+                }
                 let mut b = [0u8; 1];
                 match sys::read(a.fifo, &mut b)? {
                     1 => Ok(()),
@@ -422,6 +433,31 @@ impl Executor<'_> {
                 let exe = a.plan.exec.candidates[self.exe].as_c();
                 Err(sys::execve(exe, a.argv.as_ptr(), a.envp.as_ptr()))
             }
+        }
+    }
+
+    /// Leaves this process's memory and binary (the embedder's) for the
+    /// sealed `berth-waiter`, which waits for `start` and then runs the
+    /// container's program (see `exec::waiter`). Returns only on failure.
+    fn exec_waiter(&self) -> Errno {
+        let a = self.args;
+        // The waiter inherits the FIFO and the report socket; the sync
+        // socket stays close-on-exec, so its EOF tells the parent we left.
+        for fd in [a.fifo, a.exec_report] {
+            if let Err(e) = sys::fcntl(fd, libc::F_SETFD, 0) {
+                return e;
+            }
+        }
+        let Some(argv) = a.waiter_argv.get(self.exe) else {
+            return libc::EINVAL;
+        };
+        let err = sys::execveat_fd(a.waiter, argv.as_ptr(), a.envp.as_ptr());
+        // A seccomp profile without execveat (or a kernel before 3.19): the
+        // same memfd by path, where the container has a /proc.
+        let mut buf = [0u8; 32];
+        match sys::execve(proc_fd_path(a.waiter, &mut buf), argv.as_ptr(), a.envp.as_ptr()) {
+            libc::ENOENT => err,
+            other => other,
         }
     }
 
@@ -852,8 +888,8 @@ fn bind_console_onto(slave: c_int, pts: &CStr, procfd: c_int) -> SysResult<()> {
 }
 
 /// The most descriptors [`close_foreign_fds`] keeps besides stdio and the
-/// preserved ones: sync, fifo, three stdio sources, and the namespaces to
-/// join (at most one per namespace type).
+/// preserved ones: sync, fifo, exec report, waiter, three stdio sources,
+/// and the namespaces to join (at most one per namespace type).
 const MAX_KEPT: usize = 16;
 
 /// Closes every descriptor but stdio, the spec's preserved ones (`3..3+n`)
@@ -873,7 +909,7 @@ fn close_foreign_fds(args: &ChildArgs) -> SysResult<()> {
     let first_free = 3 + preserve;
     let mut kept = [u32::MAX; MAX_KEPT];
     let mut n = 0;
-    let named = [args.sync, args.fifo]
+    let named = [args.sync, args.fifo, args.exec_report, args.waiter]
         .into_iter()
         .chain(args.stdio)
         .chain(args.joins.iter().copied());

@@ -23,7 +23,9 @@ pub(crate) mod clone;
 mod executor;
 pub(crate) mod fallbacks;
 pub(crate) mod sys;
+pub(crate) mod waiter;
 
+use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
@@ -73,6 +75,9 @@ pub(crate) struct ChildFds {
     /// The exec FIFO, opened read-write (close-on-exec); only for plans
     /// that wait for `start`.
     pub fifo: Option<OwnedFd>,
+    /// With `fifo`: the child's end of the socket on which `berth-waiter`
+    /// reports a failed `execve` at `start` (see [`waiter`]).
+    pub exec_report: Option<OwnedFd>,
     /// `plan.joins` in order.
     pub joins: Vec<OwnedFd>,
     /// Descriptors for 0, 1 and 2; `None` leaves the inherited one.
@@ -87,6 +92,14 @@ struct ChildArgs {
     envp: Vec<*const c_char>,
     sync: RawFd,
     fifo: RawFd,
+    exec_report: RawFd,
+    /// The sealed `berth-waiter` memfd; -1 for plans that do not wait.
+    waiter: RawFd,
+    /// `berth-waiter FIFO REPORT STEP PATH argv...`, one per executable
+    /// candidate of the plan (the child picks one; it may not allocate).
+    waiter_argv: Vec<Vec<*const c_char>>,
+    /// Owns the strings `waiter_argv` points at.
+    _waiter_strings: [CString; 3],
     joins: Vec<RawFd>,
     stdio: [RawFd; 3],
     /// `SABOTAGE_*` bits (debug builds, escape tests only).
@@ -95,38 +108,21 @@ struct ChildArgs {
 
 /// Memory a shared-memory child may still be using (its stack and the
 /// plan). It is freed only through [`ChildMemory::release`], once the child
-/// is known to have exec'd or died; dropped without that (a handle dropped
-/// while the container waits for `start`, or a process exiting with a
-/// created container), it is leaked on purpose: the child may still run on
-/// it, even after this process has exited, since it holds the address space.
+/// is known to have exec'd or died; dropped without that (a create dropped
+/// while the child sets up), it is leaked on purpose: the child may still
+/// run on it, even after this process has exited, since it holds the
+/// address space.
 pub(crate) struct ChildMemory {
     args: Option<Box<ChildArgs>>,
     stack: Option<ChildStack>,
-    /// A shared-memory child runs our binary until it execs: keep it (and
-    /// us) non-dumpable until then.
-    nondumpable: Option<NonDumpable>,
 }
 
 impl ChildMemory {
-    /// Runs `f` with the shared-memory child dumpable again (if no other
-    /// child holds the flag): an unprivileged parent can write
-    /// `/proc/<pid>/uid_map` only of a dumpable child. Safe while the child
-    /// waits for its maps, before any other process is in its namespaces.
-    pub(crate) fn dumpable_while<T>(&mut self, f: impl FnOnce() -> T) -> T {
-        let held = self.nondumpable.take().is_some();
-        let r = f();
-        if held {
-            self.nondumpable = Some(NonDumpable::new());
-        }
-        r
-    }
-
     /// Frees the memory: the caller saw the child exec (EOF on the sync
     /// socket) or reaped it.
     pub(crate) fn release(mut self) {
         self.args.take();
         self.stack.take();
-        self.nondumpable.take();
     }
 }
 
@@ -137,7 +133,6 @@ impl Drop for ChildMemory {
         if shared {
             std::mem::forget(self.stack.take());
             std::mem::forget(self.args.take());
-            std::mem::forget(self.nondumpable.take());
         }
     }
 }
@@ -148,8 +143,8 @@ impl std::fmt::Debug for ChildMemory {
     }
 }
 
-// SAFETY: the raw pointers in `ChildArgs` point into the `Arc<Plan>` it
-// owns; nothing dereferences them in the parent.
+// SAFETY: the raw pointers in `ChildArgs` point into the `Arc<Plan>` and
+// the strings it owns; nothing dereferences them in the parent.
 unsafe impl Send for ChildMemory {}
 // SAFETY: as above; the parent never reads through them.
 unsafe impl Sync for ChildMemory {}
@@ -170,6 +165,8 @@ pub(crate) struct Spawned {
 /// a blocking-capable thread.
 ///
 /// `pid_ns` is a pid namespace to start the child in (joined by path).
+/// Nothing of this process's own state changes (not its dumpable flag, not
+/// its signal dispositions).
 pub(crate) fn spawn(
     plan: Arc<Plan>,
     fds: &ChildFds,
@@ -183,11 +180,47 @@ pub(crate) fn spawn(
             .chain(std::iter::once(std::ptr::null()))
             .collect::<Vec<_>>()
     };
+    let argv = cstrs(&plan.exec.argv);
+    let fifo = fds.fifo.as_ref().map_or(-1, AsRawFd::as_raw_fd);
+    let exec_report = fds.exec_report.as_ref().map_or(-1, AsRawFd::as_raw_fd);
+    let waiter = if fifo >= 0 && exec_report >= 0 {
+        waiter::fd()?.as_raw_fd()
+    } else {
+        -1
+    };
+    let exec_step = plan
+        .steps
+        .iter()
+        .position(|s| matches!(s, crate::plan::Step::Exec))
+        .unwrap_or(0);
+    let number = |n: usize| CString::new(n.to_string()).expect("digits have no NUL");
+    let strings = [
+        number(fifo.max(0) as usize),
+        number(exec_report.max(0) as usize),
+        number(exec_step),
+    ];
+    let waiter_argv = plan
+        .exec
+        .candidates
+        .iter()
+        .map(|path| {
+            [waiter::ARGV0.as_ptr()]
+                .into_iter()
+                .chain(strings.iter().map(|s| s.as_ptr()))
+                .chain([path.as_c().as_ptr()])
+                .chain(argv.iter().copied())
+                .collect()
+        })
+        .collect();
     let args = Box::new(ChildArgs {
-        argv: cstrs(&plan.exec.argv),
         envp: cstrs(&plan.exec.env),
+        argv,
         sync: fds.sync.as_raw_fd(),
-        fifo: fds.fifo.as_ref().map_or(-1, AsRawFd::as_raw_fd),
+        fifo,
+        exec_report,
+        waiter,
+        waiter_argv,
+        _waiter_strings: strings,
         joins: fds.joins.iter().map(AsRawFd::as_raw_fd).collect(),
         stdio: [0, 1, 2].map(|i| fds.stdio[i].as_ref().map_or(-1, AsRawFd::as_raw_fd)),
         sabotage: sabotage_bits(),
@@ -207,11 +240,6 @@ pub(crate) fn spawn(
         flags &= !(Namespace::Pid.clone_flag());
     }
     let arg = &*args as *const ChildArgs as *mut libc::c_void;
-    // Every child is non-dumpable until it execs, so that no process of
-    // its pid namespace can open its /proc/<pid>/exe (the host binary): a
-    // fork-like child copies the flag at the clone, a shared-memory child
-    // shares it and keeps the hold until it has exec'd (see NonDumpable).
-    let nondumpable = NonDumpable::new();
     let result = {
         let _blocked = SignalsBlocked::new();
         // SAFETY: `child_entry` only makes raw system calls and reads
@@ -222,7 +250,6 @@ pub(crate) fn spawn(
     };
     drop(pid_ns_guard);
     let (Cloned { pid, pidfd }, in_cgroup) = result?;
-    let shared = args.plan.share_memory;
     Ok(Spawned {
         pid,
         pidfd,
@@ -230,56 +257,8 @@ pub(crate) fn spawn(
         memory: ChildMemory {
             args: Some(args),
             stack,
-            nondumpable: shared.then_some(nondumpable),
         },
     })
-}
-
-/// Keeps this process non-dumpable while held; the flag comes back when
-/// the last hold goes.
-///
-/// The flag belongs to the memory map. A fork-like child copies it at the
-/// clone, so a hold around the clone makes it born non-dumpable. A
-/// shared-memory child *is* our map until it execs: it runs this process's
-/// binary while it waits for `start`, in the container's pid namespace,
-/// where a process exec'd into the created container could open
-/// `/proc/1/exe` (the host binary) and keep it to overwrite later
-/// (CVE-2019-5736). So such a child holds one until it has exec'd or died:
-/// then `/proc/<pid>/exe` needs `CAP_SYS_PTRACE` in the host's user
-/// namespace.
-pub(crate) struct NonDumpable(());
-
-/// (holds, the flag before the first hold).
-static DUMPABLE_HOLDS: std::sync::Mutex<(usize, usize)> = std::sync::Mutex::new((0, 1));
-
-impl NonDumpable {
-    pub(crate) fn new() -> NonDumpable {
-        let mut h = DUMPABLE_HOLDS.lock().unwrap_or_else(|p| p.into_inner());
-        if h.0 == 0 {
-            h.1 = sys::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0).unwrap_or(1);
-            if !sabotage("dumpable") {
-                let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
-            }
-        }
-        h.0 += 1;
-        NonDumpable(())
-    }
-}
-
-impl Drop for NonDumpable {
-    fn drop(&mut self) {
-        let mut h = DUMPABLE_HOLDS.lock().unwrap_or_else(|p| p.into_inner());
-        h.0 -= 1;
-        if h.0 == 0 {
-            let _ = sys::prctl(libc::PR_SET_DUMPABLE, h.1, 0, 0, 0);
-        }
-    }
-}
-
-impl std::fmt::Debug for NonDumpable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("NonDumpable")
-    }
 }
 
 /// Sabotage bits the child reads (it may not read the environment).
@@ -290,6 +269,14 @@ pub(crate) const SABOTAGE_RESOLVE: u32 = 2;
 pub(crate) const SABOTAGE_DEVICES: u32 = 4;
 /// Write sysctls through the container's `/proc` by path.
 pub(crate) const SABOTAGE_PROC: u32 = 8;
+/// Wait for `start` as the cloned process itself, not as `berth-waiter`.
+pub(crate) const SABOTAGE_WAITER: u32 = 16;
+/// Leave a fork-like child dumpable.
+pub(crate) const SABOTAGE_DUMPABLE: u32 = 32;
+
+fn sabotage_bit(args: &ChildArgs, bit: u32) -> bool {
+    args.sabotage & bit != 0
+}
 
 fn sabotage_bits() -> u32 {
     [
@@ -297,6 +284,8 @@ fn sabotage_bits() -> u32 {
         ("resolve", SABOTAGE_RESOLVE),
         ("devices", SABOTAGE_DEVICES),
         ("proc", SABOTAGE_PROC),
+        ("waiter", SABOTAGE_WAITER),
+        ("dumpable", SABOTAGE_DUMPABLE),
     ]
     .iter()
     .filter(|(name, _)| sabotage(name))

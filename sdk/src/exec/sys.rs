@@ -431,6 +431,26 @@ pub(crate) fn execve(
     }
 }
 
+/// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)`: runs the program open on
+/// `fd`, which needs no path (and so no `/proc`) to reach it.
+pub(crate) fn execveat_fd(
+    fd: c_int,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+) -> Errno {
+    match sys!(
+        libc::SYS_execveat,
+        fd,
+        c"".as_ptr(),
+        argv,
+        envp,
+        libc::AT_EMPTY_PATH
+    ) {
+        Ok(_) => 0,
+        Err(e) => e,
+    }
+}
+
 /// Ends the calling process (its whole thread group) with `code`.
 pub(crate) fn exit_group(code: c_int) -> ! {
     loop {
