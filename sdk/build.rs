@@ -15,16 +15,32 @@ fn main() {
     let exe = out.join("berth-waiter");
 
     let mut cmd = Command::new(rustc);
-    cmd.args(["--edition=2021", "--crate-type=bin", "--crate-name=berth_waiter"])
-        .args(["--target", &target])
-        .args(["-C", "opt-level=s", "-C", "panic=abort", "-C", "debuginfo=0"])
-        .args(["-C", "strip=symbols", "-C", "relocation-model=static"])
-        .args(["-C", "target-feature=+crt-static"])
-        .args(["-C", "link-arg=-nostartfiles", "-C", "link-arg=-nostdlib"])
-        .args(["-C", "link-arg=-static", "-C", "link-arg=-Wl,--build-id=none"])
-        .arg("-o")
-        .arg(&exe)
-        .arg("waiter/waiter.rs");
+    cmd.args([
+        "--edition=2021",
+        "--crate-type=bin",
+        "--crate-name=berth_waiter",
+    ])
+    .args(["--target", &target])
+    .args([
+        "-C",
+        "opt-level=s",
+        "-C",
+        "panic=abort",
+        "-C",
+        "debuginfo=0",
+    ])
+    .args(["-C", "strip=symbols", "-C", "relocation-model=static"])
+    .args(["-C", "target-feature=+crt-static"])
+    .args(["-C", "link-arg=-nostartfiles", "-C", "link-arg=-nostdlib"])
+    .args([
+        "-C",
+        "link-arg=-static",
+        "-C",
+        "link-arg=-Wl,--build-id=none",
+    ])
+    .arg("-o")
+    .arg(&exe)
+    .arg("waiter/waiter.rs");
     // The linker cargo would use for this target, when one is configured.
     let key = format!(
         "CARGO_TARGET_{}_LINKER",

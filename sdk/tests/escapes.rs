@@ -329,3 +329,199 @@ async fn cve_2025_52881_sysctl_write_not_redirected_by_a_mount_over_proc() {
     );
     assert_eq!(String::from_utf8_lossy(&real.stdout), "1\n", "{real:?}");
 }
+
+/// `spec` with `CAP_SYS_PTRACE` in the bounding, effective and permitted
+/// sets: what `--cap-add SYS_PTRACE` gives, and what lets a process of the
+/// container ignore the dumpable flag of others in its pid namespace.
+fn with_ptrace(mut spec: berth::oci_spec::runtime::Spec) -> berth::oci_spec::runtime::Spec {
+    use berth::oci_spec::runtime::Capability;
+    let mut process = spec.process().clone().unwrap();
+    let mut caps = process.capabilities().clone().unwrap();
+    let add = |set: &Option<std::collections::HashSet<Capability>>| {
+        let mut set = set.clone().unwrap_or_default();
+        set.insert(Capability::SysPtrace);
+        Some(set)
+    };
+    caps.set_bounding(add(caps.bounding()));
+    caps.set_effective(add(caps.effective()));
+    caps.set_permitted(add(caps.permitted()));
+    process.set_capabilities(Some(caps));
+    spec.set_process(Some(process));
+    spec
+}
+
+/// What a process with `CAP_SYS_PTRACE` sees of pid 1 of its pid namespace
+/// (a created container's init, waiting for `start`): where its exe link
+/// points, whether it opens, and the files its memory maps.
+const LOOK_AT_PID_1: &str = "echo exe=$(readlink /proc/1/exe); \
+    (exec 3</proc/1/exe) && echo OPENED; \
+    echo maps:; cut -c74- /proc/1/maps | sort -u";
+
+fn assert_pid_1_is_the_sealed_waiter(out: &str) {
+    let host_binary = std::env::current_exe().unwrap();
+    assert!(
+        out.contains("exe=/memfd:berth-waiter (deleted)"),
+        "pid 1 is not berth-waiter: {out}"
+    );
+    assert!(
+        !out.contains(host_binary.to_str().unwrap()),
+        "pid 1 shows the embedder's binary: {out}"
+    );
+}
+
+/// CVE-2019-5736 with `CAP_SYS_PTRACE`: the dumpable flag does not stop a
+/// process holding it, so the created container's init must not *be* the
+/// runtime: it waits as the sealed `berth-waiter`, whose memfd nobody can
+/// write. (`cli/tests/escapes.rs` carries the full overwrite attempt.)
+#[tokio::test]
+async fn cve_2019_5736_with_cap_sys_ptrace_the_waiting_init_is_sealed() {
+    let rt = runtime().await;
+    let ctr = rt
+        .create(
+            &id("cve-2019-5736-ptrace"),
+            bundle(with_ptrace(spec("true"))),
+        )
+        .await
+        .unwrap();
+    let (_, out) = exec_sh(
+        &ctr,
+        &format!(
+            "{LOOK_AT_PID_1}; exec 3</proc/1/exe; \
+             (printf '#!/bin/sh\\n' >/proc/self/fd/3) 2>/dev/null && echo WROTE; \
+             (printf x >>/proc/self/fd/3) 2>/dev/null && echo APPENDED; echo end"
+        ),
+    )
+    .await;
+    ctr.delete(true).await.unwrap();
+    assert_pid_1_is_the_sealed_waiter(&out);
+    assert!(
+        out.contains("OPENED"),
+        "CAP_SYS_PTRACE should open it: {out}"
+    );
+    assert!(!out.contains("WROTE") && !out.contains("APPENDED"), "{out}");
+    assert!(out.contains("end\n"), "{out}");
+}
+
+/// The memory variant: with the init cloned sharing the embedder's memory
+/// (posix_spawn style), `/proc/1/mem` of a waiting init was this process's
+/// own memory. A process of the container with `CAP_SYS_PTRACE` writes a
+/// canary of ours through it and reads it back; neither may reach us.
+#[tokio::test]
+async fn a_waiting_init_shares_no_memory_with_the_embedder() {
+    let canary: Box<[u8; 16]> = Box::new(*b"berth-canary-ok!");
+    let addr = canary.as_ptr() as usize;
+    let rt = runtime().await;
+    let ctr = rt
+        .create(&id("embedder-memory"), bundle(with_ptrace(spec("true"))))
+        .await
+        .unwrap();
+    let (_, out) = exec_sh(
+        &ctr,
+        &format!(
+            "{LOOK_AT_PID_1}; \
+             printf PWNED-BY-CONTAIN | dd of=/proc/1/mem bs=1 seek={addr} count=16 conv=notrunc; \
+             echo read=$(dd if=/proc/1/mem bs=1 skip={addr} count=16 2>/dev/null); echo end"
+        ),
+    )
+    .await;
+    ctr.delete(true).await.unwrap();
+    // SAFETY: reads our own live allocation; volatile so the compiler
+    // cannot assume it unchanged since the write above.
+    let now = unsafe { std::ptr::read_volatile(canary.as_ptr() as *const [u8; 16]) };
+    assert_eq!(
+        &now, b"berth-canary-ok!",
+        "the container wrote our memory: {out}"
+    );
+    assert!(
+        !out.contains("read=berth-canary-ok!"),
+        "our memory was read: {out}"
+    );
+    assert_pid_1_is_the_sealed_waiter(&out);
+    assert!(out.contains("end\n"), "{out}");
+}
+
+/// The same from a second container that joins the first one's pid
+/// namespace by path (a pod's shared pid namespace) and holds
+/// `CAP_SYS_PTRACE`: the first one's waiting init is still only the
+/// sealed waiter.
+#[tokio::test]
+async fn a_container_joining_the_pid_namespace_finds_only_the_sealed_waiter() {
+    use berth::oci_spec::runtime::LinuxNamespaceType;
+    let rt = runtime().await;
+    let first = rt
+        .create(&id("pod-first"), bundle(spec("true")))
+        .await
+        .unwrap();
+    let mut second = with_ptrace(spec(LOOK_AT_PID_1));
+    let mut linux = second.linux().clone().unwrap();
+    let mut namespaces = linux.namespaces().clone().unwrap();
+    for ns in &mut namespaces {
+        if ns.typ() == LinuxNamespaceType::Pid {
+            ns.set_path(Some(format!("/proc/{}/ns/pid", first.pid()).into()));
+        }
+    }
+    linux.set_namespaces(Some(namespaces));
+    second.set_linux(Some(linux));
+    let out = run(&rt, "pod-second", second).await.unwrap();
+    first.delete(true).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_pid_1_is_the_sealed_waiter(&out.stdout);
+}
+
+/// The embedder's own dumpable flag never changes, whatever berth does:
+/// sampled on another thread while containers are created (shared-memory
+/// and fork-like children), wait for `start`, run and are deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedder_stays_dumpable_while_containers_wait_for_start() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let rt = runtime().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (samples, cleared) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let sampler = {
+        let (stop, samples, cleared) = (stop.clone(), samples.clone(), cleared.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                // SAFETY: PR_GET_DUMPABLE takes no pointer and changes nothing.
+                if unsafe { libc::prctl(libc::PR_GET_DUMPABLE) } != 1 {
+                    cleared.fetch_add(1, Ordering::Relaxed);
+                }
+                samples.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    for _ in 0..3 {
+        let first = rt
+            .create(&id("dumpable"), bundle(spec("true")))
+            .await
+            .unwrap();
+        // Joining its pid namespace makes a fork-like child.
+        let mut joiner = spec("true");
+        let mut linux = joiner.linux().clone().unwrap();
+        let mut namespaces = linux.namespaces().clone().unwrap();
+        for ns in &mut namespaces {
+            if ns.typ() == berth::oci_spec::runtime::LinuxNamespaceType::Pid {
+                ns.set_path(Some(format!("/proc/{}/ns/pid", first.pid()).into()));
+            }
+        }
+        linux.set_namespaces(Some(namespaces));
+        joiner.set_linux(Some(linux));
+        let second = rt.create(&id("dumpable"), bundle(joiner)).await.unwrap();
+        let (_, out) = exec_sh(&first, "echo hi").await;
+        assert_eq!(out, "hi\n");
+        second.delete(true).await.unwrap();
+        first.start().await.unwrap();
+        first.wait().await.unwrap();
+        first.delete(false).await.unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+    assert!(samples.load(Ordering::Relaxed) > 0);
+    assert_eq!(
+        cleared.load(Ordering::Relaxed),
+        0,
+        "the embedder was non-dumpable in {} of {} samples",
+        cleared.load(Ordering::Relaxed),
+        samples.load(Ordering::Relaxed)
+    );
+}

@@ -374,8 +374,13 @@ async fn build(
     }
 
     let (pidfd, memory) = partial.child.take().expect("spawned above");
-    // The first process now runs `berth-waiter`: our memory is its no more.
-    memory.release();
+    if exec::sabotage("waiter") {
+        // Escape tests: the process still runs on our memory.
+        std::mem::forget(memory);
+    } else {
+        // The first process now runs `berth-waiter`: our memory is its no more.
+        memory.release();
+    }
     partial.cgroup = None;
     partial.dir_created = false;
     partial.network = None;

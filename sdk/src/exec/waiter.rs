@@ -69,7 +69,10 @@ mod tests {
         use std::os::fd::AsRawFd;
         let fd = fd().unwrap();
         let seals = rustix::fs::fcntl_get_seals(fd).unwrap();
-        assert!(seals.contains(SealFlags::WRITE | SealFlags::SEAL), "{seals:?}");
+        assert!(
+            seals.contains(SealFlags::WRITE | SealFlags::SEAL),
+            "{seals:?}"
+        );
         let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
         let err = std::fs::OpenOptions::new()
             .write(true)
