@@ -16,8 +16,25 @@ const PATH_CLOEXEC: c_int = libc::O_PATH | libc::O_CLOEXEC;
 /// Exit code of a child whose set-up failed before `execve`.
 const EXIT_SETUP_FAILED: c_int = 1;
 
+/// The descriptors the child works with: those of [`ChildArgs`], moved
+/// above the range the process is to inherit (`3..3+preserve`), so that
+/// none of them can reach the container in place of one of the caller's.
+struct Fds {
+    sync: c_int,
+    fifo: c_int,
+    stdio: [c_int; 3],
+    /// `args.joins`, in order (at most one per namespace type).
+    joins: [c_int; MAX_JOINS],
+    /// The first descriptor above the preserved range.
+    first_free: c_int,
+}
+
+/// The most namespaces a plan joins: one per type.
+const MAX_JOINS: usize = 8;
+
 struct Executor<'a> {
     args: &'a ChildArgs,
+    fds: Fds,
     /// The rootfs, opened after it was bound onto itself.
     rootfd: c_int,
     /// Index of the executable among `plan.exec.candidates`.
@@ -36,8 +53,26 @@ struct Executor<'a> {
 
 /// Runs every step; never returns.
 pub(super) fn run(args: &ChildArgs) -> ! {
+    let fds = match relocate_fds(args) {
+        Ok(fds) => fds,
+        Err(errno) => {
+            report(
+                args.sync,
+                Report {
+                    kind: Report::FAILED,
+                    step: 0,
+                    errno,
+                    _pad: 0,
+                },
+                None,
+            );
+            sys::exit_group(EXIT_SETUP_FAILED);
+        }
+    };
+    let sync = fds.sync;
     let mut ex = Executor {
         args,
+        fds,
         rootfd: -1,
         exe: 0,
         no_openat2: super::fallbacks::no_openat2(),
@@ -49,9 +84,9 @@ pub(super) fn run(args: &ChildArgs) -> ! {
     // containers' sync sockets and pipes among them. Held here while this
     // container waits for `start`, they would keep those from ever seeing
     // EOF; and nothing of the host's belongs in a container.
-    if let Err(errno) = close_foreign_fds(args) {
+    if let Err(errno) = close_foreign_fds(&ex.fds) {
         report(
-            args.sync,
+            sync,
             Report {
                 kind: Report::FAILED,
                 step: 0,
@@ -65,7 +100,7 @@ pub(super) fn run(args: &ChildArgs) -> ! {
     for (i, step) in args.plan.steps.iter().enumerate() {
         if let Err(errno) = ex.step(step) {
             report(
-                args.sync,
+                sync,
                 Report {
                     kind: Report::FAILED,
                     step: i as u32,
@@ -170,6 +205,7 @@ impl Drop for Fd {
 impl Executor<'_> {
     fn step(&mut self, step: &Step) -> SysResult<()> {
         let a = self.args;
+        let sync = self.fds.sync;
         match step {
             Step::ResetSignals => {
                 for sig in 1..=64 {
@@ -187,7 +223,7 @@ impl Executor<'_> {
             Step::AwaitParent | Step::AwaitHooks => {
                 if matches!(step, Step::AwaitHooks) {
                     report(
-                        a.sync,
+                        sync,
                         Report {
                             kind: Report::HOOKS,
                             ..Default::default()
@@ -196,13 +232,14 @@ impl Executor<'_> {
                     );
                 }
                 let mut b = [0u8; 1];
-                match sys::read(a.sync, &mut b)? {
+                match sys::read(sync, &mut b)? {
                     1 => Ok(()),
                     _ => Err(libc::EPIPE),
                 }
             }
             Step::JoinNamespace { index, ns } => {
-                sys::setns(a.joins[*index], ns.clone_flag() as c_int)
+                let fd = self.fds.joins.get(*index).copied().unwrap_or(-1);
+                sys::setns(fd, ns.clone_flag() as c_int)
             }
             Step::BecomeRoot => {
                 sys::setresgid(0, 0, 0)?;
@@ -217,12 +254,15 @@ impl Executor<'_> {
             Step::BindRootfs { rootfs } => {
                 let r = rootfs.as_c();
                 sys::mount(Some(r), r, None, libc::MS_BIND | libc::MS_REC, None)?;
-                self.rootfd = sys::openat(AT_FDCWD, r, PATH_CLOEXEC | libc::O_DIRECTORY, 0)?;
+                let rootfd = sys::openat(AT_FDCWD, r, PATH_CLOEXEC | libc::O_DIRECTORY, 0)?;
+                self.rootfd = above(rootfd, self.fds.first_free)?;
                 // Now, while the host's /proc is still in view: in a user
                 // namespace the kernel allows a new procfs only where a
                 // fully visible one is mounted.
                 if a.sabotage & super::SABOTAGE_PROC == 0 {
-                    self.procfd = private_proc().unwrap_or(-1);
+                    self.procfd = private_proc()
+                        .and_then(|fd| above(fd, self.fds.first_free))
+                        .unwrap_or(-1);
                 }
                 Ok(())
             }
@@ -231,6 +271,16 @@ impl Executor<'_> {
                 let fd = Fd(self.resolve(target, Create::Dir)?);
                 let mut buf = [0u8; 32];
                 sys::mount(None, proc_fd_path(fd.0, &mut buf), None, *flags, None)
+            }
+            Step::MountSetattr { target, set, clear } => {
+                let fd = Fd(self.resolve(target, Create::Dir)?);
+                let attr = sys::MountAttr {
+                    attr_set: *set,
+                    attr_clr: *clear,
+                    propagation: 0,
+                    userns_fd: 0,
+                };
+                sys::mount_setattr_recursive(fd.0, &attr)
             }
             Step::Device(d) => self.device(d),
             Step::Symlink { target, link } => {
@@ -265,10 +315,10 @@ impl Executor<'_> {
                 sys::chdir(c"/")
             }
             Step::Console { size, bind_console } => {
-                console(a.sync, *size, *bind_console, a.sabotage, self.procfd)
+                console(sync, *size, *bind_console, a.sabotage, self.procfd)
             }
             Step::Stdio => {
-                for (target, &fd) in a.stdio.iter().enumerate() {
+                for (target, &fd) in self.fds.stdio.iter().enumerate() {
                     if fd >= 0 {
                         sys::dup3(fd, target as c_int, 0)?;
                     }
@@ -373,7 +423,7 @@ impl Executor<'_> {
                     // ours closes here (the kernel made it close-on-exec).
                     let fd = Fd(fd);
                     report(
-                        a.sync,
+                        sync,
                         Report {
                             kind: Report::SECCOMP,
                             ..Default::default()
@@ -381,7 +431,7 @@ impl Executor<'_> {
                         Some(fd.0),
                     );
                     let mut b = [0u8; 1];
-                    if sys::read(a.sync, &mut b)? != 1 {
+                    if sys::read(sync, &mut b)? != 1 {
                         return Err(libc::EPIPE);
                     }
                 }
@@ -404,7 +454,7 @@ impl Executor<'_> {
             Step::CloseFds { preserve } => close_fds(*preserve),
             Step::AwaitStart => {
                 report(
-                    a.sync,
+                    sync,
                     Report {
                         kind: Report::CREATED,
                         ..Default::default()
@@ -412,7 +462,7 @@ impl Executor<'_> {
                     None,
                 );
                 let mut b = [0u8; 1];
-                match sys::read(a.fifo, &mut b)? {
+                match sys::read(self.fds.fifo, &mut b)? {
                     1 => Ok(()),
                     _ => Err(libc::EPIPE),
                 }
@@ -860,23 +910,14 @@ const MAX_KEPT: usize = 16;
 /// and those `args` names. No allocation: the kept set is a sorted array
 /// on the stack, and the gaps between its entries are closed with
 /// `close_range` (listing `/proc/self/fd` before 5.9).
-fn close_foreign_fds(args: &ChildArgs) -> SysResult<()> {
-    let preserve = args
-        .plan
-        .steps
-        .iter()
-        .find_map(|s| match s {
-            Step::CloseFds { preserve } => Some(*preserve),
-            _ => None,
-        })
-        .unwrap_or(0);
-    let first_free = 3 + preserve;
+fn close_foreign_fds(fds: &Fds) -> SysResult<()> {
+    let first_free = fds.first_free as u32;
     let mut kept = [u32::MAX; MAX_KEPT];
     let mut n = 0;
-    let named = [args.sync, args.fifo]
+    let named = [fds.sync, fds.fifo]
         .into_iter()
-        .chain(args.stdio)
-        .chain(args.joins.iter().copied());
+        .chain(fds.stdio)
+        .chain(fds.joins);
     for fd in named {
         if fd >= first_free as c_int && n < MAX_KEPT {
             kept[n] = fd as u32;
@@ -906,6 +947,67 @@ fn close_foreign_fds(args: &ChildArgs) -> SysResult<()> {
         lo = lo.max(fd.saturating_add(1));
     }
     Ok(())
+}
+
+/// Moves `fd` to the lowest free descriptor from `first` on (close-on-exec)
+/// if it is below, and closes the original.
+fn above(fd: c_int, first: c_int) -> SysResult<c_int> {
+    if fd >= first {
+        return Ok(fd);
+    }
+    let moved = sys::fcntl(fd, libc::F_DUPFD_CLOEXEC, first as usize)? as c_int;
+    let _ = sys::close(fd);
+    Ok(moved)
+}
+
+/// The descriptors of `args`, those inside the preserved range
+/// (`3..3+preserve`) moved above it. Before anything else: the range is
+/// the caller's, and berth's own descriptors found there (opened where
+/// the caller left a gap) must not reach the container.
+fn relocate_fds(args: &ChildArgs) -> SysResult<Fds> {
+    let preserve = args
+        .plan
+        .steps
+        .iter()
+        .find_map(|s| match s {
+            Step::CloseFds { preserve } => Some(*preserve),
+            _ => None,
+        })
+        .unwrap_or(0);
+    let first_free = (3 + preserve.min(i32::MAX as u32 - 3)) as c_int;
+    let mut fds = Fds {
+        sync: args.sync,
+        fifo: args.fifo,
+        stdio: args.stdio,
+        joins: [-1; MAX_JOINS],
+        first_free,
+    };
+    if args.joins.len() > MAX_JOINS {
+        return Err(libc::E2BIG);
+    }
+    for (slot, &fd) in fds.joins.iter_mut().zip(args.joins.iter()) {
+        *slot = fd;
+    }
+    // Copies first, closes after: two entries may name one descriptor.
+    let mut old = [-1; 5 + MAX_JOINS];
+    let mut n = 0;
+    let slots = [&mut fds.sync, &mut fds.fifo]
+        .into_iter()
+        .chain(fds.stdio.iter_mut())
+        .chain(fds.joins.iter_mut());
+    for fd in slots {
+        if *fd >= 3 && *fd < first_free {
+            if let Some(o) = old.get_mut(n) {
+                *o = *fd;
+                n += 1;
+            }
+            *fd = sys::fcntl(*fd, libc::F_DUPFD_CLOEXEC, first_free as usize)? as c_int;
+        }
+    }
+    for &fd in &old[..n] {
+        let _ = sys::close(fd);
+    }
+    Ok(fds)
 }
 
 /// [`close_foreign_fds`] before Linux 5.9: closes each descriptor from

@@ -243,18 +243,9 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
     if let Some(p) = linux.personality() {
         steps.push(attrs::personality(p)?);
     }
-    let late_seccomp = process_steps(
-        process,
-        host,
-        linux.seccomp().as_ref(),
-        opts.rootless,
-        &mut steps,
-    )?;
+    let late_seccomp = process_steps(process, host, opts, linux.seccomp().as_ref(), &mut steps)?;
     let exec = exec(process)?;
     steps.push(Step::FindExecutable);
-    steps.push(Step::CloseFds {
-        preserve: opts.preserve_fds,
-    });
     steps.extend(late_seccomp);
     steps.push(Step::AwaitStart);
     steps.push(Step::Exec);
@@ -282,31 +273,51 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
 }
 
 /// The process's own settings, common to the container's first process and
-/// to processes that join it later (`exec`): rlimits, then identity and
+/// to processes that join it later (`exec`): rlimits, the cwd (entered and
+/// checked as root) and the descriptors to pass on, then identity and
 /// privileges in the kernel's order — bounding set while still root, the
-/// ids (keeping capabilities across setuid), the cwd as the new user, the
-/// remaining capability sets, umask, no_new_privs.
+/// ids (keeping capabilities across setuid), the cwd again as the new user
+/// if root could not enter it, the remaining capability sets, umask,
+/// no_new_privs.
 ///
 /// The seccomp filter goes where runc puts it. Without no_new_privs the
 /// kernel lets only a holder of `CAP_SYS_ADMIN` load a filter, so it is
-/// loaded first, before any capability is dropped. With no_new_privs it is
-/// loaded as late as possible, so that the profile need not allow berth's
-/// own set-up calls: it is returned, for the caller to place after the
-/// descriptors are closed and just before the wait for `start` and
-/// `execve`.
+/// loaded before any capability is dropped, but after the descriptors are
+/// closed and the cwd checked: what follows it is only what runc does after
+/// its own load (prctl, setgroups, setresuid, capset, chdir). With
+/// no_new_privs it is loaded as late as possible, so that the profile need
+/// not allow berth's own set-up calls: it is returned, for the caller to
+/// place just before the wait for `start` and `execve`.
 fn process_steps(
     process: &Process,
     host: &Host,
+    opts: &Options,
     seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
-    rootless: bool,
     steps: &mut Vec<Step>,
 ) -> Result<Option<Step>> {
+    let rootless = opts.rootless;
     rlimit_steps(process.rlimits().as_deref().unwrap_or_default(), steps)?;
     // While still privileged (a real-time policy needs CAP_SYS_NICE), and
     // before a filter that might not allow the calls.
     steps.extend(attrs::scheduler(process)?);
     steps.extend(attrs::io_priority(process)?);
     let labels = attrs::labels(process, host)?;
+    let user = process.user();
+    let cwd = process.cwd();
+    if !cwd.is_absolute() {
+        return Err(Error::invalid(
+            "process.cwd",
+            format!("{} is not absolute", cwd.display()),
+        ));
+    }
+    let cwd = cpath(cwd.as_os_str().as_encoded_bytes(), "process.cwd")?;
+    // Before the filter: nothing berth does once it is loaded may need a
+    // call the profile might deny (close_range, getcwd, ...), since an
+    // allow-list only has to cover what the process needs.
+    steps.push(Step::ChdirAsRoot { cwd: cwd.clone() });
+    steps.push(Step::CloseFds {
+        preserve: opts.preserve_fds,
+    });
     let no_new_privs = process.no_new_privileges().unwrap_or(false);
     let filter = seccomp
         .map(crate::security::seccomp::compile)
@@ -335,9 +346,8 @@ fn process_steps(
             ))
         })
         .transpose()?;
-    if let Some((bounding, effective, permitted, inheritable, ambient)) = caps {
-        // What capset(2) and PR_CAP_AMBIENT_RAISE would refuse with a bare
-        // EPERM, named here.
+    if let Some((bounding, effective, permitted, inheritable, _)) = caps {
+        // What capset(2) would refuse with a bare EPERM, named here.
         let outside = |set: u64, within: u64, field: &str, what: &str| -> Result<()> {
             match (0..64).find(|b| set & !within & (1 << b) != 0) {
                 Some(b) => Err(Error::invalid(
@@ -352,13 +362,24 @@ fn process_steps(
         };
         outside(inheritable, bounding, "inheritable", "bounding set")?;
         outside(effective, permitted, "effective", "permitted set")?;
-        outside(
-            ambient,
-            permitted & inheritable,
-            "ambient",
-            "permitted and inheritable sets",
-        )?;
     }
+    // runc and crun raise each ambient capability they can and skip, with
+    // a warning, those outside the permitted and inheritable sets: their
+    // own default specs list ambient capabilities without inheritable ones.
+    let caps = caps.map(|(bounding, effective, permitted, inheritable, ambient)| {
+        let raisable = ambient & permitted & inheritable;
+        let skipped: Vec<&str> = (0..64)
+            .filter(|b| ambient & !raisable & (1 << b) != 0)
+            .filter_map(capabilities::name)
+            .collect();
+        if !skipped.is_empty() {
+            tracing::warn!(
+                capabilities = ?skipped,
+                "process.capabilities.ambient: not raised (not in both the permitted and inheritable sets)"
+            );
+        }
+        (bounding, effective, permitted, inheritable, raisable)
+    });
     if let Some((bounding, ..)) = caps {
         steps.push(Step::DropBoundingCaps {
             keep: bounding,
@@ -366,16 +387,6 @@ fn process_steps(
         });
         steps.push(Step::KeepCaps);
     }
-    let user = process.user();
-    let cwd = process.cwd();
-    if !cwd.is_absolute() {
-        return Err(Error::invalid(
-            "process.cwd",
-            format!("{} is not absolute", cwd.display()),
-        ));
-    }
-    let cwd = cpath(cwd.as_os_str().as_encoded_bytes(), "process.cwd")?;
-    steps.push(Step::ChdirAsRoot { cwd: cwd.clone() });
     let gids = user.additional_gids().clone().unwrap_or_default();
     match (rootless, gids.is_empty()) {
         (true, true) => {}
@@ -443,18 +454,9 @@ pub fn compile_exec(
     } else {
         steps.push(Step::Stdio);
     }
-    let late_seccomp = process_steps(
-        process,
-        host,
-        opts.seccomp.as_ref(),
-        opts.rootless,
-        &mut steps,
-    )?;
+    let late_seccomp = process_steps(process, host, opts, opts.seccomp.as_ref(), &mut steps)?;
     let exec = exec(process)?;
     steps.push(Step::FindExecutable);
-    steps.push(Step::CloseFds {
-        preserve: opts.preserve_fds,
-    });
     steps.extend(late_seccomp);
     steps.push(Step::Exec);
     Ok(Plan {
@@ -785,9 +787,19 @@ fn mount_steps(
     let resolved = resolve_in_rootfs(rootfs, &dest, &field("destination"))?;
     let mut target = in_root(&resolved, &field("destination"))?;
     target.path = dest;
-    let opts = mounts::parse(m.options().as_deref().unwrap_or_default())
+    let mut opts = mounts::parse(m.options().as_deref().unwrap_or_default())
         .map_err(|e| Error::invalid(field("options"), e))?;
     let fstype = m.typ().as_deref().unwrap_or("");
+    // Recursive attributes, applied once the mount (and its remount and
+    // propagation) is in place, to it and every mount beneath it.
+    let rec_attrs = (opts.rec_set | opts.rec_clear != 0).then(|| Step::MountSetattr {
+        target: target.clone(),
+        set: opts.rec_set,
+        clear: opts.rec_clear,
+    });
+    if fstype == "proc" || fstype == "sysfs" {
+        refuse_non_directory(rootfs, &target.path, fstype, &field("destination"))?;
+    }
     let data = |extra: &[String]| -> Result<Option<CPath>> {
         let all: Vec<&str> = opts.data.iter().chain(extra).map(String::as_str).collect();
         if all.is_empty() {
@@ -805,6 +817,16 @@ fn mount_steps(
         let source = bundle.join(source);
         let meta = std::fs::metadata(&source)
             .map_err(|e| Error::invalid(field("source"), format!("{}: {e}", source.display())))?;
+        if !opts.data.is_empty() {
+            // runc passes them to mount(2), which ignores data for a bind:
+            // accepted as runc does, but not silently.
+            tracing::warn!(
+                options = ?opts.data,
+                mount = %field("options"),
+                "options a bind mount cannot apply are ignored"
+            );
+            opts.data.clear();
+        }
         let flags = libc::MS_BIND | if opts.recursive { libc::MS_REC } else { 0 };
         let remount = opts.flags & REMOUNT_ONLY;
         let is_dev = target.path == Path::new("/dev");
@@ -825,6 +847,7 @@ fn mount_steps(
                 Create::File
             },
         }));
+        steps.extend(rec_attrs);
         return Ok(is_dev);
     }
 
@@ -843,6 +866,7 @@ fn mount_steps(
 
     if fstype == "cgroup" || fstype == "cgroup2" {
         cgroup_steps(target, &opts, host, cgroup_view, &field("type"), steps)?;
+        steps.extend(rec_attrs);
         return Ok(false);
     }
     if !host.filesystems.contains(fstype) {
@@ -867,7 +891,36 @@ fn mount_steps(
         propagation: opts.propagation,
         create: Create::Dir,
     }));
+    steps.extend(rec_attrs);
     Ok(false)
+}
+
+/// Refuses a `proc` or `sysfs` mount whose destination exists and is not a
+/// directory (a symlink, say, that would move the mount elsewhere in the
+/// rootfs), as runc does: "must be mounted on ordinary directory".
+fn refuse_non_directory(rootfs: &Path, dest: &Path, fstype: &str, field: &str) -> Result<()> {
+    let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) else {
+        return Ok(());
+    };
+    let parent = resolve_in_rootfs(rootfs, parent, field)?;
+    let at = rootfs
+        .join(parent.strip_prefix("/").unwrap_or(&parent))
+        .join(name);
+    match std::fs::symlink_metadata(&at) {
+        Ok(m) if !m.is_dir() => Err(Error::invalid(
+            field,
+            format!(
+                "{}: a {fstype} filesystem must be mounted on an ordinary directory, not {}",
+                dest.display(),
+                if m.file_type().is_symlink() {
+                    "a symlink"
+                } else {
+                    "a file"
+                }
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// How a `cgroup` mount shows the container its cgroups.

@@ -298,6 +298,16 @@ pub enum Step {
         #[serde(serialize_with = "ms_flags")]
         flags: u64,
     },
+    /// `mount_setattr(AT_RECURSIVE)` on an in-root mount point: the
+    /// recursive mount options (`rro`, `rnosuid`, `rnoatime`, ...).
+    MountSetattr {
+        /// The mount point inside the rootfs.
+        target: InRoot,
+        /// `MOUNT_ATTR_*` bits to set.
+        set: u64,
+        /// `MOUNT_ATTR_*` bits to clear.
+        clear: u64,
+    },
     /// Create a device node.
     Device(DeviceStep),
     /// Create a symlink inside the rootfs (`/dev/fd -> /proc/self/fd`).
@@ -567,6 +577,10 @@ impl Plan {
                 Some(m.target.path.clone()),
             ),
             Step::Remount { target, .. } => ("remount".into(), Some(target.path.clone())),
+            Step::MountSetattr { target, .. } => (
+                "set recursive mount attributes (mount_setattr)".into(),
+                Some(target.path.clone()),
+            ),
             Step::Device(d) => ("create device".into(), Some(d.target.path.clone())),
             Step::Symlink { link, .. } => ("create symlink".into(), Some(link.path.clone())),
             Step::AwaitHooks => ("wait for hooks".into(), None),
