@@ -24,6 +24,7 @@ pub use stats::{
     BlkioEntry, BlkioStats, CpuStats, CpuUsage, HugetlbStats, MemoryStats, MemoryUsage, PidsStats,
     Stats, StatsReader, Throttling,
 };
+pub(crate) use validate::needs_delegation;
 pub use validate::HostLimits;
 
 use std::fs;

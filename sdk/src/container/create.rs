@@ -241,9 +241,13 @@ async fn build(
         Ok(cg) => Some(cg),
         // Without root, cgroups only where they were delegated to us.
         Err(e) if rootless => {
-            if spec_linux.resources().is_some() {
+            let needs = spec_linux
+                .resources()
+                .as_ref()
+                .and_then(crate::cgroups::needs_delegation);
+            if let Some(field) = needs {
                 return Err(Error::Unsupported(format!(
-                    "linux.resources: the cgroup {cgroup_path} is not delegated to this user ({e})"
+                    "linux.resources.{field}: the cgroup {cgroup_path} is not delegated to this user ({e})"
                 )));
             }
             tracing::info!(cgroup = %cgroup_path, "rootless: no cgroup ({e})");

@@ -100,7 +100,7 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
         ));
     }
 
-    let (uid_map, gid_map) = id_maps(&linux, is_new(Namespace::User))?;
+    let (uid_map, gid_map) = id_maps(&linux, is_new(Namespace::User), opts.rootless)?;
 
     let mut steps = vec![Step::ResetSignals, Step::AwaitParent];
     for (index, join) in joins.iter().enumerate() {
@@ -146,7 +146,7 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
     let mount_label = attrs::mount_label(linux.mount_label().as_deref(), host)?;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let cgroup_view = match (is_new(Namespace::Cgroup), &opts.cgroup_path) {
-            (false, Some(path)) => CgroupView::Bind(path),
+            (false, Some(path)) => CgroupView::Bind(path, opts.rootless),
             _ => CgroupView::Mount,
         };
         let at = MountAt {
@@ -514,9 +514,13 @@ fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         .map_err(|e| Error::invalid("root.path", format!("{}: {e}", path.display())))
 }
 
+/// The id maps of a new user namespace. Without root and without maps
+/// (`crun spec --rootless` writes none), the caller's own uid and gid are
+/// mapped to root, as crun does.
 fn id_maps(
     linux: &oci_spec::runtime::Linux,
     new_userns: bool,
+    rootless: bool,
 ) -> Result<(Option<String>, Option<String>)> {
     fn render(maps: &[LinuxIdMapping], field: &str) -> Result<String> {
         if maps.is_empty() {
@@ -560,6 +564,12 @@ fn id_maps(
             ));
         }
         return Ok((None, None));
+    }
+    if rootless && uids.is_empty() && gids.is_empty() {
+        return Ok((
+            Some(format!("0 {} 1\n", nix::unistd::geteuid())),
+            Some(format!("0 {} 1\n", nix::unistd::getegid())),
+        ));
     }
     Ok((
         Some(render(uids, "linux.uidMappings")?),
@@ -931,7 +941,10 @@ enum CgroupView<'a> {
     Mount,
     /// Binds of the container's own directories (this path in every
     /// hierarchy), for a container sharing the host's cgroup namespace.
-    Bind(&'a str),
+    /// Rootless (`true`), a hierarchy where that directory does not exist
+    /// (none was delegated) shows the caller's own cgroup instead, as runc
+    /// shows a rootless container the cgroups it runs in.
+    Bind(&'a str, bool),
 }
 
 /// A `cgroup` mount shows the host's hierarchies: on v2 one cgroup2 mount;
@@ -947,7 +960,14 @@ fn cgroup_steps(
 ) -> Result<()> {
     let flags = opts.flags;
     let bind = |h: &HierarchyMount, target: InRoot, path: &str| -> Result<Step> {
-        let source = h.host_dir.join(path.trim_start_matches('/'));
+        let mut source = h.host_dir.join(path.trim_start_matches('/'));
+        if let CgroupView::Bind(_, true) = view {
+            if !source.exists() {
+                if let Some(own) = own_cgroup(h) {
+                    source = h.host_dir.join(own.trim_start_matches('/'));
+                }
+            }
+        }
         let fs_flags = flags | (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC);
         Ok(Step::Mount(MountStep {
             source: Some(cpath(source.as_os_str().as_encoded_bytes(), field)?),
@@ -962,7 +982,7 @@ fn cgroup_steps(
     };
     if let [only] = host.cgroup_mounts.as_slice() {
         if only.name.is_empty() {
-            if let CgroupView::Bind(path) = view {
+            if let CgroupView::Bind(path, _) = view {
                 steps.push(bind(only, target, path)?);
                 return Ok(());
             }
@@ -992,7 +1012,7 @@ fn cgroup_steps(
     }));
     for h in &host.cgroup_mounts {
         let sub = in_root(&target.path.join(&h.name), field)?;
-        if let CgroupView::Bind(path) = view {
+        if let CgroupView::Bind(path, _) = view {
             steps.push(bind(h, sub, path)?);
             continue;
         }
@@ -1016,6 +1036,22 @@ fn cgroup_steps(
         });
     }
     Ok(())
+}
+
+/// This process's cgroup in hierarchy `h`, from `/proc/self/cgroup`.
+fn own_cgroup(h: &HierarchyMount) -> Option<String> {
+    let list = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let opts: HashSet<&str> = h.data.split(',').collect();
+    list.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
+        let matches = if h.fstype == "cgroup2" {
+            controllers.is_empty()
+        } else {
+            !controllers.is_empty() && controllers.split(',').all(|c| opts.contains(c))
+        };
+        matches.then(|| path.to_string())
+    })
 }
 
 /// The devices every container gets (OCI runtime spec, "Default Devices").
