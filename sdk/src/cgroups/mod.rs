@@ -24,8 +24,8 @@ pub use stats::{
     BlkioEntry, BlkioStats, CpuStats, CpuUsage, HugetlbStats, MemoryStats, MemoryUsage, PidsStats,
     Stats, StatsReader, Throttling,
 };
-pub(crate) use validate::needs_delegation;
 pub use validate::HostLimits;
+pub(crate) use validate::{needs_delegation, parse_list as parse_node_list};
 
 use std::fs;
 use std::io;

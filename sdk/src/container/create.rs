@@ -144,6 +144,7 @@ async fn create_now(
         cgroup_path: Some(cgroup_path(config, id, &bundle)),
         seccomp: None,
         rootless: crate::security::rootless::is_rootless(),
+        personality: None,
     };
     // Every check of the spec happens here, before anything exists.
     let mut plan = Arc::new(plan::compile(

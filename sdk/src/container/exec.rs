@@ -94,6 +94,7 @@ impl Container {
         let plan_opts = plan::Options {
             preserve_fds: opts.preserve_fds,
             seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+            personality: spec.linux().as_ref().and_then(|l| l.personality().clone()),
             rootless: crate::security::rootless::is_rootless(),
             ..Default::default()
         };

@@ -246,6 +246,15 @@ impl Executor<'_> {
                 sys::setresuid(0, 0, 0)
             }
             Step::UnshareCgroup => sys::unshare(libc::CLONE_NEWCGROUP),
+            Step::UnshareTime { offsets } => {
+                sys::unshare(libc::CLONE_NEWTIME)?;
+                match offsets {
+                    // The host's /proc still: the mounts come later.
+                    Some(o) => write_file(c"/proc/self/timens_offsets", o.as_c().to_bytes()),
+                    None => Ok(()),
+                }
+            }
+            Step::MemoryPolicy { mode, nodes } => sys::set_mempolicy(*mode, nodes),
             Step::SetSid => sys::setsid(),
             Step::LoopbackUp => loopback_up(),
             Step::Propagation { target, flags } => {

@@ -332,6 +332,18 @@ pub(crate) fn prlimit(resource: u32, soft: u64, hard: u64) -> SysResult<()> {
     .map(drop)
 }
 
+/// `set_mempolicy(mode, nodes, maxnode)`; an empty mask is a NULL one.
+pub(crate) fn set_mempolicy(mode: u32, nodes: &[u64]) -> SysResult<()> {
+    let mask = if nodes.is_empty() {
+        core::ptr::null()
+    } else {
+        nodes.as_ptr()
+    };
+    // The kernel reads `maxnode - 1` bits.
+    let maxnode = nodes.len() * 64 + 1;
+    sys!(libc::SYS_set_mempolicy, mode, mask, maxnode).map(drop)
+}
+
 pub(crate) fn personality(persona: u64) -> SysResult<()> {
     sys!(libc::SYS_personality, persona).map(drop)
 }

@@ -32,6 +32,9 @@ pub struct Options {
     /// The container's `linux.seccomp`, for [`compile_exec`] (which is
     /// given only the process); [`compile`] reads the spec's own.
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    /// The container's `linux.personality`, for [`compile_exec`]: a process
+    /// joining the container runs with the same.
+    pub personality: Option<oci_spec::runtime::LinuxPersonality>,
     /// The runtime runs without root: the parent denies `setgroups` in the
     /// container's user namespace (to be allowed to write its gid map), so
     /// the process keeps the groups it inherits.
@@ -115,6 +118,22 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
     }
     if is_new(Namespace::Cgroup) {
         steps.push(Step::UnshareCgroup);
+    }
+    let offsets = linux
+        .time_offsets()
+        .as_ref()
+        .map(attrs::time_offsets)
+        .transpose()?
+        .filter(|o| !o.is_empty());
+    if is_new(Namespace::Time) {
+        steps.push(Step::UnshareTime {
+            offsets: offsets.map(|o| cpath(o, "linux.timeOffsets")).transpose()?,
+        });
+    } else if offsets.is_some() {
+        return Err(Error::invalid(
+            "linux.timeOffsets",
+            "offsets need a new time namespace in linux.namespaces",
+        ));
     }
     steps.push(Step::SetSid);
     if is_new(Namespace::Network) {
@@ -242,6 +261,12 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
     }
     if let Some(p) = linux.personality() {
         steps.push(attrs::personality(p)?);
+    }
+    if let Some(p) = linux.memory_policy() {
+        steps.push(attrs::memory_policy(
+            p,
+            &crate::cgroups::HostLimits::get().mems,
+        )?);
     }
     let late_seccomp = process_steps(process, host, opts, linux.seccomp().as_ref(), &mut steps)?;
     let exec = exec(process)?;
@@ -453,6 +478,9 @@ pub fn compile_exec(
         });
     } else {
         steps.push(Step::Stdio);
+    }
+    if let Some(p) = &opts.personality {
+        steps.push(attrs::personality(p)?);
     }
     let late_seccomp = process_steps(process, host, opts, opts.seccomp.as_ref(), &mut steps)?;
     let exec = exec(process)?;

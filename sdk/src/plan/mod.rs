@@ -383,6 +383,20 @@ pub enum Step {
         /// `PER_LINUX`, `PER_LINUX32`.
         persona: u64,
     },
+    /// `set_mempolicy(2)` (`linux.memoryPolicy`).
+    MemoryPolicy {
+        /// `MPOL_*` mode, with its `MPOL_F_*` flags.
+        mode: u32,
+        /// The node mask, 64 nodes a word.
+        nodes: Vec<u64>,
+    },
+    /// `unshare(CLONE_NEWTIME)`, then the offsets of the new namespace's
+    /// clocks: the process enters it at `execve` (a namespace made by the
+    /// clone itself would be entered at once, its offsets then fixed at 0).
+    UnshareTime {
+        /// `/proc/self/timens_offsets` contents (`monotonic 10 0`), if any.
+        offsets: Option<CPath>,
+    },
     /// `sched_setattr(2)` on the process.
     Scheduler(SchedAttr),
     /// `ioprio_set(IOPRIO_WHO_PROCESS, 0, ...)`.
@@ -538,11 +552,12 @@ pub struct Plan {
 
 impl Plan {
     /// The `CLONE_NEW*` flags passed to `clone3` (the cgroup namespace is
-    /// unshared later, once the process is in its cgroup).
+    /// unshared later, once the process is in its cgroup; the time
+    /// namespace too, so that its offsets can still be set).
     pub fn clone_flags(&self) -> u64 {
         self.new_namespaces
             .iter()
-            .filter(|ns| **ns != Namespace::Cgroup)
+            .filter(|ns| **ns != Namespace::Cgroup && **ns != Namespace::Time)
             .fold(0, |acc, ns| acc | ns.clone_flag())
     }
 
@@ -562,6 +577,11 @@ impl Plan {
             ),
             Step::BecomeRoot => ("become root in the user namespace".into(), None),
             Step::UnshareCgroup => ("create cgroup namespace".into(), None),
+            Step::UnshareTime { .. } => (
+                "create time namespace (linux.timeOffsets)".into(),
+                Some("/proc/self/timens_offsets".into()),
+            ),
+            Step::MemoryPolicy { .. } => ("set_mempolicy (linux.memoryPolicy)".into(), None),
             Step::SetSid => ("setsid".into(), None),
             Step::LoopbackUp => ("bring up lo".into(), None),
             Step::Propagation { target, .. } => ("set mount propagation".into(), p(target)),
