@@ -45,6 +45,10 @@ struct Executor<'a> {
     caller_umask: u32,
     /// `ChdirAsRoot` succeeded.
     cwd_done: bool,
+    /// Before the seccomp filter, the cwd was found to lead through no
+    /// magic link (`/proc/self/fd/<n>`): the check after a late `chdir`
+    /// may then do without `getcwd`, which the profile may deny.
+    cwd_prechecked: bool,
     /// A procfs of the container's pid namespace mounted nowhere (so
     /// nothing can be mounted over its files), for writes to `/proc` and
     /// `/proc/self/fd` links; -1 where the kernel refused one.
@@ -78,6 +82,7 @@ pub(super) fn run(args: &ChildArgs) -> ! {
         no_openat2: super::fallbacks::no_openat2(),
         caller_umask: 0o022,
         cwd_done: false,
+        cwd_prechecked: false,
         procfd: -1,
     };
     // The clone copied every descriptor of the embedding process: other
@@ -189,6 +194,23 @@ fn proc_path<'b>(prefix: &[u8], n: u32, buf: &'b mut [u8; 32]) -> &'b CStr {
     buf[i] = 0;
     // SAFETY: `buf[..=i]` ends with the only NUL we wrote.
     unsafe { CStr::from_bytes_with_nul_unchecked(&buf[..=i]) }
+}
+
+/// Whether `path` resolves without a magic link, as far as root can look
+/// (`openat2(RESOLVE_NO_MAGICLINKS)`; false where that is not possible).
+fn no_magic_links(path: &CStr) -> bool {
+    let how = OpenHow {
+        flags: PATH_CLOEXEC as u64,
+        mode: 0,
+        resolve: sys::RESOLVE_NO_MAGICLINKS,
+    };
+    match sys::openat2(AT_FDCWD, path, &how) {
+        Ok(fd) => {
+            let _ = sys::close(fd);
+            true
+        }
+        Err(_) => false,
+    }
 }
 
 /// Closes a descriptor when dropped.
@@ -412,9 +434,21 @@ impl Executor<'_> {
                 // Failure is not final: a directory only the process's own
                 // user may enter is tried again after the switch.
                 self.cwd_done = self.chdir_inside(cwd.as_c()).is_ok();
+                if !self.cwd_done {
+                    self.cwd_prechecked = no_magic_links(cwd.as_c());
+                }
                 Ok(())
             }
-            Step::Chdir { cwd } if !self.cwd_done => self.chdir_inside(cwd.as_c()),
+            Step::Chdir { cwd } if !self.cwd_done => match self.chdir_inside(cwd.as_c()) {
+                // chdir succeeded; getcwd, after the filter, was refused.
+                Err(e) if e != libc::EXDEV && e != libc::ERANGE && self.cwd_prechecked => {
+                    match sys::chdir(cwd.as_c()) {
+                        Ok(()) => Ok(()),
+                        Err(_) => Err(e),
+                    }
+                }
+                r => r,
+            },
             Step::Chdir { .. } => Ok(()),
             Step::Umask { mask } => {
                 sys::umask(mask.unwrap_or(self.caller_umask));
