@@ -232,3 +232,92 @@ async fn ambient_capabilities_outside_inheritable_are_skipped() {
     assert!(out.stdout.contains("CapAmb:\t0000000000000000"), "{out:?}");
     assert!(out.stdout.contains("CapEff:\t0000000000000420"), "{out:?}");
 }
+
+/// The mount points under `path` in this process's mountinfo, and the
+/// propagation fields of `/`.
+fn mounts_under(path: &std::path::Path) -> (Vec<String>, String) {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let prefix = path.to_str().unwrap();
+    let under = info
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .filter(|m| *m == prefix || m.starts_with(&format!("{prefix}/")))
+        .map(String::from)
+        .collect();
+    let root = info
+        .lines()
+        .find(|l| l.split_whitespace().nth(4) == Some("/"))
+        .map(|l| {
+            l.split_whitespace()
+                .skip(6)
+                .take_while(|f| *f != "-")
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    (under, root)
+}
+
+/// Without a mount namespace (OCI: an unlisted namespace is inherited) the
+/// container runs chrooted in its rootfs, its mounts made in the host's
+/// namespace under a private bind of the rootfs; delete removes every one
+/// of them, and the host's `/` keeps its propagation.
+#[tokio::test]
+async fn no_mount_namespace_runs_and_delete_removes_its_host_mounts() {
+    let rt = runtime().await;
+    let rootfs = tempfile::tempdir().unwrap();
+    berth_fixtures::rootfs::build(rootfs.path()).unwrap();
+    let mut s = spec("ls /");
+    let mut root = s.root().clone().unwrap();
+    root.set_path(rootfs.path().to_path_buf());
+    s.set_root(Some(root));
+    let s = edit_linux(s, |l| {
+        let ns = l
+            .namespaces()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|n| n.typ() != LinuxNamespaceType::Mount)
+            .collect();
+        l.set_namespaces(Some(ns));
+    });
+    let spec_without_mountns = s.clone();
+    let (before, root_before) = mounts_under(rootfs.path());
+    assert!(before.is_empty(), "{before:?}");
+    let ctr = create_piped(&rt, "no-mountns", s).await.unwrap();
+    let (during, _) = mounts_under(rootfs.path());
+    // The rootfs bind, /proc, /dev and the rest: on the host, for now.
+    assert!(during.len() >= 3, "{during:?}");
+    assert!(during.iter().any(|m| m.ends_with("/proc")), "{during:?}");
+    let own = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+    let its = std::fs::read_link(format!("/proc/{}/ns/mnt", ctr.pid())).unwrap();
+    assert_eq!(own, its, "the container has a mount namespace of its own");
+    ctr.start().await.unwrap();
+    let out = finish(ctr).await.unwrap();
+    // It saw its rootfs as /.
+    assert!(out.stdout.lines().any(|l| l == "bin"), "{out:?}");
+    let (after, root_after) = mounts_under(rootfs.path());
+    assert!(after.is_empty(), "left on the host: {after:?}");
+    assert_eq!(root_before, root_after, "the host's / changed propagation");
+
+    // A create that fails after some mounts were made removes them too.
+    let mut bad = spec_without_mountns.clone();
+    let mut mounts = bad.mounts().clone().unwrap_or_default();
+    mounts.push(
+        berth::oci_spec::runtime::MountBuilder::default()
+            .destination("/scratch")
+            .typ("tmpfs")
+            .source("tmpfs")
+            .options(vec!["nosuchoption".to_string()])
+            .build()
+            .unwrap(),
+    );
+    bad.set_mounts(Some(mounts));
+    let e = create_piped(&rt, "no-mountns-bad", bad).await.unwrap_err();
+    assert!(e.to_string().contains("/scratch"), "{e}");
+    let (after, _) = mounts_under(rootfs.path());
+    assert!(
+        after.is_empty(),
+        "left on the host after a failed create: {after:?}"
+    );
+}

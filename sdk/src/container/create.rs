@@ -124,6 +124,9 @@ impl Partial {
             }
         }
         if self.dir_created {
+            if let Err(e) = super::host_mounts::release(&self.dir) {
+                tracing::warn!(error = %e, "could not unmount the rootfs of a failed container");
+            }
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
@@ -225,6 +228,9 @@ async fn build(
         )
     })?;
 
+    if !plan.new_namespaces.contains(&crate::plan::Namespace::Mount) {
+        super::host_mounts::record(dir, &plan.rootfs)?;
+    }
     let fifo_path = dir.join(state::EXEC_FIFO);
     nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
         .map_err(|e| Error::io("create exec fifo", &fifo_path, e.into()))?;

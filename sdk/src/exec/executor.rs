@@ -339,6 +339,11 @@ impl Executor<'_> {
                 sys::umount2(c".", libc::MNT_DETACH)?;
                 sys::chdir(c"/")
             }
+            Step::Chroot => {
+                sys::fchdir(self.rootfd)?;
+                sys::chroot(c".")?;
+                sys::chdir(c"/")
+            }
             Step::MoveRoot => {
                 sys::fchdir(self.rootfd)?;
                 sys::mount(Some(c"."), c"/", None, libc::MS_MOVE, None)?;

@@ -96,10 +96,15 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
     joins.sort_by_key(|j| j.ns != Namespace::User);
     let has = |ns| seen.contains(&ns);
     let is_new = |ns| new_namespaces.contains(&ns);
-    if !is_new(Namespace::Mount) {
+    // Without a mount namespace of its own the container's mounts are made
+    // in the host's, under a private bind of the rootfs that the state
+    // records and delete removes (see `container::host_mounts`). Joining
+    // another one by path would leave them where berth cannot clean up.
+    let own_mounts = is_new(Namespace::Mount);
+    if has(Namespace::Mount) && !own_mounts {
         return Err(Error::invalid(
             "linux.namespaces",
-            "a new mount namespace is required (berth never mounts on the host)",
+            "joining a mount namespace by path is not supported: list a new one, or none",
         ));
     }
 
@@ -154,13 +159,28 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
 
     // The rootfs and its mounts.
     let (initial_propagation, final_propagation) = propagation(linux.rootfs_propagation())?;
-    steps.push(Step::Propagation {
-        target: cpath("/", "linux.rootfsPropagation")?,
-        flags: initial_propagation,
-    });
+    let rootfs_c = cpath(rootfs.as_os_str().as_encoded_bytes(), "root.path")?;
+    if own_mounts {
+        steps.push(Step::Propagation {
+            target: cpath("/", "linux.rootfsPropagation")?,
+            flags: initial_propagation,
+        });
+    } else if final_propagation.is_some() {
+        return Err(Error::invalid(
+            "linux.rootfsPropagation",
+            "shared or unbindable needs a mount namespace of the container's own",
+        ));
+    }
     steps.push(Step::BindRootfs {
-        rootfs: cpath(rootfs.as_os_str().as_encoded_bytes(), "root.path")?,
+        rootfs: rootfs_c.clone(),
     });
+    if !own_mounts {
+        // Nothing mounted under the bind may propagate to the host's copy.
+        steps.push(Step::Propagation {
+            target: rootfs_c,
+            flags: libc::MS_PRIVATE | libc::MS_REC,
+        });
+    }
     let mut dev_is_bound = false;
     let mount_label = attrs::mount_label(linux.mount_label().as_deref(), host)?;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
@@ -187,7 +207,9 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
             steps.push(Step::AwaitHooks);
         }
     }
-    steps.push(if opts.no_pivot {
+    steps.push(if !own_mounts {
+        Step::Chroot
+    } else if opts.no_pivot {
         Step::MoveRoot
     } else {
         Step::PivotRoot

@@ -325,6 +325,10 @@ pub enum Step {
     /// For a rootfs on an initramfs (where `pivot_root` fails): move the
     /// rootfs over `/` and `chroot` into it.
     MoveRoot,
+    /// Without a mount namespace of the container's own: only `chroot`
+    /// into the rootfs (`pivot_root` or a move would change the host's
+    /// root).
+    Chroot,
     /// Allocate a pseudo-terminal from the container's `/dev/ptmx`, make it
     /// the controlling terminal and stdio, bind it on `/dev/console`, and send
     /// the master to the parent.
@@ -606,6 +610,7 @@ impl Plan {
             Step::AwaitHooks => ("wait for hooks".into(), None),
             Step::PivotRoot => ("pivot_root".into(), Some(self.rootfs.clone())),
             Step::MoveRoot => ("move rootfs to /".into(), Some(self.rootfs.clone())),
+            Step::Chroot => ("chroot into the rootfs".into(), Some(self.rootfs.clone())),
             Step::Console { .. } => ("set up console".into(), Some("/dev/ptmx".into())),
             Step::Stdio => ("set up stdio".into(), None),
             Step::Sysctl { path, .. } => ("write sysctl".into(), p(path)),
