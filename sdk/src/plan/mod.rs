@@ -9,6 +9,24 @@
 //!
 //! A plan is pure data: it is snapshot-tested, property-tested and fuzzed
 //! without root.
+//!
+//! # Compatibility with runc and crun
+//!
+//! The compiler accepts what runc and crun run, and differs where a client
+//! could be hurt by their behaviour:
+//! - ambient capabilities outside the permitted and inheritable sets are
+//!   skipped with a warning, as both do (their default specs list some);
+//! - mount options: the recursive ones (`rro`, `rnosuid`, `rnoatime`, ...)
+//!   are applied with `mount_setattr(AT_RECURSIVE)`; anything else a
+//!   filesystem mount gets as data, for the filesystem to accept or refuse;
+//!   a bind mount, whose data the kernel ignores, warns about such options;
+//! - `proc` and `sysfs` are refused on anything but a directory;
+//! - without a mount namespace the container is chrooted and its mounts,
+//!   made in the host's namespace under a private bind of the rootfs, are
+//!   removed at delete (runc leaves them); a mount namespace joined by path,
+//!   and `exec` into such a container, are refused;
+//! - nothing berth does after the seccomp filter is loaded needs a call a
+//!   profile might deny (descriptors are closed and the cwd checked first).
 
 mod attrs;
 mod compile;
