@@ -350,6 +350,21 @@ fn crun_rootless_default_spec_with_device_rules_runs_as_an_unprivileged_user() {
         .map(|n| n.to_string())
         .collect();
     assert_eq!(new_namespaces(&lines), expected, "{lines:?}");
+
+    // A limit only a cgroup of its own can enforce is still refused, by
+    // its field.
+    bundle.spec["linux"]["resources"]["memory"] = json!({"limit": 64 << 20});
+    bundle.write();
+    let o = r.run(&dir, bundle.terminal());
+    assert!(
+        !o.status.success(),
+        "ran with a memory limit it cannot enforce"
+    );
+    let t = text(&o);
+    assert!(
+        t.contains("linux.resources.memory") && t.contains("not delegated"),
+        "{t}"
+    );
 }
 
 /// A host directory with a tmpfs mounted inside it (the nested mount),
