@@ -18,6 +18,12 @@ fn main() -> ExitCode {
     if let Some(cli::Command::Shim(s)) = &args.command {
         return ExitCode::from(u8::try_from(berth::shim::run_shim(&s.request)).unwrap_or(1));
     }
+    reserve_preserved_fds(match &args.command {
+        Some(cli::Command::Create(c)) => c.flags.preserve_fds,
+        Some(cli::Command::Run(r)) => r.flags.preserve_fds,
+        Some(cli::Command::Exec(e)) => e.preserve_fds,
+        _ => 0,
+    });
     let logger = log::Logger::new(&args.global);
     // One thread: a command drives one container at a time, and worker
     // threads only add start-up time, wake-ups between threads and memory.
@@ -36,6 +42,23 @@ fn main() -> ExitCode {
         Err(e) => {
             logger.error(&e.to_string());
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Fills the gaps the caller left in `3..3+n` with `/dev/null` before this
+/// process opens anything, so that none of its own descriptors (the async
+/// runtime's, the exec FIFO, sockets) can take one of those numbers and be
+/// handed to the container with `--preserve-fds`.
+fn reserve_preserved_fds(n: u32) {
+    for fd in 3..3 + n.min(65_536) {
+        if std::fs::symlink_metadata(format!("/proc/self/fd/{fd}")).is_ok() {
+            continue;
+        }
+        // The lowest free number: this gap, as every lower one is taken.
+        match std::fs::File::open("/dev/null") {
+            Ok(null) => std::mem::forget(null),
+            Err(_) => return,
         }
     }
 }

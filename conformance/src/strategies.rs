@@ -1168,8 +1168,9 @@ pub enum Mutation {
     RelativeNamespacePath,
     /// A namespace path that does not exist.
     MissingNamespacePath,
-    /// No mount namespace.
-    NoMountNamespace,
+    /// A mount namespace joined by path (berth could not clean up the
+    /// mounts it would make there; with none listed it mounts in its own).
+    JoinedMountNamespace,
     /// `oomScoreAdj` outside -1000..=1000.
     OomOutOfRange,
     /// Id mappings without a user namespace.
@@ -1222,7 +1223,7 @@ pub const MUTATIONS: [Mutation; 35] = {
         DuplicateNamespace,
         RelativeNamespacePath,
         MissingNamespacePath,
-        NoMountNamespace,
+        JoinedMountNamespace,
         OomOutOfRange,
         MappingsWithoutUserns,
         UsernsWithoutMappings,
@@ -1401,8 +1402,9 @@ pub fn mutate(ctx: &Context, mut spec: Spec, m: Mutation, r: u32) -> InvalidCase
             namespaces.push(ns(T::Ipc, Some("/proc/999999999/ns/ipc".into())));
             InvalidSpec("linux.namespaces[")
         }
-        NoMountNamespace => {
+        JoinedMountNamespace => {
             namespaces.retain(|n| n.typ() != T::Mount);
+            namespaces.push(ns(T::Mount, Some("/proc/self/ns/mnt".into())));
             InvalidSpec("linux.namespaces")
         }
         OomOutOfRange => {

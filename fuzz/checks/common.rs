@@ -36,6 +36,7 @@ pub fn check_plan(plan: &Plan) {
         match step {
             Step::Mount(m) => check_in_root(&m.target),
             Step::Remount { target, .. } => check_in_root(target),
+            Step::MountSetattr { target, .. } => check_in_root(target),
             Step::Device(d) => check_in_root(&d.target),
             Step::Symlink { link, .. } => check_in_root(link),
             _ => {}
@@ -243,6 +244,14 @@ pub const MOUNT_OPTIONS: &[&str] = &[
     "rrw",
     "rnosuid",
     "rnoexec",
+    "rnodev",
+    "rnoatime",
+    "rstrictatime",
+    "rnodiratime",
+    "rrelatime",
+    "rnosymfollow",
+    "ratime",
+    "rsuid",
     "idmap",
     "ridmap",
     "tmpcopyup",

@@ -70,6 +70,7 @@ pub(crate) async fn create_detached(
         cgroup_path: None,
         seccomp: None,
         rootless: crate::security::rootless::is_rootless(),
+        personality: None,
     };
     crate::plan::compile(&bundle.spec, &bundle.dir, Host::get(), &plan_opts)?;
     std::fs::create_dir_all(&config.root)

@@ -244,9 +244,17 @@ async fn other_refusals_name_their_field() {
     )
     .await;
 
+    // No mount namespace is supported (see tests/compat.rs); one joined by
+    // path is not.
     let mut s = spec("true");
     let mut linux = s.linux().clone().unwrap();
-    linux.set_namespaces(Some(vec![]));
+    linux.set_namespaces(Some(vec![
+        berth::oci_spec::runtime::LinuxNamespaceBuilder::default()
+            .typ(berth::oci_spec::runtime::LinuxNamespaceType::Mount)
+            .path("/proc/self/ns/mnt")
+            .build()
+            .unwrap(),
+    ]));
     s.set_linux(Some(linux));
     refused(&rt, s, "linux.namespaces", "mount namespace").await;
 

@@ -131,13 +131,14 @@ pub async fn run(g: &Global, r: Run) -> Outcome {
         return Ok(0);
     }
     // Copy between our terminal and the container's.
-    if let Some(pty) = pty {
-        super::attach_terminal(pty);
-    }
+    let output = pty.map(super::attach_terminal);
     let status = tokio::select! {
         s = ctr.wait() => s?,
         _ = forward_signals(&ctr) => ctr.wait().await?,
     };
+    if let Some(output) = output {
+        let _ = output.await;
+    }
     if !r.keep {
         ctr.delete(false).await?;
     }

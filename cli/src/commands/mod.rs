@@ -98,14 +98,18 @@ pub fn send_console(socket: &Path, master: OwnedFd) -> std::io::Result<()> {
 
 /// Copies our stdin to the container's terminal and its output to our
 /// stdout, in the background.
-pub fn attach_terminal(pty: berth::Pty) {
+///
+/// Returns the copy of the container's output, which ends once the
+/// terminal's last user is gone: await it after the container's exit, or
+/// the output's tail is lost.
+pub fn attach_terminal(pty: berth::Pty) -> tokio::task::JoinHandle<()> {
     let (mut from, mut to) = tokio::io::split(pty);
     tokio::spawn(async move {
         let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut to).await;
     });
     tokio::spawn(async move {
         let _ = tokio::io::copy(&mut from, &mut tokio::io::stdout()).await;
-    });
+    })
 }
 
 /// Parses `KILL`, `SIGKILL` or `9`.

@@ -137,6 +137,11 @@ impl Cgroup {
         if let Some(idle) = resources.cpu().as_ref().and_then(|c| c.idle()) {
             self.write_file("cpu.idle", &idle.to_string())?;
         }
+        // v1 only (as crun): cgroup v2 accounts TCP memory with the rest.
+        let tcp = resources.memory().as_ref().and_then(|m| m.kernel_tcp());
+        if let Some(limit) = tcp.filter(|_| self.layout != Layout::V2) {
+            self.write_file("memory.kmem.tcp.limit_in_bytes", &limit.to_string())?;
+        }
         if let Some(rules) = rules {
             self.apply_devices(&rules)?;
         }

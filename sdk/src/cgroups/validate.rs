@@ -286,6 +286,34 @@ pub(crate) fn check(r: &LinuxResources, host: &HostLimits) -> Result<()> {
     Ok(())
 }
 
+/// The first field of `r` (as `config.json` names it under
+/// `linux.resources`) that only a cgroup of the container's own can
+/// enforce, for a rootless container without a delegated cgroup. Device
+/// rules are not among them: as runc does, they are left unenforced there,
+/// since a user namespace cannot create device nodes anyway.
+pub(crate) fn needs_delegation(r: &LinuxResources) -> Option<String> {
+    let v2 = super::host().layout == Layout::V2;
+    if let Some((field, _)) = needed_controllers(r, v2)
+        .into_iter()
+        .find(|(_, controller)| *controller != "devices")
+    {
+        return Some(field.to_string());
+    }
+    if r.memory()
+        .as_ref()
+        .is_some_and(|m| m.kernel_tcp().is_some())
+    {
+        return Some("memory.kernelTCP".into());
+    }
+    if r.rdma().as_ref().is_some_and(|m| !m.is_empty()) {
+        return Some("rdma".into());
+    }
+    if r.unified().as_ref().is_some_and(|m| !m.is_empty()) {
+        return Some("unified".into());
+    }
+    None
+}
+
 /// The controllers the set fields of `r` need, each with the first field
 /// that needs it.
 fn needed_controllers(r: &LinuxResources, v2: bool) -> Vec<(&'static str, &'static str)> {

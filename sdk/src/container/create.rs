@@ -124,6 +124,9 @@ impl Partial {
             }
         }
         if self.dir_created {
+            if let Err(e) = super::host_mounts::release(&self.dir) {
+                tracing::warn!(error = %e, "could not unmount the rootfs of a failed container");
+            }
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
@@ -144,6 +147,7 @@ async fn create_now(
         cgroup_path: Some(cgroup_path(config, id, &bundle)),
         seccomp: None,
         rootless: crate::security::rootless::is_rootless(),
+        personality: None,
     };
     // Every check of the spec happens here, before anything exists.
     let mut plan = Arc::new(plan::compile(
@@ -224,6 +228,9 @@ async fn build(
         )
     })?;
 
+    if !plan.new_namespaces.contains(&crate::plan::Namespace::Mount) {
+        super::host_mounts::record(dir, &plan.rootfs)?;
+    }
     let fifo_path = dir.join(state::EXEC_FIFO);
     nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
         .map_err(|e| Error::io("create exec fifo", &fifo_path, e.into()))?;
@@ -241,9 +248,13 @@ async fn build(
         Ok(cg) => Some(cg),
         // Without root, cgroups only where they were delegated to us.
         Err(e) if rootless => {
-            if spec_linux.resources().is_some() {
+            let needs = spec_linux
+                .resources()
+                .as_ref()
+                .and_then(crate::cgroups::needs_delegation);
+            if let Some(field) = needs {
                 return Err(Error::Unsupported(format!(
-                    "linux.resources: the cgroup {cgroup_path} is not delegated to this user ({e})"
+                    "linux.resources.{field}: the cgroup {cgroup_path} is not delegated to this user ({e})"
                 )));
             }
             tracing::info!(cgroup = %cgroup_path, "rootless: no cgroup ({e})");

@@ -52,6 +52,7 @@ impl Container {
             }
         }
         crate::network::release(&self.inner.dir, &p.id).await?;
+        super::host_mounts::release(&self.inner.dir)?;
         // A container made from an image: its overlay and writable layer.
         crate::image::snapshot::release(&self.inner.dir)?;
         std::fs::remove_dir_all(&self.inner.dir)

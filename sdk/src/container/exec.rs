@@ -81,6 +81,17 @@ impl Container {
             id: p.id.clone(),
             reason: format!("{}: {e}", spec_path.display()),
         })?;
+        let own_mounts = spec.linux().as_ref().is_some_and(|l| {
+            l.namespaces().iter().flatten().any(|n| {
+                n.typ() == oci_spec::runtime::LinuxNamespaceType::Mount && n.path().is_none()
+            })
+        });
+        if !own_mounts {
+            // Its root is a chroot, which joining namespaces does not enter.
+            return Err(Error::Unsupported(
+                "exec into a container without a mount namespace of its own".into(),
+            ));
+        }
         if crate::security::rootless::is_rootless() && joins.iter().any(|j| j.ns == Namespace::User)
         {
             // setns into the pid namespace needs CAP_SYS_ADMIN where the
@@ -94,6 +105,7 @@ impl Container {
         let plan_opts = plan::Options {
             preserve_fds: opts.preserve_fds,
             seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+            personality: spec.linux().as_ref().and_then(|l| l.personality().clone()),
             rootless: crate::security::rootless::is_rootless(),
             ..Default::default()
         };

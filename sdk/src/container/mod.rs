@@ -4,6 +4,7 @@ mod create;
 mod delete;
 mod events;
 mod exec;
+mod host_mounts;
 mod kill;
 mod pause;
 mod spawn;

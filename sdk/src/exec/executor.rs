@@ -16,8 +16,30 @@ const PATH_CLOEXEC: c_int = libc::O_PATH | libc::O_CLOEXEC;
 /// Exit code of a child whose set-up failed before `execve`.
 const EXIT_SETUP_FAILED: c_int = 1;
 
+/// The descriptors the child works with: those of [`ChildArgs`], moved
+/// above the range the process is to inherit (`3..3+preserve`), so that
+/// none of them can reach the container in place of one of the caller's.
+struct Fds {
+    sync: c_int,
+    fifo: c_int,
+    /// The exec report socket and the waiter's memfd. Like `fifo`, the
+    /// parent already placed them above the range: their numbers are in
+    /// `berth-waiter`'s arguments.
+    exec_report: c_int,
+    waiter: c_int,
+    stdio: [c_int; 3],
+    /// `args.joins`, in order (at most one per namespace type).
+    joins: [c_int; MAX_JOINS],
+    /// The first descriptor above the preserved range.
+    first_free: c_int,
+}
+
+/// The most namespaces a plan joins: one per type.
+const MAX_JOINS: usize = 8;
+
 struct Executor<'a> {
     args: &'a ChildArgs,
+    fds: Fds,
     /// The rootfs, opened after it was bound onto itself.
     rootfd: c_int,
     /// Index of the executable among `plan.exec.candidates`.
@@ -28,6 +50,10 @@ struct Executor<'a> {
     caller_umask: u32,
     /// `ChdirAsRoot` succeeded.
     cwd_done: bool,
+    /// Before the seccomp filter, the cwd was found to lead through no
+    /// magic link (`/proc/self/fd/<n>`): the check after a late `chdir`
+    /// may then do without `getcwd`, which the profile may deny.
+    cwd_prechecked: bool,
     /// A procfs of the container's pid namespace mounted nowhere (so
     /// nothing can be mounted over its files), for writes to `/proc` and
     /// `/proc/self/fd` links; -1 where the kernel refused one.
@@ -36,13 +62,32 @@ struct Executor<'a> {
 
 /// Runs every step; never returns.
 pub(super) fn run(args: &ChildArgs) -> ! {
+    let fds = match relocate_fds(args) {
+        Ok(fds) => fds,
+        Err(errno) => {
+            report(
+                args.sync,
+                Report {
+                    kind: Report::FAILED,
+                    step: 0,
+                    errno,
+                    _pad: 0,
+                },
+                None,
+            );
+            sys::exit_group(EXIT_SETUP_FAILED);
+        }
+    };
+    let sync = fds.sync;
     let mut ex = Executor {
         args,
+        fds,
         rootfd: -1,
         exe: 0,
         no_openat2: super::fallbacks::no_openat2(),
         caller_umask: 0o022,
         cwd_done: false,
+        cwd_prechecked: false,
         procfd: -1,
     };
     // A fork-like child (one that joins a pid or user namespace) has a copy
@@ -57,9 +102,9 @@ pub(super) fn run(args: &ChildArgs) -> ! {
     // containers' sync sockets and pipes among them. Held here while this
     // container waits for `start`, they would keep those from ever seeing
     // EOF; and nothing of the host's belongs in a container.
-    if let Err(errno) = close_foreign_fds(args) {
+    if let Err(errno) = close_foreign_fds(&ex.fds) {
         report(
-            args.sync,
+            sync,
             Report {
                 kind: Report::FAILED,
                 step: 0,
@@ -73,7 +118,7 @@ pub(super) fn run(args: &ChildArgs) -> ! {
     for (i, step) in args.plan.steps.iter().enumerate() {
         if let Err(errno) = ex.step(step) {
             report(
-                args.sync,
+                sync,
                 Report {
                     kind: Report::FAILED,
                     step: i as u32,
@@ -164,6 +209,23 @@ fn proc_path<'b>(prefix: &[u8], n: u32, buf: &'b mut [u8; 32]) -> &'b CStr {
     unsafe { CStr::from_bytes_with_nul_unchecked(&buf[..=i]) }
 }
 
+/// Whether `path` resolves without a magic link, as far as root can look
+/// (`openat2(RESOLVE_NO_MAGICLINKS)`; false where that is not possible).
+fn no_magic_links(path: &CStr) -> bool {
+    let how = OpenHow {
+        flags: PATH_CLOEXEC as u64,
+        mode: 0,
+        resolve: sys::RESOLVE_NO_MAGICLINKS,
+    };
+    match sys::openat2(AT_FDCWD, path, &how) {
+        Ok(fd) => {
+            let _ = sys::close(fd);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 /// Closes a descriptor when dropped.
 struct Fd(c_int);
 
@@ -178,6 +240,7 @@ impl Drop for Fd {
 impl Executor<'_> {
     fn step(&mut self, step: &Step) -> SysResult<()> {
         let a = self.args;
+        let sync = self.fds.sync;
         match step {
             Step::ResetSignals => {
                 for sig in 1..=64 {
@@ -195,7 +258,7 @@ impl Executor<'_> {
             Step::AwaitParent | Step::AwaitHooks => {
                 if matches!(step, Step::AwaitHooks) {
                     report(
-                        a.sync,
+                        sync,
                         Report {
                             kind: Report::HOOKS,
                             ..Default::default()
@@ -204,19 +267,29 @@ impl Executor<'_> {
                     );
                 }
                 let mut b = [0u8; 1];
-                match sys::read(a.sync, &mut b)? {
+                match sys::read(sync, &mut b)? {
                     1 => Ok(()),
                     _ => Err(libc::EPIPE),
                 }
             }
             Step::JoinNamespace { index, ns } => {
-                sys::setns(a.joins[*index], ns.clone_flag() as c_int)
+                let fd = self.fds.joins.get(*index).copied().unwrap_or(-1);
+                sys::setns(fd, ns.clone_flag() as c_int)
             }
             Step::BecomeRoot => {
                 sys::setresgid(0, 0, 0)?;
                 sys::setresuid(0, 0, 0)
             }
             Step::UnshareCgroup => sys::unshare(libc::CLONE_NEWCGROUP),
+            Step::UnshareTime { offsets } => {
+                sys::unshare(libc::CLONE_NEWTIME)?;
+                match offsets {
+                    // The host's /proc still: the mounts come later.
+                    Some(o) => write_file(c"/proc/self/timens_offsets", o.as_c().to_bytes()),
+                    None => Ok(()),
+                }
+            }
+            Step::MemoryPolicy { mode, nodes } => sys::set_mempolicy(*mode, nodes),
             Step::SetSid => sys::setsid(),
             Step::LoopbackUp => loopback_up(),
             Step::Propagation { target, flags } => {
@@ -225,12 +298,15 @@ impl Executor<'_> {
             Step::BindRootfs { rootfs } => {
                 let r = rootfs.as_c();
                 sys::mount(Some(r), r, None, libc::MS_BIND | libc::MS_REC, None)?;
-                self.rootfd = sys::openat(AT_FDCWD, r, PATH_CLOEXEC | libc::O_DIRECTORY, 0)?;
+                let rootfd = sys::openat(AT_FDCWD, r, PATH_CLOEXEC | libc::O_DIRECTORY, 0)?;
+                self.rootfd = above(rootfd, self.fds.first_free)?;
                 // Now, while the host's /proc is still in view: in a user
                 // namespace the kernel allows a new procfs only where a
                 // fully visible one is mounted.
                 if a.sabotage & super::SABOTAGE_PROC == 0 {
-                    self.procfd = private_proc().unwrap_or(-1);
+                    self.procfd = private_proc()
+                        .and_then(|fd| above(fd, self.fds.first_free))
+                        .unwrap_or(-1);
                 }
                 Ok(())
             }
@@ -239,6 +315,16 @@ impl Executor<'_> {
                 let fd = Fd(self.resolve(target, Create::Dir)?);
                 let mut buf = [0u8; 32];
                 sys::mount(None, proc_fd_path(fd.0, &mut buf), None, *flags, None)
+            }
+            Step::MountSetattr { target, set, clear } => {
+                let fd = Fd(self.resolve(target, Create::Dir)?);
+                let attr = sys::MountAttr {
+                    attr_set: *set,
+                    attr_clr: *clear,
+                    propagation: 0,
+                    userns_fd: 0,
+                };
+                sys::mount_setattr_recursive(fd.0, &attr)
             }
             Step::Device(d) => self.device(d),
             Step::Symlink { target, link } => {
@@ -266,6 +352,11 @@ impl Executor<'_> {
                 sys::umount2(c".", libc::MNT_DETACH)?;
                 sys::chdir(c"/")
             }
+            Step::Chroot => {
+                sys::fchdir(self.rootfd)?;
+                sys::chroot(c".")?;
+                sys::chdir(c"/")
+            }
             Step::MoveRoot => {
                 sys::fchdir(self.rootfd)?;
                 sys::mount(Some(c"."), c"/", None, libc::MS_MOVE, None)?;
@@ -273,10 +364,10 @@ impl Executor<'_> {
                 sys::chdir(c"/")
             }
             Step::Console { size, bind_console } => {
-                console(a.sync, *size, *bind_console, a.sabotage, self.procfd)
+                console(sync, *size, *bind_console, a.sabotage, self.procfd)
             }
             Step::Stdio => {
-                for (target, &fd) in a.stdio.iter().enumerate() {
+                for (target, &fd) in self.fds.stdio.iter().enumerate() {
                     if fd >= 0 {
                         sys::dup3(fd, target as c_int, 0)?;
                     }
@@ -361,9 +452,21 @@ impl Executor<'_> {
                 // Failure is not final: a directory only the process's own
                 // user may enter is tried again after the switch.
                 self.cwd_done = self.chdir_inside(cwd.as_c()).is_ok();
+                if !self.cwd_done {
+                    self.cwd_prechecked = no_magic_links(cwd.as_c());
+                }
                 Ok(())
             }
-            Step::Chdir { cwd } if !self.cwd_done => self.chdir_inside(cwd.as_c()),
+            Step::Chdir { cwd } if !self.cwd_done => match self.chdir_inside(cwd.as_c()) {
+                // chdir succeeded; getcwd, after the filter, was refused.
+                Err(e) if e != libc::EXDEV && e != libc::ERANGE && self.cwd_prechecked => {
+                    match sys::chdir(cwd.as_c()) {
+                        Ok(()) => Ok(()),
+                        Err(_) => Err(e),
+                    }
+                }
+                r => r,
+            },
             Step::Chdir { .. } => Ok(()),
             Step::Umask { mask } => {
                 sys::umask(mask.unwrap_or(self.caller_umask));
@@ -381,7 +484,7 @@ impl Executor<'_> {
                     // ours closes here (the kernel made it close-on-exec).
                     let fd = Fd(fd);
                     report(
-                        a.sync,
+                        sync,
                         Report {
                             kind: Report::SECCOMP,
                             ..Default::default()
@@ -389,7 +492,7 @@ impl Executor<'_> {
                         Some(fd.0),
                     );
                     let mut b = [0u8; 1];
-                    if sys::read(a.sync, &mut b)? != 1 {
+                    if sys::read(sync, &mut b)? != 1 {
                         return Err(libc::EPIPE);
                     }
                 }
@@ -412,7 +515,7 @@ impl Executor<'_> {
             Step::CloseFds { preserve } => close_fds(*preserve),
             Step::AwaitStart => {
                 report(
-                    a.sync,
+                    sync,
                     Report {
                         kind: Report::CREATED,
                         ..Default::default()
@@ -425,10 +528,10 @@ impl Executor<'_> {
                     }
                     // Escape tests: wait as ourselves, but let `create`
                     // return as if we had left (it waits for this EOF).
-                    let _ = sys::close(a.sync);
+                    let _ = sys::close(sync);
                 }
                 let mut b = [0u8; 1];
-                match sys::read(a.fifo, &mut b)? {
+                match sys::read(self.fds.fifo, &mut b)? {
                     1 => Ok(()),
                     _ => Err(libc::EPIPE),
                 }
@@ -448,7 +551,7 @@ impl Executor<'_> {
         let a = self.args;
         // The waiter inherits the FIFO and the report socket; the sync
         // socket stays close-on-exec, so its EOF tells the parent we left.
-        for fd in [a.fifo, a.exec_report] {
+        for fd in [self.fds.fifo, self.fds.exec_report] {
             if let Err(e) = sys::fcntl(fd, libc::F_SETFD, 0) {
                 return e;
             }
@@ -905,23 +1008,14 @@ const MAX_KEPT: usize = 16;
 /// and those `args` names. No allocation: the kept set is a sorted array
 /// on the stack, and the gaps between its entries are closed with
 /// `close_range` (listing `/proc/self/fd` before 5.9).
-fn close_foreign_fds(args: &ChildArgs) -> SysResult<()> {
-    let preserve = args
-        .plan
-        .steps
-        .iter()
-        .find_map(|s| match s {
-            Step::CloseFds { preserve } => Some(*preserve),
-            _ => None,
-        })
-        .unwrap_or(0);
-    let first_free = 3 + preserve;
+fn close_foreign_fds(fds: &Fds) -> SysResult<()> {
+    let first_free = fds.first_free as u32;
     let mut kept = [u32::MAX; MAX_KEPT];
     let mut n = 0;
-    let named = [args.sync, args.fifo, args.exec_report, args.waiter]
+    let named = [fds.sync, fds.fifo, fds.exec_report, fds.waiter]
         .into_iter()
-        .chain(args.stdio)
-        .chain(args.joins.iter().copied());
+        .chain(fds.stdio)
+        .chain(fds.joins);
     for fd in named {
         if fd >= first_free as c_int && n < MAX_KEPT {
             kept[n] = fd as u32;
@@ -951,6 +1045,69 @@ fn close_foreign_fds(args: &ChildArgs) -> SysResult<()> {
         lo = lo.max(fd.saturating_add(1));
     }
     Ok(())
+}
+
+/// Moves `fd` to the lowest free descriptor from `first` on (close-on-exec)
+/// if it is below, and closes the original.
+fn above(fd: c_int, first: c_int) -> SysResult<c_int> {
+    if fd >= first {
+        return Ok(fd);
+    }
+    let moved = sys::fcntl(fd, libc::F_DUPFD_CLOEXEC, first as usize)? as c_int;
+    let _ = sys::close(fd);
+    Ok(moved)
+}
+
+/// The descriptors of `args`, those inside the preserved range
+/// (`3..3+preserve`) moved above it. Before anything else: the range is
+/// the caller's, and berth's own descriptors found there (opened where
+/// the caller left a gap) must not reach the container.
+fn relocate_fds(args: &ChildArgs) -> SysResult<Fds> {
+    let preserve = args
+        .plan
+        .steps
+        .iter()
+        .find_map(|s| match s {
+            Step::CloseFds { preserve } => Some(*preserve),
+            _ => None,
+        })
+        .unwrap_or(0);
+    let first_free = (3 + preserve.min(i32::MAX as u32 - 3)) as c_int;
+    let mut fds = Fds {
+        sync: args.sync,
+        fifo: args.fifo,
+        exec_report: args.exec_report,
+        waiter: args.waiter,
+        stdio: args.stdio,
+        joins: [-1; MAX_JOINS],
+        first_free,
+    };
+    if args.joins.len() > MAX_JOINS {
+        return Err(libc::E2BIG);
+    }
+    for (slot, &fd) in fds.joins.iter_mut().zip(args.joins.iter()) {
+        *slot = fd;
+    }
+    // Copies first, closes after: two entries may name one descriptor.
+    let mut old = [-1; 5 + MAX_JOINS];
+    let mut n = 0;
+    let slots = [&mut fds.sync, &mut fds.fifo]
+        .into_iter()
+        .chain(fds.stdio.iter_mut())
+        .chain(fds.joins.iter_mut());
+    for fd in slots {
+        if *fd >= 3 && *fd < first_free {
+            if let Some(o) = old.get_mut(n) {
+                *o = *fd;
+                n += 1;
+            }
+            *fd = sys::fcntl(*fd, libc::F_DUPFD_CLOEXEC, first_free as usize)? as c_int;
+        }
+    }
+    for &fd in &old[..n] {
+        let _ = sys::close(fd);
+    }
+    Ok(fds)
 }
 
 /// [`close_foreign_fds`] before Linux 5.9: closes each descriptor from

@@ -27,7 +27,7 @@ pub(crate) mod waiter;
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use libc::c_char;
@@ -181,10 +181,32 @@ pub(crate) fn spawn(
             .collect::<Vec<_>>()
     };
     let argv = cstrs(&plan.exec.argv);
-    let fifo = fds.fifo.as_ref().map_or(-1, AsRawFd::as_raw_fd);
-    let exec_report = fds.exec_report.as_ref().map_or(-1, AsRawFd::as_raw_fd);
+    // The numbers of these three go into berth-waiter's arguments: they
+    // must be where the child keeps them, above the descriptors the
+    // container inherits (`3..3+preserve`, which the child clears of its
+    // own). Copies made here live until the clone has copied our table.
+    let first_free = 3 + plan
+        .steps
+        .iter()
+        .find_map(|s| match s {
+            crate::plan::Step::CloseFds { preserve } => Some(*preserve),
+            _ => None,
+        })
+        .unwrap_or(0);
+    let mut moved = Vec::new();
+    let mut above = |fd: Option<BorrowedFd<'_>>| -> io::Result<RawFd> {
+        let Some(fd) = fd else { return Ok(-1) };
+        if fd.as_raw_fd() as u32 >= first_free {
+            return Ok(fd.as_raw_fd());
+        }
+        let copy = rustix::io::fcntl_dupfd_cloexec(fd, first_free.min(i32::MAX as u32) as RawFd)?;
+        moved.push(copy);
+        Ok(moved.last().map_or(-1, AsRawFd::as_raw_fd))
+    };
+    let fifo = above(fds.fifo.as_ref().map(AsFd::as_fd))?;
+    let exec_report = above(fds.exec_report.as_ref().map(AsFd::as_fd))?;
     let waiter = if fifo >= 0 && exec_report >= 0 {
-        waiter::fd()?.as_raw_fd()
+        above(Some(waiter::fd()?))?
     } else {
         -1
     };
@@ -249,6 +271,7 @@ pub(crate) fn spawn(
         unsafe { clone::clone_child(flags, stack.as_ref(), cgroup, child_entry, arg) }
     };
     drop(pid_ns_guard);
+    drop(moved);
     let (Cloned { pid, pidfd }, in_cgroup) = result?;
     Ok(Spawned {
         pid,

@@ -184,6 +184,28 @@ pub(crate) const MOUNT_ATTR_NOSUID: u32 = 0x2;
 pub(crate) const MOUNT_ATTR_NODEV: u32 = 0x4;
 pub(crate) const MOUNT_ATTR_NOEXEC: u32 = 0x8;
 
+/// `struct mount_attr` of mount_setattr(2).
+#[repr(C)]
+pub(crate) struct MountAttr {
+    pub attr_set: u64,
+    pub attr_clr: u64,
+    pub propagation: u64,
+    pub userns_fd: u64,
+}
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, attr)` (Linux 5.12).
+pub(crate) fn mount_setattr_recursive(fd: c_int, attr: &MountAttr) -> SysResult<()> {
+    sys!(
+        libc::SYS_mount_setattr,
+        fd,
+        c"".as_ptr(),
+        libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+        attr as *const MountAttr,
+        core::mem::size_of::<MountAttr>()
+    )
+    .map(drop)
+}
+
 pub(crate) fn fsopen(fstype: &CStr, flags: u32) -> SysResult<c_int> {
     sys!(libc::SYS_fsopen, fstype.as_ptr(), flags).map(|fd| fd as c_int)
 }
@@ -308,6 +330,18 @@ pub(crate) fn prlimit(resource: u32, soft: u64, hard: u64) -> SysResult<()> {
         0
     )
     .map(drop)
+}
+
+/// `set_mempolicy(mode, nodes, maxnode)`; an empty mask is a NULL one.
+pub(crate) fn set_mempolicy(mode: u32, nodes: &[u64]) -> SysResult<()> {
+    let mask = if nodes.is_empty() {
+        core::ptr::null()
+    } else {
+        nodes.as_ptr()
+    };
+    // The kernel reads `maxnode - 1` bits.
+    let maxnode = nodes.len() * 64 + 1;
+    sys!(libc::SYS_set_mempolicy, mode, mask, maxnode).map(drop)
 }
 
 pub(crate) fn personality(persona: u64) -> SysResult<()> {

@@ -1,10 +1,12 @@
 //! Process attributes beyond ids and capabilities: `linux.personality`,
-//! `process.scheduler`, `process.ioPriority` and the LSM labels
+//! `linux.memoryPolicy`, `linux.timeOffsets`, `process.scheduler`,
+//! `process.ioPriority` and the LSM labels
 //! (`process.apparmorProfile`, `process.selinuxLabel`, `linux.mountLabel`).
 
 use oci_spec::runtime::{
-    IOPriorityClass, LinuxPersonality, LinuxPersonalityDomain, LinuxSchedulerFlag,
-    LinuxSchedulerPolicy, Process,
+    IOPriorityClass, LinuxMemoryPolicy, LinuxPersonality, LinuxPersonalityDomain,
+    LinuxSchedulerFlag, LinuxSchedulerPolicy, LinuxTimeOffset, MemoryPolicyFlagType,
+    MemoryPolicyModeType, Process,
 };
 
 use super::{CPath, SchedAttr, Step};
@@ -201,4 +203,115 @@ pub(super) fn mount_label(label: Option<&str>, host: &Host) -> Result<Option<Str
         )),
         Some(l) => Ok(Some(format!("context=\"{l}\""))),
     }
+}
+
+/// `set_mempolicy(2)` of `linux.memoryPolicy`: the mode with its flags,
+/// and the node mask, checked against the nodes this host has online.
+pub(super) fn memory_policy(
+    p: &LinuxMemoryPolicy,
+    online: &std::collections::BTreeSet<u32>,
+) -> Result<Step> {
+    const F: &str = "linux.memoryPolicy";
+    let mode = match p.mode() {
+        MemoryPolicyModeType::MpolDefault => 0,
+        MemoryPolicyModeType::MpolPreferred => 1,
+        MemoryPolicyModeType::MpolBind => 2,
+        MemoryPolicyModeType::MpolInterleave => 3,
+        MemoryPolicyModeType::MpolLocal => 4,
+        MemoryPolicyModeType::MpolPreferredMany => 5,
+        MemoryPolicyModeType::MpolWeightedInterleave => 6,
+    };
+    let mut flags = 0u32;
+    for f in p.flags().iter().flatten() {
+        flags |= match f {
+            MemoryPolicyFlagType::MpolFNumaBalancing => 1 << 13,
+            MemoryPolicyFlagType::MpolFRelativeNodes => 1 << 14,
+            MemoryPolicyFlagType::MpolFStaticNodes => 1 << 15,
+        };
+    }
+    let nodes = match p.nodes().as_deref().map(str::trim) {
+        None | Some("") => Default::default(),
+        Some(list) => crate::cgroups::parse_node_list(list)
+            .map_err(|e| Error::invalid(format!("{F}.nodes"), e))?,
+    };
+    // The kernel's own rules (mm/mempolicy.c), named here.
+    match (mode, nodes.is_empty()) {
+        (0 | 4, false) => {
+            return Err(Error::invalid(
+                format!("{F}.nodes"),
+                "MPOL_DEFAULT and MPOL_LOCAL take no nodes",
+            ))
+        }
+        (1..=3 | 5 | 6, true) if mode != 1 => {
+            return Err(Error::invalid(
+                format!("{F}.nodes"),
+                "missing: this mode needs at least one node",
+            ))
+        }
+        _ => {}
+    }
+    if flags & (1 << 14 | 1 << 15) == (1 << 14 | 1 << 15) {
+        return Err(Error::invalid(
+            format!("{F}.flags"),
+            "MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES exclude each other",
+        ));
+    }
+    if flags & (1 << 14 | 1 << 15) == 0 {
+        if let Some(n) = nodes.iter().find(|n| !online.contains(n)) {
+            return Err(Error::invalid(
+                format!("{F}.nodes"),
+                format!("node {n} is not online on this host"),
+            ));
+        }
+    }
+    let last = nodes.iter().next_back().copied().unwrap_or(0);
+    if last >= 1024 {
+        return Err(Error::invalid(
+            format!("{F}.nodes"),
+            format!("node {last} is beyond the kernel's limit (1023)"),
+        ));
+    }
+    let mut mask = vec![
+        0u64;
+        if nodes.is_empty() {
+            0
+        } else {
+            last as usize / 64 + 1
+        }
+    ];
+    for n in nodes {
+        mask[n as usize / 64] |= 1 << (n % 64);
+    }
+    Ok(Step::MemoryPolicy {
+        mode: mode | flags,
+        nodes: mask,
+    })
+}
+
+/// `linux.timeOffsets` as `/proc/<pid>/timens_offsets` wants them:
+/// `monotonic <secs> <nanosecs>` and `boottime ...`, one per line.
+pub(super) fn time_offsets(
+    offsets: &std::collections::HashMap<String, LinuxTimeOffset>,
+) -> Result<String> {
+    let mut out = String::new();
+    let mut clocks: Vec<_> = offsets.iter().collect();
+    clocks.sort_by(|a, b| a.0.cmp(b.0));
+    for (clock, o) in clocks {
+        let field = format!("linux.timeOffsets.{clock}");
+        if clock != "monotonic" && clock != "boottime" {
+            return Err(Error::invalid(
+                field,
+                "only the monotonic and boottime clocks have offsets",
+            ));
+        }
+        let nanos = o.nanosecs().unwrap_or(0);
+        if nanos >= 1_000_000_000 {
+            return Err(Error::invalid(
+                format!("{field}.nanosecs"),
+                format!("{nanos} is not below one second"),
+            ));
+        }
+        out.push_str(&format!("{clock} {} {nanos}\n", o.secs().unwrap_or(0)));
+    }
+    Ok(out)
 }

@@ -32,6 +32,9 @@ pub struct Options {
     /// The container's `linux.seccomp`, for [`compile_exec`] (which is
     /// given only the process); [`compile`] reads the spec's own.
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    /// The container's `linux.personality`, for [`compile_exec`]: a process
+    /// joining the container runs with the same.
+    pub personality: Option<oci_spec::runtime::LinuxPersonality>,
     /// The runtime runs without root: the parent denies `setgroups` in the
     /// container's user namespace (to be allowed to write its gid map), so
     /// the process keeps the groups it inherits.
@@ -93,14 +96,19 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
     joins.sort_by_key(|j| j.ns != Namespace::User);
     let has = |ns| seen.contains(&ns);
     let is_new = |ns| new_namespaces.contains(&ns);
-    if !is_new(Namespace::Mount) {
+    // Without a mount namespace of its own the container's mounts are made
+    // in the host's, under a private bind of the rootfs that the state
+    // records and delete removes (see `container::host_mounts`). Joining
+    // another one by path would leave them where berth cannot clean up.
+    let own_mounts = is_new(Namespace::Mount);
+    if has(Namespace::Mount) && !own_mounts {
         return Err(Error::invalid(
             "linux.namespaces",
-            "a new mount namespace is required (berth never mounts on the host)",
+            "joining a mount namespace by path is not supported: list a new one, or none",
         ));
     }
 
-    let (uid_map, gid_map) = id_maps(&linux, is_new(Namespace::User))?;
+    let (uid_map, gid_map) = id_maps(&linux, is_new(Namespace::User), opts.rootless)?;
 
     let mut steps = vec![Step::ResetSignals, Step::AwaitParent];
     for (index, join) in joins.iter().enumerate() {
@@ -115,6 +123,22 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
     }
     if is_new(Namespace::Cgroup) {
         steps.push(Step::UnshareCgroup);
+    }
+    let offsets = linux
+        .time_offsets()
+        .as_ref()
+        .map(attrs::time_offsets)
+        .transpose()?
+        .filter(|o| !o.is_empty());
+    if is_new(Namespace::Time) {
+        steps.push(Step::UnshareTime {
+            offsets: offsets.map(|o| cpath(o, "linux.timeOffsets")).transpose()?,
+        });
+    } else if offsets.is_some() {
+        return Err(Error::invalid(
+            "linux.timeOffsets",
+            "offsets need a new time namespace in linux.namespaces",
+        ));
     }
     steps.push(Step::SetSid);
     if is_new(Namespace::Network) {
@@ -135,18 +159,33 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
 
     // The rootfs and its mounts.
     let (initial_propagation, final_propagation) = propagation(linux.rootfs_propagation())?;
-    steps.push(Step::Propagation {
-        target: cpath("/", "linux.rootfsPropagation")?,
-        flags: initial_propagation,
-    });
+    let rootfs_c = cpath(rootfs.as_os_str().as_encoded_bytes(), "root.path")?;
+    if own_mounts {
+        steps.push(Step::Propagation {
+            target: cpath("/", "linux.rootfsPropagation")?,
+            flags: initial_propagation,
+        });
+    } else if final_propagation.is_some() {
+        return Err(Error::invalid(
+            "linux.rootfsPropagation",
+            "shared or unbindable needs a mount namespace of the container's own",
+        ));
+    }
     steps.push(Step::BindRootfs {
-        rootfs: cpath(rootfs.as_os_str().as_encoded_bytes(), "root.path")?,
+        rootfs: rootfs_c.clone(),
     });
+    if !own_mounts {
+        // Nothing mounted under the bind may propagate to the host's copy.
+        steps.push(Step::Propagation {
+            target: rootfs_c,
+            flags: libc::MS_PRIVATE | libc::MS_REC,
+        });
+    }
     let mut dev_is_bound = false;
     let mount_label = attrs::mount_label(linux.mount_label().as_deref(), host)?;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let cgroup_view = match (is_new(Namespace::Cgroup), &opts.cgroup_path) {
-            (false, Some(path)) => CgroupView::Bind(path),
+            (false, Some(path)) => CgroupView::Bind(path, opts.rootless),
             _ => CgroupView::Mount,
         };
         let at = MountAt {
@@ -168,7 +207,9 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
             steps.push(Step::AwaitHooks);
         }
     }
-    steps.push(if opts.no_pivot {
+    steps.push(if !own_mounts {
+        Step::Chroot
+    } else if opts.no_pivot {
         Step::MoveRoot
     } else {
         Step::PivotRoot
@@ -243,18 +284,15 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
     if let Some(p) = linux.personality() {
         steps.push(attrs::personality(p)?);
     }
-    let late_seccomp = process_steps(
-        process,
-        host,
-        linux.seccomp().as_ref(),
-        opts.rootless,
-        &mut steps,
-    )?;
+    if let Some(p) = linux.memory_policy() {
+        steps.push(attrs::memory_policy(
+            p,
+            &crate::cgroups::HostLimits::get().mems,
+        )?);
+    }
+    let late_seccomp = process_steps(process, host, opts, linux.seccomp().as_ref(), &mut steps)?;
     let exec = exec(process)?;
     steps.push(Step::FindExecutable);
-    steps.push(Step::CloseFds {
-        preserve: opts.preserve_fds,
-    });
     steps.extend(late_seccomp);
     steps.push(Step::AwaitStart);
     steps.push(Step::Exec);
@@ -282,31 +320,51 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
 }
 
 /// The process's own settings, common to the container's first process and
-/// to processes that join it later (`exec`): rlimits, then identity and
+/// to processes that join it later (`exec`): rlimits, the cwd (entered and
+/// checked as root) and the descriptors to pass on, then identity and
 /// privileges in the kernel's order — bounding set while still root, the
-/// ids (keeping capabilities across setuid), the cwd as the new user, the
-/// remaining capability sets, umask, no_new_privs.
+/// ids (keeping capabilities across setuid), the cwd again as the new user
+/// if root could not enter it, the remaining capability sets, umask,
+/// no_new_privs.
 ///
 /// The seccomp filter goes where runc puts it. Without no_new_privs the
 /// kernel lets only a holder of `CAP_SYS_ADMIN` load a filter, so it is
-/// loaded first, before any capability is dropped. With no_new_privs it is
-/// loaded as late as possible, so that the profile need not allow berth's
-/// own set-up calls: it is returned, for the caller to place after the
-/// descriptors are closed and just before the wait for `start` and
-/// `execve`.
+/// loaded before any capability is dropped, but after the descriptors are
+/// closed and the cwd checked: what follows it is only what runc does after
+/// its own load (prctl, setgroups, setresuid, capset, chdir). With
+/// no_new_privs it is loaded as late as possible, so that the profile need
+/// not allow berth's own set-up calls: it is returned, for the caller to
+/// place just before the wait for `start` and `execve`.
 fn process_steps(
     process: &Process,
     host: &Host,
+    opts: &Options,
     seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
-    rootless: bool,
     steps: &mut Vec<Step>,
 ) -> Result<Option<Step>> {
+    let rootless = opts.rootless;
     rlimit_steps(process.rlimits().as_deref().unwrap_or_default(), steps)?;
     // While still privileged (a real-time policy needs CAP_SYS_NICE), and
     // before a filter that might not allow the calls.
     steps.extend(attrs::scheduler(process)?);
     steps.extend(attrs::io_priority(process)?);
     let labels = attrs::labels(process, host)?;
+    let user = process.user();
+    let cwd = process.cwd();
+    if !cwd.is_absolute() {
+        return Err(Error::invalid(
+            "process.cwd",
+            format!("{} is not absolute", cwd.display()),
+        ));
+    }
+    let cwd = cpath(cwd.as_os_str().as_encoded_bytes(), "process.cwd")?;
+    // Before the filter: nothing berth does once it is loaded may need a
+    // call the profile might deny (close_range, getcwd, ...), since an
+    // allow-list only has to cover what the process needs.
+    steps.push(Step::ChdirAsRoot { cwd: cwd.clone() });
+    steps.push(Step::CloseFds {
+        preserve: opts.preserve_fds,
+    });
     let no_new_privs = process.no_new_privileges().unwrap_or(false);
     let filter = seccomp
         .map(crate::security::seccomp::compile)
@@ -335,9 +393,8 @@ fn process_steps(
             ))
         })
         .transpose()?;
-    if let Some((bounding, effective, permitted, inheritable, ambient)) = caps {
-        // What capset(2) and PR_CAP_AMBIENT_RAISE would refuse with a bare
-        // EPERM, named here.
+    if let Some((bounding, effective, permitted, inheritable, _)) = caps {
+        // What capset(2) would refuse with a bare EPERM, named here.
         let outside = |set: u64, within: u64, field: &str, what: &str| -> Result<()> {
             match (0..64).find(|b| set & !within & (1 << b) != 0) {
                 Some(b) => Err(Error::invalid(
@@ -352,13 +409,24 @@ fn process_steps(
         };
         outside(inheritable, bounding, "inheritable", "bounding set")?;
         outside(effective, permitted, "effective", "permitted set")?;
-        outside(
-            ambient,
-            permitted & inheritable,
-            "ambient",
-            "permitted and inheritable sets",
-        )?;
     }
+    // runc and crun raise each ambient capability they can and skip, with
+    // a warning, those outside the permitted and inheritable sets: their
+    // own default specs list ambient capabilities without inheritable ones.
+    let caps = caps.map(|(bounding, effective, permitted, inheritable, ambient)| {
+        let raisable = ambient & permitted & inheritable;
+        let skipped: Vec<&str> = (0..64)
+            .filter(|b| ambient & !raisable & (1 << b) != 0)
+            .filter_map(capabilities::name)
+            .collect();
+        if !skipped.is_empty() {
+            tracing::warn!(
+                capabilities = ?skipped,
+                "process.capabilities.ambient: not raised (not in both the permitted and inheritable sets)"
+            );
+        }
+        (bounding, effective, permitted, inheritable, raisable)
+    });
     if let Some((bounding, ..)) = caps {
         steps.push(Step::DropBoundingCaps {
             keep: bounding,
@@ -366,16 +434,6 @@ fn process_steps(
         });
         steps.push(Step::KeepCaps);
     }
-    let user = process.user();
-    let cwd = process.cwd();
-    if !cwd.is_absolute() {
-        return Err(Error::invalid(
-            "process.cwd",
-            format!("{} is not absolute", cwd.display()),
-        ));
-    }
-    let cwd = cpath(cwd.as_os_str().as_encoded_bytes(), "process.cwd")?;
-    steps.push(Step::ChdirAsRoot { cwd: cwd.clone() });
     let gids = user.additional_gids().clone().unwrap_or_default();
     match (rootless, gids.is_empty()) {
         (true, true) => {}
@@ -443,18 +501,12 @@ pub fn compile_exec(
     } else {
         steps.push(Step::Stdio);
     }
-    let late_seccomp = process_steps(
-        process,
-        host,
-        opts.seccomp.as_ref(),
-        opts.rootless,
-        &mut steps,
-    )?;
+    if let Some(p) = &opts.personality {
+        steps.push(attrs::personality(p)?);
+    }
+    let late_seccomp = process_steps(process, host, opts, opts.seccomp.as_ref(), &mut steps)?;
     let exec = exec(process)?;
     steps.push(Step::FindExecutable);
-    steps.push(Step::CloseFds {
-        preserve: opts.preserve_fds,
-    });
     steps.extend(late_seccomp);
     steps.push(Step::Exec);
     Ok(Plan {
@@ -512,9 +564,13 @@ fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         .map_err(|e| Error::invalid("root.path", format!("{}: {e}", path.display())))
 }
 
+/// The id maps of a new user namespace. Without root and without maps
+/// (`crun spec --rootless` writes none), the caller's own uid and gid are
+/// mapped to root, as crun does.
 fn id_maps(
     linux: &oci_spec::runtime::Linux,
     new_userns: bool,
+    rootless: bool,
 ) -> Result<(Option<String>, Option<String>)> {
     fn render(maps: &[LinuxIdMapping], field: &str) -> Result<String> {
         if maps.is_empty() {
@@ -558,6 +614,12 @@ fn id_maps(
             ));
         }
         return Ok((None, None));
+    }
+    if rootless && uids.is_empty() && gids.is_empty() {
+        return Ok((
+            Some(format!("0 {} 1\n", nix::unistd::geteuid())),
+            Some(format!("0 {} 1\n", nix::unistd::getegid())),
+        ));
     }
     Ok((
         Some(render(uids, "linux.uidMappings")?),
@@ -785,9 +847,19 @@ fn mount_steps(
     let resolved = resolve_in_rootfs(rootfs, &dest, &field("destination"))?;
     let mut target = in_root(&resolved, &field("destination"))?;
     target.path = dest;
-    let opts = mounts::parse(m.options().as_deref().unwrap_or_default())
+    let mut opts = mounts::parse(m.options().as_deref().unwrap_or_default())
         .map_err(|e| Error::invalid(field("options"), e))?;
     let fstype = m.typ().as_deref().unwrap_or("");
+    // Recursive attributes, applied once the mount (and its remount and
+    // propagation) is in place, to it and every mount beneath it.
+    let rec_attrs = (opts.rec_set | opts.rec_clear != 0).then(|| Step::MountSetattr {
+        target: target.clone(),
+        set: opts.rec_set,
+        clear: opts.rec_clear,
+    });
+    if fstype == "proc" || fstype == "sysfs" {
+        refuse_non_directory(rootfs, &target.path, fstype, &field("destination"))?;
+    }
     let data = |extra: &[String]| -> Result<Option<CPath>> {
         let all: Vec<&str> = opts.data.iter().chain(extra).map(String::as_str).collect();
         if all.is_empty() {
@@ -805,6 +877,16 @@ fn mount_steps(
         let source = bundle.join(source);
         let meta = std::fs::metadata(&source)
             .map_err(|e| Error::invalid(field("source"), format!("{}: {e}", source.display())))?;
+        if !opts.data.is_empty() {
+            // runc passes them to mount(2), which ignores data for a bind:
+            // accepted as runc does, but not silently.
+            tracing::warn!(
+                options = ?opts.data,
+                mount = %field("options"),
+                "options a bind mount cannot apply are ignored"
+            );
+            opts.data.clear();
+        }
         let flags = libc::MS_BIND | if opts.recursive { libc::MS_REC } else { 0 };
         let remount = opts.flags & REMOUNT_ONLY;
         let is_dev = target.path == Path::new("/dev");
@@ -825,6 +907,7 @@ fn mount_steps(
                 Create::File
             },
         }));
+        steps.extend(rec_attrs);
         return Ok(is_dev);
     }
 
@@ -843,6 +926,7 @@ fn mount_steps(
 
     if fstype == "cgroup" || fstype == "cgroup2" {
         cgroup_steps(target, &opts, host, cgroup_view, &field("type"), steps)?;
+        steps.extend(rec_attrs);
         return Ok(false);
     }
     if !host.filesystems.contains(fstype) {
@@ -867,7 +951,36 @@ fn mount_steps(
         propagation: opts.propagation,
         create: Create::Dir,
     }));
+    steps.extend(rec_attrs);
     Ok(false)
+}
+
+/// Refuses a `proc` or `sysfs` mount whose destination exists and is not a
+/// directory (a symlink, say, that would move the mount elsewhere in the
+/// rootfs), as runc does: "must be mounted on ordinary directory".
+fn refuse_non_directory(rootfs: &Path, dest: &Path, fstype: &str, field: &str) -> Result<()> {
+    let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) else {
+        return Ok(());
+    };
+    let parent = resolve_in_rootfs(rootfs, parent, field)?;
+    let at = rootfs
+        .join(parent.strip_prefix("/").unwrap_or(&parent))
+        .join(name);
+    match std::fs::symlink_metadata(&at) {
+        Ok(m) if !m.is_dir() => Err(Error::invalid(
+            field,
+            format!(
+                "{}: a {fstype} filesystem must be mounted on an ordinary directory, not {}",
+                dest.display(),
+                if m.file_type().is_symlink() {
+                    "a symlink"
+                } else {
+                    "a file"
+                }
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// How a `cgroup` mount shows the container its cgroups.
@@ -878,7 +991,10 @@ enum CgroupView<'a> {
     Mount,
     /// Binds of the container's own directories (this path in every
     /// hierarchy), for a container sharing the host's cgroup namespace.
-    Bind(&'a str),
+    /// Rootless (`true`), a hierarchy where that directory does not exist
+    /// (none was delegated) shows the caller's own cgroup instead, as runc
+    /// shows a rootless container the cgroups it runs in.
+    Bind(&'a str, bool),
 }
 
 /// A `cgroup` mount shows the host's hierarchies: on v2 one cgroup2 mount;
@@ -894,7 +1010,14 @@ fn cgroup_steps(
 ) -> Result<()> {
     let flags = opts.flags;
     let bind = |h: &HierarchyMount, target: InRoot, path: &str| -> Result<Step> {
-        let source = h.host_dir.join(path.trim_start_matches('/'));
+        let mut source = h.host_dir.join(path.trim_start_matches('/'));
+        if let CgroupView::Bind(_, true) = view {
+            if !source.exists() {
+                if let Some(own) = own_cgroup(h) {
+                    source = h.host_dir.join(own.trim_start_matches('/'));
+                }
+            }
+        }
         let fs_flags = flags | (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC);
         Ok(Step::Mount(MountStep {
             source: Some(cpath(source.as_os_str().as_encoded_bytes(), field)?),
@@ -909,7 +1032,7 @@ fn cgroup_steps(
     };
     if let [only] = host.cgroup_mounts.as_slice() {
         if only.name.is_empty() {
-            if let CgroupView::Bind(path) = view {
+            if let CgroupView::Bind(path, _) = view {
                 steps.push(bind(only, target, path)?);
                 return Ok(());
             }
@@ -939,7 +1062,7 @@ fn cgroup_steps(
     }));
     for h in &host.cgroup_mounts {
         let sub = in_root(&target.path.join(&h.name), field)?;
-        if let CgroupView::Bind(path) = view {
+        if let CgroupView::Bind(path, _) = view {
             steps.push(bind(h, sub, path)?);
             continue;
         }
@@ -963,6 +1086,22 @@ fn cgroup_steps(
         });
     }
     Ok(())
+}
+
+/// This process's cgroup in hierarchy `h`, from `/proc/self/cgroup`.
+fn own_cgroup(h: &HierarchyMount) -> Option<String> {
+    let list = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let opts: HashSet<&str> = h.data.split(',').collect();
+    list.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
+        let matches = if h.fstype == "cgroup2" {
+            controllers.is_empty()
+        } else {
+            !controllers.is_empty() && controllers.split(',').all(|c| opts.contains(c))
+        };
+        matches.then(|| path.to_string())
+    })
 }
 
 /// The devices every container gets (OCI runtime spec, "Default Devices").

@@ -9,6 +9,24 @@
 //!
 //! A plan is pure data: it is snapshot-tested, property-tested and fuzzed
 //! without root.
+//!
+//! # Compatibility with runc and crun
+//!
+//! The compiler accepts what runc and crun run, and differs where a client
+//! could be hurt by their behaviour:
+//! - ambient capabilities outside the permitted and inheritable sets are
+//!   skipped with a warning, as both do (their default specs list some);
+//! - mount options: the recursive ones (`rro`, `rnosuid`, `rnoatime`, ...)
+//!   are applied with `mount_setattr(AT_RECURSIVE)`; anything else a
+//!   filesystem mount gets as data, for the filesystem to accept or refuse;
+//!   a bind mount, whose data the kernel ignores, warns about such options;
+//! - `proc` and `sysfs` are refused on anything but a directory;
+//! - without a mount namespace the container is chrooted and its mounts,
+//!   made in the host's namespace under a private bind of the rootfs, are
+//!   removed at delete (runc leaves them); a mount namespace joined by path,
+//!   and `exec` into such a container, are refused;
+//! - nothing berth does after the seccomp filter is loaded needs a call a
+//!   profile might deny (descriptors are closed and the cwd checked first).
 
 mod attrs;
 mod compile;
@@ -298,6 +316,16 @@ pub enum Step {
         #[serde(serialize_with = "ms_flags")]
         flags: u64,
     },
+    /// `mount_setattr(AT_RECURSIVE)` on an in-root mount point: the
+    /// recursive mount options (`rro`, `rnosuid`, `rnoatime`, ...).
+    MountSetattr {
+        /// The mount point inside the rootfs.
+        target: InRoot,
+        /// `MOUNT_ATTR_*` bits to set.
+        set: u64,
+        /// `MOUNT_ATTR_*` bits to clear.
+        clear: u64,
+    },
     /// Create a device node.
     Device(DeviceStep),
     /// Create a symlink inside the rootfs (`/dev/fd -> /proc/self/fd`).
@@ -315,6 +343,10 @@ pub enum Step {
     /// For a rootfs on an initramfs (where `pivot_root` fails): move the
     /// rootfs over `/` and `chroot` into it.
     MoveRoot,
+    /// Without a mount namespace of the container's own: only `chroot`
+    /// into the rootfs (`pivot_root` or a move would change the host's
+    /// root).
+    Chroot,
     /// Allocate a pseudo-terminal from the container's `/dev/ptmx`, make it
     /// the controlling terminal and stdio, bind it on `/dev/console`, and send
     /// the master to the parent.
@@ -372,6 +404,20 @@ pub enum Step {
     Personality {
         /// `PER_LINUX`, `PER_LINUX32`.
         persona: u64,
+    },
+    /// `set_mempolicy(2)` (`linux.memoryPolicy`).
+    MemoryPolicy {
+        /// `MPOL_*` mode, with its `MPOL_F_*` flags.
+        mode: u32,
+        /// The node mask, 64 nodes a word.
+        nodes: Vec<u64>,
+    },
+    /// `unshare(CLONE_NEWTIME)`, then the offsets of the new namespace's
+    /// clocks: the process enters it at `execve` (a namespace made by the
+    /// clone itself would be entered at once, its offsets then fixed at 0).
+    UnshareTime {
+        /// `/proc/self/timens_offsets` contents (`monotonic 10 0`), if any.
+        offsets: Option<CPath>,
     },
     /// `sched_setattr(2)` on the process.
     Scheduler(SchedAttr),
@@ -528,11 +574,12 @@ pub struct Plan {
 
 impl Plan {
     /// The `CLONE_NEW*` flags passed to `clone3` (the cgroup namespace is
-    /// unshared later, once the process is in its cgroup).
+    /// unshared later, once the process is in its cgroup; the time
+    /// namespace too, so that its offsets can still be set).
     pub fn clone_flags(&self) -> u64 {
         self.new_namespaces
             .iter()
-            .filter(|ns| **ns != Namespace::Cgroup)
+            .filter(|ns| **ns != Namespace::Cgroup && **ns != Namespace::Time)
             .fold(0, |acc, ns| acc | ns.clone_flag())
     }
 
@@ -552,6 +599,11 @@ impl Plan {
             ),
             Step::BecomeRoot => ("become root in the user namespace".into(), None),
             Step::UnshareCgroup => ("create cgroup namespace".into(), None),
+            Step::UnshareTime { .. } => (
+                "create time namespace (linux.timeOffsets)".into(),
+                Some("/proc/self/timens_offsets".into()),
+            ),
+            Step::MemoryPolicy { .. } => ("set_mempolicy (linux.memoryPolicy)".into(), None),
             Step::SetSid => ("setsid".into(), None),
             Step::LoopbackUp => ("bring up lo".into(), None),
             Step::Propagation { target, .. } => ("set mount propagation".into(), p(target)),
@@ -567,11 +619,16 @@ impl Plan {
                 Some(m.target.path.clone()),
             ),
             Step::Remount { target, .. } => ("remount".into(), Some(target.path.clone())),
+            Step::MountSetattr { target, .. } => (
+                "set recursive mount attributes (mount_setattr)".into(),
+                Some(target.path.clone()),
+            ),
             Step::Device(d) => ("create device".into(), Some(d.target.path.clone())),
             Step::Symlink { link, .. } => ("create symlink".into(), Some(link.path.clone())),
             Step::AwaitHooks => ("wait for hooks".into(), None),
             Step::PivotRoot => ("pivot_root".into(), Some(self.rootfs.clone())),
             Step::MoveRoot => ("move rootfs to /".into(), Some(self.rootfs.clone())),
+            Step::Chroot => ("chroot into the rootfs".into(), Some(self.rootfs.clone())),
             Step::Console { .. } => ("set up console".into(), Some("/dev/ptmx".into())),
             Step::Stdio => ("set up stdio".into(), None),
             Step::Sysctl { path, .. } => ("write sysctl".into(), p(path)),

@@ -14,7 +14,50 @@ pub(crate) struct MountOptions {
     /// Everything the kernel flags do not cover, comma-joined, for the
     /// filesystem (`mode=755`, `size=65536k`, `newinstance`).
     pub data: Vec<String>,
+    /// `MOUNT_ATTR_*` bits of the recursive options (`rro`, `rnosuid`, ...)
+    /// to set on the mount and every mount beneath it.
+    pub rec_set: u64,
+    /// `MOUNT_ATTR_*` bits the recursive options clear (`rrw`, `rsuid`, ...).
+    pub rec_clear: u64,
 }
+
+/// `MOUNT_ATTR_*` of mount_setattr(2) (`linux/mount.h`).
+pub(crate) const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub(crate) const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub(crate) const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub(crate) const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+/// The atime mode field: one of `RELATIME` (0), `NOATIME`, `STRICTATIME`.
+pub(crate) const MOUNT_ATTR__ATIME: u64 = 0x70;
+pub(crate) const MOUNT_ATTR_RELATIME: u64 = 0x0;
+pub(crate) const MOUNT_ATTR_NOATIME: u64 = 0x10;
+pub(crate) const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+pub(crate) const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+pub(crate) const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+
+/// The recursive options runc and crun know: (name, set, clear). An atime
+/// mode clears the whole atime field (the kernel accepts no partial clear
+/// of it), so `ratime`, `rnorelatime` and `rnostrictatime` go back to the
+/// kernel's default, `relatime`.
+const RECURSIVE: [(&str, u64, u64); 18] = [
+    ("rro", MOUNT_ATTR_RDONLY, 0),
+    ("rrw", 0, MOUNT_ATTR_RDONLY),
+    ("rnosuid", MOUNT_ATTR_NOSUID, 0),
+    ("rsuid", 0, MOUNT_ATTR_NOSUID),
+    ("rnodev", MOUNT_ATTR_NODEV, 0),
+    ("rdev", 0, MOUNT_ATTR_NODEV),
+    ("rnoexec", MOUNT_ATTR_NOEXEC, 0),
+    ("rexec", 0, MOUNT_ATTR_NOEXEC),
+    ("rnodiratime", MOUNT_ATTR_NODIRATIME, 0),
+    ("rdiratime", 0, MOUNT_ATTR_NODIRATIME),
+    ("rrelatime", MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME),
+    ("rnorelatime", MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME),
+    ("rnoatime", MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME),
+    ("ratime", MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME),
+    ("rstrictatime", MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME),
+    ("rnostrictatime", MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME),
+    ("rnosymfollow", MOUNT_ATTR_NOSYMFOLLOW, 0),
+    ("rsymfollow", 0, MOUNT_ATTR_NOSYMFOLLOW),
+];
 
 const MS: fn(libc::c_ulong) -> u64 = |f| f;
 
@@ -69,16 +112,24 @@ pub(crate) fn parse(options: &[String]) -> Result<MountOptions, String> {
             o.propagation = p;
             continue;
         }
+        if let Some(&(_, set, clear)) = RECURSIVE.iter().find(|(n, ..)| *n == opt.as_str()) {
+            // A later option wins over an earlier one, as for the flags.
+            let field = if clear & MOUNT_ATTR__ATIME != 0 {
+                MOUNT_ATTR__ATIME
+            } else {
+                set | clear
+            };
+            o.rec_set = (o.rec_set & !field) | set;
+            o.rec_clear = (o.rec_clear & !field) | clear;
+            continue;
+        }
         match opt.as_str() {
             "bind" => o.bind = true,
             "rbind" => {
                 o.bind = true;
                 o.recursive = true;
             }
-            // Hints for other runtimes that change nothing here.
-            "tmpcopyup" | "rro" | "rrw" | "rnosuid" | "rnodev" | "rnoexec" => {
-                return Err(format!("option {opt:?} is not supported by berth yet"))
-            }
+            "tmpcopyup" => return Err(format!("option {opt:?} is not supported by berth yet")),
             "idmap" | "ridmap" => {
                 return Err(format!(
                     "option {opt:?} (id-mapped mounts) is not supported by berth yet"
@@ -87,6 +138,9 @@ pub(crate) fn parse(options: &[String]) -> Result<MountOptions, String> {
             "remount" => return Err("option \"remount\" makes no sense in a spec".into()),
             "" => return Err("empty option".into()),
             other if other.contains('\0') => return Err("option contains a NUL byte".into()),
+            // Filesystem data, as runc and crun pass it: the filesystem's
+            // own parser refuses what it does not know (a bind mount has
+            // none: the compiler refuses data there).
             other => o.data.push(other.to_string()),
         }
     }
@@ -131,6 +185,49 @@ mod tests {
     fn rbind_is_a_recursive_bind() {
         let o = p(&["rbind", "ro"]).unwrap();
         assert!(o.bind && o.recursive);
+    }
+
+    #[test]
+    fn recursive_options_set_and_clear_attributes() {
+        let o = p(&[
+            "rbind",
+            "rro",
+            "rnosuid",
+            "rnodev",
+            "rnoexec",
+            "rnosymfollow",
+        ])
+        .unwrap();
+        let all = MOUNT_ATTR_RDONLY
+            | MOUNT_ATTR_NOSUID
+            | MOUNT_ATTR_NODEV
+            | MOUNT_ATTR_NOEXEC
+            | MOUNT_ATTR_NOSYMFOLLOW;
+        assert_eq!((o.rec_set, o.rec_clear), (all, 0));
+        assert!(o.data.is_empty() && o.flags == 0);
+        let o = p(&["rro", "rrw"]).unwrap();
+        assert_eq!((o.rec_set, o.rec_clear), (0, MOUNT_ATTR_RDONLY));
+        let o = p(&["rnoatime", "rnodiratime"]).unwrap();
+        assert_eq!(
+            (o.rec_set, o.rec_clear),
+            (
+                MOUNT_ATTR_NOATIME | MOUNT_ATTR_NODIRATIME,
+                MOUNT_ATTR__ATIME
+            )
+        );
+        let o = p(&["rnoatime", "rstrictatime"]).unwrap();
+        assert_eq!(o.rec_set, MOUNT_ATTR_STRICTATIME);
+        let o = p(&["rrelatime"]).unwrap();
+        assert_eq!((o.rec_set, o.rec_clear), (0, MOUNT_ATTR__ATIME));
+    }
+
+    #[test]
+    fn filesystem_data_passes_through() {
+        let o = p(&["newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]).unwrap();
+        assert_eq!(
+            o.data,
+            ["newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]
+        );
     }
 
     #[test]
