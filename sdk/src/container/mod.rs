@@ -218,10 +218,14 @@ impl Container {
         if p.status == Status::Stopped || self.inner.exit.initialized() {
             return Status::Stopped;
         }
-        if state::is_alive(p.pid, p.pid_start_time) {
-            p.status
+        if !state::is_alive(p.pid, p.pid_start_time) {
+            return Status::Stopped;
+        }
+        let frozen = crate::cgroups::Cgroup::open(&p.cgroup_path).and_then(|c| c.frozen());
+        if frozen.unwrap_or(false) {
+            Status::Paused
         } else {
-            Status::Stopped
+            p.status
         }
     }
 
@@ -291,7 +295,9 @@ impl Container {
 pub(crate) fn oci_state(p: &Persisted, status: Status) -> Result<State> {
     let status = match status {
         Status::Created => ContainerState::Created,
-        Status::Running => ContainerState::Running,
+        // The OCI state has no `paused` (runc's own addition): a paused
+        // container's process is still there, as a running one's is.
+        Status::Running | Status::Paused => ContainerState::Running,
         Status::Stopped => ContainerState::Stopped,
     };
     let mut b = StateBuilder::default()
