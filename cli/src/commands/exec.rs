@@ -11,8 +11,13 @@ use crate::cli::{Exec, Global};
 pub async fn exec(g: &Global, e: Exec) -> Outcome {
     let ctr = runtime(g).await?.get(&e.id).await?;
     let process = match &e.process {
-        Some(path) => serde_json::from_slice::<Process>(&std::fs::read(path)?)
-            .map_err(|err| format!("{}: {err}", path.display()))?,
+        Some(path) => {
+            let text = std::fs::read(path).map_err(|err| format!("{}: {err}", path.display()))?;
+            let de = &mut serde_json::Deserializer::from_slice(&text);
+            // Name the field, the line and the column that did not parse.
+            serde_path_to_error::deserialize::<_, Process>(de)
+                .map_err(|err| format!("{}: {}: {}", path.display(), err.path(), err.inner()))?
+        }
         None => from_flags(ctr.spec()?.process().clone().unwrap_or_default(), &e)?,
     };
     let terminal = process.terminal().unwrap_or(false);
