@@ -426,15 +426,25 @@ fn failing_poststart_hook_fails_start() {
 }
 
 /// Item 9: `kill KILL` of a created container, then `delete` at once,
-/// works every time (runc: every time too).
+/// works every time (runc: every time too); so does a `SIGKILL` sent from
+/// outside the runtime (then `delete` sees the dying init as stopped).
 #[test]
 fn kill_of_a_created_container_then_delete_always_works() {
     let b = bundle(&spec(&["sleep", "100"]));
     for rt in Rt::both() {
-        for i in 0..15 {
+        for i in 0..30 {
             let id = id("killdel");
             rt.ok(&["create", "--bundle", path(b.path()), &id]);
-            rt.ok(&["kill", &id, "KILL"]);
+            if i % 2 == 0 {
+                rt.ok(&["kill", &id, "KILL"]);
+            } else {
+                let pid = rt.state(&id)["pid"].as_i64().unwrap() as i32;
+                nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                )
+                .unwrap();
+            }
             let out = rt.run(&["delete", &id]);
             if !out.status.success() {
                 let _ = rt.run(&["delete", "--force", &id]);
