@@ -189,7 +189,9 @@ impl Container {
         Ok(self.status_of(&p))
     }
 
-    /// The OCI state of the container (what `runc state` prints).
+    /// The OCI state of the container (what `runc state` prints). The OCI
+    /// status has no `paused`: a paused container reads `running` here,
+    /// and [`Status::Paused`] in [`Container::status`].
     pub fn state(&self) -> Result<State> {
         let p = self.load()?;
         oci_state(&p, self.status_of(&p))
