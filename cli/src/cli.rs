@@ -104,6 +104,10 @@ pub enum Command {
     Commit(Commit),
     /// Import an image from an OCI image layout directory.
     Import(Import),
+    /// Checkpoint a running container (not supported: fails at once).
+    Checkpoint(Unsupported),
+    /// Restore a container from a checkpoint (not supported: fails at once).
+    Restore(Unsupported),
     /// Supervise a detached container for the SDK (internal).
     #[command(hide = true)]
     Shim(Shim),
@@ -114,6 +118,16 @@ pub struct Shim {
     /// The SDK's request file.
     #[arg(long)]
     pub request: PathBuf,
+}
+
+/// A command berth does not implement: takes runc's flags and arguments,
+/// whatever they are, so that it fails with its own error rather than a
+/// usage message.
+#[derive(Debug, Args)]
+pub struct Unsupported {
+    /// runc's flags and the container id (ignored).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Args)]

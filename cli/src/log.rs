@@ -1,4 +1,5 @@
-//! Errors as runc reports them: on stderr, and as a line in the `--log`
+//! Errors as runc reports them: on stderr as a logrus text line
+//! (`time="..." level=error msg="..."`), and as a line in the `--log`
 //! file (`{"level":"error","msg":...,"time":...}` with `--log-format json`),
 //! which conmon and containerd's shim read back.
 
@@ -21,14 +22,16 @@ impl Logger {
     }
 
     pub fn error(&self, msg: &str) {
-        eprintln!("berth: {msg}");
-        let Some(path) = &self.file else { return };
         let time = now_rfc3339();
+        let text = format!("time=\"{time}\" level=error msg={msg:?}");
+        // runc's (logrus's) text line: clients look for `level=error`.
+        eprintln!("{text}");
+        let Some(path) = &self.file else { return };
         let line = match self.format {
             LogFormat::Json => {
                 serde_json::json!({"level": "error", "msg": msg, "time": time}).to_string()
             }
-            LogFormat::Text => format!("time=\"{time}\" level=error msg={msg:?}"),
+            LogFormat::Text => text,
         };
         if let Ok(mut f) = std::fs::OpenOptions::new()
             .create(true)

@@ -10,15 +10,26 @@ use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
 
-/// Where a hook runs.
+/// Where a hook runs, and the environment of a hook without `env` of its
+/// own: as in runc, the runtime's own for the hooks it runs itself, and the
+/// container process's for those runc's init runs in the container.
 #[derive(Debug)]
 pub(crate) enum Where {
     /// In berth's own namespaces (`prestart`, `createRuntime`, `poststart`,
-    /// `poststop`).
+    /// `poststop`), with berth's environment.
     Runtime,
     /// In the container's namespaces (`createContainer`, `startContainer`):
-    /// the container's pid, whose `/proc/<pid>/ns/*` are entered.
-    Container(i32),
+    /// `pid` is the container's, whose `/proc/<pid>/ns/*` are entered, and
+    /// `env` the container process's environment (`process.env`).
+    Container { pid: i32, env: Vec<String> },
+}
+
+/// The container process's environment, for [`Where::Container`].
+pub(crate) fn process_env(spec: &oci_spec::runtime::Spec) -> Vec<String> {
+    spec.process()
+        .as_ref()
+        .and_then(|p| p.env().clone())
+        .unwrap_or_default()
 }
 
 /// Runs `hooks` in order; the first failure stops the list.
@@ -34,8 +45,7 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// Runs `hooks` and only logs failures, as the spec asks for `poststart`
-/// and `poststop`.
+/// Runs `hooks` and only logs failures, as the spec asks for `poststop`.
 pub(crate) async fn run_logged(kind: &'static str, hooks: &[Hook], state: &[u8]) {
     for hook in hooks {
         if let Err(e) = run_one(kind, hook, state, &Where::Runtime).await {
@@ -56,18 +66,21 @@ async fn run_one(kind: &'static str, hook: &Hook, state: &[u8], place: &Where) -
     if let Some((arg0, rest)) = args.split_first() {
         cmd.arg0(arg0).args(rest);
     }
-    cmd.env_clear()
-        .envs(
-            hook.env()
-                .iter()
-                .flatten()
-                .filter_map(|e| e.split_once('=')),
-        )
-        .stdin(Stdio::piped())
+    // `"env": []` is an empty environment; no `env` at all is the default
+    // of where the hook runs.
+    let env = match (hook.env(), place) {
+        (Some(env), _) | (None, Where::Container { env, .. }) => Some(env),
+        (None, Where::Runtime) => None,
+    };
+    if let Some(env) = env {
+        cmd.env_clear()
+            .envs(env.iter().filter_map(|e| e.split_once('=')));
+    }
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
         .kill_on_drop(true);
-    if let Where::Container(pid) = place {
+    if let Where::Container { pid, .. } = place {
         let mut fds: Vec<(OwnedFd, libc::c_int)> = Vec::new();
         // The mount namespace last: after it, /proc is the container's.
         for (name, flag) in [

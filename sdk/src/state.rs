@@ -20,6 +20,9 @@ pub enum Status {
     Running,
     /// The container's process has exited.
     Stopped,
+    /// Created or running, and frozen by [`Container::pause`](crate::Container::pause).
+    /// Read from the cgroup freezer when asked, as runc does; never stored.
+    Paused,
 }
 
 impl std::fmt::Display for Status {
@@ -28,6 +31,7 @@ impl std::fmt::Display for Status {
             Status::Created => "created",
             Status::Running => "running",
             Status::Stopped => "stopped",
+            Status::Paused => "paused",
         })
     }
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use berth::oci_spec::runtime::{Capabilities, Capability, Process};
+use berth::oci_spec::runtime::{Capabilities, Capability, LinuxCapabilitiesBuilder, Process};
 use berth::{ExecOptions, Stdio};
 
 use super::{runtime, send_console, write_pid_file, Outcome};
@@ -11,8 +11,13 @@ use crate::cli::{Exec, Global};
 pub async fn exec(g: &Global, e: Exec) -> Outcome {
     let ctr = runtime(g).await?.get(&e.id).await?;
     let process = match &e.process {
-        Some(path) => serde_json::from_slice::<Process>(&std::fs::read(path)?)
-            .map_err(|err| format!("{}: {err}", path.display()))?,
+        Some(path) => {
+            let text = std::fs::read(path).map_err(|err| format!("{}: {err}", path.display()))?;
+            let de = &mut serde_json::Deserializer::from_slice(&text);
+            // Name the field, the line and the column that did not parse.
+            serde_path_to_error::deserialize::<_, Process>(de)
+                .map_err(|err| format!("{}: {}: {}", path.display(), err.path(), err.inner()))?
+        }
         None => from_flags(ctr.spec()?.process().clone().unwrap_or_default(), &e)?,
     };
     let terminal = process.terminal().unwrap_or(false);
@@ -54,7 +59,9 @@ fn from_flags(mut p: Process, e: &Exec) -> Result<Process, Box<dyn std::error::E
     p.set_terminal(Some(e.tty));
     if !e.env.is_empty() {
         let mut env = p.env().clone().unwrap_or_default();
-        env.extend(e.env.iter().cloned());
+        for var in &e.env {
+            set_env(&mut env, var);
+        }
         p.set_env(Some(env));
     }
     if let Some(cwd) = &e.cwd {
@@ -74,7 +81,17 @@ fn from_flags(mut p: Process, e: &Exec) -> Result<Process, Box<dyn std::error::E
         p.set_user(u);
     }
     if !e.caps.is_empty() {
-        let mut caps = p.capabilities().clone().unwrap_or_default();
+        // Not oci-spec's default (which fills every set, inheritable too).
+        let mut caps = match p.capabilities() {
+            Some(c) => c.clone(),
+            None => LinuxCapabilitiesBuilder::default()
+                .bounding(Capabilities::new())
+                .effective(Capabilities::new())
+                .permitted(Capabilities::new())
+                .inheritable(Capabilities::new())
+                .ambient(Capabilities::new())
+                .build()?,
+        };
         for name in &e.caps {
             let cap: Capability = serde_json::from_value(serde_json::Value::String(name.clone()))
                 .map_err(|_| format!("unknown capability {name:?}"))?;
@@ -86,7 +103,9 @@ fn from_flags(mut p: Process, e: &Exec) -> Result<Process, Box<dyn std::error::E
             caps.set_bounding(add(caps.bounding()));
             caps.set_effective(add(caps.effective()));
             caps.set_permitted(add(caps.permitted()));
-            caps.set_inheritable(add(caps.inheritable()));
+            // Not the inheritable set (nor, without it, the ambient one): a
+            // capability there would survive the exec of any file that has
+            // it as a file capability (CVE-2022-29162, fixed in runc 1.1.2).
         }
         p.set_capabilities(Some(caps));
     }
@@ -94,4 +113,44 @@ fn from_flags(mut p: Process, e: &Exec) -> Result<Process, Box<dyn std::error::E
         p.set_no_new_privileges(Some(true));
     }
     Ok(p)
+}
+
+/// Sets `NAME=VALUE` in `env`: replaces the first `NAME=` entry (and drops
+/// any later one) or appends it, so the command line overrides the spec as
+/// in runc, where the last value of a name wins.
+fn set_env(env: &mut Vec<String>, var: &str) {
+    let name = var.split_once('=').map_or(var, |(n, _)| n);
+    let is_it = |e: &String| e.split_once('=').map_or(e.as_str(), |(n, _)| n) == name;
+    match env.iter().position(is_it) {
+        Some(i) => {
+            env[i] = var.to_string();
+            let mut seen = 0;
+            env.retain(|e| {
+                if is_it(e) {
+                    seen += 1;
+                    return seen == 1;
+                }
+                true
+            });
+        }
+        None => env.push(var.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_env;
+
+    #[test]
+    fn env_flags_override_the_spec() {
+        let mut env = vec![
+            "PATH=/bin".to_string(),
+            "A=1".into(),
+            "AB=2".into(),
+            "A=3".into(),
+        ];
+        set_env(&mut env, "A=x");
+        set_env(&mut env, "C=y");
+        assert_eq!(env, ["PATH=/bin", "A=x", "AB=2", "C=y"]);
+    }
 }

@@ -11,10 +11,17 @@ use crate::cli::{Delete, Global, Kill, Update};
 pub async fn kill(g: &Global, k: Kill) -> Outcome {
     let ctr = runtime(g).await?.get(&k.id).await?;
     let sig = parse_signal(&k.signal)?;
+    let created = ctr.status()? == berth::Status::Created;
     if k.all {
         ctr.kill_all(sig).await?;
     } else {
         ctr.kill(sig)?;
+    }
+    if created && sig == berth::Signal::SIGKILL {
+        // A created container dies at once: return when it is gone, so
+        // that a `delete` right after sees it stopped. (Bounded: a process
+        // in an uninterruptible sleep takes its time.)
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), ctr.wait()).await;
     }
     Ok(0)
 }

@@ -54,6 +54,11 @@ pub async fn run(cli: Cli) -> Outcome {
         Command::Rmi(c) => image::rmi(g, c).await,
         Command::Commit(c) => image::commit(g, c).await,
         Command::Import(c) => image::import(g, c).await,
+        Command::Checkpoint(_) | Command::Restore(_) => Err(
+            "checkpoint and restore are not supported by berth (no CRIU support): \
+             nothing was done"
+                .into(),
+        ),
         Command::Shim(_) => unreachable!("handled in main before the runtime starts"),
     }
 }

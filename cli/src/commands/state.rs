@@ -12,7 +12,11 @@ use crate::log::rfc3339;
 /// runc's state JSON of one container.
 fn state_json(ctr: &Container) -> berth::Result<Value> {
     let s = ctr.state()?;
-    let status = s.status().to_string();
+    // berth's status, not the OCI one: it has runc's `paused`.
+    let status = match ctr.status()? {
+        berth::Status::Stopped => s.status().to_string(),
+        other => other.to_string(),
+    };
     let mut v = json!({
         "ociVersion": s.version(),
         "id": s.id(),

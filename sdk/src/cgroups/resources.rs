@@ -249,7 +249,7 @@ impl Cgroup {
     }
 
     /// Whether the whole cgroup is frozen.
-    fn frozen(&self) -> Result<bool> {
+    pub(crate) fn frozen(&self) -> Result<bool> {
         let (file, want) = if self.layout == super::Layout::V2 {
             ("cgroup.events", "frozen 1")
         } else {

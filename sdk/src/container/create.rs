@@ -503,7 +503,10 @@ async fn run_create_hooks(bundle: &Bundle, p: &Persisted, pid: i32) -> Result<()
         "createContainer",
         create_container,
         &state,
-        &Where::Container(pid),
+        &Where::Container {
+            pid,
+            env: hooks::process_env(&bundle.spec),
+        },
     )
     .await
 }

@@ -15,7 +15,14 @@ impl Container {
     /// is refused, as the OCI runtime spec requires.
     pub async fn delete(&self, force: bool) -> Result<()> {
         let p = self.load()?;
-        let status = self.status_of(&p);
+        let mut status = self.status_of(&p);
+        // (A frozen process dies only once thawed: a paused one is not.)
+        if matches!(status, Status::Created | Status::Running)
+            && super::kill::dying(p.pid, p.pid_start_time)
+        {
+            // Killed a moment ago: as good as stopped; waited for below.
+            status = Status::Stopped;
+        }
         if status != Status::Stopped {
             if !force {
                 return Err(Error::InvalidState {

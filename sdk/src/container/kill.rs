@@ -34,3 +34,38 @@ impl Container {
         Cgroup::open(&p.cgroup_path)?.kill_all(signal).await
     }
 }
+
+/// Whether `pid` (started at `start_time`) is on its way out: exiting
+/// (`PF_EXITING`) or with a `SIGKILL` pending, which nothing can block. A
+/// killed process stays visible for a moment after `kill` returns; this
+/// lets `delete` count it as stopped rather than refuse it.
+pub(super) fn dying(pid: i32, start_time: u64) -> bool {
+    const PF_EXITING: u64 = 0x4;
+    const SIGKILL_BIT: u64 = 1 << (libc::SIGKILL - 1);
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    // Field 9 (flags) and 22 (starttime), counted after the command name.
+    let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
+        return true;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+    if field(22) != Some(start_time) {
+        return true;
+    }
+    if field(9).is_some_and(|flags| flags & PF_EXITING != 0) {
+        return true;
+    }
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return true;
+    };
+    status.lines().any(|l| {
+        let pending = l
+            .strip_prefix("SigPnd:")
+            .or_else(|| l.strip_prefix("ShdPnd:"));
+        pending
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .is_some_and(|m| m & SIGKILL_BIT != 0)
+    })
+}

@@ -190,7 +190,9 @@ impl Container {
         Ok(self.status_of(&p))
     }
 
-    /// The OCI state of the container (what `runc state` prints).
+    /// The OCI state of the container (what `runc state` prints). The OCI
+    /// status has no `paused`: a paused container reads `running` here,
+    /// and [`Status::Paused`] in [`Container::status`].
     pub fn state(&self) -> Result<State> {
         let p = self.load()?;
         oci_state(&p, self.status_of(&p))
@@ -219,10 +221,14 @@ impl Container {
         if p.status == Status::Stopped || self.inner.exit.initialized() {
             return Status::Stopped;
         }
-        if state::is_alive(p.pid, p.pid_start_time) {
-            p.status
+        if !state::is_alive(p.pid, p.pid_start_time) {
+            return Status::Stopped;
+        }
+        let frozen = crate::cgroups::Cgroup::open(&p.cgroup_path).and_then(|c| c.frozen());
+        if frozen.unwrap_or(false) {
+            Status::Paused
         } else {
-            Status::Stopped
+            p.status
         }
     }
 
@@ -292,7 +298,9 @@ impl Container {
 pub(crate) fn oci_state(p: &Persisted, status: Status) -> Result<State> {
     let status = match status {
         Status::Created => ContainerState::Created,
-        Status::Running => ContainerState::Running,
+        // The OCI state has no `paused` (runc's own addition): a paused
+        // container's process is still there, as a running one's is.
+        Status::Running | Status::Paused => ContainerState::Running,
         Status::Stopped => ContainerState::Stopped,
     };
     let mut b = StateBuilder::default()

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 
+use nix::sys::signal::Signal;
 use oci_spec::runtime::ContainerState;
 
 use super::create::init_error;
@@ -19,6 +20,10 @@ impl Container {
     /// Runs the `startContainer` hooks in the container's namespaces first
     /// and the `poststart` hooks after. When this process created the
     /// container, an `execve` failure is reported here as an error.
+    ///
+    /// A failing `startContainer` or `poststart` hook fails the start and
+    /// stops the container, as the OCI runtime spec asks: its processes
+    /// are killed, it reads `stopped` and [`Container::delete`] removes it.
     pub async fn start(&self) -> Result<()> {
         let mut p = self.load()?;
         let status = self.status_of(&p);
@@ -34,7 +39,14 @@ impl Container {
             let list = h.start_container().as_deref().unwrap_or_default();
             if !list.is_empty() {
                 let state = self.hook_state(ContainerState::Created)?;
-                hooks::run("startContainer", list, &state, &Where::Container(p.pid)).await?;
+                let place = Where::Container {
+                    pid: p.pid,
+                    env: hooks::process_env(&spec),
+                };
+                if let Err(e) = hooks::run("startContainer", list, &state, &place).await {
+                    self.stop_after_failed_hook().await;
+                    return Err(e);
+                }
             }
         }
 
@@ -81,9 +93,24 @@ impl Container {
             let list = h.poststart().as_deref().unwrap_or_default();
             if !list.is_empty() {
                 let state = self.hook_state(ContainerState::Running)?;
-                hooks::run_logged("poststart", list, &state).await;
+                if let Err(e) = hooks::run("poststart", list, &state, &Where::Runtime).await {
+                    self.stop_after_failed_hook().await;
+                    return Err(e);
+                }
             }
         }
         Ok(())
+    }
+
+    /// Kills every process of the container and returns once its first
+    /// one is gone (reaped, when this process is its parent).
+    async fn stop_after_failed_hook(&self) {
+        let _ = self.kill(Signal::SIGKILL);
+        let _ = self.kill_all(Signal::SIGKILL).await;
+        if self.inner.is_parent {
+            let _ = self.wait().await;
+        } else if let Some(pidfd) = &self.inner.pidfd {
+            let _ = super::wait::exited(pidfd).await;
+        }
     }
 }
