@@ -386,9 +386,9 @@ mod tests {
             b.ret(1);
         }
         let near = b.ret(9);
-        b.load(OFF_NR);
         // The `ret 1`s push `far` out of reach of a conditional jump.
         b.cond(JEQ, 5, Target::At(far), Target::At(near));
+        b.load(OFF_NR);
         let prog = b.finish();
         let verdict = |nr| {
             run(
