@@ -15,10 +15,13 @@ use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompOperator,
 };
 
+/// Numbers from the first up to the second, excluded.
+pub type Range = (u32, u32);
+
 /// The architectures berth has tables for, with the ranges of numbers to
 /// ask libseccomp about (`x32` numbers carry bit 30; ARM's private calls
 /// start at `0x0f0000`).
-pub const TABLE_ARCHES: [(&str, ScmpArch, &[(u32, u32)]); 6] = [
+pub const TABLE_ARCHES: [(&str, ScmpArch, &[Range]); 6] = [
     ("X86_64", ScmpArch::X8664, &[(0, 1024)]),
     ("X86", ScmpArch::X86, &[(0, 1024)]),
     ("X32", ScmpArch::X32, &[(0x4000_0000, 0x4000_0400)]),

@@ -106,6 +106,9 @@ pub struct Profile {
 
 const ENOSYS: u32 = ret::ERRNO | libc::ENOSYS as u32;
 
+/// Conditions that all hold, and the action then.
+type CondRule = (Vec<Cond>, u32);
+
 /// What the search finds for an interval of numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Leaf {
@@ -119,7 +122,8 @@ enum Leaf {
 struct Section {
     /// Interval starts and what they lead to; the first starts at 0.
     map: BTreeMap<u32, Leaf>,
-    blocks: Vec<(bool, Vec<(Vec<Cond>, u32)>)>,
+    /// Per call with conditional rules: 32-bit arguments?, its rules.
+    blocks: Vec<(bool, Vec<CondRule>)>,
 }
 
 impl Section {
@@ -230,7 +234,7 @@ pub fn compile(p: &Profile) -> Vec<Insn> {
             s.paint(lo, hi, Leaf::Ret(p.default));
         }
         // Per number: (unconditional?, rules).
-        let mut calls: BTreeMap<u32, (Option<u32>, Vec<(Vec<Cond>, u32)>)> = BTreeMap::new();
+        let mut calls: BTreeMap<u32, (Option<u32>, Vec<CondRule>)> = BTreeMap::new();
         for r in &p.rules {
             for (nr, conds) in placements(a, r) {
                 let e = calls.entry(nr).or_default();
@@ -310,7 +314,7 @@ fn search(b: &mut Builder, s: &Section, iv: &[(u32, Leaf)], default: u32) -> Tar
 }
 
 /// A call's rules, tried in order; if none holds, `default`.
-fn rules_block(b: &mut Builder, is32: bool, rules: &[(Vec<Cond>, u32)], default: u32) -> Label {
+fn rules_block(b: &mut Builder, is32: bool, rules: &[CondRule], default: u32) -> Label {
     let mut next = Target::Ret(default);
     for (conds, action) in rules.iter().rev() {
         let mut pass = Target::Ret(*action);

@@ -246,17 +246,22 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Filter> {
     let mut rules = Vec::new();
     let mut named = Vec::new();
     for (i, sc) in spec.syscalls().iter().flatten().enumerate() {
-        let field = format!("{F}.syscalls[{i}]");
+        // Field names are formatted only for an error: a profile has hundreds of names.
+        let field = || format!("{F}.syscalls[{i}]");
         if sc.names().is_empty() {
-            return Err(Error::invalid(format!("{field}.names"), "empty"));
+            return Err(Error::invalid(format!("{}.names", field()), "empty"));
         }
-        let act = action(sc.action(), sc.errno_ret(), &format!("{field}.errnoRet"))?;
+        let act = action(
+            sc.action(),
+            sc.errno_ret(),
+            &format!("{}.errnoRet", field()),
+        )?;
         let conds = sc
             .args()
             .iter()
             .flatten()
             .enumerate()
-            .map(|(j, a)| condition(a, &format!("{field}.args[{j}]")))
+            .map(|(j, a)| condition(a, &format!("{}.args[{j}]", field())))
             .collect::<Result<Vec<_>>>()?;
         // The conditions of a rule all hold, one per argument. A rule
         // naming an argument twice means "any of these values" (how
@@ -274,10 +279,10 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Filter> {
             notifies = true;
         }
         for (j, name) in sc.names().iter().enumerate() {
-            let name_field = format!("{field}.names[{j}]");
+            let name_field = || format!("{}.names[{j}]", field());
             if !well_formed(name) {
                 return Err(Error::invalid(
-                    name_field,
+                    name_field(),
                     format!("{name:?} is not a system call name"),
                 ));
             }
@@ -285,13 +290,14 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Filter> {
                 && NEEDED_AFTER_LOAD.contains(&name.as_str())
             {
                 return Err(Error::invalid(
-                    name_field,
+                    name_field(),
                     format!("SCMP_ACT_NOTIFY on {name} would block berth's own set-up before the listener has the descriptor"),
                 ));
             }
             let Some(idx) = arch::name_index(name) else {
                 tracing::warn!(
-                    "{name_field}: unknown system call {name:?} ignored (tables of {})",
+                    "{}: unknown system call {name:?} ignored (tables of {})",
+                    name_field(),
                     arch::TABLE_SOURCE
                 );
                 continue;
