@@ -314,3 +314,92 @@ fn berth_and_libseccomp_give_the_same_verdicts() {
         compared + skipped
     );
 }
+
+/// The default profiles (hundreds of names, three architectures: jumps
+/// past 255 go through trampolines) on every number of every table, the
+/// x32 bit and -1, with random arguments.
+#[test]
+fn the_default_profiles_give_libseccomps_verdicts() {
+    use berth::oci_spec::runtime::Capability;
+    use berth::security::seccomp_default;
+    let arches = [
+        ScArch::X86_64,
+        ScArch::X86,
+        ScArch::X32,
+        ScArch::Aarch64,
+        ScArch::Arm,
+        ScArch::Riscv64,
+    ];
+    let mut nrs: Vec<u32> = (0..1100).chain(0x4000_0000..0x4000_0400).collect();
+    nrs.extend([
+        0x000f_0001,
+        0x000f_0005,
+        0x7fff_ffff,
+        0x8000_0000,
+        0xffff_ffff,
+    ]);
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        rng ^= rng >> 12;
+        rng ^= rng << 25;
+        rng ^= rng >> 27;
+        rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    let (mut compared, mut skipped) = (0, 0);
+    for caps in [
+        vec![Capability::Kill, Capability::Chown],
+        vec![
+            Capability::SysAdmin,
+            Capability::SysPtrace,
+            Capability::SysNice,
+        ],
+    ] {
+        let mut p = seccomp_default::profile(&caps);
+        // Every supported architecture, not only the host's three.
+        p.set_architectures(Some(ARCHES[1..].to_vec()));
+        let oracle = runc_compile(&p).unwrap();
+        let ours = seccomp::compile(&p).unwrap();
+        let prog = bpf::decode(&ours.program);
+        assert!(
+            prog.iter().any(|i| i.code == 0x05 && i.k > 255),
+            "no long jump: the test would not cover trampolines"
+        );
+        for a in arches {
+            for &nr in &nrs {
+                // personality's values, clone's namespace flags, AF_VSOCK.
+                let pick = [
+                    0u64,
+                    8,
+                    0x20000,
+                    0xffff_ffff,
+                    0x1000_0000,
+                    40,
+                    next(),
+                    next() % 64,
+                ];
+                let mut args = [0u64; 6];
+                for x in &mut args {
+                    *x = pick[(next() % pick.len() as u64) as usize];
+                }
+                let d = bpf::SeccompData {
+                    nr,
+                    arch: a.audit(),
+                    ip: 0,
+                    args,
+                };
+                let Some(want) = oracle.verdict(&d).unwrap() else {
+                    skipped += 1;
+                    continue;
+                };
+                compared += 1;
+                assert_eq!(
+                    bpf::run(&prog, &d).unwrap(),
+                    want,
+                    "{d:x?} with the default profile for {caps:?}"
+                );
+            }
+        }
+    }
+    println!("default profiles: {compared} verdicts compared, {skipped} skipped");
+    assert!(skipped * 10 < compared);
+}

@@ -195,7 +195,7 @@ fn last_named(a: ScArch, names: &[usize]) -> Option<u32> {
         .filter(|&n| n != 0)
 }
 
-/// The call's rules on `a`: `(number, conditions, action)`, the x86
+/// Where rule `r` goes on `a`: `(number, conditions)`, the x86
 /// multiplexed form included.
 fn placements(a: ScArch, r: &Rule) -> Vec<(u32, Vec<Cond>)> {
     let mut out = Vec::new();
