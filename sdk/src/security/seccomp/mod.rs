@@ -653,6 +653,56 @@ mod tests {
         );
     }
 
+    /// The verdict of `p`'s program on x86_64 call `nr` with first argument `a0`.
+    fn verdict(p: &LinuxSeccomp, arch: u32, nr: u32, a0: u64) -> u32 {
+        let prog = bpf::decode(&compile(p).unwrap().program);
+        let data = bpf::SeccompData {
+            nr,
+            arch,
+            ip: 0,
+            args: [a0, 0, 0, 0, 0, 0],
+        };
+        bpf::run(&prog, &data).unwrap()
+    }
+
+    #[test]
+    fn calls_newer_than_the_profile_get_enosys_as_under_runc() {
+        const X86_64: u32 = 0xc000_003e;
+        let mut p = profile(vec![
+            rule(&["getpid"], LinuxSeccompAction::ScmpActAllow)
+                .build()
+                .unwrap(),
+            rule(&["kill"], LinuxSeccompAction::ScmpActAllow)
+                .args(vec![LinuxSeccompArgBuilder::default()
+                    .index(0usize)
+                    .value(0x1_0000_0000u64)
+                    .op(LinuxSeccompOperator::ScmpCmpGe)
+                    .build()
+                    .unwrap()])
+                .build()
+                .unwrap(),
+        ]);
+        p.set_default_action(LinuxSeccompAction::ScmpActErrno);
+        p.set_architectures(Some(vec![Arch::ScmpArchX86_64]));
+        let eperm = ret::ERRNO | libc::EPERM as u32;
+        let enosys = ret::ERRNO | libc::ENOSYS as u32;
+        assert_eq!(verdict(&p, X86_64, 39, 0), ret::ALLOW);
+        assert_eq!(verdict(&p, X86_64, 38, 0), eperm);
+        // kill (62) is the last call named: above it, ENOSYS.
+        assert_eq!(verdict(&p, X86_64, 63, 0), enosys);
+        assert_eq!(verdict(&p, X86_64, 450, 0), enosys);
+        // kill's argument compared as 64 bits.
+        assert_eq!(verdict(&p, X86_64, 62, 0xffff_ffff), eperm);
+        assert_eq!(verdict(&p, X86_64, 62, 0x1_0000_0000), ret::ALLOW);
+        // x32 is not in the filter: its calls get the bad-arch kill.
+        assert_eq!(verdict(&p, X86_64, 0x4000_0027, 0), ret::KILL_THREAD);
+        // An architecture not named at all: kill.
+        assert_eq!(verdict(&p, 0xc000_00b7, 39, 0), ret::KILL_THREAD);
+        // A permissive default has no stub.
+        p.set_default_action(LinuxSeccompAction::ScmpActLog);
+        assert_eq!(verdict(&p, X86_64, 450, 0), ret::LOG);
+    }
+
     #[test]
     fn errno_ret_only_with_errno_or_trace() {
         let p = profile(vec![rule(
