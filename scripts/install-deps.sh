@@ -7,8 +7,8 @@ set -euo pipefail
 
 PACKAGES=(
   busybox-static  # static /bin/busybox: the test rootfs built by berth-fixtures
-  libseccomp-dev  # libseccomp + headers: seccomp filter compilation (-sys crates)
-  pkg-config      # lets -sys crates find libseccomp
+  libseccomp-dev  # only the oracle of berth-conformance's seccomp differential test and the seccomp bench (berth does not link it)
+  pkg-config      # lets libseccomp-sys find libseccomp for that test
   iproute2        # ip: netns, veth, bridge setup in network tests
   nftables        # nft: NAT and port-forward tests
   time            # /usr/bin/time: peak RSS and timings in benches

@@ -13,4 +13,5 @@
 
 pub mod oracle;
 pub mod report;
+pub mod seccomp_oracle;
 pub mod strategies;

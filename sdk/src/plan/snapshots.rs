@@ -329,12 +329,12 @@ fn error_messages() {
             }),
         ),
         (
-            "unknown seccomp syscall",
+            "malformed seccomp syscall name",
             Box::new(|s| {
                 let mut profile = crate::security::seccomp_default::profile(&[]);
                 let mut calls = profile.syscalls().clone().unwrap();
                 let mut names = calls[0].names().clone();
-                names.insert(3, "frobnicate".into());
+                names.insert(3, "Frobnicate!".into());
                 calls[0].set_names(names);
                 profile.set_syscalls(Some(calls));
                 let mut l = s.linux().clone().unwrap();

@@ -1,16 +1,27 @@
-//! `linux.seccomp`: the filter compiled with libseccomp in the parent, its
-//! BPF exported into the plan, and the hand-over of a user-notification
-//! descriptor to the listener the spec names.
+//! `linux.seccomp`: the filter compiled to classic BPF in the parent by
+//! berth's own compiler (no libseccomp), and the hand-over of a
+//! user-notification descriptor to the listener the spec names.
 //!
-//! The executor loads the exported program with the raw `seccomp(2)` call;
-//! nothing of libseccomp runs after `clone`.
+//! - [`compiler`]: profile to program (architecture check, binary search
+//!   over call numbers, argument comparisons, runc's `-ENOSYS` stub);
+//! - [`arch`] and `table`: the architectures and their call numbers,
+//!   generated from libseccomp's tables;
+//! - [`bpf`]: the instruction encoding, the program builder and an
+//!   interpreter the tests run programs with.
+//!
+//! The executor loads the program with the raw `seccomp(2)` call.
 
-use std::io::{IoSlice, Read, Seek};
+pub mod arch;
+pub mod bpf;
+pub mod compiler;
+#[rustfmt::skip]
+mod table;
+
+use std::io::IoSlice;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext};
 use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag,
     LinuxSeccompOperator,
@@ -18,6 +29,8 @@ use oci_spec::runtime::{
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use arch::ScArch;
+use compiler::{ret, Cond, Op, Profile, Rule};
 
 /// `SECCOMP_FILTER_FLAG_TSYNC`.
 pub const FLAG_TSYNC: u32 = 1;
@@ -54,8 +67,7 @@ pub struct Filter {
     pub listener: Option<PathBuf>,
     /// `linux.seccomp.listenerMetadata`, passed on to the listener.
     pub metadata: Option<String>,
-    /// What the filter does, in a line (for snapshots and logs; the
-    /// program itself depends on the libseccomp version).
+    /// What the filter does, in a line (for snapshots and logs).
     pub summary: String,
 }
 
@@ -95,15 +107,20 @@ fn flag_names<S: serde::Serializer>(flags: &u32, s: S) -> std::result::Result<S:
     s.serialize_str(&flag_string(*flags))
 }
 
-/// The libseccomp action of an OCI action; `errno` is the spec's `errnoRet`.
-fn action(a: LinuxSeccompAction, errno: Option<u32>, field: &str) -> Result<ScmpAction> {
+/// The `SECCOMP_RET_*` value of an OCI action; `errno` is the spec's
+/// `errnoRet` (`EPERM` when unset, as runc has it, for errno and trace).
+fn action(a: LinuxSeccompAction, errno: Option<u32>, field: &str) -> Result<u32> {
     use LinuxSeccompAction::*;
-    let errno_ret = || -> Result<i32> {
+    let errno_ret = || -> Result<u32> {
         let e = errno.unwrap_or(libc::EPERM as u32);
-        i32::try_from(e)
-            .ok()
-            .filter(|e| (0..4096).contains(e))
-            .ok_or_else(|| Error::invalid(field, format!("errnoRet {e} is not an errno (0..4096)")))
+        if e < 4096 {
+            Ok(e)
+        } else {
+            Err(Error::invalid(
+                field,
+                format!("errnoRet {e} is not an errno (0..4096)"),
+            ))
+        }
     };
     if errno.is_some() && !matches!(a, ScmpActErrno | ScmpActTrace) {
         return Err(Error::invalid(
@@ -112,50 +129,21 @@ fn action(a: LinuxSeccompAction, errno: Option<u32>, field: &str) -> Result<Scmp
         ));
     }
     Ok(match a {
-        ScmpActKill | ScmpActKillThread => ScmpAction::KillThread,
-        ScmpActKillProcess => ScmpAction::KillProcess,
-        ScmpActTrap => ScmpAction::Trap,
-        ScmpActErrno => ScmpAction::Errno(errno_ret()?),
-        ScmpActTrace => ScmpAction::Trace(errno_ret()? as u16),
-        ScmpActLog => ScmpAction::Log,
-        ScmpActAllow => ScmpAction::Allow,
-        ScmpActNotify => ScmpAction::Notify,
+        ScmpActKill | ScmpActKillThread => ret::KILL_THREAD,
+        ScmpActKillProcess => ret::KILL_PROCESS,
+        ScmpActTrap => ret::TRAP,
+        ScmpActErrno => ret::ERRNO | errno_ret()?,
+        ScmpActTrace => ret::TRACE | errno_ret()?,
+        ScmpActLog => ret::LOG,
+        ScmpActAllow => ret::ALLOW,
+        ScmpActNotify => ret::USER_NOTIF,
     })
-}
-
-fn arch(a: Arch) -> ScmpArch {
-    match a {
-        Arch::ScmpArchNative => ScmpArch::Native,
-        Arch::ScmpArchX86 => ScmpArch::X86,
-        Arch::ScmpArchX86_64 => ScmpArch::X8664,
-        Arch::ScmpArchX32 => ScmpArch::X32,
-        Arch::ScmpArchArm => ScmpArch::Arm,
-        Arch::ScmpArchAarch64 => ScmpArch::Aarch64,
-        Arch::ScmpArchMips => ScmpArch::Mips,
-        Arch::ScmpArchMips64 => ScmpArch::Mips64,
-        Arch::ScmpArchMips64n32 => ScmpArch::Mips64N32,
-        Arch::ScmpArchMipsel => ScmpArch::Mipsel,
-        Arch::ScmpArchMipsel64 => ScmpArch::Mipsel64,
-        Arch::ScmpArchMipsel64n32 => ScmpArch::Mipsel64N32,
-        Arch::ScmpArchPpc => ScmpArch::Ppc,
-        Arch::ScmpArchPpc64 => ScmpArch::Ppc64,
-        Arch::ScmpArchPpc64le => ScmpArch::Ppc64Le,
-        Arch::ScmpArchS390 => ScmpArch::S390,
-        Arch::ScmpArchS390x => ScmpArch::S390X,
-        Arch::ScmpArchParisc => ScmpArch::Parisc,
-        Arch::ScmpArchParisc64 => ScmpArch::Parisc64,
-        Arch::ScmpArchRiscv64 => ScmpArch::Riscv64,
-        Arch::ScmpArchLoongarch64 => ScmpArch::Loongarch64,
-        Arch::ScmpArchM68k => ScmpArch::M68k,
-        Arch::ScmpArchSh => ScmpArch::Sh,
-        Arch::ScmpArchSheb => ScmpArch::Sheb,
-    }
 }
 
 /// One argument condition. For `SCMP_CMP_MASKED_EQ` the spec's `value` is
 /// the mask and `valueTwo` the datum compared with `arg & mask`, as runc
 /// reads them.
-fn condition(a: &LinuxSeccompArg, field: &str) -> Result<ScmpArgCompare> {
+fn condition(a: &LinuxSeccompArg, field: &str) -> Result<Cond> {
     if a.index() > 5 {
         return Err(Error::invalid(
             format!("{field}.index"),
@@ -164,7 +152,7 @@ fn condition(a: &LinuxSeccompArg, field: &str) -> Result<ScmpArgCompare> {
     }
     let two = a.value_two().unwrap_or(0);
     let (op, datum) = match a.op() {
-        LinuxSeccompOperator::ScmpCmpMaskedEq => (ScmpCompareOp::MaskedEqual(a.value()), two),
+        LinuxSeccompOperator::ScmpCmpMaskedEq => (Op::MaskedEq { mask: a.value() }, two),
         other => {
             if two != 0 {
                 return Err(Error::invalid(
@@ -173,60 +161,46 @@ fn condition(a: &LinuxSeccompArg, field: &str) -> Result<ScmpArgCompare> {
                 ));
             }
             let op = match other {
-                LinuxSeccompOperator::ScmpCmpNe => ScmpCompareOp::NotEqual,
-                LinuxSeccompOperator::ScmpCmpLt => ScmpCompareOp::Less,
-                LinuxSeccompOperator::ScmpCmpLe => ScmpCompareOp::LessOrEqual,
-                LinuxSeccompOperator::ScmpCmpEq => ScmpCompareOp::Equal,
-                LinuxSeccompOperator::ScmpCmpGe => ScmpCompareOp::GreaterEqual,
-                LinuxSeccompOperator::ScmpCmpGt => ScmpCompareOp::Greater,
+                LinuxSeccompOperator::ScmpCmpNe => Op::Ne,
+                LinuxSeccompOperator::ScmpCmpLt => Op::Lt,
+                LinuxSeccompOperator::ScmpCmpLe => Op::Le,
+                LinuxSeccompOperator::ScmpCmpEq => Op::Eq,
+                LinuxSeccompOperator::ScmpCmpGe => Op::Ge,
+                LinuxSeccompOperator::ScmpCmpGt => Op::Gt,
                 LinuxSeccompOperator::ScmpCmpMaskedEq => unreachable!("matched above"),
             };
             (op, a.value())
         }
     };
-    Ok(ScmpArgCompare::new(a.index() as u32, op, datum))
+    Ok(Cond {
+        index: a.index() as u8,
+        op,
+        datum,
+    })
 }
 
-/// Compiles `linux.seccomp`. Every name, architecture, action and argument
-/// is checked here; the error names the field (`linux.seccomp.syscalls[3].names[0]`).
+/// Whether `name` could be a system call's name on some architecture, now
+/// or later (lower-case letters, digits, underscores).
+fn well_formed(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() < 64
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+}
+
+/// Compiles `linux.seccomp` to BPF. Every architecture, action and
+/// argument is checked here; an error names the field
+/// (`linux.seccomp.syscalls[3].args[0].index`).
 ///
-/// libseccomp takes 10–40 ms for a Docker-sized profile on three
-/// architectures (most of it generating the BPF), far more than the rest of
-/// a container's start: filters are kept, by profile, for the next
-/// container of this process.
+/// A well-formed name that no table knows (a call newer than the tables,
+/// or a typo) is skipped with a warning, as runc and crun skip names
+/// libseccomp does not know; a name that cannot be a system call's (empty,
+/// upper case, punctuation) is an error naming it. A name known on some
+/// architectures and not on others is skipped on the others, as libseccomp
+/// does.
 pub fn compile(spec: &LinuxSeccomp) -> Result<Filter> {
-    use std::collections::HashMap;
-    /// Profiles a process uses are few; past this many, start over.
-    const KEEP: usize = 32;
-    let cache_of = || CACHE.lock().unwrap_or_else(|p| p.into_inner());
-    let key = serde_json::to_string(spec).ok();
-    if let Some(k) = &key {
-        let cache = cache_of();
-        if let Some(f) = cache.as_ref().and_then(|c| c.get(k)) {
-            return Ok(f.clone());
-        }
-    }
-    let filter = compile_uncached(spec)?;
-    if let Some(k) = key {
-        let mut cache = cache_of();
-        let map = cache.get_or_insert_with(HashMap::new);
-        if map.len() >= KEEP {
-            map.clear();
-        }
-        map.insert(k, filter.clone());
-    }
-    Ok(filter)
-}
-
-/// Compiled filters by the JSON of their profile.
-static CACHE: std::sync::Mutex<Option<std::collections::HashMap<String, Filter>>> =
-    std::sync::Mutex::new(None);
-
-fn compile_uncached(spec: &LinuxSeccomp) -> Result<Filter> {
     const F: &str = "linux.seccomp";
-    let lib = |field: String, what: &str, e: libseccomp::error::SeccompError| {
-        Error::invalid(field, format!("{what}: {e}"))
-    };
     let default_field = format!("{F}.defaultAction");
     if spec.default_action() == LinuxSeccompAction::ScmpActNotify {
         return Err(Error::invalid(
@@ -239,16 +213,23 @@ fn compile_uncached(spec: &LinuxSeccomp) -> Result<Filter> {
         spec.default_errno_ret(),
         &format!("{F}.defaultErrnoRet"),
     )?;
-    let mut ctx = ScmpFilterContext::new(default)
-        .map_err(|e| lib(default_field, "libseccomp refused the default action", e))?;
+    let mut arches = vec![ScArch::native()];
+    let mut listed = Vec::new();
     for (i, a) in spec.architectures().iter().flatten().enumerate() {
-        ctx.add_arch(arch(*a)).map_err(|e| {
-            lib(
+        let sa = ScArch::of(*a).ok_or_else(|| {
+            Error::invalid(
                 format!("{F}.architectures[{i}]"),
-                &format!("{a} is not supported by this libseccomp"),
-                e,
+                format!(
+                    "berth has no system call table for {a} (it has x86_64, x86, x32, aarch64, arm, riscv64)"
+                ),
             )
         })?;
+        if !arches.contains(&sa) {
+            arches.push(sa);
+        }
+        if !listed.contains(&sa) {
+            listed.push(sa);
+        }
     }
 
     let mut flags = 0;
@@ -262,62 +243,77 @@ fn compile_uncached(spec: &LinuxSeccomp) -> Result<Filter> {
     }
 
     let mut notifies = false;
+    let mut rules = Vec::new();
+    let mut named = Vec::new();
     for (i, sc) in spec.syscalls().iter().flatten().enumerate() {
-        let field = format!("{F}.syscalls[{i}]");
+        // Field names are formatted only for an error: a profile has hundreds of names.
+        let field = || format!("{F}.syscalls[{i}]");
         if sc.names().is_empty() {
-            return Err(Error::invalid(format!("{field}.names"), "empty"));
+            return Err(Error::invalid(format!("{}.names", field()), "empty"));
         }
-        let act = action(sc.action(), sc.errno_ret(), &format!("{field}.errnoRet"))?;
+        let act = action(
+            sc.action(),
+            sc.errno_ret(),
+            &format!("{}.errnoRet", field()),
+        )?;
         let conds = sc
             .args()
             .iter()
             .flatten()
             .enumerate()
-            .map(|(j, a)| condition(a, &format!("{field}.args[{j}]")))
+            .map(|(j, a)| condition(a, &format!("{}.args[{j}]", field())))
             .collect::<Result<Vec<_>>>()?;
-        // libseccomp ANDs the conditions of one rule, one per argument. A
-        // rule naming an argument twice means "any of these values" (how
-        // Docker's profile lists personalities): one rule per condition.
-        let mut indices: Vec<u32> = sc
-            .args()
-            .iter()
-            .flatten()
-            .map(|a| a.index() as u32)
-            .collect();
+        // The conditions of a rule all hold, one per argument. A rule
+        // naming an argument twice means "any of these values" (how
+        // Docker's profile lists personalities), as runc has it: one rule
+        // per condition.
+        let mut indices: Vec<u8> = conds.iter().map(|c| c.index).collect();
         indices.sort_unstable();
         let repeated = indices.windows(2).any(|w| w[0] == w[1]);
+        let alternatives: Vec<Vec<Cond>> = if repeated {
+            conds.iter().map(|c| vec![*c]).collect()
+        } else {
+            vec![conds]
+        };
+        if sc.action() == LinuxSeccompAction::ScmpActNotify {
+            notifies = true;
+        }
         for (j, name) in sc.names().iter().enumerate() {
-            let name_field = format!("{field}.names[{j}]");
-            let nr = libseccomp::ScmpSyscall::from_name(name).map_err(|_| {
-                Error::invalid(
-                    name_field.clone(),
-                    format!("{name:?} is not a system call libseccomp knows"),
-                )
-            })?;
-            if sc.action() == LinuxSeccompAction::ScmpActNotify {
-                if NEEDED_AFTER_LOAD.contains(&name.as_str()) {
-                    return Err(Error::invalid(
-                        name_field,
-                        format!("SCMP_ACT_NOTIFY on {name} would block berth's own set-up before the listener has the descriptor"),
-                    ));
-                }
-                notifies = true;
+            let name_field = || format!("{}.names[{j}]", field());
+            if !well_formed(name) {
+                return Err(Error::invalid(
+                    name_field(),
+                    format!("{name:?} is not a system call name"),
+                ));
             }
-            // libseccomp refuses rules that repeat the default action.
-            if sc.action() == spec.default_action() && sc.errno_ret() == spec.default_errno_ret() {
+            if sc.action() == LinuxSeccompAction::ScmpActNotify
+                && NEEDED_AFTER_LOAD.contains(&name.as_str())
+            {
+                return Err(Error::invalid(
+                    name_field(),
+                    format!("SCMP_ACT_NOTIFY on {name} would block berth's own set-up before the listener has the descriptor"),
+                ));
+            }
+            let Some(idx) = arch::name_index(name) else {
+                tracing::warn!(
+                    "{}: unknown system call {name:?} ignored (tables of {})",
+                    name_field(),
+                    arch::TABLE_SOURCE
+                );
+                continue;
+            };
+            named.push(idx);
+            // A rule repeating the default action changes nothing (and
+            // libseccomp refuses it, so runc leaves it out too).
+            if act == default {
                 continue;
             }
-            let add = |ctx: &mut ScmpFilterContext, c: &[ScmpArgCompare]| {
-                ctx.add_rule_conditional(act, nr, c)
-                    .map(drop)
-                    .map_err(|e| lib(name_field.clone(), "libseccomp refused the rule", e))
-            };
-            if repeated {
-                for c in &conds {
-                    add(&mut ctx, std::slice::from_ref(c))?;
-                }
-            } else {
-                add(&mut ctx, &conds)?;
+            for conds in &alternatives {
+                rules.push(Rule {
+                    name: idx,
+                    action: act,
+                    conds: conds.clone(),
+                });
             }
         }
     }
@@ -353,7 +349,30 @@ fn compile_uncached(spec: &LinuxSeccomp) -> Result<Filter> {
         }
     }
 
-    let program = export(&ctx)?;
+    // runc's -ENOSYS stub, where runc adds it.
+    let permissive = matches!(
+        spec.default_action(),
+        LinuxSeccompAction::ScmpActAllow
+            | LinuxSeccompAction::ScmpActLog
+            | LinuxSeccompAction::ScmpActTrace
+    );
+    let enosys = (!permissive && spec.default_errno_ret() != Some(libc::ENOSYS as u32))
+        .then_some((listed, named));
+    let insns = compiler::compile(&Profile {
+        default,
+        arches,
+        rules,
+        enosys,
+    });
+    if insns.len() > MAX_INSNS {
+        return Err(Error::invalid(
+            F,
+            format!(
+                "the filter takes {} instructions, more than the kernel's {MAX_INSNS}",
+                insns.len()
+            ),
+        ));
+    }
     Ok(Filter {
         summary: format!(
             "default {}{}, {} architecture(s), {} rule(s)",
@@ -364,12 +383,15 @@ fn compile_uncached(spec: &LinuxSeccomp) -> Result<Filter> {
             spec.architectures().as_ref().map_or(0, Vec::len),
             spec.syscalls().as_ref().map_or(0, Vec::len),
         ),
-        program,
+        program: bpf::encode(&insns),
         flags,
         listener,
         metadata: spec.listener_metadata().clone(),
     })
 }
+
+/// `BPF_MAXINSNS`: the longest program seccomp(2) loads.
+const MAX_INSNS: usize = 4096;
 
 /// Finds, in a `config.json` that did not parse, a `linux.seccomp` value
 /// that is not one of the names the OCI spec allows (an unknown
@@ -419,28 +441,6 @@ pub(crate) fn check_json(config: &serde_json::Value) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The filter's BPF, through a memfd (libseccomp 2.5 exports only to a
-/// descriptor).
-fn export(ctx: &ScmpFilterContext) -> Result<Vec<u8>> {
-    use nix::sys::memfd::{memfd_create, MFdFlags};
-    let fd = memfd_create(c"berth-seccomp", MFdFlags::MFD_CLOEXEC)
-        .map_err(|e| Error::sys("memfd_create", std::io::Error::from(e)))?;
-    ctx.export_bpf(&fd)
-        .map_err(|e| Error::sys("export seccomp filter", std::io::Error::other(e)))?;
-    let mut file = std::fs::File::from(fd);
-    let mut program = Vec::new();
-    file.rewind()
-        .and_then(|_| file.read_to_end(&mut program))
-        .map_err(|e| Error::sys("read seccomp filter", e))?;
-    if program.is_empty() || program.len() % 8 != 0 || program.len() / 8 > u16::MAX as usize {
-        return Err(Error::sys(
-            "export seccomp filter",
-            std::io::Error::other(format!("a program of {} bytes", program.len())),
-        ));
-    }
-    Ok(program)
 }
 
 /// What the listener receives with the descriptor: runc's
@@ -534,18 +534,42 @@ mod tests {
     }
 
     #[test]
-    fn unknown_syscall_names_the_field() {
+    fn malformed_names_are_errors_and_unknown_names_are_skipped() {
         let p = profile(vec![
             rule(&["getpid"], LinuxSeccompAction::ScmpActErrno)
                 .build()
                 .unwrap(),
-            rule(&["read", "no_such_call"], LinuxSeccompAction::ScmpActErrno)
+            rule(&["read", "No such call"], LinuxSeccompAction::ScmpActErrno)
                 .build()
                 .unwrap(),
         ]);
         assert_eq!(
             field_of(compile(&p).unwrap_err()),
             "linux.seccomp.syscalls[1].names[1]"
+        );
+        // runc and crun skip a name libseccomp does not know.
+        let skipped = profile(vec![rule(
+            &["getpid", "no_such_call"],
+            LinuxSeccompAction::ScmpActErrno,
+        )
+        .build()
+        .unwrap()]);
+        let only = profile(vec![rule(&["getpid"], LinuxSeccompAction::ScmpActErrno)
+            .build()
+            .unwrap()]);
+        assert_eq!(
+            compile(&skipped).unwrap().program,
+            compile(&only).unwrap().program
+        );
+    }
+
+    #[test]
+    fn unsupported_architectures_name_the_field() {
+        let mut p = profile(vec![]);
+        p.set_architectures(Some(vec![Arch::ScmpArchX86, Arch::ScmpArchS390x]));
+        assert_eq!(
+            field_of(compile(&p).unwrap_err()),
+            "linux.seccomp.architectures[1]"
         );
     }
 
@@ -629,22 +653,54 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_profile_compiles_once_per_process() {
-        // A profile of this test's own.
-        let p = profile(vec![rule(&["getpid"], LinuxSeccompAction::ScmpActErrno)
-            .errno_ret(4094u32)
-            .build()
-            .unwrap()]);
-        let key = serde_json::to_string(&p).unwrap();
-        let cached = || {
-            let c = CACHE.lock().unwrap();
-            c.as_ref().and_then(|m| m.get(&key)).cloned()
+    /// The verdict of `p`'s program on x86_64 call `nr` with first argument `a0`.
+    fn verdict(p: &LinuxSeccomp, arch: u32, nr: u32, a0: u64) -> u32 {
+        let prog = bpf::decode(&compile(p).unwrap().program);
+        let data = bpf::SeccompData {
+            nr,
+            arch,
+            ip: 0,
+            args: [a0, 0, 0, 0, 0, 0],
         };
-        assert!(cached().is_none());
-        let first = compile(&p).unwrap();
-        assert!(cached() == Some(first.clone()));
-        assert!(compile(&p).unwrap() == first);
+        bpf::run(&prog, &data).unwrap()
+    }
+
+    #[test]
+    fn calls_newer_than_the_profile_get_enosys_as_under_runc() {
+        const X86_64: u32 = 0xc000_003e;
+        let mut p = profile(vec![
+            rule(&["getpid"], LinuxSeccompAction::ScmpActAllow)
+                .build()
+                .unwrap(),
+            rule(&["kill"], LinuxSeccompAction::ScmpActAllow)
+                .args(vec![LinuxSeccompArgBuilder::default()
+                    .index(0usize)
+                    .value(0x1_0000_0000u64)
+                    .op(LinuxSeccompOperator::ScmpCmpGe)
+                    .build()
+                    .unwrap()])
+                .build()
+                .unwrap(),
+        ]);
+        p.set_default_action(LinuxSeccompAction::ScmpActErrno);
+        p.set_architectures(Some(vec![Arch::ScmpArchX86_64]));
+        let eperm = ret::ERRNO | libc::EPERM as u32;
+        let enosys = ret::ERRNO | libc::ENOSYS as u32;
+        assert_eq!(verdict(&p, X86_64, 39, 0), ret::ALLOW);
+        assert_eq!(verdict(&p, X86_64, 38, 0), eperm);
+        // kill (62) is the last call named: above it, ENOSYS.
+        assert_eq!(verdict(&p, X86_64, 63, 0), enosys);
+        assert_eq!(verdict(&p, X86_64, 450, 0), enosys);
+        // kill's argument compared as 64 bits.
+        assert_eq!(verdict(&p, X86_64, 62, 0xffff_ffff), eperm);
+        assert_eq!(verdict(&p, X86_64, 62, 0x1_0000_0000), ret::ALLOW);
+        // x32 is not in the filter: its calls get the bad-arch kill.
+        assert_eq!(verdict(&p, X86_64, 0x4000_0027, 0), ret::KILL_THREAD);
+        // An architecture not named at all: kill.
+        assert_eq!(verdict(&p, 0xc000_00b7, 39, 0), ret::KILL_THREAD);
+        // A permissive default has no stub.
+        p.set_default_action(LinuxSeccompAction::ScmpActLog);
+        assert_eq!(verdict(&p, X86_64, 450, 0), ret::LOG);
     }
 
     #[test]
