@@ -123,18 +123,7 @@ fn bundle(args: &[&str], out: &Path, edit: impl FnOnce(&mut Spec)) -> tempfile::
     let mut root = spec.root().clone().unwrap();
     root.set_path(berth_fixtures::rootfs::shared().unwrap());
     spec.set_root(Some(root));
-    let mut process = spec.process().clone().unwrap();
-    let mut caps = process.capabilities().clone().unwrap();
-    let add = |set: &Option<std::collections::HashSet<Capability>>| {
-        let mut set = set.clone().unwrap_or_default();
-        set.insert(Capability::SysPtrace);
-        Some(set)
-    };
-    caps.set_bounding(add(caps.bounding()));
-    caps.set_effective(add(caps.effective()));
-    caps.set_permitted(add(caps.permitted()));
-    process.set_capabilities(Some(caps));
-    spec.set_process(Some(process));
+    berth_fixtures::bundle::add_capability(&mut spec, Capability::SysPtrace);
     let mut mounts = spec.mounts().clone().unwrap();
     mounts.push(
         MountBuilder::default()

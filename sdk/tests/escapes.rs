@@ -334,19 +334,10 @@ async fn cve_2025_52881_sysctl_write_not_redirected_by_a_mount_over_proc() {
 /// sets: what `--cap-add SYS_PTRACE` gives, and what lets a process of the
 /// container ignore the dumpable flag of others in its pid namespace.
 fn with_ptrace(mut spec: berth::oci_spec::runtime::Spec) -> berth::oci_spec::runtime::Spec {
-    use berth::oci_spec::runtime::Capability;
-    let mut process = spec.process().clone().unwrap();
-    let mut caps = process.capabilities().clone().unwrap();
-    let add = |set: &Option<std::collections::HashSet<Capability>>| {
-        let mut set = set.clone().unwrap_or_default();
-        set.insert(Capability::SysPtrace);
-        Some(set)
-    };
-    caps.set_bounding(add(caps.bounding()));
-    caps.set_effective(add(caps.effective()));
-    caps.set_permitted(add(caps.permitted()));
-    process.set_capabilities(Some(caps));
-    spec.set_process(Some(process));
+    berth_fixtures::bundle::add_capability(
+        &mut spec,
+        berth::oci_spec::runtime::Capability::SysPtrace,
+    );
     spec
 }
 
