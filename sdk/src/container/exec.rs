@@ -12,6 +12,7 @@ use tokio::net::unix::pipe;
 
 use super::create::init_error;
 use super::spawn::{go, launch, pass_seccomp_fd, recv, write_proc};
+use super::supervisor::Supervisor;
 use super::Container;
 use crate::cgroups::Cgroup;
 use crate::error::{Error, Result};
@@ -35,11 +36,13 @@ pub struct ExecOptions {
 }
 
 /// A process started in a running container by [`Container::exec`].
+///
+/// A supervisor task reaps it whether or not anyone waits: dropping this
+/// handle (or a `wait` future) leaves no zombie.
 #[derive(Debug)]
 pub struct ExecProcess {
     pid: i32,
-    pidfd: AsyncFd<OwnedFd>,
-    exit: tokio::sync::OnceCell<ExitStatus>,
+    supervisor: Arc<Supervisor>,
     stdio: Mutex<ParentEnds>,
     pty: Mutex<Option<Pty>>,
 }
@@ -120,8 +123,7 @@ impl Container {
         launched.memory.release();
         let process = ExecProcess {
             pid: launched.pid,
-            pidfd: launched.pidfd,
-            exit: tokio::sync::OnceCell::new(),
+            supervisor: Supervisor::start(launched.pid, launched.pidfd, None, None),
             stdio: Mutex::new(launched.ends),
             pty: Mutex::new(None),
         };
@@ -169,7 +171,7 @@ async fn finish_exec(
                 *process.pty.lock().unwrap_or_else(|p| p.into_inner()) = Some(Pty::new(fd)?);
             }
             Some((r, fd)) if r.kind == Report::SECCOMP => {
-                pass_seccomp_fd(plan, sync, fd, process.pid, state)?;
+                pass_seccomp_fd(plan, sync, fd, process.pid, state).await?;
             }
             Some((r, _)) if r.kind == Report::FAILED => return Err(init_error(plan, r)),
             Some((r, _)) => {
@@ -190,15 +192,13 @@ impl ExecProcess {
 
     /// Waits for the process to exit. Any number of callers may wait.
     pub async fn wait(&self) -> Result<ExitStatus> {
-        self.exit
-            .get_or_try_init(|| super::wait::reap(&self.pidfd))
-            .await
-            .copied()
+        self.supervisor.wait().await
     }
 
     /// Sends `signal` to the process (through its pidfd).
     pub fn kill(&self, signal: Signal) -> Result<()> {
-        exec::sys::pidfd_send_signal(self.pidfd.as_raw_fd(), signal as libc::c_int)
+        let fd = self.supervisor.pidfd().as_raw_fd();
+        exec::sys::pidfd_send_signal(fd, signal as libc::c_int)
             .map_err(|e| Error::sys("kill", std::io::Error::from_raw_os_error(e)))
     }
 

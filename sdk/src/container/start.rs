@@ -19,7 +19,13 @@ impl Container {
     /// Runs the `startContainer` hooks in the container's namespaces first
     /// and the `poststart` hooks after. When this process created the
     /// container, an `execve` failure is reported here as an error.
+    ///
+    /// Exactly once: the check that the container is created, the hooks
+    /// and the release happen under the container's state lock, so of any
+    /// number of racing callers (in any processes) one starts it and the
+    /// others get [`Error::InvalidState`].
     pub async fn start(&self) -> Result<()> {
+        let lock = self.lock().await?;
         let mut p = self.load()?;
         let status = self.status_of(&p);
         if status != Status::Created {
@@ -41,41 +47,31 @@ impl Container {
         // Recorded before the release: a process that exits at once may be
         // reaped, and its exit status recorded, before this call returns.
         p.status = Status::Running;
-        p.save(&self.inner.dir)?;
-        let fifo = self.inner.dir.join(state::EXEC_FIFO);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&fifo)
-            .map_err(|e| match e.raw_os_error() {
-                // No reader: the process is gone.
-                Some(libc::ENXIO) | Some(libc::ENOENT) => Error::InvalidState {
-                    id: p.id.clone(),
-                    status: Status::Stopped.to_string(),
-                    op: "start",
-                },
-                _ => Error::io("open exec fifo", &fifo, e),
-            })?;
-        f.write_all(b"s")
-            .map_err(|e| Error::io("write exec fifo", &fifo, e))?;
-        drop(f);
+        let dir = self.inner.dir.clone();
+        let id = p.id.clone();
+        super::blocking(move || {
+            p.save(&dir)?;
+            release(&dir, &id)
+        })
+        .await?;
+        drop(lock);
 
-        let mut launch = self.inner.launch.lock().await;
-        if let Some(l) = launch.as_ref() {
-            // EOF: the sync socket closed on execve (or the process died).
-            if let Some((report, _)) = recv(&l.sync).await? {
-                if report.kind == Report::FAILED {
-                    return Err(init_error(&l.plan, report));
+        if let Some(sup) = &self.inner.supervisor {
+            let mut launch = sup.launch.lock().await;
+            if let Some(l) = launch.as_ref() {
+                // EOF: the sync socket closed on execve (or the process died).
+                if let Some((report, _)) = recv(&l.sync).await? {
+                    if report.kind == Report::FAILED {
+                        return Err(init_error(&l.plan, report));
+                    }
+                }
+                // The child no longer uses our memory.
+                if let Some(l) = launch.take() {
+                    l.done();
                 }
             }
-            // The child no longer uses our memory.
-            if let Some(l) = launch.take() {
-                l.done();
-            }
         }
-        drop(launch);
 
-        let _ = std::fs::remove_file(&fifo);
         self.announce(Event::Started);
         if let Some(h) = spec.hooks() {
             let list = h.poststart().as_deref().unwrap_or_default();
@@ -84,6 +80,32 @@ impl Container {
                 hooks::run_logged("poststart", list, &state).await;
             }
         }
+        Ok(())
+    }
+}
+
+/// Opens the exec fifo and writes the byte that lets the container's
+/// process `execve`; then removes the fifo. Blocking (file work).
+fn release(dir: &std::path::Path, id: &str) -> Result<()> {
+    {
+        let fifo = dir.join(state::EXEC_FIFO);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .map_err(|e| match e.raw_os_error() {
+                // No reader: the process is gone.
+                Some(libc::ENXIO) | Some(libc::ENOENT) => Error::InvalidState {
+                    id: id.to_string(),
+                    status: Status::Stopped.to_string(),
+                    op: "start",
+                },
+                _ => Error::io("open exec fifo", &fifo, e),
+            })?;
+        f.write_all(b"s")
+            .map_err(|e| Error::io("write exec fifo", &fifo, e))?;
+        drop(f);
+        let _ = std::fs::remove_file(&fifo);
         Ok(())
     }
 }
