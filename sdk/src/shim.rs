@@ -71,9 +71,12 @@ pub(crate) async fn create_detached(
         seccomp: None,
         rootless: crate::security::rootless::is_rootless(),
     };
-    crate::plan::compile(&bundle.spec, &bundle.dir, Host::get(), &plan_opts)?;
-    std::fs::create_dir_all(&config.root)
-        .map_err(|e| Error::io("create state root", &config.root, e))?;
+    let (spec, dir, root) = (bundle.spec.clone(), bundle.dir.clone(), config.root.clone());
+    crate::container::blocking(move || {
+        crate::plan::compile(&spec, &dir, Host::get(), &plan_opts)?;
+        std::fs::create_dir_all(&root).map_err(|e| Error::io("create state root", &root, e))
+    })
+    .await?;
     if config.root.join(&id).exists() {
         return Err(Error::AlreadyExists(id));
     }
@@ -218,14 +221,17 @@ async fn create_and_record(req: Request) -> Result<Container> {
         spec: req.spec,
     };
     let ctr = create(config, req.id, bundle, opts).await?;
-    if let Err(e) = record_shim(&ctr) {
+    if let Err(e) = record_shim(&ctr).await {
         let _ = ctr.delete(true).await;
         return Err(e);
     }
     Ok(ctr)
 }
 
-fn record_shim(ctr: &Container) -> Result<()> {
+/// Records the shim in the state, under the container's lock (a `start`
+/// from another process may be saving it at the same time).
+async fn record_shim(ctr: &Container) -> Result<()> {
+    let _lock = ctr.lock().await?;
     let dir = ctr.state_dir();
     let mut p = Persisted::load(dir, ctr.id())?;
     let pid = std::process::id() as i32;

@@ -163,7 +163,13 @@ fn make_state_dir(root: &Path, first: &Persisted) -> Result<StateLock> {
         .save(&tmp)
         .and_then(|()| StateLock::acquire(&tmp, id))
         .and_then(|lock| {
-            match renameat2(AT_FDCWD, &tmp, AT_FDCWD, &dir, RenameFlags::RENAME_NOREPLACE) {
+            match renameat2(
+                AT_FDCWD,
+                &tmp,
+                AT_FDCWD,
+                &dir,
+                RenameFlags::RENAME_NOREPLACE,
+            ) {
                 Ok(()) => Ok(lock),
                 Err(nix::errno::Errno::EEXIST | nix::errno::Errno::ENOTEMPTY) => {
                     Err(Error::AlreadyExists(id.to_string()))
@@ -194,7 +200,9 @@ pub(crate) fn sweep_temporaries(root: &Path) {
         else {
             continue;
         };
-        let Ok(pid) = pid.parse::<i32>() else { continue };
+        let Ok(pid) = pid.parse::<i32>() else {
+            continue;
+        };
         if pid > 0 && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             let _ = std::fs::remove_dir_all(e.path());
         }
@@ -421,14 +429,15 @@ async fn build(
             if let Some(cgroup) = &cg {
                 cgroup.add_process(pid)?;
             }
-            let pid_start_time = state::proc_stat(pid)
-                .map(|(_, start)| start)
-                .ok_or_else(|| {
-                    Error::sys(
-                        "read start time of container process",
-                        std::io::Error::from_raw_os_error(libc::ESRCH),
-                    )
-                })?;
+            let pid_start_time =
+                state::proc_stat(pid)
+                    .map(|(_, start)| start)
+                    .ok_or_else(|| {
+                        Error::sys(
+                            "read start time of container process",
+                            std::io::Error::from_raw_os_error(libc::ESRCH),
+                        )
+                    })?;
             let mut rec = rec;
             rec.pid = pid;
             rec.pid_start_time = pid_start_time;

@@ -62,9 +62,7 @@ impl Container {
             // Children that escaped the pid namespace's end (shared pid ns):
             // frozen while signalled, so no pid is reused meanwhile.
             if cgroup.exists() {
-                let _ = cgroup
-                    .kill_all(nix::sys::signal::Signal::SIGKILL)
-                    .await;
+                let _ = cgroup.kill_all(nix::sys::signal::Signal::SIGKILL).await;
             }
             if let Err(e) = cgroup.delete().await {
                 errors.push(e);

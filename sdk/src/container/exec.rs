@@ -100,15 +100,27 @@ impl Container {
             rootless: crate::security::rootless::is_rootless(),
             ..Default::default()
         };
-        let plan = Arc::new(plan::compile_exec(process, joins, Host::get(), &plan_opts)?);
-        let cgroup = Cgroup::open(&p.cgroup_path)?;
-        // Without root the container may have no cgroup (none delegated):
-        // the process then joins none either.
-        let rootless = crate::security::rootless::is_rootless();
-        let cgroup_fd = match cgroup.clone_into_fd() {
-            Err(_) if rootless => None,
-            r => r?,
-        };
+        // The compile (seccomp included) and the cgroup open run on a
+        // blocking thread.
+        let (process, cgroup_path) = (process.clone(), p.cgroup_path.clone());
+        let (plan, cgroup, cgroup_fd) = super::blocking(move || {
+            let plan = Arc::new(plan::compile_exec(
+                &process,
+                joins,
+                Host::get(),
+                &plan_opts,
+            )?);
+            let cgroup = Cgroup::open(&cgroup_path)?;
+            // Without root the container may have no cgroup (none
+            // delegated): the process then joins none either.
+            let rootless = crate::security::rootless::is_rootless();
+            let cgroup_fd = match cgroup.clone_into_fd() {
+                Err(_) if rootless => None,
+                r => r?,
+            };
+            Ok((plan, cgroup, cgroup_fd))
+        })
+        .await?;
 
         let launched = launch(
             &plan,
@@ -147,15 +159,21 @@ async fn finish_exec(
     plan: &plan::Plan,
     state: &oci_spec::runtime::State,
 ) -> Result<()> {
-    if let Some(adj) = plan.oom_score_adj {
-        write_proc(process.pid, "oom_score_adj", &adj.to_string())?;
-    }
-    if !in_cgroup {
-        match cgroup.add_process(process.pid) {
-            Err(_) if crate::security::rootless::is_rootless() => {}
-            r => r?,
+    let (pid, adj) = (process.pid, plan.oom_score_adj);
+    let cgroup = Cgroup::open(cgroup.path())?;
+    super::blocking(move || {
+        if let Some(adj) = adj {
+            write_proc(pid, "oom_score_adj", &adj.to_string())?;
         }
-    }
+        if !in_cgroup {
+            match cgroup.add_process(pid) {
+                Err(_) if crate::security::rootless::is_rootless() => {}
+                r => r?,
+            }
+        }
+        Ok(())
+    })
+    .await?;
     go(sync)?;
     loop {
         match recv(sync).await? {

@@ -195,7 +195,10 @@ impl Supervisor {
 
     async fn reap(&self) -> std::result::Result<ExitStatus, i32> {
         reap_orphans();
-        let dup = self.pidfd.try_clone().map_err(|e| e.raw_os_error().unwrap_or(libc::EBADF))?;
+        let dup = self
+            .pidfd
+            .try_clone()
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EBADF))?;
         let fd = crate::exec::register(dup).map_err(|e| e.raw_os_error().unwrap_or(libc::EBADF))?;
         loop {
             let mut guard = fd
