@@ -113,6 +113,7 @@ impl Partial {
                 // Only now, with the child gone, may its memory be freed.
                 memory.release();
             }
+            super::supervisor::unregister(&self.dir);
         }
         if let Some(cg) = self.cgroup.take() {
             if let Err(e) = cg.delete().await {
@@ -242,7 +243,8 @@ async fn create_now(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         shim: None,
-        cgroup_owned: None,
+        // Nothing made yet: a creator killed now leaves no cgroup of its own.
+        cgroup_owned: Some(false),
     };
     let (root, rec) = (config.root.clone(), first.clone());
     // Held until the container is created: no other start, kill or delete
@@ -391,7 +393,10 @@ async fn build(
         launched.sync,
         launched.ends,
     );
-    let sup = Supervisor::start(pid, launched.pidfd, Some(dir.clone()), None);
+    let sup = Supervisor::start(pid, launched.pidfd.take(), Some(dir.clone()), None);
+    // Found by `Runtime::get` from now on, and kept (so the exit is
+    // recorded) even if this task is cancelled with its runtime.
+    sup.register();
     partial.child = Some((sup.clone(), launched.memory));
 
     // Maps, oom_score_adj, the cgroup, then the pid in the state: all
@@ -513,7 +518,6 @@ async fn build(
         memory: Some(memory),
     });
     sup.release_if_reaped().await;
-    sup.register();
     partial.cgroup = None;
     partial.dir_created = false;
     partial.network = None;

@@ -23,7 +23,15 @@ impl Container {
     /// berth made, through the cgroup (`cgroup.kill`, or freeze, signal,
     /// thaw), never by a pid read earlier; a `cgroupsPath` naming a cgroup
     /// that existed before is left as it was, with its other processes.
+    ///
+    /// Dropping the future does not stop the delete: it runs in a task of
+    /// its own to the end.
     pub async fn delete(&self, force: bool) -> Result<()> {
+        let me = self.clone();
+        super::to_completion(async move { me.delete_now(force).await }).await
+    }
+
+    async fn delete_now(&self, force: bool) -> Result<()> {
         let _lock = self.lock().await?;
         let p = self.load()?;
         let status = self.status_of(&p);
@@ -45,16 +53,14 @@ impl Container {
                     .await;
             }
         }
-        if p.pid > 0 {
-            // Reaped (here, by the supervisor) or gone, so no zombie is
-            // left behind.
-            match (&self.inner.supervisor, &self.inner.pidfd) {
-                (Some(_), _) => {
-                    let _ = self.wait().await;
-                }
-                (None, Some(pidfd)) => super::wait::exited(pidfd).await?,
-                (None, None) => {}
+        // Reaped (here, by the supervisor) or gone, so no zombie is left
+        // behind.
+        match (&self.inner.supervisor, &self.inner.pidfd) {
+            (Some(_), _) => {
+                let _ = self.wait().await;
             }
+            (None, Some(pidfd)) => super::wait::exited(pidfd).await?,
+            (None, None) => {}
         }
         let mut errors = Vec::new();
         if owned {
@@ -91,12 +97,13 @@ impl Container {
             // The state stays, so a later delete can finish the job.
             return Err(e);
         }
-        super::supervisor::unregister(&self.inner.dir);
         let dir = self.inner.dir.clone();
         super::blocking(move || {
             std::fs::remove_dir_all(&dir).map_err(|e| Error::io("remove state directory", &dir, e))
         })
-        .await
+        .await?;
+        super::supervisor::unregister(&self.inner.dir);
+        Ok(())
     }
 
     /// SIGKILLs (or signals) the first process through its pidfd, if it

@@ -135,7 +135,7 @@ impl Container {
         launched.memory.release();
         let process = ExecProcess {
             pid: launched.pid,
-            supervisor: Supervisor::start(launched.pid, launched.pidfd, None, None),
+            supervisor: Supervisor::start(launched.pid, launched.pidfd.take(), None, None),
             stdio: Mutex::new(launched.ends),
             pty: Mutex::new(None),
         };

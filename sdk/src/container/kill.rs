@@ -38,6 +38,8 @@ impl Container {
         if !p.owns_cgroup() {
             return self.kill(signal);
         }
-        Cgroup::open(&p.cgroup_path)?.kill_all(signal).await
+        let cgroup = Cgroup::open(&p.cgroup_path)?;
+        // To the end even if dropped: never left frozen.
+        super::to_completion(async move { cgroup.kill_all(signal).await }).await
     }
 }

@@ -224,8 +224,9 @@ impl Container {
         if p.status == Status::Stopped || reaped || self.inner.exit.initialized() {
             return Status::Stopped;
         }
-        // Not cloned yet (or its creator died before recording it).
-        if p.status == Status::Creating && p.pid <= 0 {
+        // Never finished being created (its creator may have died mid-way):
+        // only a forced delete applies.
+        if p.status == Status::Creating {
             return Status::Creating;
         }
         if state::is_alive(p.pid, p.pid_start_time) {
@@ -272,7 +273,8 @@ impl Container {
     /// supervisor, so it can wait for the exit status.
     pub(crate) fn attach_with(dir: PathBuf, id: &str, ends: ParentEnds) -> Result<Container> {
         let p = Persisted::load(&dir, id)?;
-        let supervisor = supervisor::lookup(&dir).filter(|s| s.pid() == p.pid);
+        // pid 0: its creator was cancelled before recording the pid.
+        let supervisor = supervisor::lookup(&dir).filter(|s| s.pid() == p.pid || p.pid <= 0);
         if let Some(s) = &supervisor {
             s.ensure();
         }
@@ -308,6 +310,19 @@ impl Container {
     pub(crate) async fn lock(&self) -> Result<state::StateLock> {
         state::StateLock::acquire_async(&self.inner.dir, &self.inner.id).await
     }
+}
+
+/// Runs `fut` in a task of its own, so that it runs to completion even if
+/// the caller stops waiting (drops the future): a delete or a
+/// freeze-signal-thaw is never left half-done.
+pub(crate) async fn to_completion<T, F>(fut: F) -> Result<T>
+where
+    F: std::future::Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::spawn(fut)
+        .await
+        .map_err(|e| Error::sys("task", std::io::Error::other(e)))?
 }
 
 /// Runs `f` on tokio's blocking pool: file, cgroup and `/proc` work never

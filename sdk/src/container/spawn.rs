@@ -9,6 +9,7 @@ use std::sync::Arc;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use tokio::io::unix::AsyncFd;
 
+use super::supervisor::Unsupervised;
 use crate::error::{Error, Result};
 use crate::exec::{self, ChildFds, ChildMemory, Report};
 use crate::plan::{Namespace, Plan};
@@ -17,8 +18,9 @@ use crate::stdio::{self, ParentEnds, Stdio};
 /// A cloned child, waiting for the parent's go-ahead.
 pub(super) struct Launched {
     pub pid: i32,
-    /// Handed to the process's supervisor.
-    pub pidfd: OwnedFd,
+    /// Handed to the process's supervisor; reaped by a thread if the
+    /// launching future is dropped first.
+    pub pidfd: Unsupervised,
     /// Started inside its cgroup (`CLONE_INTO_CGROUP`).
     pub in_cgroup: bool,
     pub memory: ChildMemory,
@@ -77,16 +79,18 @@ pub(super) async fn launch(
         // The child has its own copies; ours must go so that EOF on the
         // sync socket means the child is gone.
         drop(fds);
-        r
+        // Owned from here on, even if no one awaits this task any more.
+        r.map(|s| (s.pid, Unsupervised::new(s.pidfd), s.in_cgroup, s.memory))
     })
     .await
     .map_err(|e| Error::sys("spawn task", std::io::Error::other(e)))?
     .map_err(|e| Error::sys("clone3", e))?;
+    let (pid, pidfd, in_cgroup, memory) = spawned;
     Ok(Launched {
-        pid: spawned.pid,
-        pidfd: spawned.pidfd,
-        in_cgroup: spawned.in_cgroup,
-        memory: spawned.memory,
+        pid,
+        pidfd,
+        in_cgroup,
+        memory,
         sync,
         ends,
     })

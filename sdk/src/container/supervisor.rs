@@ -6,7 +6,8 @@
 //! only observe: dropping one, or any of their futures or streams, never
 //! loses an exit status nor leaves a zombie. If the tokio runtime that ran
 //! the task shuts down first, the next observer on another runtime starts a
-//! new task (see [`Supervisor::ensure`]).
+//! new task (see [`Supervisor::ensure`]); a child whose every owner is
+//! gone before its reap is reaped by a thread of its own.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -194,7 +195,6 @@ impl Supervisor {
     }
 
     async fn reap(&self) -> std::result::Result<ExitStatus, i32> {
-        reap_orphans();
         let dup = self
             .pidfd
             .try_clone()
@@ -243,25 +243,68 @@ impl Drop for Running {
 
 impl Drop for Supervisor {
     fn drop(&mut self) {
-        // The last reference went (with its runtime) before the reap: keep
-        // the pidfd in the orphan queue, reaped by the next supervisor that
-        // runs, as tokio does for a dropped `Child`.
+        // The last reference went (with its runtime) before the reap.
         if self.reaped.get().is_none() {
             if let Ok(fd) = self.pidfd.try_clone() {
-                let mut q = orphans().lock().unwrap_or_else(|p| p.into_inner());
-                q.push(fd);
+                reap_in_thread(fd, self.dir.clone());
             }
         }
     }
 }
 
-fn orphans() -> &'static Mutex<Vec<OwnedFd>> {
-    static ORPHANS: OnceLock<Mutex<Vec<OwnedFd>>> = OnceLock::new();
-    ORPHANS.get_or_init(Mutex::default)
+/// A child's pidfd not yet handed to a [`Supervisor`]: if the task that
+/// cloned the child is cancelled first (a dropped future, a runtime shut
+/// down), the child is still reaped.
+#[derive(Debug)]
+pub(crate) struct Unsupervised(Option<OwnedFd>);
+
+impl Unsupervised {
+    pub(crate) fn new(pidfd: OwnedFd) -> Unsupervised {
+        Unsupervised(Some(pidfd))
+    }
+
+    /// The pidfd, for the supervisor that takes over.
+    pub(crate) fn take(mut self) -> OwnedFd {
+        self.0.take().expect("taken once")
+    }
 }
 
-/// Reaps the orphans that have exited.
-fn reap_orphans() {
-    let mut q = orphans().lock().unwrap_or_else(|p| p.into_inner());
-    q.retain(|fd| matches!(reap_now(fd), Ok(None)));
+impl Drop for Unsupervised {
+    fn drop(&mut self) {
+        if let Some(fd) = self.0.take() {
+            reap_in_thread(fd, None);
+        }
+    }
+}
+
+/// Reaps an unowned child on a thread of its own (as tokio's orphan
+/// queue does for a dropped `Child`, without needing a runtime): such
+/// children are rare, since only cancellation makes them, and a child
+/// that lost its parent's end of the sync socket exits at once.
+/// The exit is recorded in `dir` (if the container's state is still
+/// there).
+fn reap_in_thread(fd: OwnedFd, dir: Option<PathBuf>) {
+    let spawned = std::thread::Builder::new()
+        .name("berth-reaper".into())
+        .spawn(move || {
+            let flags = WaitPidFlag::WEXITED | WaitPidFlag::__WALL;
+            let status = loop {
+                match waitid(Id::PIDFd(fd.as_fd()), flags) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Ok(WaitStatus::Exited(_, code)) => break Some(ExitStatus::Exited(code)),
+                    Ok(WaitStatus::Signaled(_, sig, _)) => {
+                        break Some(ExitStatus::Signaled(sig as i32))
+                    }
+                    _ => break None,
+                }
+            };
+            if let (Some(dir), Some(status)) = (dir, status) {
+                if dir.join(crate::state::STATE_FILE).exists() {
+                    let _ = crate::state::record_exit(&dir, status);
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no thread to reap an unowned child: it stays a zombie");
+    }
 }
