@@ -209,6 +209,7 @@ async fn a_denied_device_cannot_be_opened() {
             .build()
             .unwrap(),
     )
+    .await
     .unwrap();
     ctr.start().await.unwrap();
     let out = finish(ctr).await.unwrap();
@@ -460,6 +461,7 @@ async fn every_resource_field_reaches_its_cgroup_file() {
                 .build()
                 .unwrap(),
         )
+        .await
         .unwrap();
         assert_eq!(read("cpu", "cpu.idle"), "1");
     }
@@ -474,6 +476,7 @@ async fn every_resource_field_reaches_its_cgroup_file() {
                 .build()
                 .unwrap(),
         )
+        .await
         .unwrap();
         assert_eq!(read("", "memory.high"), "50331648");
     }
