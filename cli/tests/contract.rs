@@ -303,3 +303,73 @@ fn create_killed_at_any_instant_is_listed_and_removed_completely() {
     assert_eq!(host_mounts(), mounts_before, "host mounts changed");
     println!("outcomes by status seen in list: {outcomes:?}");
 }
+
+/// `berth start` and `berth delete --force` SIGKILLed at 20 instants each
+/// (0 to 38 ms after they start): each time `list` shows the container or
+/// it is gone, and a `delete --force` then leaves no state, cgroup or
+/// process.
+#[test]
+fn start_and_delete_killed_at_any_instant_leave_nothing_after_delete() {
+    let root = Root::new();
+    let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
+    for (verb, step) in (0..20u64)
+        .map(|s| ("start", s))
+        .chain((0..20u64).map(|s| ("delete", s)))
+    {
+        let delay = Duration::from_millis(step * 2);
+        let marker = format!(
+            "{}{step:02}{}",
+            8_000_000 + std::process::id() % 1_000_000,
+            verb.len()
+        );
+        let bundle = tempfile::tempdir().unwrap();
+        berth_fixtures::bundle::write_config(bundle.path(), &spec(&["sleep", &marker])).unwrap();
+        let id = id(verb);
+        root.ok(&["create", "--bundle", bundle.path().to_str().unwrap(), &id]);
+        if verb == "delete" {
+            root.ok(&["start", &id]);
+        }
+        let args: &[&str] = if verb == "start" {
+            &["start"]
+        } else {
+            &["delete", "--force"]
+        };
+        let mut args = args.to_vec();
+        args.push(&id);
+        let (mut cmd, _out, _err) = root.command(&args);
+        let mut child = cmd.spawn().unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let _ = child.wait();
+
+        let listed: Vec<Value> = root
+            .list()
+            .into_iter()
+            .filter(|v| v["id"] == id.as_str())
+            .collect();
+        let status = listed.first().map_or("gone".to_string(), |v| {
+            v["status"].as_str().unwrap().to_string()
+        });
+        assert!(
+            !root.0.join(&id).join("state.json").exists() || !listed.is_empty(),
+            "{verb} killed after {delay:?}: a state that list does not show"
+        );
+        *outcomes.entry(format!("{verb}: {status}")).or_default() += 1;
+
+        root.ok(&["delete", "--force", &id]);
+        assert!(
+            !root.0.join(&id).exists(),
+            "{verb} after {delay:?}: state left"
+        );
+        assert!(
+            cgroups_of(&id).is_empty(),
+            "{verb} after {delay:?}: cgroups left"
+        );
+        let procs = processes_with(&marker);
+        assert!(
+            procs.is_empty(),
+            "{verb} after {delay:?}: processes left: {procs:?}"
+        );
+    }
+    println!("outcomes by status seen in list: {outcomes:?}");
+}
