@@ -247,6 +247,7 @@ impl Runtime {
             Ok(())
         })
         .await?;
+        container::prune_supervisors();
         let mut out = Vec::new();
         let entries = match std::fs::read_dir(&self.config.root) {
             Ok(e) => e,

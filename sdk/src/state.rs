@@ -212,6 +212,23 @@ impl StateLock {
     }
 }
 
+/// Removes a container's state directory. A supervisor recording the
+/// exit at that instant may add a file between the listing and the final
+/// `rmdir`: then the removal starts over (it never waits on anything).
+pub(crate) fn remove_dir(dir: &Path) -> Result<()> {
+    let mut attempts = 0;
+    loop {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) && attempts < 10 => {
+                attempts += 1;
+            }
+            Err(e) => return Err(Error::io("remove state directory", dir, e)),
+        }
+    }
+}
+
 /// Writes `data` to `path` so that readers see the old or the new content,
 /// never a part: a temporary file in the same directory, then an atomic
 /// switch of names.

@@ -127,11 +127,7 @@ impl Partial {
         }
         if self.dir_created {
             let dir = self.dir.clone();
-            let _ = super::blocking(move || {
-                let _ = std::fs::remove_dir_all(&dir);
-                Ok(())
-            })
-            .await;
+            let _ = super::blocking(move || state::remove_dir(&dir)).await;
         }
     }
 }

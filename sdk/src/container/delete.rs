@@ -98,10 +98,7 @@ impl Container {
             return Err(e);
         }
         let dir = self.inner.dir.clone();
-        super::blocking(move || {
-            std::fs::remove_dir_all(&dir).map_err(|e| Error::io("remove state directory", &dir, e))
-        })
-        .await?;
+        super::blocking(move || crate::state::remove_dir(&dir)).await?;
         super::supervisor::unregister(&self.inner.dir);
         Ok(())
     }

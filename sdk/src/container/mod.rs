@@ -15,6 +15,7 @@ pub use create::CreateOptions;
 pub(crate) use create::{create, sweep_temporaries, validate_id};
 pub use events::Event;
 pub use exec::{ExecOptions, ExecProcess};
+pub(crate) use supervisor::prune as prune_supervisors;
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;

@@ -64,6 +64,26 @@ pub(crate) fn unregister(dir: &Path) {
     map.remove(dir);
 }
 
+/// Forgets supervisors whose child was reaped and whose state directory is
+/// gone (a delete or failed create cut short by its runtime's shutdown),
+/// so their pidfds do not stay open; makes sure one not reaped yet is
+/// watched.
+pub(crate) fn prune() {
+    let mut map = registry().lock().unwrap_or_else(|p| p.into_inner());
+    map.retain(|dir, s| {
+        if dir.join(crate::state::STATE_FILE).exists() {
+            return true;
+        }
+        if s.is_done() {
+            return false;
+        }
+        // Not reaped yet, and maybe no task watching (its runtime went):
+        // one on this runtime reaps it, then forgets it.
+        s.ensure();
+        true
+    });
+}
+
 impl Supervisor {
     /// Starts supervising the child behind `pidfd` on the current runtime.
     pub(crate) fn start(
@@ -87,6 +107,7 @@ impl Supervisor {
 
     /// Makes this supervisor the one `Runtime::get` finds for its container.
     pub(crate) fn register(self: &Arc<Self>) {
+        prune();
         if let Some(dir) = &self.dir {
             let mut map = registry().lock().unwrap_or_else(|p| p.into_inner());
             map.insert(dir.clone(), self.clone());
@@ -155,7 +176,11 @@ impl Supervisor {
                 "waitid",
                 std::io::Error::from_raw_os_error(errno),
             )),
-            None => unreachable!("wait_for returned a value without an outcome"),
+            // `wait_for` returns only an outcome that is `Some`.
+            None => Err(Error::sys(
+                "wait for exit",
+                std::io::Error::other("no outcome"),
+            )),
         }
     }
 
@@ -192,6 +217,15 @@ impl Supervisor {
             l.done();
         }
         self.tx.send_replace(Some(outcome));
+        // Its state went before the exit: nothing will unregister it.
+        if let Some(dir) = &self.dir {
+            if !dir.join(crate::state::STATE_FILE).exists() {
+                let mut map = registry().lock().unwrap_or_else(|p| p.into_inner());
+                if map.get(dir).is_some_and(|s| Arc::ptr_eq(s, self)) {
+                    map.remove(dir);
+                }
+            }
+        }
     }
 
     async fn reap(&self) -> std::result::Result<ExitStatus, i32> {
@@ -265,7 +299,11 @@ impl Unsupervised {
 
     /// The pidfd, for the supervisor that takes over.
     pub(crate) fn take(mut self) -> OwnedFd {
-        self.0.take().expect("taken once")
+        match self.0.take() {
+            Some(fd) => fd,
+            // Only `take` empties it, and it consumes `self`.
+            None => unreachable!("an Unsupervised always holds its pidfd until taken"),
+        }
     }
 }
 
