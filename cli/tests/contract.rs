@@ -105,8 +105,14 @@ fn spec(args: &[&str]) -> berth::oci_spec::runtime::Spec {
     spec
 }
 
-/// Processes on the host whose command line contains `marker`.
+/// Processes on the host whose command line contains `marker` (berth's own
+/// processes aside).
 fn processes_with(marker: &str) -> Vec<i32> {
+    processes_matching(|cmd| cmd.contains(marker) && !cmd.contains("berth"))
+}
+
+/// Processes on the host whose command line (NULs as spaces) satisfies `f`.
+fn processes_matching(f: impl Fn(&str) -> bool) -> Vec<i32> {
     let mut found = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
@@ -114,7 +120,7 @@ fn processes_with(marker: &str) -> Vec<i32> {
         };
         if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
             let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(marker) && !cmd.contains("berth") {
+            if f(&cmd) {
                 found.push(pid);
             }
         }
@@ -372,4 +378,94 @@ fn start_and_delete_killed_at_any_instant_leave_nothing_after_delete() {
         );
     }
     println!("outcomes by status seen in list: {outcomes:?}");
+}
+
+/// The shim of a detached container (`berth shim`, started by the SDK)
+/// SIGKILLed at 20 instants (0 to 38 ms after the create begins): each
+/// time `list` shows the container or it is gone, and `delete` with
+/// `force` leaves no state, cgroup or process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shim_killed_at_any_instant_leaves_nothing_after_delete() {
+    berth_fixtures::require_root();
+    let name = format!("berth-contract-shim-{}", std::process::id());
+    let config = berth::Config {
+        root: PathBuf::from("/run").join(&name),
+        cgroup_parent: name.clone(),
+        shim: Some(BERTH.into()),
+        ..berth::Config::default()
+    };
+    let rt = berth::Runtime::new(config.clone()).await.unwrap();
+    let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
+    for step in 0..20u64 {
+        let marker = format!("{}{step:02}", 9_000_000 + std::process::id() % 1_000_000);
+        let id = id("shim");
+        let bundle = berth::Bundle::new(std::env::temp_dir(), spec(&["sleep", &marker])).unwrap();
+        let opts = berth::CreateOptions {
+            stdin: berth::Stdio::Null,
+            stdout: berth::Stdio::Null,
+            stderr: berth::Stdio::Null,
+            detached: true,
+            ..Default::default()
+        };
+        let creating = {
+            let (rt, id) = (rt.clone(), id.clone());
+            tokio::spawn(async move { rt.create_with(&id, bundle, opts).await })
+        };
+        tokio::time::sleep(Duration::from_millis(step * 2)).await;
+        let request = format!("{}/.{id}.shim-request", config.root.display());
+        let shims = processes_matching(|cmd| cmd.contains(" shim ") && cmd.contains(&request));
+        let shim = shims.first().copied();
+        if let Some(pid) = shim {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let created = creating.await.unwrap();
+        let listed = rt.list().await.unwrap();
+        let status = listed
+            .iter()
+            .find(|s| s.id() == id.as_str())
+            .map_or("gone".to_string(), |s| s.status().to_string());
+        assert!(
+            !config.root.join(&id).exists() || status != "gone",
+            "shim killed after {step}: a state directory that list does not show"
+        );
+        let shim_state = match (shim, &created) {
+            (None, _) => "shim already gone",
+            (Some(_), Ok(_)) => "created",
+            (Some(_), Err(_)) => "create failed",
+        };
+        *outcomes
+            .entry(format!("{shim_state}: {status}"))
+            .or_default() += 1;
+        if let Ok(c) = rt.get(&id).await {
+            c.delete(true).await.unwrap();
+        }
+        assert!(
+            !config.root.join(&id).exists(),
+            "shim killed after {step}: state left"
+        );
+        let cgroups = berth_fixtures::leaks::Snapshot::take(&config.root, &format!("{name}/{id}"))
+            .unwrap()
+            .cgroups;
+        assert!(
+            cgroups.is_empty(),
+            "shim killed after {step}: cgroups left: {cgroups:?}"
+        );
+        let procs = processes_with(&marker);
+        assert!(
+            procs.is_empty(),
+            "shim killed after {step}: processes left: {procs:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(config.root.join("network"));
+    let left: Vec<_> = std::fs::read_dir(&config.root)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    let _ = std::fs::remove_dir(&config.root);
+    assert!(left.is_empty(), "left in the root: {left:?}");
+    let parent = berth::cgroups::Cgroup::open(&name).unwrap();
+    parent.delete().await.unwrap();
+    println!("outcomes: {outcomes:?}");
 }

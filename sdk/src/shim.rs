@@ -114,18 +114,36 @@ pub(crate) async fn create_detached(
     exec::pass_fd(&mut cmd, reply_w, REPLY_FD);
     let spawned = cmd.spawn();
     let result = async {
-        let child = spawned.map_err(|e| Error::io("start shim", shim, e))?;
-        // Dropping the handle lets tokio reap the shim whenever it exits.
-        drop(child);
+        let mut child = spawned.map_err(|e| Error::io("start shim", shim, e))?;
         // One line: the container holds a copy of the pipe until it execs,
-        // so EOF cannot mark the end of the reply.
+        // so EOF cannot mark the end of the reply; a shim that dies before
+        // replying (killed mid-create) ends the wait instead.
         let r = tokio::net::unix::pipe::Receiver::from_owned_fd(reply_r)
             .map_err(|e| Error::sys("register shim reply pipe", e))?;
         let mut reply = Vec::new();
-        tokio::io::BufReader::new(r)
-            .read_until(b'\n', &mut reply)
-            .await
-            .map_err(|e| Error::sys("read shim reply", e))?;
+        let mut reader = tokio::io::BufReader::new(r);
+        tokio::select! {
+            read = reader.read_until(b'\n', &mut reply) => {
+                read.map_err(|e| Error::sys("read shim reply", e))?;
+            }
+            status = child.wait() => {
+                // It may have replied just before exiting.
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_millis(1),
+                    reader.read_until(b'\n', &mut reply),
+                )
+                .await;
+                if reply.is_empty() {
+                    return Err(Error::Shim(format!(
+                        "the shim {} exited ({}) before replying",
+                        shim.display(),
+                        status.map_or_else(|e| e.to_string(), |s| s.to_string())
+                    )));
+                }
+            }
+        }
+        // Dropping the handle lets tokio reap the shim whenever it exits.
+        drop(child);
         match serde_json::from_slice::<Reply>(&reply) {
             Ok(Reply::Created { .. }) => Container::attach_with(config.root.join(&id), &id, ends),
             Ok(Reply::Failed { error }) => Err(Error::Shim(error)),
