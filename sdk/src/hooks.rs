@@ -108,22 +108,26 @@ async fn run_one(kind: &'static str, hook: &Hook, state: &[u8], place: &Where) -
         crate::exec::enter_namespaces(&mut cmd, fds);
     }
     let mut child = cmd.spawn().map_err(|e| fail(format!("spawn: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that does not read its stdin is fine.
-        let _ = stdin.write_all(state).await;
-    }
+    let mut stdin = child.stdin.take();
+    // The timeout covers the whole hook: a hook that never reads its
+    // stdin cannot hold the caller past it.
+    let run = async {
+        if let Some(mut stdin) = stdin.take() {
+            // A hook that does not read its stdin (and exits) is fine.
+            let _ = stdin.write_all(state).await;
+        }
+        child.wait().await
+    };
     let status = match hook.timeout() {
         Some(secs) if secs <= 0 => return Err(fail(format!("timeout {secs} must be positive"))),
-        Some(secs) => {
-            match tokio::time::timeout(Duration::from_secs(secs as u64), child.wait()).await {
-                Ok(r) => r,
-                Err(_) => {
-                    let _ = child.kill().await;
-                    return Err(fail(format!("timed out after {secs}s")));
-                }
+        Some(secs) => match tokio::time::timeout(Duration::from_secs(secs as u64), run).await {
+            Ok(r) => r,
+            Err(_) => {
+                let _ = child.kill().await;
+                return Err(fail(format!("timed out after {secs}s")));
             }
-        }
-        None => child.wait().await,
+        },
+        None => run.await,
     }
     .map_err(|e| fail(format!("wait: {e}")))?;
     if !status.success() {

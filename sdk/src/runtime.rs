@@ -227,14 +227,27 @@ impl Runtime {
     }
 
     /// A handle to an existing container, e.g. one created by another
-    /// process.
+    /// process. In the process that created it (with any `Runtime` on the
+    /// same root) the handle shares the container's supervisor: it can
+    /// [`wait`](Container::wait) for the exit status even after every
+    /// other handle was dropped.
     pub async fn get(&self, id: &str) -> Result<Container> {
         container::validate_id(id)?;
         Container::attach(self.config.root.join(id), id)
     }
 
     /// The OCI state of every container under the root.
+    ///
+    /// A container whose creator was killed mid-way is listed with status
+    /// `creating`; `delete` with `force` removes it.
     pub async fn list(&self) -> Result<Vec<State>> {
+        let root = self.config.root.clone();
+        container::blocking(move || {
+            container::sweep_temporaries(&root);
+            Ok(())
+        })
+        .await?;
+        container::prune_supervisors();
         let mut out = Vec::new();
         let entries = match std::fs::read_dir(&self.config.root) {
             Ok(e) => e,

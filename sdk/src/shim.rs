@@ -72,9 +72,12 @@ pub(crate) async fn create_detached(
         rootless: crate::security::rootless::is_rootless(),
         personality: None,
     };
-    crate::plan::compile(&bundle.spec, &bundle.dir, Host::get(), &plan_opts)?;
-    std::fs::create_dir_all(&config.root)
-        .map_err(|e| Error::io("create state root", &config.root, e))?;
+    let (spec, dir, root) = (bundle.spec.clone(), bundle.dir.clone(), config.root.clone());
+    crate::container::blocking(move || {
+        crate::plan::compile(&spec, &dir, Host::get(), &plan_opts)?;
+        std::fs::create_dir_all(&root).map_err(|e| Error::io("create state root", &root, e))
+    })
+    .await?;
     if config.root.join(&id).exists() {
         return Err(Error::AlreadyExists(id));
     }
@@ -112,18 +115,36 @@ pub(crate) async fn create_detached(
     exec::pass_fd(&mut cmd, reply_w, REPLY_FD);
     let spawned = cmd.spawn();
     let result = async {
-        let child = spawned.map_err(|e| Error::io("start shim", shim, e))?;
-        // Dropping the handle lets tokio reap the shim whenever it exits.
-        drop(child);
+        let mut child = spawned.map_err(|e| Error::io("start shim", shim, e))?;
         // One line: the container holds a copy of the pipe until it execs,
-        // so EOF cannot mark the end of the reply.
+        // so EOF cannot mark the end of the reply; a shim that dies before
+        // replying (killed mid-create) ends the wait instead.
         let r = tokio::net::unix::pipe::Receiver::from_owned_fd(reply_r)
             .map_err(|e| Error::sys("register shim reply pipe", e))?;
         let mut reply = Vec::new();
-        tokio::io::BufReader::new(r)
-            .read_until(b'\n', &mut reply)
-            .await
-            .map_err(|e| Error::sys("read shim reply", e))?;
+        let mut reader = tokio::io::BufReader::new(r);
+        tokio::select! {
+            read = reader.read_until(b'\n', &mut reply) => {
+                read.map_err(|e| Error::sys("read shim reply", e))?;
+            }
+            status = child.wait() => {
+                // It may have replied just before exiting.
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_millis(1),
+                    reader.read_until(b'\n', &mut reply),
+                )
+                .await;
+                if reply.is_empty() {
+                    return Err(Error::Shim(format!(
+                        "the shim {} exited ({}) before replying",
+                        shim.display(),
+                        status.map_or_else(|e| e.to_string(), |s| s.to_string())
+                    )));
+                }
+            }
+        }
+        // Dropping the handle lets tokio reap the shim whenever it exits.
+        drop(child);
         match serde_json::from_slice::<Reply>(&reply) {
             Ok(Reply::Created { .. }) => Container::attach_with(config.root.join(&id), &id, ends),
             Ok(Reply::Failed { error }) => Err(Error::Shim(error)),
@@ -219,14 +240,17 @@ async fn create_and_record(req: Request) -> Result<Container> {
         spec: req.spec,
     };
     let ctr = create(config, req.id, bundle, opts).await?;
-    if let Err(e) = record_shim(&ctr) {
+    if let Err(e) = record_shim(&ctr).await {
         let _ = ctr.delete(true).await;
         return Err(e);
     }
     Ok(ctr)
 }
 
-fn record_shim(ctr: &Container) -> Result<()> {
+/// Records the shim in the state, under the container's lock (a `start`
+/// from another process may be saving it at the same time).
+async fn record_shim(ctr: &Container) -> Result<()> {
+    let _lock = ctr.lock().await?;
     let dir = ctr.state_dir();
     let mut p = Persisted::load(dir, ctr.id())?;
     let pid = std::process::id() as i32;

@@ -9,11 +9,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// The lifecycle status of a container (the OCI runtime spec's, without
-/// the transient `creating`).
+/// The lifecycle status of a container (the OCI runtime spec's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Being created: the state directory records what the container owns
+    /// before it is made, so a creator killed mid-way leaves a container in
+    /// this status, which [`Container::delete`](crate::Container::delete)
+    /// with `force` removes completely.
+    Creating,
     /// Set up and waiting for `start`.
     Created,
     /// The user's process has been started and has not exited.
@@ -28,6 +32,7 @@ pub enum Status {
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Status::Creating => "creating",
             Status::Created => "created",
             Status::Running => "running",
             Status::Stopped => "stopped",
@@ -97,6 +102,12 @@ pub(crate) struct Persisted {
     /// The supervising shim of a detached container.
     #[serde(default)]
     pub shim: Option<ShimProcess>,
+    /// Whether berth made the cgroup (recorded before it is made): only
+    /// then does delete kill processes in it and remove it. A
+    /// `cgroupsPath` naming an existing cgroup is used, never removed.
+    /// Missing in state written before this field existed: owned.
+    #[serde(default)]
+    pub cgroup_owned: Option<bool>,
 }
 
 /// A shim process, identified like the container's (pid and start time).
@@ -109,6 +120,12 @@ pub(crate) struct ShimProcess {
 pub(crate) const STATE_FILE: &str = "state.json";
 pub(crate) const SPEC_FILE: &str = "config.json";
 pub(crate) const EXEC_FIFO: &str = "exec.fifo";
+/// The exit status, written once by the container's supervisor, apart from
+/// `state.json` so that recording it never races another writer.
+pub(crate) const EXIT_FILE: &str = "exit.json";
+/// The file whose `flock` serializes a container's state transitions
+/// across processes.
+pub(crate) const LOCK_FILE: &str = "lock";
 
 impl Persisted {
     pub(crate) fn load(dir: &Path, id: &str) -> Result<Persisted> {
@@ -117,10 +134,20 @@ impl Persisted {
             std::io::ErrorKind::NotFound => Error::NotFound(id.to_string()),
             _ => Error::io("read state", &path, e),
         })?;
-        serde_json::from_slice(&text).map_err(|e| Error::State {
+        let mut p: Persisted = serde_json::from_slice(&text).map_err(|e| Error::State {
             id: id.to_string(),
             reason: format!("{}: {e}", path.display()),
-        })
+        })?;
+        if let Some(exit) = read_exit(dir) {
+            p.status = Status::Stopped;
+            p.exit_status = Some(exit);
+        }
+        Ok(p)
+    }
+
+    /// Whether delete may kill in and remove the container's cgroup.
+    pub(crate) fn owns_cgroup(&self) -> bool {
+        self.cgroup_owned.unwrap_or(true)
     }
 
     pub(crate) fn save(&self, dir: &Path) -> Result<()> {
@@ -129,6 +156,80 @@ impl Persisted {
             reason: e.to_string(),
         })?;
         write_atomic(&dir.join(STATE_FILE), &json)
+    }
+}
+
+/// The exit status the supervisor recorded, if any.
+pub(crate) fn read_exit(dir: &Path) -> Option<ExitStatus> {
+    let text = std::fs::read(dir.join(EXIT_FILE)).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// Records the exit status (once, by the container's supervisor).
+pub(crate) fn record_exit(dir: &Path, status: ExitStatus) -> Result<()> {
+    let json = serde_json::to_vec(&status).map_err(|e| Error::State {
+        id: dir.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    write_atomic(&dir.join(EXIT_FILE), &json)
+}
+
+/// A held lock on a container's state: every state transition (create,
+/// start, pause, resume, update, delete) happens under it, in whichever
+/// process. Released on drop (or when the holder dies).
+#[derive(Debug)]
+pub(crate) struct StateLock {
+    _locked: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl StateLock {
+    /// Takes the lock of the container whose state directory is `dir`,
+    /// waiting (blocking the thread) while another holder has it. A
+    /// container deleted meanwhile is [`Error::NotFound`].
+    pub(crate) fn acquire(dir: &Path, id: &str) -> Result<StateLock> {
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        let path = dir.join(LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Error::NotFound(id.to_string()),
+                _ => Error::io("open state lock", &path, e),
+            })?;
+        let locked = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| Error::io("lock state", &path, e.into()))?;
+        // Unlinked while we waited: the container was deleted.
+        if locked.metadata().map(|m| m.nlink() == 0).unwrap_or(true) {
+            return Err(Error::NotFound(id.to_string()));
+        }
+        Ok(StateLock { _locked: locked })
+    }
+
+    /// [`StateLock::acquire`] on a blocking thread.
+    pub(crate) async fn acquire_async(dir: &Path, id: &str) -> Result<StateLock> {
+        let (dir, id) = (dir.to_path_buf(), id.to_string());
+        crate::container::blocking(move || StateLock::acquire(&dir, &id)).await
+    }
+}
+
+/// Removes a container's state directory. A supervisor recording the
+/// exit at that instant may add a file between the listing and the final
+/// `rmdir`: then the removal starts over (it never waits on anything).
+pub(crate) fn remove_dir(dir: &Path) -> Result<()> {
+    let mut attempts = 0;
+    loop {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) && attempts < 10 => {
+                attempts += 1;
+            }
+            Err(e) => return Err(Error::io("remove state directory", dir, e)),
+        }
     }
 }
 
@@ -149,9 +250,15 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     use nix::errno::Errno;
     use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
 
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    // Unique per writer, in this process and across processes.
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp.{}.{n}", std::process::id()));
     let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         f.write_all(data)?;
         drop(f);
         match renameat2(AT_FDCWD, &tmp, AT_FDCWD, path, RenameFlags::RENAME_EXCHANGE) {

@@ -209,6 +209,7 @@ async fn a_denied_device_cannot_be_opened() {
             .build()
             .unwrap(),
     )
+    .await
     .unwrap();
     ctr.start().await.unwrap();
     let out = finish(ctr).await.unwrap();
@@ -259,7 +260,7 @@ async fn pause_stops_a_counter_and_resume_lets_it_go_on() {
     let frozen = read();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(read(), frozen, "the counter moved while paused");
-    ctr.resume().unwrap();
+    ctr.resume().await.unwrap();
     let mut moved = false;
     for _ in 0..200 {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -293,7 +294,7 @@ async fn update_raises_the_memory_limit_of_a_running_container() {
         cg(&rt, "memory", ctr.id(), memory_limit_file()).trim(),
         (64u64 << 20).to_string()
     );
-    ctr.update(&mem(128 << 20)).unwrap();
+    ctr.update(&mem(128 << 20)).await.unwrap();
     assert_eq!(
         cg(&rt, "memory", ctr.id(), memory_limit_file()).trim(),
         (128u64 << 20).to_string()
@@ -460,6 +461,7 @@ async fn every_resource_field_reaches_its_cgroup_file() {
                 .build()
                 .unwrap(),
         )
+        .await
         .unwrap();
         assert_eq!(read("cpu", "cpu.idle"), "1");
     }
@@ -474,6 +476,7 @@ async fn every_resource_field_reaches_its_cgroup_file() {
                 .build()
                 .unwrap(),
         )
+        .await
         .unwrap();
         assert_eq!(read("", "memory.high"), "50331648");
     }
@@ -576,7 +579,7 @@ async fn a_refused_update_changes_nothing() {
         )
         .build()
         .unwrap();
-    match ctr.update(&below_usage) {
+    match ctr.update(&below_usage).await {
         Err(berth::Error::InvalidSpec { field, reason }) => {
             assert_eq!(field, "linux.resources.memory.limit");
             assert!(reason.contains("uses now"), "{reason}");
@@ -589,7 +592,7 @@ async fn a_refused_update_changes_nothing() {
         .build()
         .unwrap();
     assert!(matches!(
-        ctr.update(&bad_quota),
+        ctr.update(&bad_quota).await,
         Err(berth::Error::InvalidSpec { field, .. }) if field == "linux.resources.cpu.quota"
     ));
     assert_eq!(cg(&rt, "pids", ctr.id(), "pids.max"), pids_before);
@@ -723,7 +726,7 @@ async fn lifecycle_events_reach_every_stream_and_a_slow_one_blocks_nothing() {
     // stop them.
     for _ in 0..20 {
         ctr.pause().await.unwrap();
-        ctr.resume().unwrap();
+        ctr.resume().await.unwrap();
     }
     ctr.kill(berth::Signal::SIGKILL).unwrap();
     let seen: Vec<Event> = watcher.map(|e| e.unwrap()).collect().await;

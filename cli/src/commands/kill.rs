@@ -47,7 +47,7 @@ pub async fn pause(g: &Global, id: &str, pause: bool) -> Outcome {
     if pause {
         ctr.pause().await?;
     } else {
-        ctr.resume()?;
+        ctr.resume().await?;
     }
     Ok(0)
 }
@@ -118,6 +118,6 @@ pub async fn update(g: &Global, u: Update) -> Outcome {
     if let Some(v) = u.blkio_weight {
         res.set_block_io(Some(LinuxBlockIoBuilder::default().weight(v).build()?));
     }
-    ctr.update(&res)?;
+    ctr.update(&res).await?;
     Ok(0)
 }

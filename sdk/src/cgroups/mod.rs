@@ -267,6 +267,13 @@ impl Cgroup {
         })
     }
 
+    /// Whether the cgroup exists (in any hierarchy). Checked before
+    /// [`Cgroup::create`] to record whether berth made it: only a cgroup
+    /// berth made is killed in and removed on delete.
+    pub fn exists(&self) -> bool {
+        self.dirs.iter().any(|d| d.is_dir())
+    }
+
     /// The path relative to the hierarchy roots, without a leading `/`.
     pub fn path(&self) -> &str {
         &self.path

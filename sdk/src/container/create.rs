@@ -2,13 +2,13 @@
 //! until it is set up and blocked before `execve`.
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use oci_spec::runtime::ContainerState;
-use tokio::io::unix::AsyncFd;
 
 use super::spawn::{go, launch, pass_seccomp_fd, recv, write_proc};
+use super::supervisor::Supervisor;
 use super::{annotations, Container, Inner, Launch};
 use crate::bundle::Bundle;
 use crate::cgroups::Cgroup;
@@ -18,7 +18,7 @@ use crate::hooks::{self, Where};
 use crate::host::Host;
 use crate::plan::{self, Plan, Step};
 use crate::runtime::Config;
-use crate::state::{self, Persisted, Status};
+use crate::state::{self, Persisted, StateLock, Status};
 use crate::stdio::{Pty, Stdio};
 
 /// Choices for [`Runtime::create_with`](crate::Runtime::create_with) that
@@ -98,20 +98,22 @@ pub(crate) fn validate_id(id: &str) -> Result<()> {
 struct Partial {
     dir: PathBuf,
     dir_created: bool,
+    /// The cgroup, if berth made it (a pre-existing one is never removed).
     cgroup: Option<Cgroup>,
-    child: Option<(AsyncFd<OwnedFd>, exec::ChildMemory)>,
+    child: Option<(Arc<Supervisor>, exec::ChildMemory)>,
     /// The container holds a network lease (and maybe more of a network).
     network: Option<String>,
 }
 
 impl Partial {
     async fn undo(mut self) {
-        if let Some((pidfd, memory)) = self.child.take() {
-            let _ = exec::sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL);
-            if super::wait::reap(&pidfd).await.is_ok() {
+        if let Some((sup, memory)) = self.child.take() {
+            let _ = exec::sys::pidfd_send_signal(sup.pidfd().as_raw_fd(), libc::SIGKILL);
+            if sup.wait().await.is_ok() {
                 // Only now, with the child gone, may its memory be freed.
                 memory.release();
             }
+            super::supervisor::unregister(&self.dir);
         }
         if let Some(cg) = self.cgroup.take() {
             if let Err(e) = cg.delete().await {
@@ -124,10 +126,88 @@ impl Partial {
             }
         }
         if self.dir_created {
-            if let Err(e) = super::host_mounts::release(&self.dir) {
-                tracing::warn!(error = %e, "could not unmount the rootfs of a failed container");
+            let dir = self.dir.clone();
+            let _ = super::blocking(move || {
+                if let Err(e) = super::host_mounts::release(&dir) {
+                    tracing::warn!(error = %e, "could not unmount the rootfs of a failed container");
+                }
+                state::remove_dir(&dir)
+            })
+            .await;
+        }
+    }
+}
+
+/// Compiles `spec` on a blocking thread (the seccomp compile alone takes
+/// tens of milliseconds).
+async fn compile(bundle: &Bundle, opts: &plan::Options) -> Result<Arc<Plan>> {
+    let (spec, dir, opts) = (bundle.spec.clone(), bundle.dir.clone(), opts.clone());
+    super::blocking(move || plan::compile(&spec, &dir, Host::get(), &opts).map(Arc::new)).await
+}
+
+/// Makes the state directory `<root>/<id>` with its first record (status
+/// `creating`, what the container will own) and its lock, held by the
+/// caller until the container is created: the directory appears complete
+/// (made under a temporary name, then renamed), so there is no instant at
+/// which `list` could miss a container that exists.
+fn make_state_dir(root: &Path, first: &Persisted) -> Result<StateLock> {
+    use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let id = &first.id;
+    std::fs::create_dir_all(root).map_err(|e| Error::io("create state root", root, e))?;
+    let dir = root.join(id);
+    if dir.exists() {
+        return Err(Error::AlreadyExists(id.to_string()));
+    }
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = root.join(format!(".{id}.creating.{}.{n}", std::process::id()));
+    std::fs::create_dir(&tmp).map_err(|e| Error::io("create state directory", &tmp, e))?;
+    let made = first
+        .save(&tmp)
+        .and_then(|()| StateLock::acquire(&tmp, id))
+        .and_then(|lock| {
+            match renameat2(
+                AT_FDCWD,
+                &tmp,
+                AT_FDCWD,
+                &dir,
+                RenameFlags::RENAME_NOREPLACE,
+            ) {
+                Ok(()) => Ok(lock),
+                Err(nix::errno::Errno::EEXIST | nix::errno::Errno::ENOTEMPTY) => {
+                    Err(Error::AlreadyExists(id.to_string()))
+                }
+                Err(e) => Err(Error::io("create state directory", &dir, e.into())),
             }
-            let _ = std::fs::remove_dir_all(&self.dir);
+        });
+    if made.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    made
+}
+
+/// Removes what a creator killed between making its temporary state
+/// directory and renaming it left behind (nothing else was made by then).
+pub(crate) fn sweep_temporaries(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(rest) = name.strip_prefix('.') else {
+            continue;
+        };
+        let mut parts = rest.rsplitn(4, '.');
+        let (Some(_n), Some(pid), Some("creating")) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<i32>() else {
+            continue;
+        };
+        if pid > 0 && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
         }
     }
 }
@@ -141,30 +221,38 @@ async fn create_now(
     validate_id(id)?;
     crate::network::adjust_spec(&mut bundle.spec, &opts.network)?;
     let dir = config.root.join(id);
+    let cgroup_path = cgroup_path(config, id, &bundle);
     let plan_opts = plan::Options {
         no_pivot: opts.no_pivot,
         preserve_fds: opts.preserve_fds,
-        cgroup_path: Some(cgroup_path(config, id, &bundle)),
+        cgroup_path: Some(cgroup_path.clone()),
         seccomp: None,
         rootless: crate::security::rootless::is_rootless(),
         personality: None,
     };
     // Every check of the spec happens here, before anything exists.
-    let mut plan = Arc::new(plan::compile(
-        &bundle.spec,
-        &bundle.dir,
-        Host::get(),
-        &plan_opts,
-    )?);
-    std::fs::create_dir_all(&config.root)
-        .map_err(|e| Error::io("create state root", &config.root, e))?;
-    match std::fs::create_dir(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(Error::AlreadyExists(id.to_string()))
-        }
-        Err(e) => return Err(Error::io("create state directory", &dir, e)),
-    }
+    let mut plan = compile(&bundle, &plan_opts).await?;
+    let first = Persisted {
+        id: id.to_string(),
+        bundle: bundle.dir.clone(),
+        rootfs: plan.rootfs.clone(),
+        pid: 0,
+        pid_start_time: 0,
+        status: Status::Creating,
+        exit_status: None,
+        cgroup_path,
+        annotations: annotations(&bundle.spec),
+        created: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        shim: None,
+        // Nothing made yet: a creator killed now leaves no cgroup of its own.
+        cgroup_owned: Some(false),
+    };
+    let (root, rec) = (config.root.clone(), first.clone());
+    // Held until the container is created: no other start, kill or delete
+    // acts on a half-made container.
+    let lock = super::blocking(move || make_state_dir(&root, &rec)).await?;
     let mut partial = Partial {
         dir: dir.clone(),
         dir_created: true,
@@ -194,57 +282,38 @@ async fn create_now(
         let mut all = bundle.spec.mounts().clone().unwrap_or_default();
         all.extend(mounts);
         bundle.spec.set_mounts(Some(all));
-        match plan::compile(&bundle.spec, &bundle.dir, Host::get(), &plan_opts) {
-            Ok(p) => plan = Arc::new(p),
+        match compile(&bundle, &plan_opts).await {
+            Ok(p) => plan = p,
             Err(e) => {
                 partial.undo().await;
                 return Err(e);
             }
         }
     }
-    match build(config, id, &bundle, opts, plan, &mut partial).await {
+    let result = build(first, &bundle, opts, plan, &mut partial).await;
+    let result = match result {
         Ok(c) => Ok(c),
         Err(e) => {
             partial.undo().await;
             Err(e)
         }
-    }
+    };
+    drop(lock);
+    result
 }
 
-async fn build(
-    config: &Config,
-    id: &str,
-    bundle: &Bundle,
-    opts: CreateOptions,
-    plan: Arc<Plan>,
-    partial: &mut Partial,
-) -> Result<Container> {
-    let dir = &partial.dir;
-    bundle.spec.save(dir.join(state::SPEC_FILE)).map_err(|e| {
-        Error::io(
-            "save spec",
-            dir.join(state::SPEC_FILE),
-            std::io::Error::other(e),
-        )
-    })?;
-
-    if !plan.new_namespaces.contains(&crate::plan::Namespace::Mount) {
-        super::host_mounts::record(dir, &plan.rootfs)?;
-    }
-    let fifo_path = dir.join(state::EXEC_FIFO);
-    nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
-        .map_err(|e| Error::io("create exec fifo", &fifo_path, e.into()))?;
-    let fifo: OwnedFd = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&fifo_path)
-        .map_err(|e| Error::io("open exec fifo", &fifo_path, e))?
-        .into();
-
-    let spec_linux = bundle.spec.linux().clone().unwrap_or_default();
-    let cgroup_path = cgroup_path(config, id, bundle);
+/// Records that berth is about to make the cgroup (or that it exists and
+/// is only used), then makes it and applies the spec's limits. Blocking.
+fn setup_cgroup(
+    dir: &Path,
+    p: &mut Persisted,
+    spec_linux: &oci_spec::runtime::Linux,
+) -> Result<(Option<Cgroup>, Option<OwnedFd>)> {
     let rootless = crate::security::rootless::is_rootless();
-    partial.cgroup = match Cgroup::create(&cgroup_path) {
+    let existing = Cgroup::open(&p.cgroup_path)?.exists();
+    p.cgroup_owned = Some(!existing);
+    p.save(dir)?;
+    let cgroup = match Cgroup::create(&p.cgroup_path) {
         Ok(cg) => Some(cg),
         // Without root, cgroups only where they were delegated to us.
         Err(e) if rootless => {
@@ -254,22 +323,72 @@ async fn build(
                 .and_then(crate::cgroups::needs_delegation);
             if let Some(field) = needs {
                 return Err(Error::Unsupported(format!(
-                    "linux.resources.{field}: the cgroup {cgroup_path} is not delegated to this user ({e})"
+                    "linux.resources.{field}: the cgroup {} is not delegated to this user ({e})",
+                    p.cgroup_path
                 )));
             }
-            tracing::info!(cgroup = %cgroup_path, "rootless: no cgroup ({e})");
+            tracing::info!(cgroup = %p.cgroup_path, "rootless: no cgroup ({e})");
             None
         }
         Err(e) => return Err(e),
     };
     let mut cgroup_fd = None;
-    if let Some(cgroup) = &partial.cgroup {
+    if let Some(cgroup) = &cgroup {
         if let Some(resources) = spec_linux.resources() {
             let devices = spec_linux.devices().as_deref().unwrap_or_default();
             cgroup.apply_for_create(resources, devices)?;
         }
         cgroup_fd = cgroup.clone_into_fd()?;
     }
+    Ok((cgroup, cgroup_fd))
+}
+
+async fn build(
+    mut persisted: Persisted,
+    bundle: &Bundle,
+    opts: CreateOptions,
+    plan: Arc<Plan>,
+    partial: &mut Partial,
+) -> Result<Container> {
+    let dir = partial.dir.clone();
+    let id = persisted.id.clone();
+    let spec_linux = bundle.spec.linux().clone().unwrap_or_default();
+    let (d, spec, p3) = (dir.clone(), bundle.spec.clone(), plan.clone());
+    let mut rec = persisted.clone();
+    let (rec, made) = super::blocking(move || {
+        let made = (|| -> Result<_> {
+            spec.save(d.join(state::SPEC_FILE)).map_err(|e| {
+                Error::io(
+                    "save spec",
+                    d.join(state::SPEC_FILE),
+                    std::io::Error::other(e),
+                )
+            })?;
+            if !p3.new_namespaces.contains(&crate::plan::Namespace::Mount) {
+                super::host_mounts::record(&d, &p3.rootfs)?;
+            }
+            let fifo_path = d.join(state::EXEC_FIFO);
+            nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+                .map_err(|e| Error::io("create exec fifo", &fifo_path, e.into()))?;
+            let fifo: OwnedFd = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&fifo_path)
+                .map_err(|e| Error::io("open exec fifo", &fifo_path, e))?
+                .into();
+            let (cgroup, cgroup_fd) = setup_cgroup(&d, &mut rec, &spec_linux)?;
+            Ok((fifo, cgroup, cgroup_fd))
+        })();
+        Ok((rec, made))
+    })
+    .await?;
+    persisted = rec;
+    // Only a cgroup berth made is removed if the create fails.
+    if persisted.cgroup_owned == Some(true) {
+        partial.cgroup = Some(Cgroup::open(&persisted.cgroup_path)?);
+    }
+    let (fifo, cgroup, cgroup_fd) = made?;
+    let rootless = crate::security::rootless::is_rootless();
 
     let launched = launch(
         &plan,
@@ -285,53 +404,63 @@ async fn build(
         launched.exec_report,
         launched.ends,
     );
-    partial.child = Some((launched.pidfd, launched.memory));
+    let sup = Supervisor::start(pid, launched.pidfd.take(), Some(dir.clone()), None);
+    // Found by `Runtime::get` from now on, and kept (so the exit is
+    // recorded) even if this task is cancelled with its runtime.
+    sup.register();
+    partial.child = Some((sup.clone(), launched.memory));
 
-    let write_maps = || -> Result<()> {
-        if let Some(map) = &plan.uid_map {
-            write_proc(pid, "uid_map", map)?;
-        }
-        if let Some(map) = &plan.gid_map {
-            // An unprivileged parent may map its gid only once setgroups
-            // is denied in the new user namespace.
-            if rootless {
-                write_proc(pid, "setgroups", "deny")?;
+    // Maps, oom_score_adj, the cgroup, then the pid in the state: all
+    // blocking writes, done on a blocking thread.
+    let Some((_, memory)) = partial.child.take() else {
+        unreachable!("set above")
+    };
+    let (p2, rec) = (plan.clone(), persisted.clone());
+    let cg = cgroup.filter(|_| !in_cgroup);
+    let (d, memory_back, rec) = super::blocking(move || {
+        let write_maps = || -> Result<()> {
+            if let Some(map) = &p2.uid_map {
+                write_proc(pid, "uid_map", map)?;
             }
-            write_proc(pid, "gid_map", map)?;
-        }
-        Ok(())
-    };
-    write_maps()?;
-    if let Some(adj) = plan.oom_score_adj {
-        write_proc(pid, "oom_score_adj", &adj.to_string())?;
-    }
-    if let Some(cgroup) = partial.cgroup.as_ref().filter(|_| !in_cgroup) {
-        cgroup.add_process(pid)?;
-    }
-    let pid_start_time = state::proc_stat(pid)
-        .map(|(_, start)| start)
-        .ok_or_else(|| {
-            Error::sys(
-                "read start time of container process",
-                std::io::Error::from_raw_os_error(libc::ESRCH),
-            )
-        })?;
-    let persisted = Persisted {
-        id: id.to_string(),
-        bundle: bundle.dir.clone(),
-        rootfs: plan.rootfs.clone(),
-        pid,
-        pid_start_time,
-        status: Status::Created,
-        exit_status: None,
-        cgroup_path,
-        annotations: annotations(&bundle.spec),
-        created: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        shim: None,
-    };
-    persisted.save(dir)?;
+            if let Some(map) = &p2.gid_map {
+                // An unprivileged parent may map its gid only once setgroups
+                // is denied in the new user namespace.
+                if rootless {
+                    write_proc(pid, "setgroups", "deny")?;
+                }
+                write_proc(pid, "gid_map", map)?;
+            }
+            Ok(())
+        };
+        let r = (|| -> Result<Persisted> {
+            write_maps()?;
+            if let Some(adj) = p2.oom_score_adj {
+                write_proc(pid, "oom_score_adj", &adj.to_string())?;
+            }
+            if let Some(cgroup) = &cg {
+                cgroup.add_process(pid)?;
+            }
+            let pid_start_time =
+                state::proc_stat(pid)
+                    .map(|(_, start)| start)
+                    .ok_or_else(|| {
+                        Error::sys(
+                            "read start time of container process",
+                            std::io::Error::from_raw_os_error(libc::ESRCH),
+                        )
+                    })?;
+            let mut rec = rec;
+            rec.pid = pid;
+            rec.pid_start_time = pid_start_time;
+            rec.save(&dir)?;
+            Ok(rec)
+        })();
+        Ok((dir, memory, r))
+    })
+    .await?;
+    let dir = d;
+    partial.child = Some((sup.clone(), memory_back));
+    persisted = rec?;
     go(&sync)?;
 
     let mut pty = None;
@@ -348,7 +477,7 @@ async fn build(
         match report.kind {
             Report::HOOKS => {
                 // The network is there when the createRuntime hooks run.
-                crate::network::attach(dir, id, pid).await?;
+                crate::network::attach(&dir, &id, pid).await?;
                 connected = true;
                 run_create_hooks(bundle, &persisted, pid).await?;
                 go(&sync)?;
@@ -365,11 +494,11 @@ async fn build(
             Report::SECCOMP => {
                 let mut state = super::oci_state(&persisted, Status::Created)?;
                 state.set_status(ContainerState::Creating);
-                pass_seccomp_fd(&plan, &sync, fd, pid, &state)?;
+                pass_seccomp_fd(&plan, &sync, fd, pid, &state).await?;
             }
             Report::CREATED => {
                 if !connected {
-                    crate::network::attach(dir, id, pid).await?;
+                    crate::network::attach(&dir, &id, pid).await?;
                 }
                 left_shared_memory(&plan, &sync, partial.child.as_ref()).await?;
                 break;
@@ -383,8 +512,13 @@ async fn build(
             }
         }
     }
+    persisted.status = Status::Created;
+    let (d, rec) = (dir.clone(), persisted.clone());
+    super::blocking(move || rec.save(&d)).await?;
 
-    let (pidfd, memory) = partial.child.take().expect("spawned above");
+    let Some((sup, memory)) = partial.child.take() else {
+        unreachable!("spawned above")
+    };
     if exec::sabotage("waiter") {
         // Escape tests: the process still runs on our memory.
         std::mem::forget(memory);
@@ -392,23 +526,25 @@ async fn build(
         // The first process now runs `berth-waiter`: our memory is its no more.
         memory.release();
     }
+    // What `start` needs: the waiter's report of a failed `execve`.
+    *sup.launch.lock().await = exec_report.map(|sync| Launch {
+        sync,
+        plan,
+        memory: None,
+    });
+    sup.release_if_reaped().await;
     partial.cgroup = None;
     partial.dir_created = false;
     partial.network = None;
     Ok(Container {
         inner: Arc::new(Inner {
-            id: id.to_string(),
-            dir: dir.clone(),
+            id,
+            dir,
             pid,
-            pidfd: Some(pidfd),
-            is_parent: true,
+            supervisor: Some(sup),
+            pidfd: None,
             lifecycle: tokio::sync::broadcast::channel(super::LIFECYCLE_BACKLOG).0,
             exit: tokio::sync::OnceCell::new(),
-            launch: tokio::sync::Mutex::new(exec_report.map(|sync| Launch {
-                sync,
-                plan,
-                memory: None,
-            })),
             stdio: Mutex::new(ends),
             pty: Mutex::new(pty),
         }),
@@ -421,8 +557,8 @@ async fn build(
 /// shares our memory or runs our binary. A failed exec is reported.
 async fn left_shared_memory(
     plan: &Plan,
-    sync: &AsyncFd<OwnedFd>,
-    child: Option<&(AsyncFd<OwnedFd>, exec::ChildMemory)>,
+    sync: &tokio::io::unix::AsyncFd<OwnedFd>,
+    child: Option<&(Arc<Supervisor>, exec::ChildMemory)>,
 ) -> Result<()> {
     match recv(sync).await? {
         Some((report, _)) if report.kind == Report::FAILED => Err(init_error(plan, report)),
@@ -433,7 +569,7 @@ async fn left_shared_memory(
         // EOF: exec'd, unless it died (a seccomp profile that kills on
         // execveat, say): a pidfd turns readable when its process exits.
         None => match child {
-            Some((pidfd, _)) if exited(pidfd) => Err(Error::Init {
+            Some((sup, _)) if exited(sup.pidfd()) => Err(Error::Init {
                 step: "start berth-waiter".into(),
                 path: None,
                 source: std::io::Error::from_raw_os_error(libc::ECHILD),
@@ -443,10 +579,9 @@ async fn left_shared_memory(
     }
 }
 
-fn exited(pidfd: &AsyncFd<OwnedFd>) -> bool {
+fn exited(pidfd: impl std::os::fd::AsFd) -> bool {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use std::os::fd::AsFd;
-    let mut fds = [PollFd::new(pidfd.get_ref().as_fd(), PollFlags::POLLIN)];
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
     poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
 }
 

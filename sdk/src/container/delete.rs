@@ -1,11 +1,13 @@
 //! `delete`: remove a stopped container (or, forced, stop it first).
 
-use nix::sys::signal::Signal;
+use std::os::fd::AsRawFd;
+
 use oci_spec::runtime::ContainerState;
 
 use super::Container;
 use crate::cgroups::Cgroup;
 use crate::error::{Error, Result};
+use crate::exec::sys;
 use crate::hooks;
 use crate::state::Status;
 
@@ -13,7 +15,24 @@ impl Container {
     /// Deletes the container: its cgroup, its state, and with `force` its
     /// processes. Without `force`, a container that is created or running
     /// is refused, as the OCI runtime spec requires.
+    ///
+    /// Runs under the container's state lock. With `force`, a container
+    /// whose creator died mid-way ([`Status::Creating`]) is removed
+    /// completely: what its state directory records it owns. Processes are
+    /// signalled through the first process's pidfd and, only in a cgroup
+    /// berth made, through the cgroup (`cgroup.kill`, or freeze, signal,
+    /// thaw), never by a pid read earlier; a `cgroupsPath` naming a cgroup
+    /// that existed before is left as it was, with its other processes.
+    ///
+    /// Dropping the future does not stop the delete: it runs in a task of
+    /// its own to the end.
     pub async fn delete(&self, force: bool) -> Result<()> {
+        let me = self.clone();
+        super::to_completion(async move { me.delete_now(force).await }).await
+    }
+
+    async fn delete_now(&self, force: bool) -> Result<()> {
+        let _lock = self.lock().await?;
         let p = self.load()?;
         let mut status = self.status_of(&p);
         // (A frozen process dies only once thawed: a paused one is not.)
@@ -23,6 +42,7 @@ impl Container {
             // Killed a moment ago: as good as stopped; waited for below.
             status = Status::Stopped;
         }
+        let owned = p.owns_cgroup();
         if status != Status::Stopped {
             if !force {
                 return Err(Error::InvalidState {
@@ -31,23 +51,36 @@ impl Container {
                     op: "delete (use force)",
                 });
             }
-            // Processes outside the first one's pid namespace too.
-            let _ = self.kill(Signal::SIGKILL);
-            // Thaws a paused container too: a frozen process never dies.
-            let _ = self.kill_all(Signal::SIGKILL).await;
+            self.kill_first(libc::SIGKILL);
+            if owned {
+                // Processes outside the first one's pid namespace too; thaws
+                // a paused container (a frozen process never dies).
+                let _ = Cgroup::open(&p.cgroup_path)?
+                    .kill_all(nix::sys::signal::Signal::SIGKILL)
+                    .await;
+            }
         }
-        if self.inner.is_parent {
-            // Reap, so no zombie is left behind.
-            let _ = self.wait().await;
-        } else if let Some(pidfd) = &self.inner.pidfd {
-            super::wait::exited(pidfd).await?;
+        // Reaped (here, by the supervisor) or gone, so no zombie is left
+        // behind.
+        match (&self.inner.supervisor, &self.inner.pidfd) {
+            (Some(_), _) => {
+                let _ = self.wait().await;
+            }
+            (None, Some(pidfd)) => super::wait::exited(pidfd).await?,
+            (None, None) => {}
         }
-        let cgroup = Cgroup::open(&p.cgroup_path)?;
-        // Children that escaped the pid namespace's end (shared pid ns).
-        for pid in cgroup.pids().unwrap_or_default() {
-            let _ = crate::exec::sys::kill(pid, libc::SIGKILL);
+        let mut errors = Vec::new();
+        if owned {
+            let cgroup = Cgroup::open(&p.cgroup_path)?;
+            // Children that escaped the pid namespace's end (shared pid ns):
+            // frozen while signalled, so no pid is reused meanwhile.
+            if cgroup.exists() {
+                let _ = cgroup.kill_all(nix::sys::signal::Signal::SIGKILL).await;
+            }
+            if let Err(e) = cgroup.delete().await {
+                errors.push(e);
+            }
         }
-        cgroup.delete().await?;
         if let Ok(spec) = self.spec() {
             if let Some(h) = spec.hooks() {
                 let list = h.poststop().as_deref().unwrap_or_default();
@@ -58,13 +91,40 @@ impl Container {
                 }
             }
         }
-        crate::network::release(&self.inner.dir, &p.id).await?;
-        super::host_mounts::release(&self.inner.dir)?;
+        if let Err(e) = crate::network::release(&self.inner.dir, &p.id).await {
+            errors.push(e);
+        }
+        // Mounts made in the host's namespace (a spec without a mount
+        // namespace of its own).
+        let dir = self.inner.dir.clone();
+        if let Err(e) = super::blocking(move || super::host_mounts::release(&dir)).await {
+            errors.push(e);
+        }
         // A container made from an image: its overlay and writable layer.
-        crate::image::snapshot::release(&self.inner.dir)?;
-        std::fs::remove_dir_all(&self.inner.dir)
-            .map_err(|e| Error::io("remove state directory", &self.inner.dir, e))?;
+        let dir = self.inner.dir.clone();
+        let released = super::blocking(move || crate::image::snapshot::release(&dir)).await;
+        if let Err(e) = released {
+            errors.push(e);
+        }
+        if let Some(e) = errors.into_iter().next() {
+            // The state stays, so a later delete can finish the job.
+            return Err(e);
+        }
+        let dir = self.inner.dir.clone();
+        super::blocking(move || crate::state::remove_dir(&dir)).await?;
+        super::supervisor::unregister(&self.inner.dir);
         Ok(())
+    }
+
+    /// SIGKILLs (or signals) the first process through its pidfd, if it
+    /// is alive; never a bare pid.
+    pub(super) fn kill_first(&self, sig: libc::c_int) {
+        let fd = match (&self.inner.supervisor, &self.inner.pidfd) {
+            (Some(s), _) => s.pidfd().as_raw_fd(),
+            (None, Some(fd)) => fd.as_raw_fd(),
+            (None, None) => return,
+        };
+        let _ = sys::pidfd_send_signal(fd, sig);
     }
 
     pub(crate) async fn delete_forced(&self) -> Result<()> {

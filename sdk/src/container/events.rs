@@ -44,6 +44,7 @@ impl Container {
     /// may be open at once; each is independent, and dropping one affects
     /// nothing else. A stream that is not read falls behind by at most a few
     /// lifecycle events, losing the oldest: the container never waits for it.
+    /// Once ended, the stream keeps answering `None` (it is fused).
     ///
     /// ```no_run
     /// # async fn demo(ctr: berth::Container) -> berth::Result<()> {
@@ -113,11 +114,13 @@ impl Container {
             };
             Some((item, State::Watching(ctr, watch, lifecycle)))
         });
-        first.chain(rest).boxed()
+        // Fused: polled after its end it keeps answering `None`, so it is
+        // safe in a `select!` loop.
+        first.chain(rest).fuse().boxed()
     }
 
     /// A stream of resource usage samples, one every `interval` (the first
-    /// at once), ending when the container ends.
+    /// at once), ending when the container ends (fused: `None` ever after).
     ///
     /// The cgroup's files are opened at the first sample and re-read for
     /// each later one, so a stream costs a few microseconds per sample.
@@ -144,6 +147,7 @@ impl Container {
                 }
             },
         )
+        .fuse()
         .boxed()
     }
 }

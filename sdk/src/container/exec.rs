@@ -12,6 +12,7 @@ use tokio::net::unix::pipe;
 
 use super::create::init_error;
 use super::spawn::{go, launch, pass_seccomp_fd, recv, write_proc};
+use super::supervisor::Supervisor;
 use super::Container;
 use crate::cgroups::Cgroup;
 use crate::error::{Error, Result};
@@ -35,11 +36,13 @@ pub struct ExecOptions {
 }
 
 /// A process started in a running container by [`Container::exec`].
+///
+/// A supervisor task reaps it whether or not anyone waits: dropping this
+/// handle (or a `wait` future) leaves no zombie.
 #[derive(Debug)]
 pub struct ExecProcess {
     pid: i32,
-    pidfd: AsyncFd<OwnedFd>,
-    exit: tokio::sync::OnceCell<ExitStatus>,
+    supervisor: Arc<Supervisor>,
     stdio: Mutex<ParentEnds>,
     pty: Mutex<Option<Pty>>,
 }
@@ -109,15 +112,27 @@ impl Container {
             rootless: crate::security::rootless::is_rootless(),
             ..Default::default()
         };
-        let plan = Arc::new(plan::compile_exec(process, joins, Host::get(), &plan_opts)?);
-        let cgroup = Cgroup::open(&p.cgroup_path)?;
-        // Without root the container may have no cgroup (none delegated):
-        // the process then joins none either.
-        let rootless = crate::security::rootless::is_rootless();
-        let cgroup_fd = match cgroup.clone_into_fd() {
-            Err(_) if rootless => None,
-            r => r?,
-        };
+        // The compile (seccomp included) and the cgroup open run on a
+        // blocking thread.
+        let (process, cgroup_path) = (process.clone(), p.cgroup_path.clone());
+        let (plan, cgroup, cgroup_fd) = super::blocking(move || {
+            let plan = Arc::new(plan::compile_exec(
+                &process,
+                joins,
+                Host::get(),
+                &plan_opts,
+            )?);
+            let cgroup = Cgroup::open(&cgroup_path)?;
+            // Without root the container may have no cgroup (none
+            // delegated): the process then joins none either.
+            let rootless = crate::security::rootless::is_rootless();
+            let cgroup_fd = match cgroup.clone_into_fd() {
+                Err(_) if rootless => None,
+                r => r?,
+            };
+            Ok((plan, cgroup, cgroup_fd))
+        })
+        .await?;
 
         let launched = launch(
             &plan,
@@ -132,8 +147,7 @@ impl Container {
         launched.memory.release();
         let process = ExecProcess {
             pid: launched.pid,
-            pidfd: launched.pidfd,
-            exit: tokio::sync::OnceCell::new(),
+            supervisor: Supervisor::start(launched.pid, launched.pidfd.take(), None, None),
             stdio: Mutex::new(launched.ends),
             pty: Mutex::new(None),
         };
@@ -157,15 +171,21 @@ async fn finish_exec(
     plan: &plan::Plan,
     state: &oci_spec::runtime::State,
 ) -> Result<()> {
-    if let Some(adj) = plan.oom_score_adj {
-        write_proc(process.pid, "oom_score_adj", &adj.to_string())?;
-    }
-    if !in_cgroup {
-        match cgroup.add_process(process.pid) {
-            Err(_) if crate::security::rootless::is_rootless() => {}
-            r => r?,
+    let (pid, adj) = (process.pid, plan.oom_score_adj);
+    let cgroup = Cgroup::open(cgroup.path())?;
+    super::blocking(move || {
+        if let Some(adj) = adj {
+            write_proc(pid, "oom_score_adj", &adj.to_string())?;
         }
-    }
+        if !in_cgroup {
+            match cgroup.add_process(pid) {
+                Err(_) if crate::security::rootless::is_rootless() => {}
+                r => r?,
+            }
+        }
+        Ok(())
+    })
+    .await?;
     go(sync)?;
     loop {
         match recv(sync).await? {
@@ -181,7 +201,7 @@ async fn finish_exec(
                 *process.pty.lock().unwrap_or_else(|p| p.into_inner()) = Some(Pty::new(fd)?);
             }
             Some((r, fd)) if r.kind == Report::SECCOMP => {
-                pass_seccomp_fd(plan, sync, fd, process.pid, state)?;
+                pass_seccomp_fd(plan, sync, fd, process.pid, state).await?;
             }
             Some((r, _)) if r.kind == Report::FAILED => return Err(init_error(plan, r)),
             Some((r, _)) => {
@@ -202,15 +222,13 @@ impl ExecProcess {
 
     /// Waits for the process to exit. Any number of callers may wait.
     pub async fn wait(&self) -> Result<ExitStatus> {
-        self.exit
-            .get_or_try_init(|| super::wait::reap(&self.pidfd))
-            .await
-            .copied()
+        self.supervisor.wait().await
     }
 
     /// Sends `signal` to the process (through its pidfd).
     pub fn kill(&self, signal: Signal) -> Result<()> {
-        exec::sys::pidfd_send_signal(self.pidfd.as_raw_fd(), signal as libc::c_int)
+        let fd = self.supervisor.pidfd().as_raw_fd();
+        exec::sys::pidfd_send_signal(fd, signal as libc::c_int)
             .map_err(|e| Error::sys("kill", std::io::Error::from_raw_os_error(e)))
     }
 

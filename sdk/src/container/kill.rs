@@ -8,20 +8,20 @@ use super::Container;
 use crate::cgroups::Cgroup;
 use crate::error::{Error, Result};
 use crate::exec::sys;
-use crate::state::{self};
 
 impl Container {
     /// Sends `signal` to the container's first process.
     ///
-    /// Through the pidfd when this handle has one, so a recycled pid can
-    /// never receive it.
+    /// Always through a pidfd (the supervisor's in the creating process,
+    /// else one opened and checked at attach), so a recycled pid can never
+    /// receive it.
     pub fn kill(&self, signal: Signal) -> Result<()> {
-        let p = self.require_live("kill")?;
+        self.require_live("kill")?;
         let sig = signal as libc::c_int;
-        let r = match &self.inner.pidfd {
-            Some(pidfd) => sys::pidfd_send_signal(pidfd.as_raw_fd(), sig),
-            None if state::is_alive(p.pid, p.pid_start_time) => sys::kill(p.pid, sig),
-            None => Err(libc::ESRCH),
+        let r = match (&self.inner.supervisor, &self.inner.pidfd) {
+            (Some(s), _) => sys::pidfd_send_signal(s.pidfd().as_raw_fd(), sig),
+            (None, Some(pidfd)) => sys::pidfd_send_signal(pidfd.as_raw_fd(), sig),
+            (None, None) => Err(libc::ESRCH),
         };
         r.map_err(|e| Error::sys("kill", std::io::Error::from_raw_os_error(e)))
     }
@@ -29,9 +29,18 @@ impl Container {
     /// Sends `signal` to every process in the container's cgroup, child
     /// cgroups included, freezing it meanwhile so that none can fork away
     /// (see [`Cgroup::kill_all`]).
+    ///
+    /// In a cgroup berth did not make (a `cgroupsPath` naming an existing
+    /// one) other processes may live: then only the first process is
+    /// signalled.
     pub async fn kill_all(&self, signal: Signal) -> Result<()> {
         let p = self.load()?;
-        Cgroup::open(&p.cgroup_path)?.kill_all(signal).await
+        if !p.owns_cgroup() {
+            return self.kill(signal);
+        }
+        let cgroup = Cgroup::open(&p.cgroup_path)?;
+        // To the end even if dropped: never left frozen.
+        super::to_completion(async move { cgroup.kill_all(signal).await }).await
     }
 }
 

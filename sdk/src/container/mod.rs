@@ -9,12 +9,14 @@ mod kill;
 mod pause;
 mod spawn;
 mod start;
+mod supervisor;
 mod wait;
 
 pub use create::CreateOptions;
-pub(crate) use create::{create, validate_id};
+pub(crate) use create::{create, sweep_temporaries, validate_id};
 pub use events::Event;
 pub use exec::{ExecOptions, ExecProcess};
+pub(crate) use supervisor::prune as prune_supervisors;
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
@@ -47,14 +49,14 @@ struct Inner {
     id: String,
     dir: PathBuf,
     pid: i32,
-    /// A pidfd of the container's first process, registered with tokio.
+    /// This process cloned the container: the one owner of its process,
+    /// which reaps it and publishes the exit.
+    supervisor: Option<Arc<supervisor::Supervisor>>,
+    /// Another process's container: a pidfd of its first process,
+    /// registered with tokio, to observe (never reap) its exit.
     pidfd: Option<AsyncFd<OwnedFd>>,
-    /// This process cloned the container and may reap it.
-    is_parent: bool,
+    /// The exit status as observed from another process.
     exit: tokio::sync::OnceCell<ExitStatus>,
-    /// Held while the child may still use memory shared with us, together
-    /// with the sync socket that tells when it is done.
-    launch: tokio::sync::Mutex<Option<Launch>>,
     stdio: Mutex<ParentEnds>,
     pty: Mutex<Option<Pty>>,
     /// Lifecycle changes made through this handle and its clones, for the
@@ -218,8 +220,18 @@ impl Container {
     }
 
     fn status_of(&self, p: &Persisted) -> Status {
-        if p.status == Status::Stopped || self.inner.exit.initialized() {
+        let reaped = self
+            .inner
+            .supervisor
+            .as_ref()
+            .is_some_and(|s| s.exited().is_some());
+        if p.status == Status::Stopped || reaped || self.inner.exit.initialized() {
             return Status::Stopped;
+        }
+        // Never finished being created (its creator may have died mid-way):
+        // only a forced delete applies.
+        if p.status == Status::Creating {
+            return Status::Creating;
         }
         if !state::is_alive(p.pid, p.pid_start_time) {
             return Status::Stopped;
@@ -264,13 +276,22 @@ impl Container {
         Self::attach_with(dir, id, ParentEnds::default())
     }
 
-    /// Re-attaches, keeping the parent's ends of piped stdio.
+    /// Re-attaches, keeping the parent's ends of piped stdio. In the
+    /// process that created the container the handle shares its
+    /// supervisor, so it can wait for the exit status.
     pub(crate) fn attach_with(dir: PathBuf, id: &str, ends: ParentEnds) -> Result<Container> {
         let p = Persisted::load(&dir, id)?;
-        // A pidfd only for a process that is still the container's.
-        let pidfd = if state::is_alive(p.pid, p.pid_start_time) {
+        // pid 0: its creator was cancelled before recording the pid.
+        let supervisor = supervisor::lookup(&dir).filter(|s| s.pid() == p.pid || p.pid <= 0);
+        if let Some(s) = &supervisor {
+            s.ensure();
+        }
+        // A pidfd only for a process that is still the container's,
+        // checked after the open so that the pidfd pins the right one.
+        let pidfd = if supervisor.is_none() && p.pid > 0 {
             crate::exec::pidfd_open(p.pid)
                 .ok()
+                .filter(|_| state::is_alive(p.pid, p.pid_start_time))
                 .and_then(|fd| crate::exec::register(fd).ok())
         } else {
             None
@@ -280,23 +301,53 @@ impl Container {
                 id: id.to_string(),
                 dir,
                 pid: p.pid,
+                supervisor,
                 pidfd,
-                is_parent: false,
                 lifecycle: tokio::sync::broadcast::channel(LIFECYCLE_BACKLOG).0,
                 exit: match p.exit_status {
                     Some(s) => tokio::sync::OnceCell::new_with(Some(s)),
                     None => tokio::sync::OnceCell::new(),
                 },
-                launch: tokio::sync::Mutex::new(None),
                 stdio: Mutex::new(ends),
                 pty: Mutex::default(),
             }),
         })
     }
+
+    /// Takes the container's state lock (on a blocking thread).
+    pub(crate) async fn lock(&self) -> Result<state::StateLock> {
+        state::StateLock::acquire_async(&self.inner.dir, &self.inner.id).await
+    }
+}
+
+/// Runs `fut` in a task of its own, so that it runs to completion even if
+/// the caller stops waiting (drops the future): a delete or a
+/// freeze-signal-thaw is never left half-done.
+pub(crate) async fn to_completion<T, F>(fut: F) -> Result<T>
+where
+    F: std::future::Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::spawn(fut)
+        .await
+        .map_err(|e| Error::sys("task", std::io::Error::other(e)))?
+}
+
+/// Runs `f` on tokio's blocking pool: file, cgroup and `/proc` work never
+/// runs on an async worker.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T>
+where
+    F: FnOnce() -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::sys("blocking task", std::io::Error::other(e)))?
 }
 
 pub(crate) fn oci_state(p: &Persisted, status: Status) -> Result<State> {
     let status = match status {
+        Status::Creating => ContainerState::Creating,
         Status::Created => ContainerState::Created,
         // The OCI state has no `paused` (runc's own addition): a paused
         // container's process is still there, as a running one's is.
@@ -309,7 +360,7 @@ pub(crate) fn oci_state(p: &Persisted, status: Status) -> Result<State> {
         .status(status)
         .bundle(p.bundle.clone())
         .annotations(p.annotations.clone());
-    if status != ContainerState::Stopped {
+    if status != ContainerState::Stopped && p.pid > 0 {
         b = b.pid(p.pid);
     }
     b.build().map_err(|e| Error::State {

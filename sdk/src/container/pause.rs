@@ -12,18 +12,23 @@ impl Container {
     }
 
     /// Freezes every process of the container (the cgroup freezer) and
-    /// returns once the kernel reports it frozen.
+    /// returns once the kernel reports it frozen. Under the container's
+    /// state lock, like every transition.
     pub async fn pause(&self) -> Result<()> {
+        let _lock = self.lock().await?;
         self.require_live("pause")?;
         self.cgroup()?.freeze().await?;
         self.announce(super::Event::Paused);
         Ok(())
     }
 
-    /// Thaws a paused container.
-    pub fn resume(&self) -> Result<()> {
+    /// Thaws a paused container (under the state lock; the write runs on
+    /// a blocking thread).
+    pub async fn resume(&self) -> Result<()> {
+        let _lock = self.lock().await?;
         self.require_live("resume")?;
-        self.cgroup()?.thaw()?;
+        let cgroup = self.cgroup()?;
+        super::blocking(move || cgroup.thaw()).await?;
         self.announce(super::Event::Resumed);
         Ok(())
     }
@@ -33,23 +38,32 @@ impl Container {
     /// unless `memory.checkBeforeUpdate` is `false`, a memory limit below
     /// what the container uses now is refused. Device rules are added after
     /// those in force, as on the v1 controller. The container's saved spec
-    /// records the new values, so later updates build on them.
-    pub fn update(&self, resources: &LinuxResources) -> Result<()> {
+    /// records the new values, so later updates build on them. Under the
+    /// container's state lock, so concurrent updates (from any process)
+    /// never lose one another's values; the cgroup writes run on a
+    /// blocking thread.
+    pub async fn update(&self, resources: &LinuxResources) -> Result<()> {
+        let _lock = self.lock().await?;
         self.require_live("update")?;
-        let mut spec = self.spec()?;
-        let mut linux = spec.linux().clone().unwrap_or_default();
-        let current = linux.resources().clone().unwrap_or_default();
-        let before = current.devices().clone().unwrap_or_default();
-        let created = linux.devices().clone().unwrap_or_default();
-        self.cgroup()?.update(resources, &before, &created)?;
+        let ctr = self.clone();
+        let resources = resources.clone();
+        super::blocking(move || {
+            let mut spec = ctr.spec()?;
+            let mut linux = spec.linux().clone().unwrap_or_default();
+            let current = linux.resources().clone().unwrap_or_default();
+            let before = current.devices().clone().unwrap_or_default();
+            let created = linux.devices().clone().unwrap_or_default();
+            ctr.cgroup()?.update(&resources, &before, &created)?;
 
-        linux.set_resources(Some(merge(current, resources)));
-        spec.set_linux(Some(linux));
-        let json = serde_json::to_vec_pretty(&spec).map_err(|e| Error::State {
-            id: self.id().to_string(),
-            reason: format!("serialize the updated spec: {e}"),
-        })?;
-        crate::state::write_atomic(&self.inner.dir.join(crate::state::SPEC_FILE), &json)
+            linux.set_resources(Some(merge(current, &resources)));
+            spec.set_linux(Some(linux));
+            let json = serde_json::to_vec_pretty(&spec).map_err(|e| Error::State {
+                id: ctr.id().to_string(),
+                reason: format!("serialize the updated spec: {e}"),
+            })?;
+            crate::state::write_atomic(&ctr.inner.dir.join(crate::state::SPEC_FILE), &json)
+        })
+        .await
     }
 
     /// One sample of the container's resource usage (CPU, memory, pids),

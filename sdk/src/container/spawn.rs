@@ -9,6 +9,7 @@ use std::sync::Arc;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use tokio::io::unix::AsyncFd;
 
+use super::supervisor::Unsupervised;
 use crate::error::{Error, Result};
 use crate::exec::{self, ChildFds, ChildMemory, Report};
 use crate::plan::{Namespace, Plan};
@@ -17,7 +18,9 @@ use crate::stdio::{self, ParentEnds, Stdio};
 /// A cloned child, waiting for the parent's go-ahead.
 pub(super) struct Launched {
     pub pid: i32,
-    pub pidfd: AsyncFd<OwnedFd>,
+    /// Handed to the process's supervisor; reaped by a thread if the
+    /// launching future is dropped first.
+    pub pidfd: Unsupervised,
     /// Started inside its cgroup (`CLONE_INTO_CGROUP`).
     pub in_cgroup: bool,
     pub memory: ChildMemory,
@@ -79,16 +82,18 @@ pub(super) async fn launch(
         // The child has its own copies; ours must go so that EOF on the
         // sync socket means the child is gone.
         drop(fds);
-        r
+        // Owned from here on, even if no one awaits this task any more.
+        r.map(|s| (s.pid, Unsupervised::new(s.pidfd), s.in_cgroup, s.memory))
     })
     .await
     .map_err(|e| Error::sys("spawn task", std::io::Error::other(e)))?
     .map_err(|e| Error::sys("clone3", e))?;
+    let (pid, pidfd, in_cgroup, memory) = spawned;
     Ok(Launched {
-        pid: spawned.pid,
-        pidfd: exec::register(spawned.pidfd).map_err(|e| Error::sys("register pidfd", e))?,
-        in_cgroup: spawned.in_cgroup,
-        memory: spawned.memory,
+        pid,
+        pidfd,
+        in_cgroup,
+        memory,
         sync,
         exec_report,
         ends,
@@ -127,24 +132,36 @@ fn set_nonblocking(fd: &OwnedFd) -> Result<()> {
     Ok(())
 }
 
-/// Lets the child go on past its current wait.
+/// Lets the child go on past its current wait. `MSG_NOSIGNAL`: a child
+/// that died meanwhile is an error here, never a SIGPIPE in the embedder.
 pub(super) fn go(sync: &AsyncFd<OwnedFd>) -> Result<()> {
-    nix::unistd::write(sync.get_ref(), b"g")
-        .map_err(|e| Error::sys("signal container process", e))?;
+    use nix::sys::socket::{send, MsgFlags};
+    send(
+        sync.get_ref().as_raw_fd(),
+        b"g",
+        MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+    )
+    .map_err(|e| Error::sys("signal container process", e))?;
     Ok(())
 }
 
+/// How long a seccomp `listenerPath` may take to accept the notify
+/// descriptor before the create fails.
+const LISTENER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Passes the seccomp notify descriptor the child sent (with
 /// [`Report::SECCOMP`]) to the listener of the plan's filter, then lets
-/// the child go on.
-pub(super) fn pass_seccomp_fd(
+/// the child go on. The socket is asynchronous and the whole exchange
+/// bounded by a timeout: a slow or stuck listener fails the create rather
+/// than freezing a tokio worker.
+pub(super) async fn pass_seccomp_fd(
     plan: &Plan,
     sync: &AsyncFd<OwnedFd>,
     fd: Option<OwnedFd>,
     pid: i32,
     state: &oci_spec::runtime::State,
 ) -> Result<()> {
-    use crate::security::seccomp::{send_to_listener, ProcessState};
+    use crate::security::seccomp::ProcessState;
     let fd = fd.ok_or_else(|| {
         Error::sys(
             "receive seccomp notify descriptor",
@@ -168,8 +185,62 @@ pub(super) fn pass_seccomp_fd(
         metadata: filter.metadata.as_deref(),
         state,
     };
-    send_to_listener(listener, &msg, fd.as_fd())?;
+    let json = serde_json::to_vec(&msg)
+        .map_err(|e| Error::io("encode seccomp listener message", listener, e.into()))?;
+    match tokio::time::timeout(LISTENER_TIMEOUT, send_to_listener(listener, &json, &fd)).await {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(Error::io(
+                "send to seccomp listener",
+                listener,
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {} s", LISTENER_TIMEOUT.as_secs()),
+                ),
+            ))
+        }
+    }
     go(sync)
+}
+
+/// Sends `json` with `fd` attached (`SCM_RIGHTS`) to the unix socket
+/// `listener`, without blocking a worker.
+async fn send_to_listener(listener: &std::path::Path, json: &[u8], fd: &OwnedFd) -> Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    use std::io::IoSlice;
+    let err = |op: &'static str, e: std::io::Error| Error::io(op, listener, e);
+    let stream = tokio::net::UnixStream::connect(listener)
+        .await
+        .map_err(|e| err("connect to seccomp listener", e))?;
+    let fds = [fd.as_raw_fd()];
+    let sent = loop {
+        stream
+            .writable()
+            .await
+            .map_err(|e| err("send to seccomp listener", e))?;
+        let r = stream.try_io(tokio::io::Interest::WRITABLE, || {
+            sendmsg::<()>(
+                stream.as_raw_fd(),
+                &[IoSlice::new(json)],
+                &[ControlMessage::ScmRights(&fds)],
+                MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+                None,
+            )
+            .map_err(std::io::Error::from)
+        });
+        match r {
+            Ok(n) => break n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(err("send to seccomp listener", e)),
+        }
+    };
+    if sent != json.len() {
+        return Err(err(
+            "send to seccomp listener",
+            std::io::Error::from(std::io::ErrorKind::WriteZero),
+        ));
+    }
+    Ok(())
 }
 
 /// The child's next report; `None` once it exec'd or died.

@@ -24,7 +24,13 @@ impl Container {
     /// A failing `startContainer` or `poststart` hook fails the start and
     /// stops the container, as the OCI runtime spec asks: its processes
     /// are killed, it reads `stopped` and [`Container::delete`] removes it.
+    ///
+    /// Exactly once: the check that the container is created, the hooks
+    /// and the release happen under the container's state lock, so of any
+    /// number of racing callers (in any processes) one starts it and the
+    /// others get [`Error::InvalidState`].
     pub async fn start(&self) -> Result<()> {
+        let lock = self.lock().await?;
         let mut p = self.load()?;
         let status = self.status_of(&p);
         if status != Status::Created {
@@ -53,41 +59,31 @@ impl Container {
         // Recorded before the release: a process that exits at once may be
         // reaped, and its exit status recorded, before this call returns.
         p.status = Status::Running;
-        p.save(&self.inner.dir)?;
-        let fifo = self.inner.dir.join(state::EXEC_FIFO);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&fifo)
-            .map_err(|e| match e.raw_os_error() {
-                // No reader: the process is gone.
-                Some(libc::ENXIO) | Some(libc::ENOENT) => Error::InvalidState {
-                    id: p.id.clone(),
-                    status: Status::Stopped.to_string(),
-                    op: "start",
-                },
-                _ => Error::io("open exec fifo", &fifo, e),
-            })?;
-        f.write_all(b"s")
-            .map_err(|e| Error::io("write exec fifo", &fifo, e))?;
-        drop(f);
+        let dir = self.inner.dir.clone();
+        let id = p.id.clone();
+        super::blocking(move || {
+            p.save(&dir)?;
+            release(&dir, &id)
+        })
+        .await?;
+        drop(lock);
 
-        let mut launch = self.inner.launch.lock().await;
-        if let Some(l) = launch.as_ref() {
-            // EOF: the sync socket closed on execve (or the process died).
-            if let Some((report, _)) = recv(&l.sync).await? {
-                if report.kind == Report::FAILED {
-                    return Err(init_error(&l.plan, report));
+        if let Some(sup) = &self.inner.supervisor {
+            let mut launch = sup.launch.lock().await;
+            if let Some(l) = launch.as_ref() {
+                // EOF: the sync socket closed on execve (or the process died).
+                if let Some((report, _)) = recv(&l.sync).await? {
+                    if report.kind == Report::FAILED {
+                        return Err(init_error(&l.plan, report));
+                    }
+                }
+                // The child no longer uses our memory.
+                if let Some(l) = launch.take() {
+                    l.done();
                 }
             }
-            // The child no longer uses our memory.
-            if let Some(l) = launch.take() {
-                l.done();
-            }
         }
-        drop(launch);
 
-        let _ = std::fs::remove_file(&fifo);
         self.announce(Event::Started);
         if let Some(h) = spec.hooks() {
             let list = h.poststart().as_deref().unwrap_or_default();
@@ -107,10 +103,36 @@ impl Container {
     async fn stop_after_failed_hook(&self) {
         let _ = self.kill(Signal::SIGKILL);
         let _ = self.kill_all(Signal::SIGKILL).await;
-        if self.inner.is_parent {
+        if self.inner.supervisor.is_some() {
             let _ = self.wait().await;
         } else if let Some(pidfd) = &self.inner.pidfd {
             let _ = super::wait::exited(pidfd).await;
         }
+    }
+}
+
+/// Opens the exec fifo and writes the byte that lets the container's
+/// process `execve`; then removes the fifo. Blocking (file work).
+fn release(dir: &std::path::Path, id: &str) -> Result<()> {
+    {
+        let fifo = dir.join(state::EXEC_FIFO);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .map_err(|e| match e.raw_os_error() {
+                // No reader: the process is gone.
+                Some(libc::ENXIO) | Some(libc::ENOENT) => Error::InvalidState {
+                    id: id.to_string(),
+                    status: Status::Stopped.to_string(),
+                    op: "start",
+                },
+                _ => Error::io("open exec fifo", &fifo, e),
+            })?;
+        f.write_all(b"s")
+            .map_err(|e| Error::io("write exec fifo", &fifo, e))?;
+        drop(f);
+        let _ = std::fs::remove_file(&fifo);
+        Ok(())
     }
 }

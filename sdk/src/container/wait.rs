@@ -1,34 +1,12 @@
 //! `wait`: the exit status, observed through the pidfd (never by polling).
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use tokio::io::unix::AsyncFd;
 
 use super::Container;
 use crate::error::{Error, Result};
-use crate::exec::sys::{self, Reaped};
-use crate::state::{ExitStatus, Persisted, Status};
-
-/// Waits until the child behind `pidfd` exits and reaps it.
-pub(crate) async fn reap(pidfd: &AsyncFd<OwnedFd>) -> Result<ExitStatus> {
-    loop {
-        let mut guard = pidfd
-            .readable()
-            .await
-            .map_err(|e| Error::sys("wait for container exit", e))?;
-        match sys::waitid_pidfd(pidfd.as_raw_fd()) {
-            Ok(Reaped::Running) => guard.clear_ready(),
-            Ok(Reaped::Exited(code)) => return Ok(ExitStatus::Exited(code)),
-            Ok(Reaped::Signaled(sig)) => return Ok(ExitStatus::Signaled(sig)),
-            Err(errno) => {
-                return Err(Error::sys(
-                    "waitid",
-                    std::io::Error::from_raw_os_error(errno),
-                ))
-            }
-        }
-    }
-}
+use crate::state::{ExitStatus, Persisted};
 
 /// Waits until the process behind `pidfd` (not necessarily our child) has
 /// exited.
@@ -44,41 +22,29 @@ impl Container {
     /// Waits for the container's process to exit and returns how it ended.
     ///
     /// Any number of callers may wait at once; all get the same status.
-    /// Dropping the future stops only this wait, never the container.
+    /// Dropping the future stops only this wait, never the container, and
+    /// loses nothing: in the process that created the container a
+    /// supervisor task reaps it and records the status whether or not
+    /// anyone waits, and every handle from [`Runtime::get`](crate::Runtime::get)
+    /// in that process shares it.
     ///
-    /// The exit status is known to the process that created the container
-    /// (its parent). Another process that re-attached with
-    /// [`Runtime::get`](crate::Runtime::get) learns it only if the parent
-    /// recorded it; otherwise this returns [`Error::Unsupported`] once the
-    /// container has exited.
+    /// Another process learns the status once the container's supervisor
+    /// (its creator, or the shim of a detached container) recorded it; if
+    /// that creator is gone without recording it, this returns
+    /// [`Error::Unsupported`] once the container has exited.
     pub async fn wait(&self) -> Result<ExitStatus> {
         let inner = &self.inner;
+        if let Some(sup) = &inner.supervisor {
+            return sup.wait().await;
+        }
         inner
             .exit
             .get_or_try_init(|| async {
-                let status = match (&inner.pidfd, inner.is_parent) {
-                    (Some(pidfd), true) => reap(pidfd).await?,
-                    (Some(pidfd), false) => {
-                        exited(pidfd).await?;
-                        self.shim_exited().await?;
-                        self.recorded_exit()?
-                    }
-                    (None, _) => self.recorded_exit()?,
-                };
-                // The child is gone: memory it shared with us is free.
-                if inner.is_parent {
-                    if let Some(l) = inner.launch.lock().await.take() {
-                        l.done();
-                    }
+                if let Some(pidfd) = &inner.pidfd {
+                    exited(pidfd).await?;
+                    self.shim_exited().await?;
                 }
-                if let Ok(mut p) = Persisted::load(&inner.dir, &inner.id) {
-                    p.status = Status::Stopped;
-                    p.exit_status = Some(status);
-                    if let Err(e) = p.save(&inner.dir) {
-                        tracing::debug!(error = %e, "could not record exit status");
-                    }
-                }
-                Ok(status)
+                self.recorded_exit()
             })
             .await
             .copied()

@@ -135,7 +135,9 @@ pub(crate) unsafe fn clone_child(
         let mut args = CloneArgs {
             flags: flags | CLONE_PIDFD,
             pidfd: &mut pidfd as *mut libc::c_int as u64,
-            exit_signal: libc::SIGCHLD as u64,
+            // No exit signal: the embedder's `wait(-1)` and SIGCHLD
+            // handler never see berth's children (reaped with __WALL).
+            exit_signal: 0,
             ..Default::default()
         };
         if let Some(stack) = stack {
@@ -167,7 +169,8 @@ pub(crate) unsafe fn clone_child(
         }
     }
     let sp = stack.map_or(0, ChildStack::top) as usize;
-    let clone_flags = (flags | CLONE_PIDFD) as usize | libc::SIGCHLD as usize;
+    // Exit signal 0 (the low byte of the flags), as with clone3.
+    let clone_flags = (flags | CLONE_PIDFD) as usize;
     let pidfd_ptr = &mut pidfd as *mut libc::c_int as usize;
     // SAFETY: as above; with CLONE_PIDFD the kernel stores the pidfd through
     // the parent_tid pointer, which points at `pidfd`.
