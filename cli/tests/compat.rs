@@ -495,13 +495,13 @@ fn filesystem_data_options_pass_and_unknown_ones_fail() {
     let mut bundle = Bundle::generate("runc", None);
     bundle.spec["process"]["terminal"] = false.into();
     bundle.spec["mounts"].as_array_mut().unwrap().push(json!({
-        "destination": "/scratch",
+        "destination": "/mnt",
         "type": "tmpfs",
         "source": "tmpfs",
         "options": ["nosuid", "mode=0755", "size=65536k"],
     }));
     let dir = bundle
-        .with_args(&["sh", "-c", "grep ' /scratch ' /proc/self/mountinfo"])
+        .with_args(&["sh", "-c", "grep ' /mnt ' /proc/self/mountinfo"])
         .to_path_buf();
     let mut r = Runtime::new(Rt::Berth, None);
     let o = r.run(&dir, false);

@@ -19,17 +19,17 @@ const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 /// exec (so the file is no longer being executed by it), then try for 3 s
 /// to overwrite the file through the held descriptor.
 const EXPLOIT: &str = r#"
-exec 3</proc/1/exe || { echo NOT-OPENED >/out/log; exit 0; }
-readlink /proc/1/exe >/out/link
-echo OPENED >/out/log
+exec 3</proc/1/exe || { echo NOT-OPENED >/mnt/log; exit 0; }
+readlink /proc/1/exe >/mnt/link
+echo OPENED >/mnt/log
 i=0
-while [ "$(readlink /proc/1/exe)" = "$(cat /out/link)" ] && [ $i -lt 500 ]; do usleep 10000; i=$((i+1)); done
+while [ "$(readlink /proc/1/exe)" = "$(cat /mnt/link)" ] && [ $i -lt 500 ]; do usleep 10000; i=$((i+1)); done
 i=0
 while [ $i -lt 300 ]; do
-  if (printf '#!/bin/sh\necho pwned\n' >/proc/self/fd/3) 2>/dev/null; then echo WROTE >>/out/log; exit 0; fi
+  if (printf '#!/bin/sh\necho pwned\n' >/proc/self/fd/3) 2>/dev/null; then echo WROTE >>/mnt/log; exit 0; fi
   usleep 10000; i=$((i+1))
 done
-echo NOT-WRITTEN >>/out/log
+echo NOT-WRITTEN >>/mnt/log
 "#;
 
 struct Runtime {
@@ -114,7 +114,7 @@ fn id(name: &str) -> String {
 }
 
 /// A bundle on the shared rootfs running `args`, with `CAP_SYS_PTRACE`
-/// added to every capability set, `out` bound on `/out`, and `edit`
+/// added to every capability set, `out` bound on `/mnt` (a directory the shared rootfs has: nothing may be added to it), and `edit`
 /// applied last.
 fn bundle(args: &[&str], out: &Path, edit: impl FnOnce(&mut Spec)) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -127,7 +127,7 @@ fn bundle(args: &[&str], out: &Path, edit: impl FnOnce(&mut Spec)) -> tempfile::
     let mut mounts = spec.mounts().clone().unwrap();
     mounts.push(
         MountBuilder::default()
-            .destination("/out")
+            .destination("/mnt")
             .typ("bind")
             .source(out)
             .options(vec!["rbind".to_string(), "rw".to_string()])
