@@ -44,7 +44,9 @@ mod state;
 mod stdio;
 
 pub use bundle::Bundle;
-pub use container::{Container, CreateOptions, Event, ExecOptions, ExecProcess};
+pub use container::{
+    leave_children_to_parent, Container, CreateOptions, Event, ExecOptions, ExecProcess,
+};
 pub use error::{Error, Result};
 pub use nix::sys::signal::Signal;
 pub use oci_spec;

@@ -107,6 +107,8 @@ async fn create_from_bundle(
 }
 
 pub async fn create(g: &Global, c: Create) -> Outcome {
+    // Our parent (a shim, conmon) reaps the container, as with runc.
+    berth::leave_children_to_parent();
     create_container(g, &c.flags, &c.id, &c.command).await?;
     Ok(0)
 }
@@ -117,6 +119,9 @@ pub async fn start(g: &Global, id: &str) -> Outcome {
 }
 
 pub async fn run(g: &Global, r: Run) -> Outcome {
+    if r.detach {
+        berth::leave_children_to_parent();
+    }
     let ctr = create_container(g, &r.flags, &r.id, &r.command).await?;
     let pty = if r.flags.console_socket.is_none() {
         ctr.take_pty()

@@ -9,6 +9,10 @@ use super::{runtime, send_console, write_pid_file, Outcome};
 use crate::cli::{Exec, Global};
 
 pub async fn exec(g: &Global, e: Exec) -> Outcome {
+    if e.detach {
+        // Our parent (a shim, conmon) reaps the process, as with runc.
+        berth::leave_children_to_parent();
+    }
     let ctr = runtime(g).await?.get(&e.id).await?;
     let process = match &e.process {
         Some(path) => {

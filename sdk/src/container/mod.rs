@@ -16,6 +16,7 @@ pub use create::CreateOptions;
 pub(crate) use create::{create, sweep_temporaries, validate_id};
 pub use events::Event;
 pub use exec::{ExecOptions, ExecProcess};
+pub use supervisor::leave_children_to_parent;
 pub(crate) use supervisor::prune as prune_supervisors;
 
 use std::collections::HashMap;

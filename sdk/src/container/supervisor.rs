@@ -19,6 +19,24 @@ use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
 use tokio::sync::watch;
 
 use super::Launch;
+
+/// Set by [`leave_children_to_parent`]: no supervisor reaps unless asked to
+/// wait.
+static LEAVE_TO_PARENT: AtomicBool = AtomicBool::new(false);
+
+/// For a runc-style command line (`create`, `run -d`, `exec -d`): the
+/// processes this process starts are left to its own parent (containerd's
+/// shim, conmon: a child subreaper), which must see their exits. They are
+/// reaped here only when this process waits for them itself
+/// ([`crate::Container::wait`], a failed create); otherwise, when this
+/// process exits, they pass to that parent, exited or not.
+pub fn leave_children_to_parent() {
+    LEAVE_TO_PARENT.store(true, Ordering::Relaxed);
+}
+
+fn leaving() -> bool {
+    LEAVE_TO_PARENT.load(Ordering::Relaxed)
+}
 use crate::error::{Error, Result};
 use crate::state::ExitStatus;
 
@@ -148,6 +166,15 @@ impl Supervisor {
     /// pidfd already or the child was reaped. Without a runtime nothing
     /// happens: the next observer that has one does it.
     pub(crate) fn ensure(self: &Arc<Self>) {
+        if leaving() {
+            return;
+        }
+        self.watch();
+    }
+
+    /// [`Supervisor::ensure`], also for children left to our parent: for
+    /// callers that wait for the exit.
+    fn watch(self: &Arc<Self>) {
         if self.is_done() || self.running.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -164,7 +191,7 @@ impl Supervisor {
 
     /// Waits until the child is reaped and returns its exit status.
     pub(crate) async fn wait(self: &Arc<Self>) -> Result<ExitStatus> {
-        self.ensure();
+        self.watch();
         let mut rx = self.tx.subscribe();
         let outcome = rx
             .wait_for(Option::is_some)
@@ -278,7 +305,7 @@ impl Drop for Running {
 impl Drop for Supervisor {
     fn drop(&mut self) {
         // The last reference went (with its runtime) before the reap.
-        if self.reaped.get().is_none() {
+        if self.reaped.get().is_none() && !leaving() {
             if let Ok(fd) = self.pidfd.try_clone() {
                 reap_in_thread(fd, self.dir.clone());
             }
@@ -309,6 +336,9 @@ impl Unsupervised {
 
 impl Drop for Unsupervised {
     fn drop(&mut self) {
+        if leaving() {
+            return;
+        }
         if let Some(fd) = self.0.take() {
             reap_in_thread(fd, None);
         }
