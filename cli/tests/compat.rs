@@ -9,10 +9,9 @@
 //! Run as root; the rootless cases drop to `nobody` with setpriv.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{json, Value};
@@ -33,25 +32,7 @@ fn unique(name: &str) -> String {
 /// Runs `cmd` with stdout and stderr in files (a container left behind
 /// would keep a pipe open).
 fn output(cmd: &mut Command) -> Output {
-    let out = tempfile::tempfile().unwrap();
-    let err = tempfile::tempfile().unwrap();
-    let status = cmd
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(err.try_clone().unwrap())
-        .status()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let read = |mut f: std::fs::File| {
-        let mut v = Vec::new();
-        f.seek(SeekFrom::Start(0)).unwrap();
-        f.read_to_end(&mut v).unwrap();
-        v
-    };
-    Output {
-        status,
-        stdout: read(out),
-        stderr: read(err),
-    }
+    berth_fixtures::output_via_files(cmd)
 }
 
 fn text(o: &Output) -> String {

@@ -1,7 +1,6 @@
 //! Image commands through the `berth` binary: import, images, run and
 //! create with --image, commit, rmi. Run as root.
 
-use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
@@ -28,28 +27,7 @@ impl Root {
     /// `create` leaves behind inherits them, and a pipe would keep
     /// `output()` waiting for the container's end.
     fn berth(&self, args: &[&str]) -> Output {
-        let out = tempfile::tempfile().unwrap();
-        let err = tempfile::tempfile().unwrap();
-        let status = Command::new(BERTH)
-            .arg("--root")
-            .arg(&self.0)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(err.try_clone().unwrap())
-            .status()
-            .expect("run berth");
-        let read = |mut f: std::fs::File| {
-            let mut v = Vec::new();
-            f.seek(SeekFrom::Start(0)).unwrap();
-            f.read_to_end(&mut v).unwrap();
-            v
-        };
-        Output {
-            status,
-            stdout: read(out),
-            stderr: read(err),
-        }
+        berth_fixtures::output_via_files(Command::new(BERTH).arg("--root").arg(&self.0).args(args))
     }
 
     fn ok(&self, args: &[&str]) -> String {

@@ -3,9 +3,8 @@
 //! shows is compared. Run as root; runc is installed by
 //! scripts/install-deps.sh.
 
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use berth::oci_spec::runtime::{HookBuilder, HooksBuilder, MountBuilder, Spec};
@@ -60,29 +59,13 @@ impl Rt {
     }
 
     fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let out = tempfile::tempfile().unwrap();
-        let err = tempfile::tempfile().unwrap();
-        let status = Command::new(self.bin)
-            .arg("--root")
-            .arg(&self.root)
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(err.try_clone().unwrap())
-            .status()
-            .expect("run the runtime");
-        let read = |mut f: std::fs::File| {
-            let mut v = Vec::new();
-            f.seek(SeekFrom::Start(0)).unwrap();
-            f.read_to_end(&mut v).unwrap();
-            v
-        };
-        Output {
-            status,
-            stdout: read(out),
-            stderr: read(err),
-        }
+        berth_fixtures::output_via_files(
+            Command::new(self.bin)
+                .arg("--root")
+                .arg(&self.root)
+                .args(args)
+                .envs(env.iter().copied()),
+        )
     }
 
     fn ok(&self, args: &[&str]) -> String {
