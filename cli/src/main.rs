@@ -18,12 +18,15 @@ fn main() -> ExitCode {
     if let Some(cli::Command::Shim(s)) = &args.command {
         return ExitCode::from(u8::try_from(berth::shim::run_shim(&s.request)).unwrap_or(1));
     }
-    reserve_preserved_fds(match &args.command {
+    let preserve = match &args.command {
         Some(cli::Command::Create(c)) => c.flags.preserve_fds,
         Some(cli::Command::Run(r)) => r.flags.preserve_fds,
         Some(cli::Command::Exec(e)) => e.preserve_fds,
         _ => 0,
-    });
+    };
+    reserve_preserved_fds(preserve);
+    // Ours from here on, before the async runtime opens anything.
+    let preserved = berth::take_preserved_fds(preserve);
     let logger = log::Logger::new(&args.global);
     // One thread: a command drives one container at a time, and worker
     // threads only add start-up time, wake-ups between threads and memory.
@@ -37,7 +40,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(commands::run(args)) {
+    let preserved = match preserved {
+        Ok(fds) => fds,
+        Err(e) => {
+            logger.error(&format!("--preserve-fds {preserve}: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(commands::run(args, preserved)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             logger.error(&e.to_string());

@@ -208,3 +208,34 @@ async fn a_bad_spec_is_refused_before_any_shim() {
     assert!(e.to_string().contains("/no/such/program"), "{e}");
     assert_clean(&c);
 }
+
+/// Descriptors passed to a detached container go through the shim to the
+/// container's 3, 4, …, in order; the shim keeps no copy (the pipes see
+/// EOF once the container is gone).
+#[tokio::test]
+async fn a_detached_container_gets_the_passed_descriptors() {
+    use std::io::Read;
+    berth_fixtures::require_root();
+    let c = config("fds");
+    let rt = Runtime::new(c.clone()).await.unwrap();
+    let (r3, w3) = nix::unistd::pipe().unwrap();
+    let (r4, w4) = nix::unistd::pipe().unwrap();
+    let (mut r3, mut r4) = (std::fs::File::from(r3), std::fs::File::from(r4));
+    let opts = CreateOptions {
+        pass_fds: vec![w3, w4],
+        ..detached()
+    };
+    let id = format!("fds-{}", std::process::id());
+    let ctr = rt
+        .create_with(&id, bundle("echo three >&3; echo four >&4"), opts)
+        .await
+        .unwrap();
+    ctr.start().await.unwrap();
+    assert_eq!(ctr.wait().await.unwrap(), ExitStatus::Exited(0));
+    let (mut a, mut b) = (String::new(), String::new());
+    r3.read_to_string(&mut a).unwrap();
+    r4.read_to_string(&mut b).unwrap();
+    assert_eq!((a.as_str(), b.as_str()), ("three\n", "four\n"));
+    ctr.delete(false).await.unwrap();
+    assert_clean(&c);
+}

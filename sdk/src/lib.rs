@@ -52,4 +52,4 @@ pub use nix::sys::signal::Signal;
 pub use oci_spec;
 pub use runtime::{Config, Runtime};
 pub use state::{ExitStatus, Status};
-pub use stdio::{Pty, Stdio};
+pub use stdio::{take_preserved_fds, Pty, Stdio};

@@ -35,7 +35,10 @@ struct Request {
     bundle: PathBuf,
     spec: Spec,
     no_pivot: bool,
-    preserve_fds: u32,
+    /// How many descriptors follow the reply pipe (at 4, 5, …), for the
+    /// container's 3, 4, ….
+    #[serde(default)]
+    passed_fds: u32,
     #[serde(default)]
     network: crate::network::NetworkOptions,
     #[serde(default)]
@@ -66,7 +69,7 @@ pub(crate) async fn create_detached(
     // Refuse a bad spec here, with a typed error, before any process.
     let plan_opts = crate::plan::Options {
         no_pivot: opts.no_pivot,
-        preserve_fds: opts.preserve_fds,
+        preserve_fds: crate::container::passed_count(&opts.pass_fds)?,
         cgroup_path: None,
         seccomp: None,
         rootless: crate::security::rootless::is_rootless(),
@@ -88,7 +91,7 @@ pub(crate) async fn create_detached(
         bundle: bundle.dir,
         spec: bundle.spec,
         no_pivot: opts.no_pivot,
-        preserve_fds: opts.preserve_fds,
+        passed_fds: crate::container::passed_count(&opts.pass_fds)?,
         network: opts.network.clone(),
         networks: config.networks.clone(),
         host_netns: config.host_netns.clone(),
@@ -112,7 +115,9 @@ pub(crate) async fn create_detached(
     cmd.stdin(to_std(stdin))
         .stdout(to_std(stdout))
         .stderr(to_std(stderr));
-    exec::pass_fd(&mut cmd, reply_w, REPLY_FD);
+    let fds = std::iter::once(reply_w).chain(opts.pass_fds).collect();
+    exec::pass_fds(&mut cmd, fds, REPLY_FD)
+        .map_err(|e| Error::sys("pass descriptors to the shim", e))?;
     let spawned = cmd.spawn();
     let result = async {
         let mut child = spawned.map_err(|e| Error::io("start shim", shim, e))?;
@@ -168,13 +173,16 @@ pub fn run_shim(request: &Path) -> i32 {
     let _ = exec::sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     let _ = exec::sys::setsid();
     let setup = read_request(request).and_then(|req| {
+        // The descriptors for the container follow the reply pipe.
+        let passed = exec::inherited_fds(REPLY_FD + 1, req.passed_fds)
+            .map_err(|e| format!("descriptors to pass to the container: {e}"))?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
-        Ok((req, rt))
+        Ok(((req, passed), rt))
     });
-    let (req, rt) = match setup {
+    let ((req, passed), rt) = match setup {
         Ok(x) => x,
         Err(error) => {
             send(reply, Reply::Failed { error });
@@ -182,7 +190,7 @@ pub fn run_shim(request: &Path) -> i32 {
         }
     };
     rt.block_on(async move {
-        let ctr = match create_and_record(req).await {
+        let ctr = match create_and_record(req, passed).await {
             Ok(c) => c,
             Err(e) => {
                 send(
@@ -221,7 +229,7 @@ fn send(reply: Option<std::fs::File>, r: Reply) {
     }
 }
 
-async fn create_and_record(req: Request) -> Result<Container> {
+async fn create_and_record(req: Request, pass_fds: Vec<std::os::fd::OwnedFd>) -> Result<Container> {
     let config = Arc::new(Config {
         root: req.root,
         cgroup_parent: req.cgroup_parent,
@@ -231,7 +239,7 @@ async fn create_and_record(req: Request) -> Result<Container> {
     });
     let opts = CreateOptions {
         no_pivot: req.no_pivot,
-        preserve_fds: req.preserve_fds,
+        pass_fds,
         network: req.network,
         ..Default::default()
     };

@@ -154,3 +154,26 @@ impl AsRawFd for Pty {
         self.fd.as_raw_fd()
     }
 }
+
+/// Takes ownership of descriptors `3..3+count` of this process, for
+/// [`CreateOptions::pass_fds`](crate::CreateOptions::pass_fds) and
+/// [`ExecOptions::pass_fds`](crate::ExecOptions::pass_fds): what runc's
+/// `--preserve-fds N` passes on. They become close-on-exec, so that no
+/// other child of this process inherits them.
+///
+/// Call it first thing in `main`, before anything opens a descriptor of
+/// its own (which could take a number the caller left free). A number in
+/// the range that is not open is an error naming it.
+///
+/// ```no_run
+/// let fds = berth::take_preserved_fds(2)?; // systemd's LISTEN_FDS=2
+/// let opts = berth::CreateOptions {
+///     pass_fds: fds,
+///     ..Default::default()
+/// };
+/// # Ok::<(), berth::Error>(())
+/// ```
+pub fn take_preserved_fds(count: u32) -> crate::Result<Vec<std::os::fd::OwnedFd>> {
+    crate::exec::inherited_fds(3, count)
+        .map_err(|e| crate::Error::sys("take preserved descriptors", e))
+}

@@ -1,6 +1,7 @@
 //! `create`, `start` and `run`.
 
 use berth::{Bundle, Container, CreateOptions, Stdio};
+use std::os::fd::OwnedFd;
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::{runtime, send_console, write_pid_file, Outcome};
@@ -40,6 +41,7 @@ async fn create_container(
     flags: &CreateFlags,
     id: &str,
     command: &[String],
+    preserved: Vec<OwnedFd>,
 ) -> Result<Container, Box<dyn std::error::Error>> {
     let rt = network_runtime(g, flags).await?;
     if flags.image.is_none() && !command.is_empty() {
@@ -49,8 +51,8 @@ async fn create_container(
         );
     }
     let ctr = match &flags.image {
-        Some(image) => super::image::create(&rt, flags, id, image, command).await?,
-        None => create_from_bundle(&rt, flags, id).await?,
+        Some(image) => super::image::create(&rt, flags, id, image, command, preserved).await?,
+        None => create_from_bundle(&rt, flags, id, preserved).await?,
     };
     let finish = || -> Result<(), Box<dyn std::error::Error>> {
         if let Some(socket) = &flags.console_socket {
@@ -69,14 +71,15 @@ async fn create_container(
     Ok(ctr)
 }
 
-/// The options of a container with inherited stdio.
-pub(super) fn options(flags: &CreateFlags) -> CreateOptions {
+/// The options of a container with inherited stdio, given `preserved`
+/// (`--preserve-fds`) as its 3, 4, ….
+pub(super) fn options(flags: &CreateFlags, preserved: Vec<OwnedFd>) -> CreateOptions {
     CreateOptions {
         stdin: Stdio::Inherit,
         stdout: Stdio::Inherit,
         stderr: Stdio::Inherit,
         no_pivot: flags.no_pivot,
-        preserve_fds: flags.preserve_fds,
+        pass_fds: preserved,
         // As runc: the container's parent is this process until it exits,
         // then the caller's subreaper (conmon, containerd's shim).
         detached: false,
@@ -92,6 +95,7 @@ async fn create_from_bundle(
     rt: &berth::Runtime,
     flags: &CreateFlags,
     id: &str,
+    preserved: Vec<OwnedFd>,
 ) -> Result<Container, Box<dyn std::error::Error>> {
     let bundle = Bundle::from_dir(&flags.bundle)?;
     let terminal = bundle
@@ -103,13 +107,15 @@ async fn create_from_bundle(
     if !terminal && flags.console_socket.is_some() {
         return Err("--console-socket given but process.terminal is false".into());
     }
-    Ok(rt.create_with(id, bundle, options(flags)).await?)
+    Ok(rt
+        .create_with(id, bundle, options(flags, preserved))
+        .await?)
 }
 
-pub async fn create(g: &Global, c: Create) -> Outcome {
+pub async fn create(g: &Global, c: Create, preserved: Vec<OwnedFd>) -> Outcome {
     // Our parent (a shim, conmon) reaps the container, as with runc.
     berth::leave_children_to_parent();
-    create_container(g, &c.flags, &c.id, &c.command).await?;
+    create_container(g, &c.flags, &c.id, &c.command, preserved).await?;
     Ok(0)
 }
 
@@ -118,11 +124,11 @@ pub async fn start(g: &Global, id: &str) -> Outcome {
     Ok(0)
 }
 
-pub async fn run(g: &Global, r: Run) -> Outcome {
+pub async fn run(g: &Global, r: Run, preserved: Vec<OwnedFd>) -> Outcome {
     if r.detach {
         berth::leave_children_to_parent();
     }
-    let ctr = create_container(g, &r.flags, &r.id, &r.command).await?;
+    let ctr = create_container(g, &r.flags, &r.id, &r.command, preserved).await?;
     let pty = if r.flags.console_socket.is_none() {
         ctr.take_pty()
     } else {

@@ -8,7 +8,7 @@ use berth::{ExecOptions, Stdio};
 use super::{runtime, send_console, write_pid_file, Outcome};
 use crate::cli::{Exec, Global};
 
-pub async fn exec(g: &Global, e: Exec) -> Outcome {
+pub async fn exec(g: &Global, e: Exec, preserved: Vec<std::os::fd::OwnedFd>) -> Outcome {
     if e.detach {
         // Our parent (a shim, conmon) reaps the process, as with runc.
         berth::leave_children_to_parent();
@@ -32,7 +32,7 @@ pub async fn exec(g: &Global, e: Exec) -> Outcome {
                 stdin: Stdio::Inherit,
                 stdout: Stdio::Inherit,
                 stderr: Stdio::Inherit,
-                preserve_fds: e.preserve_fds,
+                pass_fds: preserved,
             },
         )
         .await?;

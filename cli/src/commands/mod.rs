@@ -19,7 +19,9 @@ use crate::cli::{Cli, Command, Global};
 /// The command's outcome: an exit code, or an error to report (exit 1).
 pub type Outcome = Result<u8, Box<dyn std::error::Error>>;
 
-pub async fn run(cli: Cli) -> Outcome {
+/// Runs `cli`'s command. `preserved` are the descriptors of
+/// `--preserve-fds`, taken by `main` (this process's 3..3+n).
+pub async fn run(cli: Cli, preserved: Vec<OwnedFd>) -> Outcome {
     let Some(command) = cli.command else {
         return spec::version();
     };
@@ -32,9 +34,9 @@ pub async fn run(cli: Cli) -> Outcome {
     }
     let g = &cli.global;
     match command {
-        Command::Create(c) => create::create(g, c).await,
+        Command::Create(c) => create::create(g, c, preserved).await,
         Command::Start(c) => create::start(g, &c.id).await,
-        Command::Run(c) => create::run(g, c).await,
+        Command::Run(c) => create::run(g, c, preserved).await,
         Command::State(c) => state::state(g, &c.id).await,
         Command::List(c) => state::list(g, c).await,
         Command::Ps(c) => state::ps(g, c).await,
@@ -44,7 +46,7 @@ pub async fn run(cli: Cli) -> Outcome {
         Command::Pause(c) => kill::pause(g, &c.id, true).await,
         Command::Resume(c) => kill::pause(g, &c.id, false).await,
         Command::Update(c) => kill::update(g, c).await,
-        Command::Exec(c) => exec::exec(g, c).await,
+        Command::Exec(c) => exec::exec(g, c, preserved).await,
         Command::Features => spec::features(),
         Command::Spec(c) => spec::spec(c),
         Command::Version => spec::version(),

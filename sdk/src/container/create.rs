@@ -33,9 +33,11 @@ pub struct CreateOptions {
     pub stderr: Stdio,
     /// Do not use `pivot_root` (for a rootfs on an initramfs).
     pub no_pivot: bool,
-    /// Pass descriptors `3..3+preserve_fds` of this process to the
-    /// container (systemd socket activation's `LISTEN_FDS`).
-    pub preserve_fds: u32,
+    /// Descriptors for the container's process, which gets them as 3, 4,
+    /// … in this order (systemd socket activation's `LISTEN_FDS`). They
+    /// are this process's no more: closed here once the container has its
+    /// copies.
+    pub pass_fds: Vec<OwnedFd>,
     /// Let a shim process parent the container, so that it outlives this
     /// process (see [`Runtime::create_with`](crate::Runtime::create_with)).
     pub detached: bool,
@@ -92,6 +94,19 @@ pub(crate) fn validate_id(id: &str) -> Result<()> {
         return bad("only letters, digits and _ + - . are allowed");
     }
     Ok(())
+}
+
+/// How many descriptors are passed, as the plan counts them.
+pub(crate) fn passed_count(fds: &[OwnedFd]) -> Result<u32> {
+    // Far below any descriptor limit; a number the plan can hold.
+    const MAX: usize = 65_536;
+    match u32::try_from(fds.len()) {
+        Ok(n) if fds.len() <= MAX => Ok(n),
+        _ => Err(Error::Unsupported(format!(
+            "passing {} descriptors: at most {MAX} can be passed",
+            fds.len()
+        ))),
+    }
 }
 
 /// What exists so far, to be undone if a later step fails.
@@ -224,7 +239,7 @@ async fn create_now(
     let cgroup_path = cgroup_path(config, id, &bundle);
     let plan_opts = plan::Options {
         no_pivot: opts.no_pivot,
-        preserve_fds: opts.preserve_fds,
+        preserve_fds: passed_count(&opts.pass_fds)?,
         cgroup_path: Some(cgroup_path.clone()),
         seccomp: None,
         rootless: crate::security::rootless::is_rootless(),
@@ -394,6 +409,7 @@ async fn build(
         &plan,
         Some(fifo),
         [opts.stdin, opts.stdout, opts.stderr],
+        opts.pass_fds,
         cgroup_fd,
     )
     .await?;

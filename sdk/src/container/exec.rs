@@ -31,8 +31,9 @@ pub struct ExecOptions {
     pub stdout: Stdio,
     /// The process's stderr.
     pub stderr: Stdio,
-    /// Pass descriptors `3..3+preserve_fds` of this process on.
-    pub preserve_fds: u32,
+    /// Descriptors for the process, which gets them as 3, 4, … in this
+    /// order; closed here once the process has its copies.
+    pub pass_fds: Vec<OwnedFd>,
 }
 
 /// A process started in a running container by [`Container::exec`].
@@ -106,7 +107,7 @@ impl Container {
             ));
         }
         let plan_opts = plan::Options {
-            preserve_fds: opts.preserve_fds,
+            preserve_fds: super::create::passed_count(&opts.pass_fds)?,
             seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
             personality: spec.linux().as_ref().and_then(|l| l.personality().clone()),
             rootless: crate::security::rootless::is_rootless(),
@@ -138,6 +139,7 @@ impl Container {
             &plan,
             None,
             [opts.stdin, opts.stdout, opts.stderr],
+            opts.pass_fds,
             cgroup_fd,
         )
         .await?;

@@ -13,7 +13,7 @@ mod supervisor;
 mod wait;
 
 pub use create::CreateOptions;
-pub(crate) use create::{create, sweep_temporaries, validate_id};
+pub(crate) use create::{create, passed_count, sweep_temporaries, validate_id};
 pub use events::Event;
 pub use exec::{ExecOptions, ExecProcess};
 pub use supervisor::leave_children_to_parent;

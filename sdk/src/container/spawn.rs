@@ -35,11 +35,13 @@ pub(super) struct Launched {
 
 /// Opens the namespaces `plan` joins, makes the sync socket and stdio, and
 /// clones the child on a blocking thread (the clone blocks its thread for
-/// about a millisecond with a new network namespace).
+/// about a millisecond with a new network namespace). `passed` become the
+/// child's descriptors 3, 4, ….
 pub(super) async fn launch(
     plan: &Arc<Plan>,
     fifo: Option<OwnedFd>,
     stdio: [Stdio; 3],
+    passed: Vec<OwnedFd>,
     cgroup_fd: Option<OwnedFd>,
 ) -> Result<Launched> {
     let mut joins = Vec::new();
@@ -70,6 +72,7 @@ pub(super) async fn launch(
         exec_report: child_report,
         joins,
         stdio: child_stdio,
+        passed,
     };
     let spawn_plan = plan.clone();
     let spawned = tokio::task::spawn_blocking(move || {

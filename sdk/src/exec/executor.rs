@@ -1059,9 +1059,9 @@ fn above(fd: c_int, first: c_int) -> SysResult<c_int> {
 }
 
 /// The descriptors of `args`, those inside the preserved range
-/// (`3..3+preserve`) moved above it. Before anything else: the range is
-/// the caller's, and berth's own descriptors found there (opened where
-/// the caller left a gap) must not reach the container.
+/// (`3..3+preserve`) moved above it, then the passed descriptors moved
+/// into it. Before anything else: whatever the embedder had at those
+/// numbers (copied by the clone) must not reach the container.
 fn relocate_fds(args: &ChildArgs) -> SysResult<Fds> {
     let preserve = args
         .plan
@@ -1106,6 +1106,11 @@ fn relocate_fds(args: &ChildArgs) -> SysResult<Fds> {
     }
     for &fd in &old[..n] {
         let _ = sys::close(fd);
+    }
+    // The passed descriptors into the range, in order. The parent placed
+    // their sources above it; `close_foreign_fds` closes those after.
+    for (target, &fd) in (3..).zip(args.passed.iter()) {
+        sys::dup3(fd, target, 0)?;
     }
     Ok(fds)
 }

@@ -82,6 +82,9 @@ pub(crate) struct ChildFds {
     pub joins: Vec<OwnedFd>,
     /// Descriptors for 0, 1 and 2; `None` leaves the inherited one.
     pub stdio: [Option<OwnedFd>; 3],
+    /// Descriptors the process is given at 3, 4, … in this order (the
+    /// plan's `CloseFds { preserve }` counts them).
+    pub passed: Vec<OwnedFd>,
 }
 
 /// Everything the child reads. Lives at a fixed address (boxed) until the
@@ -102,6 +105,9 @@ struct ChildArgs {
     _waiter_strings: [CString; 3],
     joins: Vec<RawFd>,
     stdio: [RawFd; 3],
+    /// `fds.passed`, placed above the range they go to: the child moves
+    /// `passed[i]` to `3 + i`.
+    passed: Vec<RawFd>,
     /// `SABOTAGE_*` bits (debug builds, escape tests only).
     sabotage: u32,
 }
@@ -210,6 +216,19 @@ pub(crate) fn spawn(
     } else {
         -1
     };
+    // Above the range too, so that the child's moves into it never
+    // overwrite a descriptor still to be moved.
+    let passed = fds
+        .passed
+        .iter()
+        .map(|fd| above(Some(fd.as_fd())))
+        .collect::<io::Result<Vec<_>>>()?;
+    if passed.len() != (first_free - 3) as usize {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the plan's preserved range does not match the descriptors passed",
+        ));
+    }
     let exec_step = plan
         .steps
         .iter()
@@ -245,6 +264,7 @@ pub(crate) fn spawn(
         _waiter_strings: strings,
         joins: fds.joins.iter().map(AsRawFd::as_raw_fd).collect(),
         stdio: [0, 1, 2].map(|i| fds.stdio[i].as_ref().map_or(-1, AsRawFd::as_raw_fd)),
+        passed,
         sabotage: sabotage_bits(),
         plan,
     });
@@ -421,16 +441,62 @@ pub(crate) fn register(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<Owned
     unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)
 }
 
-/// Makes `cmd` start with `fd` as its descriptor `target` (dup2 in the
-/// forked child, which also clears close-on-exec on the copy).
-pub(crate) fn pass_fd(cmd: &mut tokio::process::Command, fd: OwnedFd, target: libc::c_int) {
-    // SAFETY: the closure runs between fork and exec; it makes one raw dup3
-    // (no allocation) on a descriptor it owns.
+/// Makes `cmd` start with `fds` as its descriptors `first`, `first + 1`,
+/// … (dup3 in the forked child, which also clears close-on-exec on the
+/// copies). The sources are first copied above the range here, so that no
+/// move in the child overwrites a descriptor still to be moved.
+pub(crate) fn pass_fds(
+    cmd: &mut tokio::process::Command,
+    fds: Vec<OwnedFd>,
+    first: libc::c_int,
+) -> io::Result<()> {
+    let end = usize::try_from(first)
+        .ok()
+        .and_then(|f| f.checked_add(fds.len()))
+        .and_then(|e| libc::c_int::try_from(e).ok())
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EMFILE))?;
+    let sources = fds
+        .into_iter()
+        .map(|fd| {
+            if fd.as_raw_fd() >= end {
+                Ok(fd)
+            } else {
+                rustix::io::fcntl_dupfd_cloexec(&fd, end).map_err(io::Error::from)
+            }
+        })
+        .collect::<io::Result<Vec<OwnedFd>>>()?;
+    // SAFETY: the closure runs between fork and exec; it makes raw dup3
+    // calls (no allocation) on descriptors it owns.
     unsafe {
         cmd.pre_exec(move || {
-            sys::dup3(fd.as_raw_fd(), target, 0).map_err(io::Error::from_raw_os_error)
+            for (target, fd) in (first..).zip(&sources) {
+                sys::dup3(fd.as_raw_fd(), target, 0).map_err(io::Error::from_raw_os_error)?;
+            }
+            Ok(())
         });
     }
+    Ok(())
+}
+
+/// Takes ownership of descriptors `first..first + n` this process was
+/// started with (the shim's reply pipe and the descriptors it passes on),
+/// making them close-on-exec. A descriptor of the range that is not open
+/// is an error naming it.
+pub(crate) fn inherited_fds(first: libc::c_int, n: u32) -> io::Result<Vec<OwnedFd>> {
+    (0..n)
+        .map(|i| {
+            let fd = libc::c_int::try_from(i)
+                .ok()
+                .and_then(|i| first.checked_add(i))
+                .ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
+            inherited_fd(fd).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("descriptor {fd} is not open"),
+                )
+            })
+        })
+        .collect()
 }
 
 /// Takes ownership of a descriptor this process was started with (the

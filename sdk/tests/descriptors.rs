@@ -1,0 +1,125 @@
+//! Descriptors passed to a container (`CreateOptions::pass_fds`,
+//! `ExecOptions::pass_fds`) arrive at 3, 4, … in the order given, whatever
+//! numbers they had in the embedding process, even numbers inside the range
+//! they go to; nothing else of the embedder's reaches the container. One
+//! test in its own binary: it opens its files before anything else does,
+//! so that their numbers fall inside that range.
+
+mod common;
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use berth::{CreateOptions, ExecOptions, ExitStatus, Stdio};
+use common::*;
+use tokio::io::AsyncReadExt;
+
+/// Prints the content of descriptors 3..3+n, one per line, then every
+/// other descriptor the shell has (but its own listing's).
+fn report(n: usize) -> String {
+    let last = 2 + n;
+    format!(
+        "for i in $(seq 3 {last}); do read line <&$i; echo \"$i $line\"; done; \
+         for f in /proc/self/fd/*; do n=${{f##*/}}; \
+           [ $n -gt {last} ] && [ -e $f ] && echo \"extra $n $(readlink $f)\"; done; true"
+    )
+}
+
+/// `n` files holding `file <i>`, opened in order (the lowest free numbers).
+fn files(n: usize) -> (tempfile::TempDir, Vec<OwnedFd>) {
+    let dir = tempfile::tempdir().unwrap();
+    let fds = (0..n)
+        .map(|i| {
+            let path = dir.path().join(i.to_string());
+            std::fs::File::create(&path)
+                .unwrap()
+                .write_all(format!("file {i}\n").as_bytes())
+                .unwrap();
+            OwnedFd::from(std::fs::File::open(&path).unwrap())
+        })
+        .collect();
+    (dir, fds)
+}
+
+fn expected(order: &[usize]) -> String {
+    order
+        .iter()
+        .enumerate()
+        .map(|(slot, i)| format!("{} file {i}\n", slot + 3))
+        .collect()
+}
+
+#[test]
+fn passed_descriptors_arrive_in_order_and_nothing_else_does() {
+    // Opened before the async runtime exists: the lowest numbers, which
+    // are the ones the container's range covers.
+    let (_dir, mut fds) = files(6);
+    let numbers: Vec<_> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+    // Reversed: the file at the highest number goes to 3, and each source
+    // but one sits at a number another one goes to.
+    fds.reverse();
+    let order: Vec<usize> = (0..6).rev().collect();
+    let in_range = numbers.iter().filter(|&&n| (3..9).contains(&n)).count();
+
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    tokio.block_on(async {
+        let rt = runtime().await;
+        let opts = CreateOptions {
+            stdin: Stdio::Null,
+            stdout: Stdio::Piped,
+            stderr: Stdio::Piped,
+            pass_fds: fds,
+            ..Default::default()
+        };
+        let ctr = rt
+            .create_with(&id("fds"), bundle(spec(&report(6))), opts)
+            .await
+            .unwrap();
+        ctr.start().await.unwrap();
+        let out = finish(ctr).await.unwrap();
+        assert_eq!(out.status, ExitStatus::Exited(0), "{out:?}");
+        assert_eq!(
+            out.stdout,
+            expected(&order),
+            "sources at {numbers:?} ({in_range} inside 3..9): {out:?}"
+        );
+
+        // The same for a process started in a running container.
+        let ctr = rt
+            .create(&id("fds-exec"), bundle(spec("sleep 100")))
+            .await
+            .unwrap();
+        ctr.start().await.unwrap();
+        let (_dir, mut fds) = files(3);
+        fds.swap(0, 2);
+        let mut process = ctr.spec().unwrap().process().clone().unwrap();
+        process.set_args(Some(vec!["sh".into(), "-c".into(), report(3)]));
+        let p = ctr
+            .exec(
+                &process,
+                ExecOptions {
+                    stdin: Stdio::Null,
+                    stdout: Stdio::Piped,
+                    stderr: Stdio::Inherit,
+                    pass_fds: fds,
+                },
+            )
+            .await
+            .unwrap();
+        let mut stdout = String::new();
+        p.take_stdout()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .await
+            .unwrap();
+        assert_eq!(p.wait().await.unwrap(), ExitStatus::Exited(0));
+        assert_eq!(stdout, expected(&[2, 1, 0]));
+        ctr.delete(true).await.unwrap();
+    });
+    // The case this test is about (sources inside the range) did happen.
+    assert!(in_range > 0, "no source inside 3..9: {numbers:?}");
+}
