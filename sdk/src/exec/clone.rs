@@ -8,6 +8,18 @@
 //! kernel refuses to a task that shares its mm) the child is an ordinary
 //! fork-like copy and runs the same function.
 
+#![deny(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::panic_in_result_fn
+)]
+
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -84,7 +96,7 @@ impl ChildStack {
     }
 
     fn top(&self) -> u64 {
-        self.base as u64 + self.len as u64
+        (self.base as u64).saturating_add(self.len as u64)
     }
 }
 
@@ -164,8 +176,10 @@ pub(crate) unsafe fn clone_child(
         };
         match ret {
             pid if pid > 0 => return Ok((cloned(pid, pidfd), cgroup.is_some())),
-            e if e == -(libc::ENOSYS as isize) => NO_CLONE3.store(true, Ordering::Relaxed),
-            e => return Err(io::Error::from_raw_os_error(-e as i32)),
+            e if e.wrapping_neg() == libc::ENOSYS as isize => {
+                NO_CLONE3.store(true, Ordering::Relaxed)
+            }
+            e => return Err(io::Error::from_raw_os_error(e.wrapping_neg() as i32)),
         }
     }
     let sp = stack.map_or(0, ChildStack::top) as usize;
@@ -189,7 +203,7 @@ pub(crate) unsafe fn clone_child(
     if ret > 0 {
         Ok((cloned(ret, pidfd), false))
     } else {
-        Err(io::Error::from_raw_os_error(-ret as i32))
+        Err(io::Error::from_raw_os_error(ret.wrapping_neg() as i32))
     }
 }
 

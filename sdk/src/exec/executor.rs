@@ -3,6 +3,18 @@
 //! the parent's memory and runs right after `clone` in a multi-threaded
 //! process.
 
+#![deny(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::panic_in_result_fn
+)]
+
 use core::ffi::CStr;
 use libc::c_int;
 
@@ -183,30 +195,26 @@ fn proc_fd_path(fd: c_int, buf: &mut [u8; 32]) -> &CStr {
 }
 
 fn proc_path<'b>(prefix: &[u8], n: u32, buf: &'b mut [u8; 32]) -> &'b CStr {
+    // The digits of `n`, least significant first (a u32 has at most 10).
     let mut digits = [0u8; 10];
-    let mut len = 0;
+    let mut count: usize = 0;
     let mut v = n;
-    loop {
-        digits[len] = b'0' + (v % 10) as u8;
-        len += 1;
+    for d in digits.iter_mut() {
+        *d = b'0'.wrapping_add((v % 10) as u8);
+        count = count.wrapping_add(1);
         v /= 10;
         if v == 0 {
             break;
         }
     }
-    let mut i = 0;
-    for &b in prefix {
-        buf[i] = b;
-        i += 1;
+    let digits = digits.get(..count).unwrap_or_default();
+    *buf = [0; 32];
+    for (dst, &src) in buf.iter_mut().zip(prefix.iter().chain(digits.iter().rev())) {
+        *dst = src;
     }
-    while len > 0 {
-        len -= 1;
-        buf[i] = digits[len];
-        i += 1;
-    }
-    buf[i] = 0;
-    // SAFETY: `buf[..=i]` ends with the only NUL we wrote.
-    unsafe { CStr::from_bytes_with_nul_unchecked(&buf[..=i]) }
+    // Every prefix used here leaves room for the NUL; were one too long,
+    // the empty path would make the system call fail, not overrun.
+    CStr::from_bytes_until_nul(buf).unwrap_or(c"")
 }
 
 /// Whether `path` resolves without a magic link, as far as root can look
@@ -538,7 +546,13 @@ impl Executor<'_> {
             }
             Step::Exec => {
                 sys::set_sigmask(0)?;
-                let exe = a.plan.exec.candidates[self.exe].as_c();
+                let exe = a
+                    .plan
+                    .exec
+                    .candidates
+                    .get(self.exe)
+                    .ok_or(libc::ENOENT)?
+                    .as_c();
                 Err(sys::execve(exe, a.argv.as_ptr(), a.envp.as_ptr()))
             }
         }
@@ -583,7 +597,7 @@ impl Executor<'_> {
             return write_file(path, data);
         }
         // SAFETY: a suffix of a NUL-terminated string with no NUL inside.
-        let rel = unsafe { CStr::from_bytes_with_nul_unchecked(&bytes[6..]) };
+        let rel = unsafe { CStr::from_bytes_with_nul_unchecked(bytes.get(6..).unwrap_or(b"\0")) };
         let how = OpenHow {
             flags: (libc::O_WRONLY | libc::O_CLOEXEC) as u64,
             mode: 0,
@@ -630,23 +644,29 @@ impl Executor<'_> {
 
     /// The directory that will hold `target`'s last component.
     fn resolve_parent(&mut self, target: &InRoot) -> SysResult<Fd> {
-        match target.prefixes.len() {
-            1 => sys::fcntl(self.rootfd, libc::F_DUPFD_CLOEXEC, 3).map(|fd| Fd(fd as c_int)),
-            n => self.open_prefixes(target, n - 1, Create::Dir),
+        match target.prefixes.len().checked_sub(1) {
+            Some(0) => sys::fcntl(self.rootfd, libc::F_DUPFD_CLOEXEC, 3).map(|fd| Fd(fd as c_int)),
+            Some(n) => self.open_prefixes(target, n, Create::Dir),
+            None => Err(libc::EINVAL),
         }
     }
 
     /// Opens the first `count` components of `target`, creating each that is
     /// missing inside the one before it.
     fn open_prefixes(&mut self, target: &InRoot, count: usize, create: Create) -> SysResult<Fd> {
+        if count > target.prefixes.len() || count > target.names.len() {
+            return Err(libc::EINVAL);
+        }
+        let last = count.checked_sub(1);
         let mut parent = Fd(-1);
-        for i in 0..count {
-            let prefix = target.prefixes[i].as_c();
+        let components = target.prefixes.iter().zip(&target.names).take(count);
+        for (i, (prefix, name)) in components.enumerate() {
+            let prefix = prefix.as_c();
             let fd = match self.open_in_root(prefix) {
                 Err(libc::ENOENT) => {
                     let dir = if i == 0 { self.rootfd } else { parent.0 };
-                    let name = target.names[i].as_c();
-                    if i == count - 1 && create == Create::File {
+                    let name = name.as_c();
+                    if Some(i) == last && create == Create::File {
                         let flags =
                             libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
                         drop(Fd(sys::openat(dir, name, flags, 0o644)?));
@@ -691,14 +711,15 @@ impl Executor<'_> {
         let mut dir = Fd(sys::fcntl(self.rootfd, libc::F_DUPFD_CLOEXEC, 3)? as c_int);
         let mut name = [0u8; 256];
         for comp in bytes.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+            // Room for the component and its NUL.
             if comp.len() >= name.len() {
                 return Err(libc::ENAMETOOLONG);
             }
-            name[..comp.len()].copy_from_slice(comp);
-            name[comp.len()] = 0;
-            // SAFETY: `name[..=len]` ends with the NUL just written and has
-            // none before it (components come from a CStr).
-            let c = unsafe { CStr::from_bytes_with_nul_unchecked(&name[..=comp.len()]) };
+            name = [0; 256];
+            for (dst, &src) in name.iter_mut().zip(comp) {
+                *dst = src;
+            }
+            let c = CStr::from_bytes_until_nul(&name).map_err(|_| libc::ENAMETOOLONG)?;
             let fd = sys::openat(dir.0, c, PATH_CLOEXEC | libc::O_NOFOLLOW, 0)?;
             dir = Fd(fd);
         }
@@ -766,7 +787,8 @@ impl Executor<'_> {
 }
 
 fn last(target: &InRoot) -> &CStr {
-    target.names[target.names.len() - 1].as_c()
+    // A compiled target always has a name; the empty one fails its call.
+    target.names.last().map_or(c"", |n| n.as_c())
 }
 
 fn write_file(path: &CStr, data: &[u8]) -> SysResult<()> {
@@ -1009,35 +1031,31 @@ const MAX_KEPT: usize = 16;
 /// on the stack, and the gaps between its entries are closed with
 /// `close_range` (listing `/proc/self/fd` before 5.9).
 fn close_foreign_fds(fds: &Fds) -> SysResult<()> {
-    let first_free = fds.first_free as u32;
+    let first_free = u32::try_from(fds.first_free).map_err(|_| libc::EBADF)?;
+    // Unused slots hold u32::MAX, which sorts last and closes nothing.
     let mut kept = [u32::MAX; MAX_KEPT];
-    let mut n = 0;
     let named = [fds.sync, fds.fifo, fds.exec_report, fds.waiter]
         .into_iter()
         .chain(fds.stdio)
-        .chain(fds.joins);
-    for fd in named {
-        if fd >= first_free as c_int && n < MAX_KEPT {
-            kept[n] = fd as u32;
-            n += 1;
-        }
+        .chain(fds.joins)
+        .filter_map(|fd| u32::try_from(fd).ok())
+        .filter(|&fd| fd >= first_free);
+    for (slot, fd) in kept.iter_mut().zip(named) {
+        *slot = fd;
     }
-    // Insertion sort: a handful of entries.
-    for i in 1..n {
-        let mut j = i;
-        while j > 0 && kept[j - 1] > kept[j] {
-            kept.swap(j - 1, j);
-            j -= 1;
-        }
-    }
+    kept.sort_unstable();
     let mut lo = first_free;
-    for &fd in kept[..n].iter().chain([u32::MAX].iter()) {
+    for &fd in kept.iter().chain([u32::MAX].iter()) {
         if fd > lo {
-            let hi = if fd == u32::MAX { u32::MAX } else { fd - 1 };
+            let hi = if fd == u32::MAX {
+                u32::MAX
+            } else {
+                fd.saturating_sub(1)
+            };
             match sys::close_range(lo, hi, 0) {
                 Ok(()) => {}
                 Err(libc::ENOSYS) | Err(libc::EINVAL) => {
-                    return close_listed(first_free, &kept[..n]);
+                    return close_listed(first_free, &kept);
                 }
                 Err(e) => return Err(e),
             }
@@ -1072,7 +1090,7 @@ fn relocate_fds(args: &ChildArgs) -> SysResult<Fds> {
             _ => None,
         })
         .unwrap_or(0);
-    let first_free = (3 + preserve.min(i32::MAX as u32 - 3)) as c_int;
+    let first_free = c_int::try_from(preserve.saturating_add(3)).map_err(|_| libc::EMFILE)?;
     let mut fds = Fds {
         sync: args.sync,
         fifo: args.fifo,
@@ -1090,26 +1108,25 @@ fn relocate_fds(args: &ChildArgs) -> SysResult<Fds> {
     }
     // Copies first, closes after: two entries may name one descriptor.
     let mut old = [-1; 5 + MAX_JOINS];
-    let mut n = 0;
+    let mut old_slots = old.iter_mut();
     let slots = [&mut fds.sync, &mut fds.fifo]
         .into_iter()
         .chain(fds.stdio.iter_mut())
         .chain(fds.joins.iter_mut());
     for fd in slots {
         if *fd >= 3 && *fd < first_free {
-            if let Some(o) = old.get_mut(n) {
+            if let Some(o) = old_slots.next() {
                 *o = *fd;
-                n += 1;
             }
             *fd = sys::fcntl(*fd, libc::F_DUPFD_CLOEXEC, first_free as usize)? as c_int;
         }
     }
-    for &fd in &old[..n] {
+    for &fd in old.iter().filter(|&&fd| fd >= 0) {
         let _ = sys::close(fd);
     }
     // The passed descriptors into the range, in order. The parent placed
     // their sources above it; `close_foreign_fds` closes those after.
-    for (target, &fd) in (3..).zip(args.passed.iter()) {
+    for (target, &fd) in (3..first_free).zip(args.passed.iter()) {
         sys::dup3(fd, target, 0)?;
     }
     Ok(fds)
@@ -1140,29 +1157,39 @@ fn for_each_fd(first: u32, mut f: impl FnMut(u32)) -> SysResult<()> {
         if n == 0 {
             return Ok(());
         }
-        let mut off = 0;
-        while off + 19 < n {
-            let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
-            let mut fd: u32 = 0;
-            let mut numeric = false;
-            for &b in buf[off + 19..off + reclen].iter().take_while(|&&b| b != 0) {
-                if !b.is_ascii_digit() {
-                    numeric = false;
-                    break;
-                }
-                fd = fd * 10 + (b - b'0') as u32;
-                numeric = true;
+        // `struct linux_dirent64`: d_ino (8), d_off (8), d_reclen (2),
+        // d_type (1), then the NUL-terminated name.
+        let mut rest = buf.get(..n).unwrap_or_default();
+        while let Some(&[lo, hi]) = rest.get(16..18) {
+            let reclen = usize::from(u16::from_ne_bytes([lo, hi]));
+            let name = rest.get(19..reclen).unwrap_or_default();
+            rest = rest.get(reclen.max(1)..).unwrap_or_default();
+            match parse_fd(name) {
+                Some(fd) if fd >= first && fd as c_int != dir.0 => f(fd),
+                _ => {}
             }
-            if numeric && fd >= first && fd as c_int != dir.0 {
-                f(fd);
-            }
-            off += reclen.max(1);
         }
     }
 }
 
+/// A descriptor number from a `/proc/self/fd` entry's name (`.` and `..`
+/// are none).
+fn parse_fd(name: &[u8]) -> Option<u32> {
+    let digits = name.split(|&b| b == 0).next()?;
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u32, |n, &b| {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n.checked_mul(10)?
+            .checked_add(u32::from(b.wrapping_sub(b'0')))
+    })
+}
+
 fn close_fds(preserve: u32) -> SysResult<()> {
-    let first = 3 + preserve;
+    let first = preserve.saturating_add(3);
     for fd in 3..first {
         match sys::fcntl(fd as c_int, libc::F_SETFD, 0) {
             Ok(_) | Err(libc::EBADF) => {}
@@ -1178,4 +1205,33 @@ fn close_fds(preserve: u32) -> SysResult<()> {
     for_each_fd(first, |fd| {
         let _ = sys::fcntl(fd as c_int, libc::F_SETFD, libc::FD_CLOEXEC as usize);
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_paths_are_formatted_without_allocating() {
+        let mut buf = [0xffu8; 32];
+        assert_eq!(proc_fd_path(7, &mut buf), c"/proc/self/fd/7");
+        assert_eq!(proc_path(b"/dev/pts/", 0, &mut buf), c"/dev/pts/0");
+        assert_eq!(
+            proc_path(b"/proc/self/fd/", u32::MAX, &mut buf),
+            c"/proc/self/fd/4294967295"
+        );
+        // Too long for the buffer: the empty path, never an overrun.
+        assert_eq!(proc_path(&[b'x'; 30], 123, &mut buf), c"");
+    }
+
+    #[test]
+    fn proc_fd_entries_parse_as_numbers_only() {
+        assert_eq!(parse_fd(b"12\0\0\0"), Some(12));
+        assert_eq!(parse_fd(b"0\0"), Some(0));
+        assert_eq!(parse_fd(b".\0"), None);
+        assert_eq!(parse_fd(b"..\0"), None);
+        assert_eq!(parse_fd(b"\0"), None);
+        assert_eq!(parse_fd(b"99999999999\0"), None);
+    }
 }

@@ -8,6 +8,17 @@
 //!
 //! Every function here is safe to call after `clone`: no allocation, no locks.
 
+#![deny(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::panic_in_result_fn
+)]
 #![allow(clippy::too_many_arguments)]
 
 use core::arch::asm;
@@ -69,7 +80,7 @@ pub(crate) unsafe fn syscall6(
 #[inline(always)]
 fn check(ret: isize) -> SysResult<usize> {
     if (-4095..0).contains(&ret) {
-        Err(-ret as Errno)
+        Err(ret.wrapping_neg() as Errno)
     } else {
         Ok(ret as usize)
     }
@@ -340,7 +351,11 @@ pub(crate) fn set_mempolicy(mode: u32, nodes: &[u64]) -> SysResult<()> {
         nodes.as_ptr()
     };
     // The kernel reads `maxnode - 1` bits.
-    let maxnode = nodes.len() * 64 + 1;
+    let maxnode = nodes
+        .len()
+        .checked_mul(64)
+        .and_then(|bits| bits.checked_add(1))
+        .ok_or(libc::EINVAL)?;
     sys!(libc::SYS_set_mempolicy, mode, mask, maxnode).map(drop)
 }
 
