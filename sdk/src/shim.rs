@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::exec;
 use crate::host::Host;
 use crate::runtime::Config;
-use crate::state::{self, Persisted, ShimProcess};
+use crate::state::{self, HostProcess, Persisted};
 
 /// What the SDK asks the shim to create.
 #[derive(Debug, Serialize, Deserialize)]
@@ -261,8 +261,6 @@ async fn record_shim(ctr: &Container) -> Result<()> {
     let _lock = ctr.lock().await?;
     let dir = ctr.state_dir();
     let mut p = Persisted::load(dir, ctr.id())?;
-    let pid = std::process::id() as i32;
-    let start_time = state::proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
-    p.shim = Some(ShimProcess { pid, start_time });
+    p.shim = HostProcess::this();
     p.save(dir)
 }

@@ -101,7 +101,12 @@ pub(crate) struct Persisted {
     pub created: u64,
     /// The supervising shim of a detached container.
     #[serde(default)]
-    pub shim: Option<ShimProcess>,
+    pub shim: Option<HostProcess>,
+    /// The process whose supervisor records the exit status (the creator,
+    /// unless it leaves its children to its own parent): observers in other
+    /// processes wait for its record while it lives.
+    #[serde(default)]
+    pub recorder: Option<HostProcess>,
     /// Whether berth made the cgroup (recorded before it is made): only
     /// then does delete kill processes in it and remove it. A
     /// `cgroupsPath` naming an existing cgroup is used, never removed.
@@ -110,11 +115,35 @@ pub(crate) struct Persisted {
     pub cgroup_owned: Option<bool>,
 }
 
-/// A shim process, identified like the container's (pid and start time).
+/// A host process (a shim, a recorder), identified like the container's
+/// first process: pid and start time.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub(crate) struct ShimProcess {
+pub(crate) struct HostProcess {
     pub pid: i32,
     pub start_time: u64,
+}
+
+impl HostProcess {
+    /// This process.
+    pub(crate) fn this() -> Option<HostProcess> {
+        // Read once per process (a forked copy has a pid of its own).
+        static THIS: std::sync::OnceLock<HostProcess> = std::sync::OnceLock::new();
+        let pid = i32::try_from(std::process::id()).ok()?;
+        match THIS.get() {
+            Some(me) if me.pid == pid => Some(*me),
+            _ => {
+                let (_, start_time) = proc_stat(pid)?;
+                Some(*THIS.get_or_init(|| HostProcess { pid, start_time }))
+                    .filter(|me| me.pid == pid)
+                    .or(Some(HostProcess { pid, start_time }))
+            }
+        }
+    }
+
+    /// Whether it still runs (not a zombie, not a recycled pid).
+    pub(crate) fn is_alive(&self) -> bool {
+        is_alive(self.pid, self.start_time)
+    }
 }
 
 pub(crate) const STATE_FILE: &str = "state.json";

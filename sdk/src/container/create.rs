@@ -261,6 +261,9 @@ async fn create_now(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         shim: None,
+        recorder: (!super::supervisor::leaving())
+            .then(crate::state::HostProcess::this)
+            .flatten(),
         // Nothing made yet: a creator killed now leaves no cgroup of its own.
         cgroup_owned: Some(false),
     };

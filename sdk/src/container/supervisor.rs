@@ -34,7 +34,7 @@ pub fn leave_children_to_parent() {
     LEAVE_TO_PARENT.store(true, Ordering::Relaxed);
 }
 
-fn leaving() -> bool {
+pub(crate) fn leaving() -> bool {
     LEAVE_TO_PARENT.load(Ordering::Relaxed)
 }
 use crate::error::{Error, Result};
@@ -229,6 +229,11 @@ impl Supervisor {
                 // A directory removed meanwhile (a failed create) needs
                 // no record.
                 if dir.join(crate::state::STATE_FILE).exists() {
+                    if crate::exec::sabotage("slow-exit-record") {
+                        // Tests of observers in other processes: the exit
+                        // is visible well before it is recorded.
+                        std::thread::sleep(std::time::Duration::from_millis(500));
+                    }
                     if let Err(e) = crate::state::record_exit(dir, status) {
                         tracing::debug!(error = %e, "could not record exit status");
                     }

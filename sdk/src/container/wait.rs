@@ -28,10 +28,12 @@ impl Container {
     /// anyone waits, and every handle from [`Runtime::get`](crate::Runtime::get)
     /// in that process shares it.
     ///
-    /// Another process learns the status once the container's supervisor
-    /// (its creator, or the shim of a detached container) recorded it; if
-    /// that creator is gone without recording it, this returns
-    /// [`Error::Unsupported`] once the container has exited.
+    /// Another process learns the status from the container's recorder (its
+    /// creator, or the shim of a detached container): once the process has
+    /// exited, this waits for the record while the recorder lives, woken by
+    /// the record itself or by the recorder's exit. If the recorder is gone
+    /// without recording it (a creator that left its children to its own
+    /// parent, as the CLI does), this returns [`Error::Unsupported`].
     pub async fn wait(&self) -> Result<ExitStatus> {
         let inner = &self.inner;
         if let Some(sup) = &inner.supervisor {
@@ -42,38 +44,105 @@ impl Container {
             .get_or_try_init(|| async {
                 if let Some(pidfd) = &inner.pidfd {
                     exited(pidfd).await?;
-                    self.shim_exited().await?;
                 }
-                self.recorded_exit()
+                self.recorded_exit().await
             })
             .await
             .copied()
     }
 
-    /// A detached container's shim records the exit status, then exits:
-    /// wait for that.
-    async fn shim_exited(&self) -> Result<()> {
-        let Some(shim) = Persisted::load(&self.inner.dir, &self.inner.id)?.shim else {
-            return Ok(());
-        };
-        if !crate::state::is_alive(shim.pid, shim.start_time) {
-            return Ok(());
+    /// The exit status the recorder wrote, waiting for it while the
+    /// recorder lives.
+    async fn recorded_exit(&self) -> Result<ExitStatus> {
+        let (dir, id) = (&self.inner.dir, &self.inner.id);
+        let p = Persisted::load(dir, id)?;
+        if let Some(status) = p.exit_status {
+            return Ok(status);
         }
-        let Ok(fd) = crate::exec::pidfd_open(shim.pid) else {
-            return Ok(());
+        let unknown = || {
+            Error::Unsupported(format!(
+                "container {id:?} has exited, but its exit status is known only to the process that created it"
+            ))
         };
-        let fd = crate::exec::register(fd).map_err(|e| Error::sys("register pidfd", e))?;
-        exited(&fd).await
+        let Some(recorder) = p.recorder.or(p.shim) else {
+            return Err(unknown());
+        };
+        // Watch first, then look: a record made in between is not missed.
+        let changes = DirChanges::watch(dir)?;
+        let recorder = match crate::exec::pidfd_open(recorder.pid) {
+            Ok(fd) if recorder.is_alive() => {
+                Some(crate::exec::register(fd).map_err(|e| Error::sys("register pidfd", e))?)
+            }
+            _ => None,
+        };
+        loop {
+            if let Some(status) = crate::state::read_exit(dir) {
+                return Ok(status);
+            }
+            let Some(recorder) = &recorder else {
+                return Err(unknown());
+            };
+            tokio::select! {
+                r = changes.next() => r?,
+                r = exited(recorder) => {
+                    r?;
+                    // It may have recorded just before exiting.
+                    return crate::state::read_exit(dir).ok_or_else(unknown);
+                }
+            }
+        }
+    }
+}
+
+/// Files created or renamed into a directory, as inotify reports them.
+struct DirChanges(AsyncFd<OwnedFd>);
+
+impl DirChanges {
+    fn watch(dir: &std::path::Path) -> Result<DirChanges> {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        let io = |e: nix::errno::Errno| Error::io("watch state directory", dir, e.into());
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).map_err(io)?;
+        inotify
+            .add_watch(
+                dir,
+                AddWatchFlags::IN_MOVED_TO
+                    | AddWatchFlags::IN_CREATE
+                    | AddWatchFlags::IN_CLOSE_WRITE
+                    | AddWatchFlags::IN_DELETE_SELF,
+            )
+            .map_err(io)?;
+        let fd =
+            crate::exec::register(inotify.into()).map_err(|e| Error::sys("register inotify", e))?;
+        Ok(DirChanges(fd))
     }
 
-    fn recorded_exit(&self) -> Result<ExitStatus> {
-        Persisted::load(&self.inner.dir, &self.inner.id)?
-            .exit_status
-            .ok_or_else(|| {
-                Error::Unsupported(format!(
-                    "container {:?} has exited, but its exit status is known only to the process that created it",
-                    self.inner.id
-                ))
-            })
+    /// Returns after the next change (events are drained, not read: the
+    /// caller looks at the directory again).
+    async fn next(&self) -> Result<()> {
+        loop {
+            let mut guard = self
+                .0
+                .readable()
+                .await
+                .map_err(|e| Error::sys("wait for state change", e))?;
+            let mut buf = [0u8; 4096];
+            let mut any = false;
+            let drained = guard.try_io(|fd| loop {
+                match nix::unistd::read(fd.get_ref(), &mut buf) {
+                    Ok(_) => any = true,
+                    // Nothing at all: a stale readiness, which WouldBlock
+                    // clears.
+                    Err(nix::errno::Errno::EAGAIN) if !any => {
+                        break Err(std::io::ErrorKind::WouldBlock.into())
+                    }
+                    Err(nix::errno::Errno::EAGAIN) => break Ok(()),
+                    Err(e) => break Err(std::io::Error::from(e)),
+                }
+            });
+            match drained {
+                Ok(r) => return r.map_err(|e| Error::sys("read inotify", e)),
+                Err(_would_block) => continue,
+            }
+        }
     }
 }
