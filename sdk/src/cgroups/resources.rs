@@ -166,15 +166,6 @@ impl Cgroup {
         std::fs::write(&path, value).map_err(|e| Error::io("write", &path, e))
     }
 
-    /// The cgroup's directory in the cgroup2 hierarchy, if the host has one.
-    fn cgroup2_dir(&self) -> Option<&std::path::PathBuf> {
-        match self.layout {
-            Layout::V2 => self.dirs.first(),
-            Layout::Hybrid => self.dirs.last(),
-            Layout::V1 => None,
-        }
-    }
-
     /// Device rules: written to the v1 controller, or compiled into an eBPF
     /// filter that replaces the cgroup's previous one on v2.
     fn apply_devices(&self, rules: &[DeviceRule]) -> Result<()> {

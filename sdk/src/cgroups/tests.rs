@@ -105,11 +105,20 @@ async fn lifecycle() {
         }
     }
 
-    let fd = cg.clone_into_fd().unwrap();
-    assert_eq!(fd.is_some(), layout() == Layout::V2);
-    if let Some(fd) = fd {
+    // Born in the cgroup2 directory (v2, or a hybrid host's cgroup2
+    // mount); joining itself in each v1 hierarchy through its `tasks`.
+    let placement = cg.placement().unwrap();
+    assert_eq!(placement.into.is_some(), layout() != Layout::V1);
+    if let Some(fd) = &placement.into {
         let target = fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
-        assert_eq!(target, cg.dirs[0]);
+        assert_eq!(Some(&target), cg.cgroup2_dir());
+    }
+    let v1_dirs = cg.dirs.len() - usize::from(layout() == Layout::Hybrid);
+    let expected_tasks = if layout() == Layout::V2 { 0 } else { v1_dirs };
+    assert_eq!(placement.tasks.len(), expected_tasks);
+    for (fd, dir) in placement.tasks.iter().zip(&cg.dirs) {
+        let target = fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+        assert_eq!(target, dir.join("tasks"));
     }
 
     let mut child = sleeper();

@@ -326,7 +326,7 @@ fn setup_cgroup(
     dir: &Path,
     p: &mut Persisted,
     spec_linux: &oci_spec::runtime::Linux,
-) -> Result<(Option<Cgroup>, Option<OwnedFd>)> {
+) -> Result<(Option<Cgroup>, Option<crate::cgroups::Placement>)> {
     let rootless = crate::security::rootless::is_rootless();
     let existing = Cgroup::open(&p.cgroup_path)?.exists();
     p.cgroup_owned = Some(!existing);
@@ -350,15 +350,15 @@ fn setup_cgroup(
         }
         Err(e) => return Err(e),
     };
-    let mut cgroup_fd = None;
+    let mut placement = None;
     if let Some(cgroup) = &cgroup {
         if let Some(resources) = spec_linux.resources() {
             let devices = spec_linux.devices().as_deref().unwrap_or_default();
             cgroup.apply_for_create(resources, devices)?;
         }
-        cgroup_fd = cgroup.clone_into_fd()?;
+        placement = Some(cgroup.placement()?);
     }
-    Ok((cgroup, cgroup_fd))
+    Ok((cgroup, placement))
 }
 
 async fn build(
@@ -394,8 +394,8 @@ async fn build(
                 .open(&fifo_path)
                 .map_err(|e| Error::io("open exec fifo", &fifo_path, e))?
                 .into();
-            let (cgroup, cgroup_fd) = setup_cgroup(&d, &mut rec, &spec_linux)?;
-            Ok((fifo, cgroup, cgroup_fd))
+            let (cgroup, placement) = setup_cgroup(&d, &mut rec, &spec_linux)?;
+            Ok((fifo, cgroup, placement))
         })();
         Ok((rec, made))
     })
@@ -405,7 +405,7 @@ async fn build(
     if persisted.cgroup_owned == Some(true) {
         partial.cgroup = Some(Cgroup::open(&persisted.cgroup_path)?);
     }
-    let (fifo, cgroup, cgroup_fd) = made?;
+    let (fifo, cgroup, placement) = made?;
     let rootless = crate::security::rootless::is_rootless();
 
     let launched = launch(
@@ -413,7 +413,7 @@ async fn build(
         Some(fifo),
         [opts.stdin, opts.stdout, opts.stderr],
         opts.pass_fds,
-        cgroup_fd,
+        placement,
     )
     .await?;
     let (pid, in_cgroup, sync, exec_report, ends) = (
@@ -456,8 +456,9 @@ async fn build(
             if let Some(adj) = p2.oom_score_adj {
                 write_proc(pid, "oom_score_adj", &adj.to_string())?;
             }
+            // The v1 cgroups it joins itself (`Step::JoinCgroup`).
             if let Some(cgroup) = &cg {
-                cgroup.add_process(pid)?;
+                cgroup.add_process_v2(pid)?;
             }
             let pid_start_time =
                 state::proc_stat(pid)

@@ -116,7 +116,7 @@ impl Container {
         // The compile (seccomp included) and the cgroup open run on a
         // blocking thread.
         let (process, cgroup_path) = (process.clone(), p.cgroup_path.clone());
-        let (plan, cgroup, cgroup_fd) = super::blocking(move || {
+        let (plan, cgroup, placement) = super::blocking(move || {
             let plan = Arc::new(plan::compile_exec(
                 &process,
                 joins,
@@ -127,11 +127,11 @@ impl Container {
             // Without root the container may have no cgroup (none
             // delegated): the process then joins none either.
             let rootless = crate::security::rootless::is_rootless();
-            let cgroup_fd = match cgroup.clone_into_fd() {
+            let placement = match cgroup.placement() {
                 Err(_) if rootless => None,
-                r => r?,
+                r => Some(r?),
             };
-            Ok((plan, cgroup, cgroup_fd))
+            Ok((plan, cgroup, placement))
         })
         .await?;
 
@@ -140,7 +140,7 @@ impl Container {
             None,
             [opts.stdin, opts.stdout, opts.stderr],
             opts.pass_fds,
-            cgroup_fd,
+            placement,
         )
         .await?;
         let sync = launched.sync;
@@ -179,8 +179,9 @@ async fn finish_exec(
         if let Some(adj) = adj {
             write_proc(pid, "oom_score_adj", &adj.to_string())?;
         }
+        // The v1 cgroups it joins itself (`Step::JoinCgroup`).
         if !in_cgroup {
-            match cgroup.add_process(pid) {
+            match cgroup.add_process_v2(pid) {
                 Err(_) if crate::security::rootless::is_rootless() => {}
                 r => r?,
             }

@@ -42,8 +42,12 @@ pub(super) async fn launch(
     fifo: Option<OwnedFd>,
     stdio: [Stdio; 3],
     passed: Vec<OwnedFd>,
-    cgroup_fd: Option<OwnedFd>,
+    placement: Option<crate::cgroups::Placement>,
 ) -> Result<Launched> {
+    let (cgroup_fd, cgroup_tasks) = match placement {
+        Some(p) => (p.into, p.tasks),
+        None => (None, Vec::new()),
+    };
     let mut joins = Vec::new();
     let mut pid_ns = None;
     for j in &plan.joins {
@@ -73,6 +77,7 @@ pub(super) async fn launch(
         joins,
         stdio: child_stdio,
         passed,
+        cgroup_tasks,
     };
     let spawn_plan = plan.clone();
     let spawned = tokio::task::spawn_blocking(move || {

@@ -42,12 +42,19 @@ struct Fds {
     stdio: [c_int; 3],
     /// `args.joins`, in order (at most one per namespace type).
     joins: [c_int; MAX_JOINS],
+    /// `args.cgroup_tasks` (the parent placed them above the range); -1
+    /// once joined.
+    cgroup_tasks: [c_int; MAX_CGROUP_TASKS],
     /// The first descriptor above the preserved range.
     first_free: c_int,
 }
 
 /// The most namespaces a plan joins: one per type.
 const MAX_JOINS: usize = 8;
+
+/// The most v1 hierarchies a container joins (one per controller, and
+/// named ones such as `name=systemd`).
+const MAX_CGROUP_TASKS: usize = 16;
 
 struct Executor<'a> {
     args: &'a ChildArgs,
@@ -261,6 +268,15 @@ impl Executor<'_> {
                 // Modes of created nodes are exact; the caller's umask is
                 // kept for the process unless the spec sets one.
                 self.caller_umask = sys::umask(0);
+                Ok(())
+            }
+            Step::JoinCgroup => {
+                for fd in self.fds.cgroup_tasks.iter_mut().filter(|fd| **fd >= 0) {
+                    // `0`: this task, and only it (the process has one).
+                    sys::write(*fd, b"0")?;
+                    let _ = sys::close(*fd);
+                    *fd = -1;
+                }
                 Ok(())
             }
             Step::AwaitParent | Step::AwaitHooks => {
@@ -1023,8 +1039,9 @@ fn bind_console_onto(slave: c_int, pts: &CStr, procfd: c_int) -> SysResult<()> {
 
 /// The most descriptors [`close_foreign_fds`] keeps besides stdio and the
 /// preserved ones: sync, fifo, exec report, waiter, three stdio sources,
-/// and the namespaces to join (at most one per namespace type).
-const MAX_KEPT: usize = 16;
+/// the namespaces to join (at most one per namespace type) and the cgroup
+/// `tasks` files.
+const MAX_KEPT: usize = 16 + MAX_CGROUP_TASKS;
 
 /// Closes every descriptor but stdio, the spec's preserved ones (`3..3+n`)
 /// and those `args` names. No allocation: the kept set is a sorted array
@@ -1038,6 +1055,7 @@ fn close_foreign_fds(fds: &Fds) -> SysResult<()> {
         .into_iter()
         .chain(fds.stdio)
         .chain(fds.joins)
+        .chain(fds.cgroup_tasks)
         .filter_map(|fd| u32::try_from(fd).ok())
         .filter(|&fd| fd >= first_free);
     for (slot, fd) in kept.iter_mut().zip(named) {
@@ -1098,12 +1116,16 @@ fn relocate_fds(args: &ChildArgs) -> SysResult<Fds> {
         waiter: args.waiter,
         stdio: args.stdio,
         joins: [-1; MAX_JOINS],
+        cgroup_tasks: [-1; MAX_CGROUP_TASKS],
         first_free,
     };
-    if args.joins.len() > MAX_JOINS {
+    if args.joins.len() > MAX_JOINS || args.cgroup_tasks.len() > MAX_CGROUP_TASKS {
         return Err(libc::E2BIG);
     }
     for (slot, &fd) in fds.joins.iter_mut().zip(args.joins.iter()) {
+        *slot = fd;
+    }
+    for (slot, &fd) in fds.cgroup_tasks.iter_mut().zip(args.cgroup_tasks.iter()) {
         *slot = fd;
     }
     // Copies first, closes after: two entries may name one descriptor.

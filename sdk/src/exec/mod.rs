@@ -85,6 +85,9 @@ pub(crate) struct ChildFds {
     /// Descriptors the process is given at 3, 4, … in this order (the
     /// plan's `CloseFds { preserve }` counts them).
     pub passed: Vec<OwnedFd>,
+    /// The `tasks` files of the v1 cgroups to join, open for writing (the
+    /// plan's `JoinCgroup`).
+    pub cgroup_tasks: Vec<OwnedFd>,
 }
 
 /// Everything the child reads. Lives at a fixed address (boxed) until the
@@ -108,6 +111,8 @@ struct ChildArgs {
     /// `fds.passed`, placed above the range they go to: the child moves
     /// `passed[i]` to `3 + i`.
     passed: Vec<RawFd>,
+    /// `fds.cgroup_tasks`, placed above that range.
+    cgroup_tasks: Vec<RawFd>,
     /// `SABOTAGE_*` bits (debug builds, escape tests only).
     sabotage: u32,
 }
@@ -223,6 +228,11 @@ pub(crate) fn spawn(
         .iter()
         .map(|fd| above(Some(fd.as_fd())))
         .collect::<io::Result<Vec<_>>>()?;
+    let cgroup_tasks = fds
+        .cgroup_tasks
+        .iter()
+        .map(|fd| above(Some(fd.as_fd())))
+        .collect::<io::Result<Vec<_>>>()?;
     if passed.len() != (first_free - 3) as usize {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -265,6 +275,7 @@ pub(crate) fn spawn(
         joins: fds.joins.iter().map(AsRawFd::as_raw_fd).collect(),
         stdio: [0, 1, 2].map(|i| fds.stdio[i].as_ref().map_or(-1, AsRawFd::as_raw_fd)),
         passed,
+        cgroup_tasks,
         sabotage: sabotage_bits(),
         plan,
     });

@@ -110,7 +110,7 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
 
     let (uid_map, gid_map) = id_maps(&linux, is_new(Namespace::User), opts.rootless)?;
 
-    let mut steps = vec![Step::ResetSignals, Step::AwaitParent];
+    let mut steps = vec![Step::ResetSignals, Step::JoinCgroup, Step::AwaitParent];
     for (index, join) in joins.iter().enumerate() {
         // A pid namespace is entered by the cloning thread (setns only
         // affects children), not by the child itself.
@@ -482,7 +482,7 @@ pub fn compile_exec(
     opts: &Options,
 ) -> Result<Plan> {
     let terminal = process.terminal().unwrap_or(false);
-    let mut steps = vec![Step::ResetSignals, Step::AwaitParent];
+    let mut steps = vec![Step::ResetSignals, Step::JoinCgroup, Step::AwaitParent];
     let mut joins = joins;
     joins.sort_by_key(|j| (j.ns != Namespace::User, j.ns == Namespace::Mount));
     for (index, join) in joins.iter().enumerate() {

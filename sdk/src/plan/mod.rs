@@ -273,6 +273,12 @@ pub enum Step {
     /// must never run in the child; `SIGPIPE` ignored by Rust's runtime must
     /// not be inherited by the container).
     ResetSignals,
+    /// Join the container's cgroup in each v1 hierarchy by writing `0` to
+    /// the `tasks` file the parent opened (a v2 cgroup is joined at the
+    /// clone): a task moving only itself takes none of the kernel's global
+    /// cgroup locks, so no RCU grace period is waited for, unlike a move of
+    /// another process through `cgroup.procs`. Nothing without such files.
+    JoinCgroup,
     /// Wait until the parent has written the id maps and placed the process
     /// in its cgroup.
     AwaitParent,
@@ -592,6 +598,7 @@ impl Plan {
         let p = |c: &CPath| Some(PathBuf::from(c.to_string_lossy()));
         match step {
             Step::ResetSignals => ("reset signal handlers".into(), None),
+            Step::JoinCgroup => ("join the container's cgroup".into(), None),
             Step::AwaitParent => ("wait for the parent's set-up".into(), None),
             Step::JoinNamespace { index, ns } => (
                 format!("join {} namespace", ns.proc_name()),

@@ -1,0 +1,57 @@
+//! Containers per second from one multi-threaded tokio runtime: `--count`
+//! lifecycles (create, start, wait, delete of `/bin/true` with runc's
+//! default spec: every namespace but user, a cgroup), `--in-flight` at a
+//! time, a new one started as soon as one ends. After a warm-up of one
+//! window it prints, as its last line:
+//!
+//! `throughput: N containers/s at M in flight`
+//!
+//! `cargo run --release -p berth-benches --example throughput -- --in-flight 50 --count 2000`
+
+use berth_benches::{cleanup, concurrent, runtime, true_spec};
+
+struct Args {
+    count: usize,
+    in_flight: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        count: 2000,
+        in_flight: 50,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().and_then(|v| v.parse().ok());
+        match (flag.as_str(), value) {
+            ("--count", Some(v)) if v > 0 => a.count = v,
+            ("--in-flight", Some(v)) if v > 0 => a.in_flight = v,
+            _ => {
+                eprintln!("usage: throughput [--count N] [--in-flight M]");
+                std::process::exit(2);
+            }
+        }
+    }
+    a
+}
+
+fn main() {
+    let a = args();
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    tokio.block_on(async {
+        let rt = runtime().await;
+        let spec = true_spec();
+        // Warm-up: pools, page cache, the first cgroup directories.
+        concurrent(&rt, &spec, a.in_flight, a.in_flight).await;
+        let took = concurrent(&rt, &spec, a.in_flight, a.count).await;
+        cleanup(&rt);
+        println!(
+            "throughput: {:.0} containers/s at {} in flight",
+            a.count as f64 / took.as_secs_f64(),
+            a.in_flight
+        );
+    });
+}
