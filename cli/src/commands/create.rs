@@ -17,6 +17,10 @@ async fn network_runtime(
         host_netns: flags.host_netns.clone(),
         ..super::config(g)
     };
+    config.cni.conf_dir = flags.cni_conf_dir.clone();
+    if !flags.cni_bin_dir.is_empty() {
+        config.cni.bin_dirs = flags.cni_bin_dir.clone();
+    }
     if let Some(path) = &flags.network_config {
         let text =
             std::fs::read(path).map_err(|e| format!("--network-config {}: {e}", path.display()))?;
@@ -87,6 +91,7 @@ pub(super) fn options(flags: &CreateFlags, preserved: Vec<OwnedFd>) -> CreateOpt
             mode: flags.network.clone(),
             publish: flags.publish.clone(),
             address: flags.ip,
+            cni_args: Vec::new(),
         },
     }
 }

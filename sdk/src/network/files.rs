@@ -6,7 +6,7 @@
 //! written to (an empty file is created as the mount point only where the
 //! rootfs has none, as for every file bind mount).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::Path;
 
 use oci_spec::runtime::{Mount, MountBuilder};
@@ -22,11 +22,12 @@ const FILES: [(&str, &str); 3] = [
 
 /// Writes the files into `dir` and returns the mounts that put them in
 /// place.
-pub(crate) fn write(dir: &Path, hostname: &str, address: Ipv4Addr) -> Result<Vec<Mount>> {
-    let hosts = format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{address}\t{hostname}\n"
-    );
-    let contents = [hosts, format!("{hostname}\n"), resolv_conf()];
+pub(crate) fn write(dir: &Path, hostname: &str, addresses: &[IpAddr]) -> Result<Vec<Mount>> {
+    let contents = [
+        hosts(hostname, addresses),
+        format!("{hostname}\n"),
+        resolv_conf(),
+    ];
     let mut mounts = Vec::new();
     for ((name, dest), text) in FILES.iter().zip(contents) {
         let path = dir.join(name);
@@ -42,6 +43,21 @@ pub(crate) fn write(dir: &Path, hostname: &str, address: Ipv4Addr) -> Result<Vec
         );
     }
     Ok(mounts)
+}
+
+fn hosts(hostname: &str, addresses: &[IpAddr]) -> String {
+    let mut s = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_string();
+    for a in addresses {
+        s += &format!("{a}\t{hostname}\n");
+    }
+    s
+}
+
+/// Rewrites the `hosts` file in `dir` with the container's `addresses`,
+/// in place: the bind mount holds the file, not its name.
+pub(crate) fn update_hosts(dir: &Path, hostname: &str, addresses: &[IpAddr]) -> Result<()> {
+    let path = dir.join("hosts");
+    std::fs::write(&path, hosts(hostname, addresses)).map_err(|e| Error::io("write", &path, e))
 }
 
 /// The host's resolver configuration, without loopback name servers (a

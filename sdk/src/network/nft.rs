@@ -8,9 +8,8 @@
 //!
 //! Runs `nft` in the network namespace of the calling thread.
 
-use std::io::Write;
 use std::net::Ipv4Addr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use super::addr::Ipv4Net;
 use super::{PortMapping, Protocol};
@@ -152,40 +151,14 @@ pub(crate) fn has_table() -> Result<bool> {
 }
 
 fn run(args: &[&str], stdin: Option<&str>) -> Result<std::process::Output> {
-    use std::io::{Read, Seek};
-    // Memory files, not pipes: a container cloned meanwhile by another
-    // thread holds copies of this process's descriptors until it execs,
-    // and a copy of a pipe's writing end would keep nft (or us) waiting
-    // for an end of file forever.
-    let memfd = |name: &str| -> Result<std::fs::File> {
-        nix::sys::memfd::memfd_create(name, nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
-            .map(std::fs::File::from)
-            .map_err(|e| Error::sys("memfd_create", e))
-    };
-    let io = |e| Error::io("run", "nft", e);
-    let mut input = memfd("nft-in")?;
-    input
-        .write_all(stdin.unwrap_or_default().as_bytes())
-        .and_then(|()| input.rewind())
-        .map_err(io)?;
-    let (mut out, mut err) = (memfd("nft-out")?, memfd("nft-err")?);
-    let status = Command::new("nft")
-        .args(args)
-        .stdin(Stdio::from(input))
-        .stdout(Stdio::from(out.try_clone().map_err(io)?))
-        .stderr(Stdio::from(err.try_clone().map_err(io)?))
-        .status()
-        .map_err(io)?;
-    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    out.rewind()
-        .and_then(|()| out.read_to_end(&mut stdout))
-        .and_then(|_| err.rewind())
-        .and_then(|()| err.read_to_end(&mut stderr))
-        .map_err(io)?;
-    Ok(std::process::Output {
-        status,
-        stdout,
-        stderr,
+    let mut cmd = Command::new("nft");
+    cmd.args(args);
+    let out = super::command::run(cmd, stdin.unwrap_or_default().as_bytes(), None)?;
+    out.ok_or_else(|| {
+        Error::sys(
+            "run nft",
+            std::io::Error::from(std::io::ErrorKind::TimedOut),
+        )
     })
 }
 
