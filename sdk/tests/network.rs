@@ -870,6 +870,10 @@ struct CniNet {
 
 impl CniNet {
     fn new(bridge: &str, subnet: &str, tail: serde_json::Value) -> CniNet {
+        CniNet::versioned("1.0.0", bridge, subnet, tail)
+    }
+
+    fn versioned(version: &str, bridge: &str, subnet: &str, tail: serde_json::Value) -> CniNet {
         static N: AtomicUsize = AtomicUsize::new(0);
         let name = format!(
             "cnitest-{}-{}",
@@ -891,7 +895,7 @@ impl CniNet {
             },
         })];
         plugins.extend(tail.as_array().unwrap().iter().cloned());
-        let list = serde_json::json!({ "cniVersion": "1.0.0", "name": name, "plugins": plugins });
+        let list = serde_json::json!({ "cniVersion": version, "name": name, "plugins": plugins });
         std::fs::write(
             dir.join("conf").join("10-test.conflist"),
             serde_json::to_vec_pretty(&list).unwrap(),
@@ -901,8 +905,9 @@ impl CniNet {
     }
 
     /// bridge + host-local + portmap + firewall (iptables).
-    fn standard(bridge: &str, subnet: &str) -> CniNet {
-        CniNet::new(
+    fn standard(version: &str, bridge: &str, subnet: &str) -> CniNet {
+        CniNet::versioned(
+            version,
             bridge,
             subnet,
             serde_json::json!([
@@ -971,7 +976,7 @@ fn assert_cni_clean(host: &Netns, net: &CniNet, gone: &[&berth::network::Attachm
 #[tokio::test(flavor = "multi_thread")]
 async fn cni_bridge_portmap_firewall_containers_reach_each_other_and_a_published_port() {
     let host = Netns::new("cni");
-    let net = CniNet::standard("cnibr0", "10.201.0.0/24");
+    let net = CniNet::standard("1.0.0", "cnibr0", "10.201.0.0/24");
     let rt = common::runtime_with(net.config(&host)).await;
     let server = rt
         .create_with(
@@ -1155,6 +1160,47 @@ async fn a_failing_cni_plugin_reports_its_message_and_leaves_nothing() {
         matches!(e, Error::Network { ref reason, .. } if reason.contains("no CNI plugin \"bridge\"")),
         "{e}"
     );
+
+    // A plugin that hangs is killed at the deadline, and what the bridge
+    // made is deleted.
+    let slow = CniNet::new(
+        "cnibr4",
+        "10.204.0.0/24",
+        serde_json::json!([{ "type": "hang" }]),
+    );
+    let bin = slow.dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for p in ["bridge", "host-local"] {
+        std::os::unix::fs::symlink(PathBuf::from("/usr/lib/cni").join(p), bin.join(p)).unwrap();
+    }
+    // DEL returns at once; ADD waits for a signal.
+    std::fs::write(
+        bin.join("hang"),
+        "#!/bin/sh\ncat >/dev/null\n[ \"$CNI_COMMAND\" = ADD ] && exec sleep 600\nexit 0\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        bin.join("hang"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut cfg = slow.config(&host);
+    cfg.cni.bin_dirs = vec![bin];
+    cfg.cni.timeout = std::time::Duration::from_secs(1);
+    let rt3 = common::runtime_with(cfg).await;
+    let e = rt3
+        .create_with(
+            &common::id("cnislow"),
+            common::bundle(common::spec("true")),
+            slow.options(&[]),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Cni { ref plugin, command: "ADD", code: None, ref message, .. } if plugin == "hang" && message.contains("did not finish")),
+        "{e}"
+    );
+    assert_cni_clean(&host, &slow, &[]);
 }
 
 /// Run by `a_creator_killed_after_cni_add_is_cleaned_by_the_next_runtime`
@@ -1201,7 +1247,7 @@ async fn cni_crash_helper() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_creator_killed_after_cni_add_is_cleaned_by_the_next_runtime() {
     let host = Netns::new("cnicrash");
-    let net = CniNet::standard("cnibr3", "10.203.0.0/24");
+    let net = CniNet::standard("0.4.0", "cnibr3", "10.203.0.0/24");
     let config = net.config(&host);
     std::fs::create_dir_all(&config.root).unwrap();
     let mut helper = Command::new(std::env::current_exe().unwrap())
@@ -1226,6 +1272,7 @@ async fn a_creator_killed_after_cni_add_is_cleaned_by_the_next_runtime() {
         assert!(helper.try_wait().unwrap().is_none(), "helper ended early");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    // (A 0.4.0 list: its results, passed to DEL, have another shape.)
     // The creator is SIGKILLed after ADD, in the middle of creating "half".
     helper.kill().unwrap();
     helper.wait().unwrap();
