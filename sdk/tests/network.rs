@@ -1308,3 +1308,131 @@ async fn a_creator_killed_after_cni_add_is_cleaned_by_the_next_runtime() {
     assert_cni_clean(&host, &net, &[]);
     rt.get("half").await.unwrap().delete(true).await.unwrap();
 }
+
+/// Sends `msg` from `from` to `to` until an answer comes (a datagram may
+/// be lost, though here none should), and returns it.
+fn udp_ask(from: &str, to: SocketAddr, msg: &[u8]) -> Vec<u8> {
+    let s = std::net::UdpSocket::bind(from).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 1500];
+    for _ in 0..50 {
+        s.send_to(msg, to).unwrap();
+        if let Ok((n, peer)) = s.recv_from(&mut buf) {
+            assert_eq!(peer, to, "the reply must come from where the datagram went");
+            return buf[..n].to_vec();
+        }
+    }
+    panic!("no UDP answer from {to}");
+}
+
+/// A UDP echo in the network namespace of process `pid` (busybox has no
+/// UDP server): answers `echo:` + the datagram, and records who asked.
+/// Stops (closing its socket, which would hold the namespace) on drop.
+struct UdpEcho {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Vec<SocketAddr>>>,
+}
+
+impl UdpEcho {
+    fn start(pid: i32, port: u16) -> UdpEcho {
+        let ns = format!("/proc/{pid}/ns/net");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s2 = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let f = std::fs::File::open(&ns).unwrap();
+            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let sock = std::net::UdpSocket::bind(("0.0.0.0", port)).unwrap();
+            sock.set_read_timeout(Some(std::time::Duration::from_millis(50)))
+                .unwrap();
+            tx.send(()).unwrap();
+            let mut peers = Vec::new();
+            let mut buf = [0u8; 1500];
+            while !s2.load(Ordering::Relaxed) {
+                if let Ok((n, peer)) = sock.recv_from(&mut buf) {
+                    let mut reply = b"echo:".to_vec();
+                    reply.extend_from_slice(&buf[..n]);
+                    sock.send_to(&reply, peer).unwrap();
+                    peers.push(peer);
+                }
+            }
+            peers
+        });
+        rx.recv().unwrap();
+        UdpEcho {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the echo; the peers it answered.
+    fn stop(mut self) -> Vec<SocketAddr> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for UdpEcho {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_datagram_to_a_published_udp_port_reaches_the_container_and_the_reply_comes_back() {
+    let host = Netns::new("udp");
+    let outside = Netns::new("udpout");
+    host.wire(
+        &outside,
+        "wan0",
+        "192.168.78.1/24",
+        "eth9",
+        "192.168.78.2/24",
+    );
+    let rt = common::runtime_with(config(&host)).await;
+    let ctr = rt
+        .create_with(
+            &common::id("udp"),
+            common::bundle(common::spec("sleep 1000")),
+            on_bridge(&["18053:5353/udp"]),
+        )
+        .await
+        .unwrap();
+    ctr.start().await.unwrap();
+    let att = ctr.network().unwrap().unwrap();
+    assert!(
+        host.ruleset().contains("udp dport 18053 dnat to"),
+        "{}",
+        host.ruleset()
+    );
+    let echo = UdpEcho::start(ctr.pid(), 5353);
+    // From the host's loopback and from the outside host.
+    assert_eq!(
+        host.run(|| udp_ask("127.0.0.1:0", "127.0.0.1:18053".parse().unwrap(), b"lo")),
+        b"echo:lo"
+    );
+    assert_eq!(
+        outside.run(|| udp_ask(
+            "192.168.78.2:0",
+            "192.168.78.1:18053".parse().unwrap(),
+            b"wan"
+        )),
+        b"echo:wan"
+    );
+    let peers = echo.stop();
+    assert_eq!(peers.len(), 2, "{peers:?}");
+    // Loopback traffic arrives masqueraded as the bridge's address; the
+    // outside host's as itself.
+    assert_eq!(peers[0].ip(), std::net::IpAddr::V4(att.gateway));
+    assert_eq!(
+        peers[1].ip(),
+        std::net::IpAddr::V4(Ipv4Addr::new(192, 168, 78, 2))
+    );
+    ctr.delete(true).await.unwrap();
+    assert_eq!(host.links(), ["lo", "wan0"]);
+    assert_eq!(host.ruleset().trim(), "");
+}
