@@ -1436,3 +1436,113 @@ async fn a_datagram_to_a_published_udp_port_reaches_the_container_and_the_reply_
     assert_eq!(host.links(), ["lo", "wan0"]);
     assert_eq!(host.ruleset().trim(), "");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dual_stack_bridge_containers_ping_over_v6_and_ports_answer_on_v6() {
+    let host = Netns::new("v6");
+    let outside = Netns::new("v6out");
+    host.wire(
+        &outside,
+        "wan0",
+        "192.168.79.1/24",
+        "eth9",
+        "192.168.79.2/24",
+    );
+    host.ip(&["addr", "add", "fd99::1/64", "dev", "wan0", "nodad"]);
+    outside.ip(&["addr", "add", "fd99::2/64", "dev", "eth9", "nodad"]);
+    let rt = common::runtime_with(Config {
+        host_netns: Some(host.path()),
+        networks: vec![BridgeNetwork {
+            bridge: "bt6".into(),
+            subnet6: Some("fd00:206::/64".parse().unwrap()),
+            ..BridgeNetwork::new("t6", "10.206.0.0/24".parse().unwrap())
+        }],
+        ..common::config()
+    })
+    .await;
+    let mut opts = on_bridge(&["18096:8000"]);
+    opts.network.mode = Some(Network::Bridge("t6".into()));
+    let server = rt
+        .create_with(
+            &common::id("v6srv"),
+            common::bundle(common::spec(
+                "while true; do echo pong6 | nc -l -p 8000; done",
+            )),
+            opts,
+        )
+        .await
+        .unwrap();
+    let a = server.network().unwrap().unwrap();
+    assert_eq!(a.address6, Some("fd00:206::2".parse().unwrap()));
+    assert_eq!(a.gateway6, Some("fd00:206::1".parse().unwrap()));
+    assert_eq!(a.prefix6, 64);
+    server.start().await.unwrap();
+    assert!(host
+        .ip(&["-6", "-o", "addr", "show", "bt6"])
+        .contains("fd00:206::1/64"));
+    assert_eq!(host.sysctl("ipv6/conf/all/forwarding"), "1");
+
+    // Over IPv6 from another container: ping, and a connection.
+    let a6 = a.address6.unwrap();
+    let script = format!(
+        "ip -6 -o addr show eth0 scope global; ip -6 route; cat /etc/hosts; ping6 -c 1 -W 5 {a6} && \
+         for i in $(seq 200); do nc {a6} 8000 </dev/null && exit 0; sleep 0.05; done; exit 1"
+    );
+    let mut spec = common::spec(&script);
+    berth_fixtures::bundle::add_capability(&mut spec, berth::oci_spec::runtime::Capability::NetRaw);
+    let mut copts = on_bridge(&[]);
+    copts.network.mode = Some(Network::Bridge("t6".into()));
+    let client = rt
+        .create_with(&common::id("v6cli"), common::bundle(spec), copts)
+        .await
+        .unwrap();
+    let b = client.network().unwrap().unwrap();
+    assert_eq!(b.address6, Some("fd00:206::3".parse().unwrap()));
+    client.start().await.unwrap();
+    let out = common::finish(client).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        out.stdout.contains("inet6 fd00:206::3/64"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("default via fd00:206::1 dev eth0"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("fd00:206::3\t"),
+        "/etc/hosts: {}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("1 packets received"), "{}", out.stdout);
+    assert!(out.stdout.ends_with("pong6\n"), "{}", out.stdout);
+
+    // The published port on the host's IPv6 address, from the host and
+    // from the outside host.
+    let rules = host.ruleset();
+    assert!(
+        rules.contains("table ip6 berth") && rules.contains(&format!("dnat to [{a6}]:8000")),
+        "{rules}"
+    );
+    assert_eq!(
+        host.run(|| fetch("[fd99::1]:18096".parse().unwrap())),
+        "pong6\n"
+    );
+    assert_eq!(
+        outside.run(|| fetch("[fd99::1]:18096".parse().unwrap())),
+        "pong6\n"
+    );
+    // And still on IPv4 loopback.
+    assert_eq!(
+        host.run(|| fetch("127.0.0.1:18096".parse().unwrap())),
+        "pong6\n"
+    );
+
+    server.delete(true).await.unwrap();
+    assert_eq!(host.links(), ["lo", "wan0"]);
+    assert_eq!(host.ruleset().trim(), "", "v4 or v6 rules left");
+    assert_eq!(host.sysctl("ipv6/conf/all/forwarding"), "0");
+    assert_eq!(host.sysctl("ipv4/ip_forward"), "0");
+}

@@ -674,7 +674,22 @@ fn attachment(cache: &Cache) -> Result<Attachment> {
                 })
                 .collect::<Result<Vec<_>>>()
         })?;
+    let v6 = addresses(cache).into_iter().find(|a| a.0.is_ipv6());
+    let (address6, prefix6, gateway6) = match v6 {
+        Some((IpAddr::V6(a), p, g)) => (
+            Some(a),
+            p,
+            match g {
+                Some(IpAddr::V6(g)) => Some(g),
+                _ => None,
+            },
+        ),
+        _ => (None, 0, None),
+    };
     Ok(Attachment {
+        address6,
+        prefix6,
+        gateway6,
         driver: Driver::Cni,
         network: cache.name().to_string(),
         interface: cache.if_name.clone(),

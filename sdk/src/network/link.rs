@@ -2,7 +2,7 @@
 //! and `ip route` do, without running them). Every function works in the
 //! network namespace of the thread that called [`connect`].
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::AddressAttribute;
@@ -110,6 +110,42 @@ pub(crate) async fn add_bridge(h: &Handle, name: &str, addr: Ipv4Addr, prefix: u
         .await
         .map_err(nl("add bridge address"))?;
     Ok(link)
+}
+
+/// Adds the IPv6 address `addr/prefix` to link `index`, usable at once
+/// (no duplicate address detection: berth hands out distinct addresses).
+pub(crate) async fn add_address6(h: &Handle, index: u32, addr: Ipv6Addr, prefix: u8) -> Result<()> {
+    use rtnetlink::packet_route::address::AddressHeaderFlags;
+    let mut req = h.address().add(index, IpAddr::V6(addr), prefix);
+    req.message_mut().header.flags |= AddressHeaderFlags::Nodad;
+    req.execute().await.map_err(nl("add IPv6 address"))
+}
+
+/// Inside a container's namespace, after [`configure`]: adds `addr/prefix`
+/// to `ifname` and a default IPv6 route via `gateway`.
+pub(crate) async fn configure6(
+    h: &Handle,
+    ifname: &str,
+    addr: Ipv6Addr,
+    prefix: u8,
+    gateway: Ipv6Addr,
+) -> Result<()> {
+    let link = by_name(h, ifname).await?.ok_or_else(|| {
+        Error::sys(
+            "find container interface",
+            std::io::Error::from_raw_os_error(libc::ENODEV),
+        )
+    })?;
+    add_address6(h, link.index, addr, prefix).await?;
+    let route = RouteMessageBuilder::<Ipv6Addr>::new()
+        .gateway(gateway)
+        .output_interface(link.index)
+        .build();
+    h.route()
+        .add(route)
+        .execute()
+        .await
+        .map_err(nl("add IPv6 default route"))
 }
 
 /// Creates a veth pair: `host` here, enslaved to `bridge` and up, and its

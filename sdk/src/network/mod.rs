@@ -32,10 +32,10 @@ mod netns;
 mod nft;
 mod sysctl;
 
-pub use addr::Ipv4Net;
+pub use addr::{Ipv4Net, Ipv6Net};
 pub use cni::CniConfig;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -197,6 +197,13 @@ pub struct BridgeNetwork {
     /// VXLAN device to its peers.
     #[serde(default)]
     pub vxlan: Option<Vxlan>,
+    /// Makes the network dual-stack: each container (and the bridge) also
+    /// gets the IPv6 address at the same offset in this subnet as its IPv4
+    /// address in [`subnet`](BridgeNetwork::subnet), a default IPv6 route,
+    /// outbound NAT and its published ports on the host's IPv6 addresses.
+    /// Its prefix leaves room for the IPv4 subnet's offsets.
+    #[serde(default)]
+    pub subnet6: Option<Ipv6Net>,
 }
 
 /// The VXLAN side of an overlay network.
@@ -239,6 +246,7 @@ impl BridgeNetwork {
             subnet,
             range: None,
             vxlan: None,
+            subnet6: None,
         }
     }
 }
@@ -291,6 +299,15 @@ pub struct Attachment {
     pub prefix: u8,
     /// The default gateway (the bridge's address).
     pub gateway: Ipv4Addr,
+    /// The container's IPv6 address, on a dual-stack network.
+    #[serde(default)]
+    pub address6: Option<Ipv6Addr>,
+    /// The IPv6 subnet's prefix length (0 without one).
+    #[serde(default)]
+    pub prefix6: u8,
+    /// The IPv6 default gateway, on a dual-stack network.
+    #[serde(default)]
+    pub gateway6: Option<Ipv6Addr>,
     /// The bridge on the host (for macvlan: the parent interface).
     pub bridge: String,
     /// The host's end of the veth pair (none for macvlan).
@@ -440,7 +457,9 @@ pub(crate) async fn prepare(
         }
     }
     let att = bridge::prepare(config, def, dir, id, opts).await?;
-    files::write(dir, hostname, &[att.address.into()]).map(Some)
+    let mut ips = vec![att.address.into()];
+    ips.extend(att.address6.map(std::net::IpAddr::from));
+    files::write(dir, hostname, &ips).map(Some)
 }
 
 /// Once the container's network namespace exists (its process is `pid`):

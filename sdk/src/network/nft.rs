@@ -1,4 +1,5 @@
-//! NAT rules in nftables, in a table of berth's own (`ip berth`).
+//! NAT rules in nftables, in tables of berth's own (`ip berth`, and
+//! `ip6 berth` for dual-stack networks).
 //!
 //! Rules are written by the `nft` tool from one script per change: `nft -f`
 //! applies a script as one transaction, so a container's rules appear and
@@ -35,12 +36,48 @@ pub(crate) fn net_tag(name: &str) -> String {
 
 /// The table and its chains; `add` is a no-op for what exists.
 pub(crate) fn base() -> String {
+    FAMILIES
+        .iter()
+        .map(|f| {
+            format!(
+                "add table {f} {TABLE}\n\
+                 add chain {f} {TABLE} prerouting {{ type nat hook prerouting priority -100; }}\n\
+                 add chain {f} {TABLE} output {{ type nat hook output priority -100; }}\n\
+                 add chain {f} {TABLE} postrouting {{ type nat hook postrouting priority 100; }}\n"
+            )
+        })
+        .collect()
+}
+
+/// The families of berth's tables.
+const FAMILIES: [&str; 2] = ["ip", "ip6"];
+
+/// Outbound NAT for the IPv6 subnet of a dual-stack network. (The kernel
+/// lets no packet from `::1` leave the host, so there is no loopback
+/// rule as for IPv4.)
+pub(crate) fn masquerade6(name: &str, subnet: super::Ipv6Net) -> String {
+    let tag = net_tag(name);
     format!(
-        "add table ip {TABLE}\n\
-         add chain ip {TABLE} prerouting {{ type nat hook prerouting priority -100; }}\n\
-         add chain ip {TABLE} output {{ type nat hook output priority -100; }}\n\
-         add chain ip {TABLE} postrouting {{ type nat hook postrouting priority 100; }}\n"
+        "add rule ip6 {TABLE} postrouting ip6 saddr {subnet} ip6 daddr != {subnet} masquerade comment \"{tag}\"\n"
     )
+}
+
+/// The IPv6 side of [`ports`]: mappings without a host address, to the
+/// container's IPv6 address `addr`.
+pub(crate) fn ports6(id: &str, addr: std::net::Ipv6Addr, ports: &[PortMapping]) -> String {
+    let tag = ctr_tag(id);
+    let mut s = String::new();
+    for p in ports.iter().filter(|p| p.host_ip.is_none()) {
+        for chain in ["prerouting", "output"] {
+            s += &format!(
+                "add rule ip6 {TABLE} {chain} fib daddr type local {} dport {} dnat to [{addr}]:{} comment \"{tag}\"\n",
+                p.protocol.as_str(),
+                p.host_port,
+                p.container_port
+            );
+        }
+    }
+    s
 }
 
 /// Outbound NAT for a network: traffic from the subnet to elsewhere, and
@@ -84,6 +121,7 @@ pub(crate) fn ports(id: &str, addr: Ipv4Addr, ports: &[PortMapping]) -> String {
 /// A rule found in berth's table.
 #[derive(Debug, Clone)]
 pub(crate) struct Rule {
+    pub family: String,
     pub chain: String,
     pub handle: u64,
     pub comment: String,
@@ -93,13 +131,21 @@ pub(crate) struct Rule {
 pub(crate) fn delete(rules: &[Rule]) -> String {
     rules
         .iter()
-        .map(|r| format!("delete rule ip {TABLE} {} handle {}\n", r.chain, r.handle))
+        .map(|r| {
+            format!(
+                "delete rule {} {TABLE} {} handle {}\n",
+                r.family, r.chain, r.handle
+            )
+        })
         .collect()
 }
 
-/// Deletes berth's table and everything in it.
-pub(crate) fn delete_table() -> String {
-    format!("delete table ip {TABLE}\n")
+/// Deletes berth's tables of these `families` and everything in them.
+pub(crate) fn delete_tables(families: &[&str]) -> String {
+    families
+        .iter()
+        .map(|f| format!("delete table {f} {TABLE}\n"))
+        .collect()
 }
 
 /// Applies `script` as one transaction.
@@ -120,9 +166,17 @@ pub(crate) fn apply(script: &str) -> Result<()> {
     Ok(())
 }
 
-/// Every rule in berth's table (none when there is no table).
+/// Every rule in berth's tables (none when there is no table).
 pub(crate) fn rules() -> Result<Vec<Rule>> {
-    let out = run(&["-j", "list", "table", "ip", TABLE], None)?;
+    let mut found = Vec::new();
+    for family in FAMILIES {
+        found.extend(rules_of(family)?);
+    }
+    Ok(found)
+}
+
+fn rules_of(family: &str) -> Result<Vec<Rule>> {
+    let out = run(&["-j", "list", "table", family, TABLE], None)?;
     if !out.status.success() {
         // No such table.
         return Ok(Vec::new());
@@ -136,6 +190,7 @@ pub(crate) fn rules() -> Result<Vec<Rule>> {
         let r = &item["rule"];
         if let (Some(chain), Some(handle)) = (r["chain"].as_str(), r["handle"].as_u64()) {
             found.push(Rule {
+                family: family.to_string(),
                 chain: chain.to_string(),
                 handle,
                 comment: r["comment"].as_str().unwrap_or_default().to_string(),
@@ -145,9 +200,15 @@ pub(crate) fn rules() -> Result<Vec<Rule>> {
     Ok(found)
 }
 
-/// Whether berth's table exists.
-pub(crate) fn has_table() -> Result<bool> {
-    Ok(run(&["list", "table", "ip", TABLE], None)?.status.success())
+/// The families in which berth has a table.
+pub(crate) fn tables() -> Result<Vec<&'static str>> {
+    let mut out = Vec::new();
+    for f in FAMILIES {
+        if run(&["list", "table", f, TABLE], None)?.status.success() {
+            out.push(f);
+        }
+    }
+    Ok(out)
 }
 
 fn run(args: &[&str], stdin: Option<&str>) -> Result<std::process::Output> {
