@@ -1546,3 +1546,159 @@ async fn dual_stack_bridge_containers_ping_over_v6_and_ports_answer_on_v6() {
     assert_eq!(host.sysctl("ipv6/conf/all/forwarding"), "0");
     assert_eq!(host.sysctl("ipv4/ip_forward"), "0");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn overlay_of_three_hosts_and_a_fourth_added_later() {
+    // An underlay switch (a bridge in a namespace of its own) and hosts
+    // plugged into it, each with a runtime of its own.
+    let switch = Netns::new("sw");
+    switch.ip(&["link", "add", "sw0", "type", "bridge"]);
+    switch.ip(&["link", "set", "sw0", "up"]);
+    let plug = |host: &Netns, n: u8| {
+        let port = format!("p{n}");
+        switch.ip(&[
+            "link", "add", &port, "type", "veth", "peer", "name", "wire0", "netns", &host.name,
+        ]);
+        switch.ip(&["link", "set", &port, "master", "sw0", "up"]);
+        host.ip(&["addr", "add", &format!("192.168.91.{n}/24"), "dev", "wire0"]);
+        host.ip(&["link", "set", "wire0", "up"]);
+    };
+    let underlay = |n: u8| format!("192.168.91.{n}");
+    let overlay = |host: &Netns, n: u8, peers: &[u8]| Config {
+        host_netns: Some(host.path()),
+        networks: vec![BridgeNetwork {
+            bridge: "ov3".into(),
+            range: Some(format!("10.211.0.{}/26", (n - 1) * 64).parse().unwrap()),
+            vxlan: Some(berth::network::Vxlan {
+                vni: 43,
+                local: underlay(n).parse().unwrap(),
+                peers: peers
+                    .iter()
+                    .map(|p| underlay(*p).parse().unwrap())
+                    .collect(),
+                port: 4789,
+            }),
+            ..BridgeNetwork::new("ov3", "10.211.0.0/24".parse().unwrap())
+        }],
+        ..common::config()
+    };
+    let on_overlay = || CreateOptions {
+        network: NetworkOptions {
+            mode: Some(Network::Overlay("ov3".into())),
+            ..Default::default()
+        },
+        ..on_bridge(&[])
+    };
+    // A server on a host: answers its host's name.
+    let serve = |rt: &'_ berth::Runtime, n: u8| {
+        let rt = rt.clone();
+        async move {
+            let c = rt
+                .create_with(
+                    &common::id("ov3srv"),
+                    common::bundle(common::spec(&format!(
+                        "while true; do echo from-{n} | nc -l -p 7000; done"
+                    ))),
+                    on_overlay(),
+                )
+                .await
+                .unwrap();
+            c.start().await.unwrap();
+            c
+        }
+    };
+    // A client on a host that asks each of `addrs` in turn.
+    let ask = |rt: &'_ berth::Runtime, addrs: Vec<Ipv4Addr>| {
+        let rt = rt.clone();
+        async move {
+            let script = addrs
+                .iter()
+                .map(|a| {
+                    format!(
+                        "ok=; for i in $(seq 200); do nc {a} 7000 </dev/null && ok=1 && break; sleep 0.05; done; [ -n \"$ok\" ] || exit 1; "
+                    )
+                })
+                .collect::<String>();
+            let c = rt
+                .create_with(
+                    &common::id("ov3cli"),
+                    common::bundle(common::spec(&script)),
+                    on_overlay(),
+                )
+                .await
+                .unwrap();
+            c.start().await.unwrap();
+            let out = common::finish(c).await.unwrap();
+            assert!(out.status.success(), "{out:?}");
+            out.stdout
+        }
+    };
+
+    let hosts: Vec<Netns> = (1..=4).map(|n| Netns::new(&format!("ov{n}"))).collect();
+    let mut rts = Vec::new();
+    let mut servers = Vec::new();
+    for n in 1..=3u8 {
+        plug(&hosts[n as usize - 1], n);
+    }
+    for n in 1..=3u8 {
+        let peers: Vec<u8> = (1..=3).filter(|p| *p != n).collect();
+        let rt = common::runtime_with(overlay(&hosts[n as usize - 1], n, &peers)).await;
+        servers.push(serve(&rt, n).await);
+        rts.push(rt);
+    }
+    let addr = |s: &berth::Container| s.network().unwrap().unwrap().address;
+    let addrs: Vec<Ipv4Addr> = servers.iter().map(addr).collect();
+    assert_eq!(
+        addrs,
+        [
+            Ipv4Addr::new(10, 211, 0, 2),
+            Ipv4Addr::new(10, 211, 0, 66),
+            Ipv4Addr::new(10, 211, 0, 130)
+        ]
+    );
+    // A container on each host reaches the servers on the other two.
+    for n in 1..=3usize {
+        let others: Vec<Ipv4Addr> = (1..=3).filter(|m| *m != n).map(|m| addrs[m - 1]).collect();
+        let want: String = (1..=3)
+            .filter(|m| *m != n)
+            .map(|m| format!("from-{m}\n"))
+            .collect();
+        assert_eq!(ask(&rts[n - 1], others).await, want, "from host {n}");
+    }
+
+    // A fourth host joins later, with the first three as its peers; the
+    // three add it to their running overlay.
+    plug(&hosts[3], 4);
+    let rt4 = common::runtime_with(overlay(&hosts[3], 4, &[1, 2, 3])).await;
+    for (i, rt) in rts.iter().enumerate() {
+        let n = i as u8 + 1;
+        let peers = (1..=4u8)
+            .filter(|p| *p != n)
+            .map(|p| underlay(p).parse().unwrap())
+            .collect();
+        rt.set_overlay_peers("ov3", peers).await.unwrap();
+        let fdb = Command::new("bridge")
+            .args(["-n", &hosts[i].name, "fdb", "show", "dev", "bvx43"])
+            .output()
+            .unwrap();
+        let fdb = String::from_utf8_lossy(&fdb.stdout);
+        assert!(fdb.contains("dst 192.168.91.4"), "host {n}: {fdb}");
+    }
+    let s4 = serve(&rt4, 4).await;
+    let a4 = addr(&s4);
+    assert_eq!(a4, Ipv4Addr::new(10, 211, 0, 194));
+    // Its container reaches the three; theirs reach it.
+    assert_eq!(ask(&rt4, addrs.clone()).await, "from-1\nfrom-2\nfrom-3\n");
+    for rt in &rts {
+        assert_eq!(ask(rt, vec![a4]).await, "from-4\n");
+    }
+
+    s4.delete(true).await.unwrap();
+    for s in servers {
+        s.delete(true).await.unwrap();
+    }
+    for h in &hosts {
+        assert_eq!(h.links(), ["lo", "wire0"], "bridge or vxlan left");
+        assert_eq!(h.ruleset().trim(), "");
+    }
+}

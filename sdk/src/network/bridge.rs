@@ -312,6 +312,47 @@ pub(super) async fn attach(dir: &Path, id: &str, att: Attachment, pid: i32) -> R
 /// `net.ipv6.conf.all.forwarding`, which a dual-stack network needs.
 const FORWARD6: &str = "ipv6/conf/all/forwarding";
 
+/// Makes `peers` the peers of overlay `name` on this host: its VXLAN
+/// device floods to them, and the containers attached later use them.
+/// `false` if the overlay has no container on this host (nothing runs to
+/// update).
+pub(super) async fn set_peers(
+    root: PathBuf,
+    host_netns: Option<PathBuf>,
+    name: String,
+    peers: Vec<Ipv4Addr>,
+) -> Result<bool> {
+    netns::run(host_netns, move || {
+        let store = Store::new(&root);
+        let lock = store.lock()?;
+        let Some(mut st) = store.load(&lock, &name)? else {
+            return Ok(false);
+        };
+        let Some(vx) = st.vxlan.as_mut() else {
+            return Err(Error::Network {
+                network: name.clone(),
+                reason: "not an overlay network".into(),
+            });
+        };
+        let (old, device) = (std::mem::replace(&mut vx.peers, peers.clone()), vx.device());
+        netns::block_on(async {
+            let h = link::connect()?;
+            if let Some(l) = link::by_name(&h, &device).await? {
+                for p in old.iter().filter(|p| !peers.contains(p)) {
+                    link::flood_to(&h, l.index, *p, false).await?;
+                }
+                for p in peers.iter().filter(|p| !old.contains(p)) {
+                    link::flood_to(&h, l.index, *p, true).await?;
+                }
+            }
+            Ok::<_, Error>(())
+        })??;
+        store.save(&lock, &name, &st)?;
+        Ok(true)
+    })
+    .await
+}
+
 /// Removes what container `id` has on network `name`.
 pub(super) async fn release(
     root: PathBuf,

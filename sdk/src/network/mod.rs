@@ -213,7 +213,10 @@ pub struct Vxlan {
     pub vni: u32,
     /// This host's underlay address.
     pub local: Ipv4Addr,
-    /// The other host's underlay address (one static peer).
+    /// The other hosts' underlay addresses (any number; a host joining
+    /// later reaches the running containers, and
+    /// [`Runtime::set_overlay_peers`](crate::Runtime::set_overlay_peers)
+    /// adds it here to a running overlay).
     pub peers: Vec<Ipv4Addr>,
     /// The UDP port (4789, IANA's, unless set otherwise).
     pub port: u16,
@@ -443,11 +446,6 @@ pub(crate) async fn prepare(
                 if overlay { "overlay" } else { "bridge" }
             ),
         })?;
-    if def.vxlan.as_ref().is_some_and(|v| v.peers.len() > 1) {
-        return Err(Error::Unsupported(
-            "an overlay with more than one peer (static FDB entries) is not built yet".into(),
-        ));
-    }
     if let Some(r) = def.range {
         if !def.subnet.overlaps(&r) || r.prefix() < def.subnet.prefix() {
             return Err(Error::Network {
@@ -558,6 +556,33 @@ pub(crate) async fn release(dir: &Path, id: &str) -> Result<()> {
 pub(crate) async fn recover(root: &Path) -> Result<()> {
     cni::recover(root).await?;
     bridge::recover(root.to_path_buf()).await
+}
+
+/// Makes `peers` the peers of overlay `name` on this host (see
+/// [`Runtime::set_overlay_peers`](crate::Runtime::set_overlay_peers)).
+pub(crate) async fn set_overlay_peers(
+    config: &Config,
+    name: &str,
+    peers: Vec<Ipv4Addr>,
+) -> Result<()> {
+    if !config
+        .networks
+        .iter()
+        .any(|n| n.name == name && n.vxlan.is_some())
+    {
+        return Err(Error::Network {
+            network: name.to_string(),
+            reason: "no such overlay network in Config::networks".into(),
+        });
+    }
+    bridge::set_peers(
+        config.root.clone(),
+        config.host_netns.clone(),
+        name.to_string(),
+        peers,
+    )
+    .await
+    .map(drop)
 }
 
 /// Runs CNI's CHECK for a container on a CNI network (state directory
