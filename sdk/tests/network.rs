@@ -825,9 +825,10 @@ async fn a_running_container_joins_a_bridge() {
     let mut opts = on_bridge(&[]);
     opts.network.mode = Some(Network::None);
     // Waits until eth0 has an address, then prints it.
+    // Then /etc/hosts, mounted after the container started.
     let script = "for i in $(seq 400); do \
                   ip -4 -o addr show eth0 2>/dev/null | grep -q inet && break; sleep 0.05; done; \
-                  ip -4 -o addr show eth0";
+                  ip -4 -o addr show eth0; cat /etc/hosts /etc/hostname";
     let ctr = rt
         .create_with(
             &common::id("join"),
@@ -854,6 +855,11 @@ async fn a_running_container_joins_a_bridge() {
     assert!(
         out.stdout.contains(&format!("inet {}/24", att.address)),
         "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!("{}\t", att.address)),
+        "/etc/hosts: {}",
         out.stdout
     );
     assert_host_clean(&host);

@@ -476,7 +476,8 @@ pub(crate) async fn attach(dir: &Path, id: &str, pid: i32) -> Result<()> {
 /// Connects an existing container (process `pid`, state directory `dir`)
 /// that has a network namespace of its own and no network yet. Its
 /// `/etc/hosts`, `hostname` and `resolv.conf` are written to its state
-/// directory but not mounted (the container's mounts are made already).
+/// directory and bind-mounted into its mount namespace (over the files its
+/// rootfs has; one it lacks is not made).
 pub(crate) async fn connect(
     config: &Config,
     dir: &Path,
@@ -513,11 +514,24 @@ pub(crate) async fn connect(
             "the container shares the host's network namespace",
         ));
     }
-    if let Err(e) = prepare(config, dir, id, id, opts).await {
-        let _ = release(dir, id).await;
-        return Err(e);
-    }
+    let mounts = match prepare(config, dir, id, id, opts).await {
+        Ok(m) => m.unwrap_or_default(),
+        Err(e) => {
+            let _ = release(dir, id).await;
+            return Err(e);
+        }
+    };
+    // The files first: once the container sees its address, its
+    // /etc/hosts names it.
+    let mounted = match files::mount_into(pid, &mounts) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = release(dir, id).await;
+            return Err(e);
+        }
+    };
     if let Err(e) = attach(dir, id, pid).await {
+        let _ = files::unmount_from(pid, &mounted);
         let _ = release(dir, id).await;
         return Err(e);
     }
