@@ -294,7 +294,9 @@ pub(super) async fn release(dir: &Path) -> Result<bool> {
     let Some(cache) = Cache::load(dir)? else {
         return Ok(false);
     };
-    if cache.host_netns.as_ref().is_some_and(|p| !p.exists()) {
+    if cache.netns.is_none() {
+        // ADD never started (it follows the pin): nothing to delete.
+    } else if cache.host_netns.as_ref().is_some_and(|p| !p.exists()) {
         // The namespace that played the host is gone, and with it every
         // link and rule the plugins made there.
         tracing::warn!(
