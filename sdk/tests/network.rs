@@ -1332,6 +1332,19 @@ fn udp_ask(from: &str, to: SocketAddr, msg: &[u8]) -> Vec<u8> {
     panic!("no UDP answer from {to}");
 }
 
+/// Runs `f` on a thread in the network namespace of process `pid`.
+fn in_netns_of<T: Send>(pid: i32, f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
+            nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            f()
+        })
+        .join()
+        .unwrap()
+    })
+}
+
 /// A UDP echo in the network namespace of process `pid` (busybox has no
 /// UDP server): answers `echo:` + the datagram, and records who asked.
 /// Stops (closing its socket, which would hold the namespace) on drop.
@@ -1662,6 +1675,14 @@ async fn overlay_of_three_hosts_and_a_fourth_added_later() {
             Ipv4Addr::new(10, 211, 0, 130)
         ]
     );
+    // UDP across the overlay: a datagram from the container on host 2 to
+    // an echo in the network of the one on host 1, and its reply.
+    let echo = UdpEcho::start(servers[0].pid(), 5353);
+    let to = SocketAddr::from((addrs[0], 5353));
+    let got = in_netns_of(servers[1].pid(), || udp_ask("0.0.0.0:0", to, b"over"));
+    assert_eq!(got, b"echo:over");
+    assert_eq!(echo.stop()[0].ip(), std::net::IpAddr::V4(addrs[1]));
+
     // A container on each host reaches the servers on the other two.
     for n in 1..=3usize {
         let others: Vec<Ipv4Addr> = (1..=3).filter(|m| *m != n).map(|m| addrs[m - 1]).collect();
