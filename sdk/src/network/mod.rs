@@ -10,7 +10,7 @@
 //!   `/etc/hostname` and `/etc/resolv.conf`, outbound NAT and published
 //!   ports as nftables rules ([`nft`]);
 //! - [`Network::Cni`]: whatever the plugins of a CNI network configuration
-//!   make ([`cni`]; `bridge`, `host-local`, `portmap`, ...).
+//!   make (see [`CniConfig`]; `bridge`, `host-local`, `portmap`, ...).
 //!
 //! The host side runs in [`Config::host_netns`](crate::Config::host_netns)
 //! (the runtime's own namespace by default), so a test or an embedding
