@@ -746,6 +746,59 @@ fn me() -> (i32, u64) {
 mod tests {
     use super::*;
 
+    fn cache_with(result: Value) -> Cache {
+        Cache {
+            kind: "t".into(),
+            container_id: "c".into(),
+            config: json!({"cniVersion": "0.4.0", "name": "n", "plugins": [{"type": "bridge"}]}),
+            if_name: "eth0".into(),
+            cni_args: Vec::new(),
+            capability_args: Map::new(),
+            bin_dirs: Vec::new(),
+            timeout: Duration::from_secs(1),
+            netns: None,
+            host_netns: None,
+            hostname: "h".into(),
+            result: Some(result),
+            creator_pid: 0,
+            creator_start: 0,
+        }
+    }
+
+    #[test]
+    fn results_of_0_4_0_and_1_0_0_make_the_attachment() {
+        // 0.4.0 has ips[].version; 1.0.0 has not. Both list the bridge,
+        // the host's veth, then the container's interface.
+        for version in [Some("4"), None] {
+            let mut ip4 = json!({"address": "10.1.0.5/24", "gateway": "10.1.0.1", "interface": 2});
+            let mut ip6 = json!({"address": "fd00::5/64", "gateway": "fd00::1", "interface": 2});
+            if let Some(v) = version {
+                ip4["version"] = json!(v);
+                ip6["version"] = json!("6");
+            }
+            let att = attachment(&cache_with(json!({
+                "interfaces": [
+                    {"name": "cni0", "mac": "aa:bb:cc:dd:ee:00"},
+                    {"name": "veth1234", "mac": "aa:bb:cc:dd:ee:01"},
+                    {"name": "eth0", "mac": "aa:bb:cc:dd:ee:02", "sandbox": "/run/x/netns"},
+                ],
+                "ips": [ip6, ip4],
+            })))
+            .unwrap();
+            assert_eq!(att.address, Ipv4Addr::new(10, 1, 0, 5));
+            assert_eq!((att.prefix, att.gateway), (24, Ipv4Addr::new(10, 1, 0, 1)));
+            assert_eq!(att.address6, Some("fd00::5".parse().unwrap()));
+            assert_eq!(att.prefix6, 64);
+            assert_eq!(
+                (att.bridge.as_str(), att.host_interface.as_str()),
+                ("cni0", "veth1234")
+            );
+        }
+        // No IPv4: the unspecified address.
+        let att = attachment(&cache_with(json!({"ips": []}))).unwrap();
+        assert!(att.address.is_unspecified() && att.address6.is_none());
+    }
+
     #[test]
     fn lists_are_checked() {
         let ok = json!({"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "bridge"}]});
