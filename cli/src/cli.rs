@@ -173,9 +173,14 @@ pub struct CreateFlags {
     /// 10.89.0.0/16 for berth0); its bridge interface has the network's name.
     #[arg(long)]
     pub subnet: Option<berth::network::Ipv4Net>,
+    /// With --subnet: makes the network dual-stack with this IPv6 subnet
+    /// (each container gets the address at its IPv4 offset).
+    #[arg(long, requires = "subnet")]
+    pub subnet6: Option<berth::network::Ipv6Net>,
     /// A JSON file listing bridge and overlay networks (berth's
-    /// `BridgeNetwork`: name, bridge, subnet, and optionally range and
-    /// vxlan {vni, local, peers, port}); they add to or replace berth0.
+    /// `BridgeNetwork`: name, bridge, subnet, and optionally range,
+    /// subnet6 and vxlan {vni, local, peers, port}); they add to or replace
+    /// berth0.
     #[arg(long, value_name = "FILE")]
     pub network_config: Option<PathBuf>,
     /// The network namespace (a file such as /run/netns/NAME) that plays

@@ -271,3 +271,44 @@ fn network_cni_runs_the_plugins_of_a_conflist() {
         "{out:?}"
     );
 }
+
+#[test]
+fn subnet6_makes_a_dual_stack_bridge() {
+    let f = Fixture::new();
+    let host = f.host_netns();
+    let b = bundle(&[
+        "sh",
+        "-c",
+        "ip -6 -o addr show eth0 scope global; ip -6 route",
+    ]);
+    let out = f.berth(&[
+        "run",
+        "--bundle",
+        path(b.path()),
+        "--network",
+        "bridge=cli6",
+        "--subnet",
+        "10.213.0.0/24",
+        "--subnet6",
+        "fd00:213::/64",
+        "--host-netns",
+        &host,
+        "cli6run",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout.contains("inet6 fd00:213::2/64"), "{stdout}");
+    assert!(stdout.contains("default via fd00:213::1"), "{stdout}");
+    assert_eq!(f.in_host(&["nft", "list", "ruleset"]).trim(), "");
+
+    // --subnet6 alone is refused.
+    let out = f.berth(&[
+        "run",
+        "--bundle",
+        path(b.path()),
+        "--subnet6",
+        "fd00:213::/64",
+        "cli6bad",
+    ]);
+    assert!(!out.status.success());
+}

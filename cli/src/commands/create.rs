@@ -35,6 +35,7 @@ async fn network_runtime(
         config.networks.retain(|n| &n.name != name);
         let mut net = BridgeNetwork::new(name, subnet);
         net.bridge = name.chars().take(15).collect();
+        net.subnet6 = flags.subnet6;
         config.networks.push(net);
     }
     Ok(berth::Runtime::new(config).await?)
