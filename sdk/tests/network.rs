@@ -1729,3 +1729,46 @@ async fn overlay_of_three_hosts_and_a_fourth_added_later() {
         assert_eq!(h.ruleset().trim(), "");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_container_joins_a_cni_network() {
+    let host = Netns::new("cnijoin");
+    let net = CniNet::new("cnibr5", "10.205.0.0/24", serde_json::json!([]));
+    let rt = common::runtime_with(net.config(&host)).await;
+    let mut opts = net.options(&[]);
+    opts.network.mode = Some(Network::None);
+    // /etc/hosts gets the address after ADD: waits for it there.
+    let script = "for i in $(seq 400); do \
+                  grep -q 10.205 /etc/hosts && break; sleep 0.05; done; \
+                  ip -4 -o addr show eth0; cat /etc/hosts";
+    let ctr = rt
+        .create_with(
+            &common::id("cnijoin"),
+            common::bundle(common::spec(script)),
+            opts,
+        )
+        .await
+        .unwrap();
+    ctr.start().await.unwrap();
+    let join = NetworkOptions {
+        mode: Some(Network::Cni(net.name.clone())),
+        ..Default::default()
+    };
+    let att = rt.connect(&ctr, join).await.unwrap();
+    assert_eq!(att.driver, berth::network::Driver::Cni);
+    assert_eq!(net.leases(), [att.address.to_string()]);
+    let out = common::finish(ctr).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        out.stdout.contains(&format!("inet {}/24", att.address)),
+        "{}",
+        out.stdout
+    );
+    // /etc/hosts, rewritten after ADD with the address it gave.
+    assert!(
+        out.stdout.contains(&format!("{}\t", att.address)),
+        "{}",
+        out.stdout
+    );
+    assert_cni_clean(&host, &net, &[&att]);
+}
