@@ -1179,10 +1179,15 @@ async fn a_failing_cni_plugin_reports_its_message_and_leaves_nothing() {
     for p in ["bridge", "host-local"] {
         std::os::unix::fs::symlink(PathBuf::from("/usr/lib/cni").join(p), bin.join(p)).unwrap();
     }
-    // DEL returns at once; ADD waits for a signal.
+    // DEL returns at once; ADD waits, in a process of its own that must
+    // be killed too (it records its pid).
+    let pidfile = slow.dir.join("hang.pid");
     std::fs::write(
         bin.join("hang"),
-        "#!/bin/sh\ncat >/dev/null\n[ \"$CNI_COMMAND\" = ADD ] && exec sleep 600\nexit 0\n",
+        format!(
+            "#!/bin/sh\ncat >/dev/null\n[ \"$CNI_COMMAND\" = ADD ] || exit 0\nsleep 600 & echo $! > {}\nwait\n",
+            pidfile.display()
+        ),
     )
     .unwrap();
     std::fs::set_permissions(
@@ -1207,6 +1212,24 @@ async fn a_failing_cni_plugin_reports_its_message_and_leaves_nothing() {
         "{e}"
     );
     assert_cni_clean(&host, &slow, &[]);
+    let sleeper: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // Killed (a zombie until init reaps it, at most): SIGKILL takes
+    // effect when the process next runs.
+    let dead = || {
+        let stat = std::fs::read_to_string(format!("/proc/{sleeper}/stat")).unwrap_or_default();
+        stat.is_empty() || stat.contains(") Z")
+    };
+    for _ in 0..200 {
+        if dead() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(dead(), "the plugin's child outlived it");
 }
 
 /// Run by `a_creator_killed_after_cni_add_is_cleaned_by_the_next_runtime`

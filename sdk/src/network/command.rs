@@ -21,7 +21,8 @@ fn memfd(name: &str) -> Result<std::fs::File> {
 }
 
 /// Runs `cmd` with `stdin` as its input. With a `timeout`, a helper still
-/// running then is killed and `Ok(None)` returned.
+/// running then is killed with the processes it started (it leads a
+/// process group of its own) and `Ok(None)` returned.
 pub(crate) fn run(
     mut cmd: Command,
     stdin: &[u8],
@@ -35,6 +36,9 @@ pub(crate) fn run(
         .and_then(|()| input.rewind())
         .map_err(io)?;
     let (mut out, mut err) = (memfd("helper-out")?, memfd("helper-err")?);
+    if timeout.is_some() {
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    }
     let mut child = cmd
         .stdin(Stdio::from(input))
         .stdout(Stdio::from(out.try_clone().map_err(io)?))
@@ -51,7 +55,8 @@ pub(crate) fn run(
                     break s;
                 }
                 if Instant::now() >= deadline {
-                    let _ = child.kill();
+                    let group = nix::unistd::Pid::from_raw(child.id() as i32);
+                    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
                     let _ = child.wait();
                     return Ok(None);
                 }
