@@ -294,6 +294,20 @@ mod tests {
     }
 
     #[test]
+    fn v6_addresses_follow_the_v4_offset() {
+        let mut n = net();
+        assert_eq!(n.v6(Ipv4Addr::new(10, 1, 0, 2)), None);
+        n.subnet6 = Some("fd00:1::/120".parse().unwrap());
+        assert_eq!(
+            n.v6(Ipv4Addr::new(10, 1, 0, 2)),
+            Some("fd00:1::2".parse().unwrap())
+        );
+        assert_eq!(n.v6(n.pool().gateway()), Some("fd00:1::1".parse().unwrap()));
+        // Below the subnet: none.
+        assert_eq!(n.v6(Ipv4Addr::new(10, 0, 255, 255)), None);
+    }
+
+    #[test]
     fn requested_addresses_are_checked() {
         let mut n = net();
         for bad in [[10, 1, 0, 1], [10, 1, 0, 7], [10, 2, 0, 3]] {

@@ -238,4 +238,21 @@ mod tests {
         );
         assert!(ctr_tag(&"x".repeat(300)).len() <= 128);
     }
+
+    #[test]
+    fn v6_rules_go_to_the_ip6_table_and_skip_v4_host_addresses() {
+        let any: PortMapping = "8080:80".parse().unwrap();
+        let v4only: PortMapping = "127.0.0.1:8081:81/udp".parse().unwrap();
+        let s = ports6("web", "fd00::2".parse().unwrap(), &[any, v4only]);
+        assert_eq!(
+            s,
+            "add rule ip6 berth prerouting fib daddr type local tcp dport 8080 dnat to [fd00::2]:80 comment \"berth ctr web\"\n\
+             add rule ip6 berth output fib daddr type local tcp dport 8080 dnat to [fd00::2]:80 comment \"berth ctr web\"\n"
+        );
+        assert_eq!(
+            masquerade6("n", "fd00::/64".parse().unwrap()),
+            "add rule ip6 berth postrouting ip6 saddr fd00::/64 ip6 daddr != fd00::/64 masquerade comment \"berth net n\"\n"
+        );
+        assert!(base().contains("add table ip6 berth") && base().contains("add table ip berth"));
+    }
 }
