@@ -298,7 +298,9 @@ pub(super) async fn release(dir: &Path) -> Result<bool> {
         // ADD never started (it follows the pin): nothing to delete.
     } else if cache.host_netns.as_ref().is_some_and(|p| !p.exists()) {
         // The namespace that played the host is gone, and with it every
-        // link and rule the plugins made there.
+        // link and rule the plugins made there. DEL is not run elsewhere
+        // (it would touch this process's own namespace); what plugins keep
+        // on disk, such as host-local's leases, stays.
         tracing::warn!(
             network = cache.name(),
             "the host namespace of a CNI network is gone; DEL skipped"
