@@ -25,6 +25,8 @@ PACKAGES=(
   binutils        # objcopy: cargo xtask vm-test strips debug info from the guests' test binaries
   docker-registry # a real OCI distribution registry on 127.0.0.1: sdk/tests/images.rs
   skopeo          # places test images into that registry (oci: layout -> docker://)
+  containernetworking-plugins # CNI plugins (bridge, host-local, portmap, firewall, tuning in /usr/lib/cni): sdk/tests/network.rs
+  iptables        # what the portmap, firewall and bridge (ipMasq) CNI plugins call
 )
 
 if [[ $(id -u) -ne 0 ]]; then

@@ -156,11 +156,13 @@ pub struct CreateFlags {
     /// Pass this many extra descriptors (3, 4, ...) to the container.
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: u32,
-    /// The network to join: none, host, bridge[=NAME], macvlan=PARENT or
-    /// overlay=NAME. Without it, the spec's namespaces decide.
+    /// The network to join: none, host, bridge[=NAME], macvlan=PARENT,
+    /// overlay=NAME or cni=NAME (a CNI configuration in --cni-conf-dir).
+    /// Without it, the spec's namespaces decide.
     #[arg(long, value_name = "MODE")]
     pub network: Option<berth::network::Network>,
-    /// Publish a container port on the host (bridge networks; repeatable):
+    /// Publish a container port on the host (bridge, overlay and CNI
+    /// networks; repeatable):
     /// [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp].
     #[arg(short = 'p', long, value_name = "PORTS")]
     pub publish: Vec<berth::network::PortMapping>,
@@ -171,15 +173,28 @@ pub struct CreateFlags {
     /// 10.89.0.0/16 for berth0); its bridge interface has the network's name.
     #[arg(long)]
     pub subnet: Option<berth::network::Ipv4Net>,
+    /// With --subnet: makes the network dual-stack with this IPv6 subnet
+    /// (each container gets the address at its IPv4 offset).
+    #[arg(long, requires = "subnet")]
+    pub subnet6: Option<berth::network::Ipv6Net>,
     /// A JSON file listing bridge and overlay networks (berth's
-    /// `BridgeNetwork`: name, bridge, subnet, and optionally range and
-    /// vxlan {vni, local, peers, port}); they add to or replace berth0.
+    /// `BridgeNetwork`: name, bridge, subnet, and optionally range,
+    /// subnet6 and vxlan {vni, local, peers, port}); they add to or replace
+    /// berth0.
     #[arg(long, value_name = "FILE")]
     pub network_config: Option<PathBuf>,
     /// The network namespace (a file such as /run/netns/NAME) that plays
     /// the host for bridges, veths and NAT; default: berth's own.
     #[arg(long, value_name = "PATH")]
     pub host_netns: Option<PathBuf>,
+    /// Where --network cni=NAME finds its configuration list (a file of
+    /// the directory whose "name" is NAME).
+    #[arg(long, value_name = "DIR", default_value = "/etc/cni/net.d")]
+    pub cni_conf_dir: PathBuf,
+    /// Where CNI plugins are found (repeatable; default /usr/lib/cni and
+    /// /opt/cni/bin).
+    #[arg(long, value_name = "DIR")]
+    pub cni_bin_dir: Vec<PathBuf>,
     /// Make the container from this stored image (see `berth pull`)
     /// instead of a bundle: its rootfs is an overlay of the image's
     /// layers and its process comes from the image config.

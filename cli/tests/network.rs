@@ -15,7 +15,12 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         berth_fixtures::require_root();
-        let name = format!("berth-cli-net-{}", std::process::id());
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let name = format!(
+            "berth-cli-net-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         assert!(Command::new("ip")
             .args(["netns", "add", &name])
             .status()
@@ -177,4 +182,133 @@ fn network_flags_connect_and_state_shows_the_address() {
     assert_eq!(f.in_host(&["nft", "list", "ruleset"]).trim(), "");
     let links = f.in_host(&["ip", "-o", "link", "show"]);
     assert_eq!(links.lines().count(), 1, "only lo: {links}");
+}
+
+#[test]
+fn network_cni_runs_the_plugins_of_a_conflist() {
+    let f = Fixture::new();
+    let host = f.host_netns();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("conf");
+    std::fs::create_dir(&conf).unwrap();
+    let list = serde_json::json!({
+        "cniVersion": "1.0.0",
+        "name": "clicni",
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": "clicni0",
+                "isGateway": true,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{ "subnet": "10.212.0.0/24" }]],
+                    "routes": [{ "dst": "0.0.0.0/0" }],
+                    "dataDir": dir.path().join("ipam"),
+                },
+            },
+            { "type": "portmap", "capabilities": { "portMappings": true } },
+        ],
+    });
+    std::fs::write(conf.join("cli.conflist"), list.to_string()).unwrap();
+    let leases = || {
+        std::fs::read_dir(dir.path().join("ipam/clicni"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("10."))
+            .count()
+    };
+    let net = [
+        "--network",
+        "cni=clicni",
+        "--cni-conf-dir",
+        path(&conf),
+        "--cni-bin-dir",
+        "/usr/lib/cni",
+        "--host-netns",
+        &host,
+    ];
+
+    let b = bundle(&["ip", "-4", "-o", "addr", "show", "eth0"]);
+    let mut args = vec!["run", "--bundle", path(b.path())];
+    args.extend(net);
+    args.push("cnirun");
+    let out = f.berth(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout.contains("inet 10.212.0.2/24"), "{stdout}");
+    assert_eq!(leases(), 0, "run deletes, and DEL releases the lease");
+
+    let b = bundle(&["sleep", "100"]);
+    let mut args = vec!["create", "--bundle", path(b.path()), "-p", "18210:80"];
+    args.extend(net);
+    args.push("cnistate");
+    let out = f.berth(&args);
+    assert!(out.status.success(), "{out:?}");
+    let state: serde_json::Value =
+        serde_json::from_slice(&f.berth(&["state", "cnistate"]).stdout).unwrap();
+    assert_eq!(state["network"]["driver"], "cni");
+    assert_eq!(state["network"]["network"], "clicni");
+    assert_eq!(state["network"]["bridge"], "clicni0");
+    assert_eq!(leases(), 1);
+    assert!(f
+        .in_host(&["nft", "list", "ruleset"])
+        .contains("dport 18210"));
+    assert!(f.berth(&["delete", "--force", "cnistate"]).status.success());
+    assert_eq!(leases(), 0);
+    assert!(!f
+        .in_host(&["nft", "list", "ruleset"])
+        .contains("dport 18210"));
+
+    // A network that is not in the directory.
+    let mut args = vec!["create", "--bundle", path(b.path())];
+    args.extend(net);
+    args[4] = "cni=nope";
+    args.push("cnibad");
+    let out = f.berth(&args);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no CNI configuration named"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn subnet6_makes_a_dual_stack_bridge() {
+    let f = Fixture::new();
+    let host = f.host_netns();
+    let b = bundle(&[
+        "sh",
+        "-c",
+        "ip -6 -o addr show eth0 scope global; ip -6 route",
+    ]);
+    let out = f.berth(&[
+        "run",
+        "--bundle",
+        path(b.path()),
+        "--network",
+        "bridge=cli6",
+        "--subnet",
+        "10.213.0.0/24",
+        "--subnet6",
+        "fd00:213::/64",
+        "--host-netns",
+        &host,
+        "cli6run",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout.contains("inet6 fd00:213::2/64"), "{stdout}");
+    assert!(stdout.contains("default via fd00:213::1"), "{stdout}");
+    assert_eq!(f.in_host(&["nft", "list", "ruleset"]).trim(), "");
+
+    // --subnet6 alone is refused.
+    let out = f.berth(&[
+        "run",
+        "--bundle",
+        path(b.path()),
+        "--subnet6",
+        "fd00:213::/64",
+        "cli6bad",
+    ]);
+    assert!(!out.status.success());
 }

@@ -140,6 +140,27 @@ pub enum Error {
         reason: String,
     },
 
+    /// A CNI plugin failed (or ran out of time). `message` and `details`
+    /// are the plugin's own, from the error it printed as JSON (its
+    /// standard error when it printed none). What the plugins of the list
+    /// had made was deleted again.
+    #[error("network {network}: CNI plugin {plugin} failed on {command}: {message}{}", if details.is_empty() { String::new() } else { format!(" ({details})") })]
+    Cni {
+        /// The CNI network (the conflist's `name`).
+        network: String,
+        /// The plugin (its `type`).
+        plugin: String,
+        /// `ADD`, `CHECK` or `DEL`.
+        command: &'static str,
+        /// The plugin's error code (CNI's well-known codes are below 100),
+        /// `None` when it printed no error object or timed out.
+        code: Option<u32>,
+        /// The plugin's `msg`.
+        message: String,
+        /// The plugin's `details`.
+        details: String,
+    },
+
     /// A network's subnet overlaps an address already in use on the host.
     /// Nothing was changed.
     #[error("network {network}: subnet {subnet} overlaps {other}")]

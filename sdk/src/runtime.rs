@@ -32,6 +32,9 @@ pub struct Config {
     /// the process using the runtime. A test gives a namespace of its own
     /// here so the machine's network stays untouched.
     pub host_netns: Option<PathBuf>,
+    /// Where CNI network configurations and plugins are found, for
+    /// containers on a [`Network::Cni`](crate::network::Network::Cni).
+    pub cni: crate::network::CniConfig,
 }
 
 impl Default for Config {
@@ -42,6 +45,7 @@ impl Default for Config {
             shim: None,
             networks: vec![BridgeNetwork::default_network()],
             host_netns: None,
+            cni: crate::network::CniConfig::default(),
         }
     }
 }
@@ -128,6 +132,29 @@ impl Runtime {
             });
         }
         crate::network::connect(&self.config, ctr.state_dir(), ctr.id(), ctr.pid(), &opts).await
+    }
+
+    /// Makes `peers` the other hosts of overlay network `network` on this
+    /// host while it runs: its VXLAN device floods broadcasts to them (a
+    /// host that joins later becomes reachable from the running
+    /// containers; one removed no longer gets their traffic), and the
+    /// containers attached later use them. The list in
+    /// [`Config::networks`] is what the overlay starts with on this host;
+    /// while no container of it runs here, there is nothing to change.
+    pub async fn set_overlay_peers(
+        &self,
+        network: &str,
+        peers: Vec<std::net::Ipv4Addr>,
+    ) -> Result<()> {
+        crate::network::set_overlay_peers(&self.config, network, peers).await
+    }
+
+    /// Runs CNI's CHECK on the network of a container on a CNI network:
+    /// its plugins verify that what they made is still in place. A
+    /// container on no CNI network, or on one whose `cniVersion` is older
+    /// than 0.4.0, gets [`Error::Unsupported`].
+    pub async fn check_network(&self, ctr: &Container) -> Result<()> {
+        crate::network::check(ctr.state_dir()).await
     }
 
     /// The image store under the root (`<root>/images`).

@@ -45,6 +45,8 @@ struct Request {
     networks: Vec<crate::network::BridgeNetwork>,
     #[serde(default)]
     host_netns: Option<PathBuf>,
+    #[serde(default)]
+    cni: crate::network::CniConfig,
 }
 
 /// The shim's answer on descriptor 3.
@@ -95,6 +97,7 @@ pub(crate) async fn create_detached(
         network: opts.network.clone(),
         networks: config.networks.clone(),
         host_netns: config.host_netns.clone(),
+        cni: config.cni.clone(),
     };
     let request_path = config.root.join(format!(".{id}.shim-request.json"));
     let json = serde_json::to_vec(&request).map_err(|e| Error::State {
@@ -236,6 +239,7 @@ async fn create_and_record(req: Request, pass_fds: Vec<std::os::fd::OwnedFd>) ->
         shim: None,
         networks: req.networks,
         host_netns: req.host_netns,
+        cni: req.cni,
     });
     let opts = CreateOptions {
         no_pivot: req.no_pivot,

@@ -17,6 +17,10 @@ async fn network_runtime(
         host_netns: flags.host_netns.clone(),
         ..super::config(g)
     };
+    config.cni.conf_dir = flags.cni_conf_dir.clone();
+    if !flags.cni_bin_dir.is_empty() {
+        config.cni.bin_dirs = flags.cni_bin_dir.clone();
+    }
     if let Some(path) = &flags.network_config {
         let text =
             std::fs::read(path).map_err(|e| format!("--network-config {}: {e}", path.display()))?;
@@ -31,6 +35,7 @@ async fn network_runtime(
         config.networks.retain(|n| &n.name != name);
         let mut net = BridgeNetwork::new(name, subnet);
         net.bridge = name.chars().take(15).collect();
+        net.subnet6 = flags.subnet6;
         config.networks.push(net);
     }
     Ok(berth::Runtime::new(config).await?)
@@ -87,6 +92,7 @@ pub(super) fn options(flags: &CreateFlags, preserved: Vec<OwnedFd>) -> CreateOpt
             mode: flags.network.clone(),
             publish: flags.publish.clone(),
             address: flags.ip,
+            cni_args: Vec::new(),
         },
     }
 }

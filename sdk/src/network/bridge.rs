@@ -46,8 +46,18 @@ pub(super) async fn prepare(
                 leases: Vec::new(),
                 range: def.range,
                 vxlan: def.vxlan.clone(),
+                subnet6: def.subnet6,
             },
         };
+        if let Some(s6) = st.subnet6 {
+            // Every IPv4 offset must have its IPv6 twin.
+            if u32::from(128 - s6.prefix()) < u32::from(32 - st.subnet.prefix()) {
+                return Err(Error::Network {
+                    network: def.name.clone(),
+                    reason: format!("IPv6 subnet {s6} is smaller than IPv4 subnet {}", st.subnet),
+                });
+            }
+        }
         let local = netns::block_on(check_subnet(&def.name, st.subnet, &st.bridge))??;
         check_ports(&store, &lock, &opts.publish, &local)?;
         let address = st.allocate(&def.name, &id, opts.address, opts.publish.clone())?;
@@ -58,6 +68,9 @@ pub(super) async fn prepare(
             address,
             prefix: st.subnet.prefix(),
             gateway: st.pool().gateway(),
+            address6: st.v6(address),
+            prefix6: st.subnet6.map_or(0, |s| s.prefix()),
+            gateway6: st.v6(st.pool().gateway()),
             bridge: st.bridge.clone(),
             host_interface: veth_name(&root, &id),
             ports: opts.publish.clone(),
@@ -221,10 +234,14 @@ pub(super) async fn attach(dir: &Path, id: &str, att: Attachment, pid: i32) -> R
             let h = link::connect()?;
             match link::by_name(&h, &st.bridge).await? {
                 Some(l) => Ok::<_, Error>((l, false)),
-                None => Ok((
-                    link::add_bridge(&h, &st.bridge, st.pool().gateway(), subnet.prefix()).await?,
-                    true,
-                )),
+                None => {
+                    let l = link::add_bridge(&h, &st.bridge, st.pool().gateway(), subnet.prefix())
+                        .await?;
+                    if let (Some(gw6), Some(s6)) = (att.gateway6, st.subnet6) {
+                        link::add_address6(&h, l.index, gw6, s6.prefix()).await?;
+                    }
+                    Ok((l, true))
+                }
             }
         })??;
         if let Some(vx) = &st.vxlan {
@@ -249,6 +266,12 @@ pub(super) async fn attach(dir: &Path, id: &str, att: Attachment, pid: i32) -> R
             store.save_host(&lock, &host)?;
             sysctl::set("ipv4/ip_forward", "1")?;
         }
+        if st.subnet6.is_some() && sysctl::get(FORWARD6)? != "1" {
+            host.ip6_forward_before
+                .get_or_insert(sysctl::get(FORWARD6)?);
+            store.save_host(&lock, &host)?;
+            sysctl::set(FORWARD6, "1")?;
+        }
 
         let rules = nft::rules()?;
         let mut script = nft::base();
@@ -257,8 +280,14 @@ pub(super) async fn attach(dir: &Path, id: &str, att: Attachment, pid: i32) -> R
             .any(|r| r.comment == nft::net_tag(&att.network))
         {
             script += &nft::masquerade(&att.network, subnet, &st.bridge);
+            if let Some(s6) = st.subnet6 {
+                script += &nft::masquerade6(&att.network, s6);
+            }
         }
         script += &nft::ports(&id, att.address, &att.ports);
+        if let Some(a6) = att.address6 {
+            script += &nft::ports6(&id, a6, &att.ports);
+        }
         nft::apply(&script)?;
 
         netns::block_on(async {
@@ -269,9 +298,57 @@ pub(super) async fn attach(dir: &Path, id: &str, att: Attachment, pid: i32) -> R
         netns::run_blocking(&ns, || {
             netns::block_on(async {
                 let h = link::connect()?;
-                link::configure(&h, &att.interface, att.address, att.prefix, att.gateway).await
+                link::configure(&h, &att.interface, att.address, att.prefix, att.gateway).await?;
+                if let (Some(a6), Some(gw6)) = (att.address6, att.gateway6) {
+                    link::configure6(&h, &att.interface, a6, att.prefix6, gw6).await?;
+                }
+                Ok(())
             })?
         })
+    })
+    .await
+}
+
+/// `net.ipv6.conf.all.forwarding`, which a dual-stack network needs.
+const FORWARD6: &str = "ipv6/conf/all/forwarding";
+
+/// Makes `peers` the peers of overlay `name` on this host: its VXLAN
+/// device floods to them, and the containers attached later use them.
+/// `false` if the overlay has no container on this host (nothing runs to
+/// update).
+pub(super) async fn set_peers(
+    root: PathBuf,
+    host_netns: Option<PathBuf>,
+    name: String,
+    peers: Vec<Ipv4Addr>,
+) -> Result<bool> {
+    netns::run(host_netns, move || {
+        let store = Store::new(&root);
+        let lock = store.lock()?;
+        let Some(mut st) = store.load(&lock, &name)? else {
+            return Ok(false);
+        };
+        let Some(vx) = st.vxlan.as_mut() else {
+            return Err(Error::Network {
+                network: name.clone(),
+                reason: "not an overlay network".into(),
+            });
+        };
+        let (old, device) = (std::mem::replace(&mut vx.peers, peers.clone()), vx.device());
+        netns::block_on(async {
+            let h = link::connect()?;
+            if let Some(l) = link::by_name(&h, &device).await? {
+                for p in old.iter().filter(|p| !peers.contains(p)) {
+                    link::flood_to(&h, l.index, *p, false).await?;
+                }
+                for p in peers.iter().filter(|p| !old.contains(p)) {
+                    link::flood_to(&h, l.index, *p, true).await?;
+                }
+            }
+            Ok::<_, Error>(())
+        })??;
+        store.save(&lock, &name, &st)?;
+        Ok(true)
     })
     .await
 }
@@ -342,11 +419,15 @@ fn teardown(store: &Store, lock: &Locked, root: &Path, name: &str, id: &str) -> 
     if store.names()?.is_empty() {
         // The last network: berth's table and sysctl go too.
         let left = nft::rules()?;
-        if left.is_empty() && nft::has_table()? {
-            nft::apply(&nft::delete_table())?;
+        if left.is_empty() {
+            nft::apply(&nft::delete_tables(&nft::tables()?))?;
         }
-        if let Some(v) = store.host(lock)?.ip_forward_before {
+        let host = store.host(lock)?;
+        if let Some(v) = host.ip_forward_before {
             sysctl::set("ipv4/ip_forward", &v)?;
+        }
+        if let Some(v) = host.ip6_forward_before {
+            sysctl::set(FORWARD6, &v)?;
         }
         store.remove_host(lock)?;
     }

@@ -6,7 +6,7 @@
 //! written to (an empty file is created as the mount point only where the
 //! rootfs has none, as for every file bind mount).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::Path;
 
 use oci_spec::runtime::{Mount, MountBuilder};
@@ -22,11 +22,12 @@ const FILES: [(&str, &str); 3] = [
 
 /// Writes the files into `dir` and returns the mounts that put them in
 /// place.
-pub(crate) fn write(dir: &Path, hostname: &str, address: Ipv4Addr) -> Result<Vec<Mount>> {
-    let hosts = format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{address}\t{hostname}\n"
-    );
-    let contents = [hosts, format!("{hostname}\n"), resolv_conf()];
+pub(crate) fn write(dir: &Path, hostname: &str, addresses: &[IpAddr]) -> Result<Vec<Mount>> {
+    let contents = [
+        hosts(hostname, addresses),
+        format!("{hostname}\n"),
+        resolv_conf(),
+    ];
     let mut mounts = Vec::new();
     for ((name, dest), text) in FILES.iter().zip(contents) {
         let path = dir.join(name);
@@ -42,6 +43,99 @@ pub(crate) fn write(dir: &Path, hostname: &str, address: Ipv4Addr) -> Result<Vec
         );
     }
     Ok(mounts)
+}
+
+/// Bind-mounts the files of `mounts` over their destinations in the mount
+/// namespace of the running process `pid`: for a container connected after
+/// its mounts were made. A destination the container lacks is left alone
+/// (its rootfs is never written to). Returns the destinations mounted on.
+pub(crate) fn mount_into(pid: i32, mounts: &[Mount]) -> Result<Vec<std::path::PathBuf>> {
+    use rustix::mount::{move_mount, open_tree, MoveMountFlags, OpenTreeFlags};
+    // Detached copies of the files, made here, moved there.
+    let trees = mounts
+        .iter()
+        .map(|m| {
+            let src = m.source().clone().unwrap_or_default();
+            let fd = open_tree(
+                rustix::fs::CWD,
+                &src,
+                OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+            )
+            .map_err(|e| Error::io("open_tree", &src, e.into()))?;
+            Ok((fd, m.destination().clone()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    in_mount_ns(pid, || {
+        let mut done = Vec::new();
+        for (fd, dest) in &trees {
+            if !dest.is_file() {
+                continue;
+            }
+            let moved = move_mount(
+                fd,
+                "",
+                rustix::fs::CWD,
+                dest,
+                MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+            );
+            if let Err(e) = moved {
+                unmount(&done);
+                return Err(Error::io("mount", dest, e.into()));
+            }
+            done.push(dest.clone());
+        }
+        Ok(done)
+    })
+}
+
+/// Undoes [`mount_into`].
+pub(crate) fn unmount_from(pid: i32, dests: &[std::path::PathBuf]) -> Result<()> {
+    in_mount_ns(pid, || {
+        unmount(dests);
+        Ok(())
+    })
+}
+
+fn unmount(dests: &[std::path::PathBuf]) {
+    for d in dests {
+        let _ = nix::mount::umount2(d, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// Runs `work` on a thread in the mount namespace of process `pid`, where
+/// paths resolve under the container's root.
+fn in_mount_ns<T: Send>(pid: i32, work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    use nix::sched::CloneFlags;
+    let ns = std::path::PathBuf::from(format!("/proc/{pid}/ns/mnt"));
+    std::thread::scope(|s| {
+        s.spawn(|| -> Result<T> {
+            // A thread sharing its filesystem context may not change mount
+            // namespace; this one stops sharing, and ends after.
+            nix::sched::unshare(CloneFlags::CLONE_FS)
+                .map_err(|e| Error::sys("unshare CLONE_FS", e))?;
+            let f = std::fs::File::open(&ns).map_err(|e| Error::io("open", &ns, e))?;
+            nix::sched::setns(f, CloneFlags::CLONE_NEWNS)
+                .map_err(|e| Error::io("enter mount namespace", &ns, e.into()))?;
+            work()
+        })
+        .join()
+        .map_err(|_| Error::sys("mount thread", std::io::Error::other("panicked")))?
+    })
+}
+
+fn hosts(hostname: &str, addresses: &[IpAddr]) -> String {
+    let mut s = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_string();
+    for a in addresses {
+        s += &format!("{a}\t{hostname}\n");
+    }
+    s
+}
+
+/// Rewrites the `hosts` file in `dir` with the container's `addresses`,
+/// in place: the bind mount holds the file, not its name.
+pub(crate) fn update_hosts(dir: &Path, hostname: &str, addresses: &[IpAddr]) -> Result<()> {
+    let path = dir.join("hosts");
+    std::fs::write(&path, hosts(hostname, addresses)).map_err(|e| Error::io("write", &path, e))
 }
 
 /// The host's resolver configuration, without loopback name servers (a

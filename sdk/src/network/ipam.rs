@@ -8,13 +8,13 @@
 //! state, never a mix: an address is never handed out twice.
 
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use super::addr::Ipv4Net;
+use super::addr::{Ipv4Net, Ipv6Net};
 use super::PortMapping;
 use crate::error::{Error, Result};
 use crate::state::write_atomic;
@@ -45,6 +45,9 @@ pub(crate) struct NetState {
     /// The overlay's VXLAN device, made with the bridge.
     #[serde(default)]
     pub vxlan: Option<super::Vxlan>,
+    /// The IPv6 subnet of a dual-stack network.
+    #[serde(default)]
+    pub subnet6: Option<Ipv6Net>,
 }
 
 /// One address held by one container.
@@ -64,6 +67,9 @@ pub(crate) struct Lease {
 pub(crate) struct HostState {
     /// `net.ipv4.ip_forward` before berth set it to 1.
     pub ip_forward_before: Option<String>,
+    /// `net.ipv6.conf.all.forwarding` before berth set it to 1.
+    #[serde(default)]
+    pub ip6_forward_before: Option<String>,
 }
 
 impl Store {
@@ -151,6 +157,14 @@ impl NetState {
     /// The addresses this host hands out; the first is its bridge's.
     pub(crate) fn pool(&self) -> Ipv4Net {
         self.range.unwrap_or(self.subnet)
+    }
+
+    /// The IPv6 address of a dual-stack network at the offset of `v4` in
+    /// the IPv4 subnet: unique as the IPv4 one is, on every host of an
+    /// overlay too.
+    pub(crate) fn v6(&self, v4: Ipv4Addr) -> Option<Ipv6Addr> {
+        let offset = u32::from(v4).checked_sub(u32::from(self.subnet.network()))?;
+        self.subnet6?.nth(u128::from(offset))
     }
 
     /// Gives container `id` an address: `requested`, or the first free one.
@@ -259,6 +273,7 @@ mod tests {
             leases: Vec::new(),
             range: None,
             vxlan: None,
+            subnet6: None,
         }
     }
 
@@ -276,6 +291,20 @@ mod tests {
         ));
         assert_eq!(n.release("c1").unwrap().address, got[1]);
         assert_eq!(n.allocate("n", "x", None, vec![]).unwrap(), got[1]);
+    }
+
+    #[test]
+    fn v6_addresses_follow_the_v4_offset() {
+        let mut n = net();
+        assert_eq!(n.v6(Ipv4Addr::new(10, 1, 0, 2)), None);
+        n.subnet6 = Some("fd00:1::/120".parse().unwrap());
+        assert_eq!(
+            n.v6(Ipv4Addr::new(10, 1, 0, 2)),
+            Some("fd00:1::2".parse().unwrap())
+        );
+        assert_eq!(n.v6(n.pool().gateway()), Some("fd00:1::1".parse().unwrap()));
+        // Below the subnet: none.
+        assert_eq!(n.v6(Ipv4Addr::new(10, 0, 255, 255)), None);
     }
 
     #[test]

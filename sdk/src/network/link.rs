@@ -2,7 +2,7 @@
 //! and `ip route` do, without running them). Every function works in the
 //! network namespace of the thread that called [`connect`].
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::AddressAttribute;
@@ -112,6 +112,42 @@ pub(crate) async fn add_bridge(h: &Handle, name: &str, addr: Ipv4Addr, prefix: u
     Ok(link)
 }
 
+/// Adds the IPv6 address `addr/prefix` to link `index`, usable at once
+/// (no duplicate address detection: berth hands out distinct addresses).
+pub(crate) async fn add_address6(h: &Handle, index: u32, addr: Ipv6Addr, prefix: u8) -> Result<()> {
+    use rtnetlink::packet_route::address::AddressHeaderFlags;
+    let mut req = h.address().add(index, IpAddr::V6(addr), prefix);
+    req.message_mut().header.flags |= AddressHeaderFlags::Nodad;
+    req.execute().await.map_err(nl("add IPv6 address"))
+}
+
+/// Inside a container's namespace, after [`configure`]: adds `addr/prefix`
+/// to `ifname` and a default IPv6 route via `gateway`.
+pub(crate) async fn configure6(
+    h: &Handle,
+    ifname: &str,
+    addr: Ipv6Addr,
+    prefix: u8,
+    gateway: Ipv6Addr,
+) -> Result<()> {
+    let link = by_name(h, ifname).await?.ok_or_else(|| {
+        Error::sys(
+            "find container interface",
+            std::io::Error::from_raw_os_error(libc::ENODEV),
+        )
+    })?;
+    add_address6(h, link.index, addr, prefix).await?;
+    let route = RouteMessageBuilder::<Ipv6Addr>::new()
+        .gateway(gateway)
+        .output_interface(link.index)
+        .build();
+    h.route()
+        .add(route)
+        .execute()
+        .await
+        .map_err(nl("add IPv6 default route"))
+}
+
 /// Creates a veth pair: `host` here, enslaved to `bridge` and up, and its
 /// peer `peer` directly in the network namespace of process `pid`.
 pub(crate) async fn add_veth(
@@ -214,24 +250,91 @@ pub(crate) async fn add_macvlan(h: &Handle, parent: u32, name: &str, pid: i32) -
         .map_err(nl("create macvlan device"))
 }
 
-/// Creates a VXLAN device `name` (VNI `vni`, UDP `port`, from `local` to
-/// `remote`), enslaved to `bridge` and up.
+/// Creates a VXLAN device `name` (VNI `vni`, UDP `port`, from `local`),
+/// enslaved to `bridge` and up, with a flooding entry for each peer.
 pub(crate) async fn add_vxlan(
     h: &Handle,
     name: &str,
     vxlan: &super::Vxlan,
     bridge: u32,
 ) -> Result<()> {
-    let mut b = rtnetlink::LinkVxlan::new(name, vxlan.vni)
+    let b = rtnetlink::LinkVxlan::new(name, vxlan.vni)
         .local(vxlan.local)
         .port(vxlan.port)
         .learning(true);
-    if let Some(peer) = vxlan.peers.first() {
-        b = b.remote(*peer);
-    }
     h.link()
         .add(b.controller(bridge).up().build())
         .execute()
         .await
-        .map_err(nl("create vxlan device"))
+        .map_err(nl("create vxlan device"))?;
+    let link = by_name(h, name).await?.ok_or_else(|| {
+        Error::sys(
+            "create vxlan device",
+            std::io::Error::from_raw_os_error(libc::ENODEV),
+        )
+    })?;
+    for peer in &vxlan.peers {
+        flood_to(h, link.index, *peer, true).await?;
+    }
+    Ok(())
+}
+
+/// Adds (or removes) peer `peer` to the flooding list of VXLAN device
+/// `index`: an all-zeros MAC entry in its forwarding database, which sends
+/// broadcasts, unknown unicast and multicast to every such peer (what
+/// `bridge fdb append 00:00:00:00:00:00 dev DEV dst PEER` does). Unicast
+/// addresses are then learned from the traffic.
+pub(crate) async fn flood_to(h: &Handle, index: u32, peer: Ipv4Addr, add: bool) -> Result<()> {
+    use futures::StreamExt;
+    use rtnetlink::packet_core::{
+        NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST,
+    };
+    use rtnetlink::packet_route::neighbour::{
+        NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+    };
+    use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
+    let mut m = NeighbourMessage::default();
+    m.header.family = AddressFamily::Bridge;
+    m.header.ifindex = index;
+    m.header.state = NeighbourState::Permanent;
+    m.header.flags = NeighbourFlags::Own;
+    m.attributes
+        .push(NeighbourAttribute::LinkLayerAddress(vec![0; 6]));
+    m.attributes
+        .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(
+            peer,
+        )));
+    let (msg, flags) = if add {
+        (
+            RouteNetlinkMessage::NewNeighbour(m),
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND,
+        )
+    } else {
+        (
+            RouteNetlinkMessage::DelNeighbour(m),
+            NLM_F_REQUEST | NLM_F_ACK,
+        )
+    };
+    let mut req = NetlinkMessage::from(msg);
+    req.header.flags = flags;
+    let op = if add {
+        "add vxlan peer"
+    } else {
+        "remove vxlan peer"
+    };
+    let mut resp = h
+        .clone()
+        .request(req)
+        .map_err(|e| Error::sys(op, std::io::Error::other(e.to_string())))?;
+    while let Some(m) = resp.next().await {
+        if let NetlinkPayload::Error(e) = m.payload {
+            let e = rtnetlink::Error::NetlinkError(e);
+            // Already there (add), or already gone (remove).
+            if is_errno(&e, libc::EEXIST) || is_errno(&e, libc::ENOENT) {
+                continue;
+            }
+            return Err(nl(op)(e));
+        }
+    }
+    Ok(())
 }

@@ -63,6 +63,7 @@ pub(super) async fn prepare(
             leases: Vec::new(),
             range: None,
             vxlan: None,
+            subnet6: None,
         });
         // The host's own addresses on that subnet are not to be handed out.
         let used: Vec<_> = addrs.iter().map(|(_, a, _)| *a).collect();
@@ -74,6 +75,9 @@ pub(super) async fn prepare(
             address,
             prefix: subnet.prefix(),
             gateway: subnet.gateway(),
+            address6: None,
+            prefix6: 0,
+            gateway6: None,
             bridge: parent.clone(),
             host_interface: String::new(),
             ports: Vec::new(),

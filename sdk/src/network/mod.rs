@@ -8,7 +8,9 @@
 //!   to `eth0` in the container, an address from the network's subnet
 //!   ([`ipam`]), a default route via the bridge, `/etc/hosts`,
 //!   `/etc/hostname` and `/etc/resolv.conf`, outbound NAT and published
-//!   ports as nftables rules ([`nft`]).
+//!   ports as nftables rules ([`nft`]);
+//! - [`Network::Cni`]: whatever the plugins of a CNI network configuration
+//!   make (see [`CniConfig`]; `bridge`, `host-local`, `portmap`, ...).
 //!
 //! The host side runs in [`Config::host_netns`](crate::Config::host_netns)
 //! (the runtime's own namespace by default), so a test or an embedding
@@ -20,6 +22,8 @@
 
 mod addr;
 mod bridge;
+mod cni;
+mod command;
 mod files;
 mod ipam;
 mod link;
@@ -28,9 +32,10 @@ mod netns;
 mod nft;
 mod sysctl;
 
-pub use addr::Ipv4Net;
+pub use addr::{Ipv4Net, Ipv6Net};
+pub use cni::CniConfig;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -58,13 +63,16 @@ pub enum Network {
     /// [`Config::networks`](crate::Config::networks) with
     /// [`BridgeNetwork::vxlan`] set).
     Overlay(String),
+    /// The CNI network of this name: the configuration list in
+    /// [`CniConfig::conf_dir`] whose `name` it is.
+    Cni(String),
 }
 
 impl FromStr for Network {
     type Err = String;
 
     /// `none`, `host`, `bridge`, `bridge=NAME`, `macvlan=PARENT`,
-    /// `overlay=NAME`.
+    /// `overlay=NAME`, `cni=NAME`.
     fn from_str(s: &str) -> Result<Self, String> {
         let (kind, arg) = match s.split_once('=') {
             Some((k, a)) => (k, Some(a)),
@@ -81,9 +89,10 @@ impl FromStr for Network {
             ("bridge", a) => Network::Bridge(need(a)?),
             ("macvlan", a) => Network::Macvlan(need(a)?),
             ("overlay", a) => Network::Overlay(need(a)?),
+            ("cni", a) => Network::Cni(need(a)?),
             _ => {
                 return Err(format!(
-                    "{s:?}: expected none, host, bridge[=NAME], macvlan=PARENT or overlay=NAME"
+                    "{s:?}: expected none, host, bridge[=NAME], macvlan=PARENT, overlay=NAME or cni=NAME"
                 ))
             }
         })
@@ -188,6 +197,13 @@ pub struct BridgeNetwork {
     /// VXLAN device to its peers.
     #[serde(default)]
     pub vxlan: Option<Vxlan>,
+    /// Makes the network dual-stack: each container (and the bridge) also
+    /// gets the IPv6 address at the same offset in this subnet as its IPv4
+    /// address in [`subnet`](BridgeNetwork::subnet), a default IPv6 route,
+    /// outbound NAT and its published ports on the host's IPv6 addresses.
+    /// Its prefix leaves room for the IPv4 subnet's offsets.
+    #[serde(default)]
+    pub subnet6: Option<Ipv6Net>,
 }
 
 /// The VXLAN side of an overlay network.
@@ -197,7 +213,10 @@ pub struct Vxlan {
     pub vni: u32,
     /// This host's underlay address.
     pub local: Ipv4Addr,
-    /// The other host's underlay address (one static peer).
+    /// The other hosts' underlay addresses (any number; a host joining
+    /// later reaches the running containers, and
+    /// [`Runtime::set_overlay_peers`](crate::Runtime::set_overlay_peers)
+    /// adds it here to a running overlay).
     pub peers: Vec<Ipv4Addr>,
     /// The UDP port (4789, IANA's, unless set otherwise).
     pub port: u16,
@@ -230,6 +249,7 @@ impl BridgeNetwork {
             subnet,
             range: None,
             vxlan: None,
+            subnet6: None,
         }
     }
 }
@@ -241,10 +261,15 @@ pub struct NetworkOptions {
     /// The network to join; `None` keeps what the spec's
     /// `linux.namespaces` says.
     pub mode: Option<Network>,
-    /// Ports to publish (bridge networks only).
+    /// Ports to publish (bridge, overlay and CNI networks; on a CNI
+    /// network, the `portMappings` capability of its plugins).
     pub publish: Vec<PortMapping>,
     /// A fixed address instead of the next free one (bridge networks only).
     pub address: Option<Ipv4Addr>,
+    /// `CNI_ARGS` for the plugins of a CNI network, beside
+    /// `IgnoreUnknown=1` (keys and values without `;` or `=`).
+    #[serde(default)]
+    pub cni_args: Vec<(String, String)>,
 }
 
 /// The kind of link a container has.
@@ -256,6 +281,8 @@ pub enum Driver {
     Bridge,
     /// A macvlan device on a parent interface.
     Macvlan,
+    /// Made by the plugins of a CNI network.
+    Cni,
 }
 
 /// How a container is connected, as [`Container::network`](crate::Container::network)
@@ -275,6 +302,15 @@ pub struct Attachment {
     pub prefix: u8,
     /// The default gateway (the bridge's address).
     pub gateway: Ipv4Addr,
+    /// The container's IPv6 address, on a dual-stack network.
+    #[serde(default)]
+    pub address6: Option<Ipv6Addr>,
+    /// The IPv6 subnet's prefix length (0 without one).
+    #[serde(default)]
+    pub prefix6: u8,
+    /// The IPv6 default gateway, on a dual-stack network.
+    #[serde(default)]
+    pub gateway6: Option<Ipv6Addr>,
     /// The bridge on the host (for macvlan: the parent interface).
     pub bridge: String,
     /// The host's end of the veth pair (none for macvlan).
@@ -285,7 +321,7 @@ pub struct Attachment {
     pub host_netns: Option<PathBuf>,
 }
 
-const ATTACHMENT_FILE: &str = "network.json";
+pub(crate) const ATTACHMENT_FILE: &str = "network.json";
 
 impl Attachment {
     /// The attachment recorded in a container's state directory.
@@ -316,10 +352,17 @@ impl Attachment {
 /// the options; runs before the spec is compiled.
 pub(crate) fn adjust_spec(spec: &mut Spec, opts: &NetworkOptions) -> Result<()> {
     let bridged = matches!(opts.mode, Some(Network::Bridge(_) | Network::Overlay(_)));
-    if !bridged && !opts.publish.is_empty() {
+    let cni = matches!(opts.mode, Some(Network::Cni(_)));
+    if !bridged && !cni && !opts.publish.is_empty() {
         return Err(Error::invalid(
             "network.publish",
-            "ports can be published only on a bridge network",
+            "ports can be published only on a bridge, overlay or CNI network",
+        ));
+    }
+    if !cni && !opts.cni_args.is_empty() {
+        return Err(Error::invalid(
+            "network.cni_args",
+            "CNI_ARGS are for a CNI network only",
         ));
     }
     let addressed = bridged || matches!(opts.mode, Some(Network::Macvlan(_)));
@@ -343,7 +386,11 @@ pub(crate) fn adjust_spec(spec: &mut Spec, opts: &NetworkOptions) -> Result<()> 
                 namespaces.remove(i);
             }
         }
-        Network::None | Network::Bridge(_) | Network::Macvlan(_) | Network::Overlay(_) => {
+        Network::None
+        | Network::Bridge(_)
+        | Network::Macvlan(_)
+        | Network::Overlay(_)
+        | Network::Cni(_) => {
             if let Some(i) = at {
                 if namespaces[i].path().is_some() {
                     return Err(Error::invalid(
@@ -378,7 +425,12 @@ pub(crate) async fn prepare(
         Some(Network::Overlay(name)) => (name, true),
         Some(Network::Macvlan(parent)) => {
             let att = macvlan::prepare(config, parent.clone(), dir, id, opts).await?;
-            return files::write(dir, hostname, att.address).map(Some);
+            return files::write(dir, hostname, &[att.address.into()]).map(Some);
+        }
+        Some(Network::Cni(name)) => {
+            cni::prepare(config, dir, id, hostname, name, opts)?;
+            // The address is known after ADD, which rewrites /etc/hosts.
+            return files::write(dir, hostname, &[]).map(Some);
         }
         _ => return Ok(None),
     };
@@ -394,11 +446,6 @@ pub(crate) async fn prepare(
                 if overlay { "overlay" } else { "bridge" }
             ),
         })?;
-    if def.vxlan.as_ref().is_some_and(|v| v.peers.len() > 1) {
-        return Err(Error::Unsupported(
-            "an overlay with more than one peer (static FDB entries) is not built yet".into(),
-        ));
-    }
     if let Some(r) = def.range {
         if !def.subnet.overlaps(&r) || r.prefix() < def.subnet.prefix() {
             return Err(Error::Network {
@@ -408,12 +455,17 @@ pub(crate) async fn prepare(
         }
     }
     let att = bridge::prepare(config, def, dir, id, opts).await?;
-    files::write(dir, hostname, att.address).map(Some)
+    let mut ips = vec![att.address.into()];
+    ips.extend(att.address6.map(std::net::IpAddr::from));
+    files::write(dir, hostname, &ips).map(Some)
 }
 
 /// Once the container's network namespace exists (its process is `pid`):
 /// connects it. A no-op for a container on no bridge.
 pub(crate) async fn attach(dir: &Path, id: &str, pid: i32) -> Result<()> {
+    if cni::is_attached(dir) {
+        return cni::attach(dir, pid).await;
+    }
     match Attachment::load(dir)? {
         Some(att) if att.driver == Driver::Macvlan => macvlan::attach(att, pid).await,
         Some(att) => bridge::attach(dir, id, att, pid).await,
@@ -424,7 +476,8 @@ pub(crate) async fn attach(dir: &Path, id: &str, pid: i32) -> Result<()> {
 /// Connects an existing container (process `pid`, state directory `dir`)
 /// that has a network namespace of its own and no network yet. Its
 /// `/etc/hosts`, `hostname` and `resolv.conf` are written to its state
-/// directory but not mounted (the container's mounts are made already).
+/// directory and bind-mounted into its mount namespace (over the files its
+/// rootfs has; one it lacks is not made).
 pub(crate) async fn connect(
     config: &Config,
     dir: &Path,
@@ -434,11 +487,11 @@ pub(crate) async fn connect(
 ) -> Result<Attachment> {
     if !matches!(
         opts.mode,
-        Some(Network::Bridge(_) | Network::Macvlan(_) | Network::Overlay(_))
+        Some(Network::Bridge(_) | Network::Macvlan(_) | Network::Overlay(_) | Network::Cni(_))
     ) {
         return Err(Error::invalid(
             "network.mode",
-            "a running container can join a bridge, macvlan or overlay network",
+            "a running container can join a bridge, macvlan, overlay or CNI network",
         ));
     }
     if Attachment::load(dir)?.is_some() {
@@ -461,11 +514,24 @@ pub(crate) async fn connect(
             "the container shares the host's network namespace",
         ));
     }
-    if let Err(e) = prepare(config, dir, id, id, opts).await {
-        let _ = release(dir, id).await;
-        return Err(e);
-    }
+    let mounts = match prepare(config, dir, id, id, opts).await {
+        Ok(m) => m.unwrap_or_default(),
+        Err(e) => {
+            let _ = release(dir, id).await;
+            return Err(e);
+        }
+    };
+    // The files first: once the container sees its address, its
+    // /etc/hosts names it.
+    let mounted = match files::mount_into(pid, &mounts) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = release(dir, id).await;
+            return Err(e);
+        }
+    };
     if let Err(e) = attach(dir, id, pid).await {
+        let _ = files::unmount_from(pid, &mounted);
         let _ = release(dir, id).await;
         return Err(e);
     }
@@ -478,6 +544,9 @@ pub(crate) async fn connect(
 /// Removes everything the container's network made (rules, veth, lease,
 /// and with the network's last container its bridge and NAT). Idempotent.
 pub(crate) async fn release(dir: &Path, id: &str) -> Result<()> {
+    if cni::release(dir).await? {
+        return Ok(());
+    }
     let Some(att) = Attachment::load(dir)? else {
         return Ok(());
     };
@@ -499,7 +568,41 @@ pub(crate) async fn release(dir: &Path, id: &str) -> Result<()> {
 /// Releases the networks of containers that are gone (their state removed,
 /// their process dead, or their creation abandoned by a crashed process).
 pub(crate) async fn recover(root: &Path) -> Result<()> {
+    cni::recover(root).await?;
     bridge::recover(root.to_path_buf()).await
+}
+
+/// Makes `peers` the peers of overlay `name` on this host (see
+/// [`Runtime::set_overlay_peers`](crate::Runtime::set_overlay_peers)).
+pub(crate) async fn set_overlay_peers(
+    config: &Config,
+    name: &str,
+    peers: Vec<Ipv4Addr>,
+) -> Result<()> {
+    if !config
+        .networks
+        .iter()
+        .any(|n| n.name == name && n.vxlan.is_some())
+    {
+        return Err(Error::Network {
+            network: name.to_string(),
+            reason: "no such overlay network in Config::networks".into(),
+        });
+    }
+    bridge::set_peers(
+        config.root.clone(),
+        config.host_netns.clone(),
+        name.to_string(),
+        peers,
+    )
+    .await
+    .map(drop)
+}
+
+/// Runs CNI's CHECK for a container on a CNI network (state directory
+/// `dir`).
+pub(crate) async fn check(dir: &Path) -> Result<()> {
+    cni::check(dir).await
 }
 
 /// FNV-1a: short stable names from long ids.
@@ -521,7 +624,8 @@ mod tests {
         assert_eq!("bridge=b1".parse(), Ok(Network::Bridge("b1".into())));
         assert_eq!("macvlan=eth0".parse(), Ok(Network::Macvlan("eth0".into())));
         assert_eq!("overlay=o".parse(), Ok(Network::Overlay("o".into())));
-        for bad in ["", "bridge=", "macvlan", "host=x", "wifi"] {
+        assert_eq!("cni=podman".parse(), Ok(Network::Cni("podman".into())));
+        for bad in ["", "bridge=", "macvlan", "host=x", "wifi", "cni", "cni="] {
             assert!(bad.parse::<Network>().is_err(), "{bad}");
         }
     }

@@ -1,4 +1,5 @@
-//! NAT rules in nftables, in a table of berth's own (`ip berth`).
+//! NAT rules in nftables, in tables of berth's own (`ip berth`, and
+//! `ip6 berth` for dual-stack networks).
 //!
 //! Rules are written by the `nft` tool from one script per change: `nft -f`
 //! applies a script as one transaction, so a container's rules appear and
@@ -8,9 +9,8 @@
 //!
 //! Runs `nft` in the network namespace of the calling thread.
 
-use std::io::Write;
 use std::net::Ipv4Addr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use super::addr::Ipv4Net;
 use super::{PortMapping, Protocol};
@@ -36,12 +36,48 @@ pub(crate) fn net_tag(name: &str) -> String {
 
 /// The table and its chains; `add` is a no-op for what exists.
 pub(crate) fn base() -> String {
+    FAMILIES
+        .iter()
+        .map(|f| {
+            format!(
+                "add table {f} {TABLE}\n\
+                 add chain {f} {TABLE} prerouting {{ type nat hook prerouting priority -100; }}\n\
+                 add chain {f} {TABLE} output {{ type nat hook output priority -100; }}\n\
+                 add chain {f} {TABLE} postrouting {{ type nat hook postrouting priority 100; }}\n"
+            )
+        })
+        .collect()
+}
+
+/// The families of berth's tables.
+const FAMILIES: [&str; 2] = ["ip", "ip6"];
+
+/// Outbound NAT for the IPv6 subnet of a dual-stack network. (The kernel
+/// lets no packet from `::1` leave the host, so there is no loopback
+/// rule as for IPv4.)
+pub(crate) fn masquerade6(name: &str, subnet: super::Ipv6Net) -> String {
+    let tag = net_tag(name);
     format!(
-        "add table ip {TABLE}\n\
-         add chain ip {TABLE} prerouting {{ type nat hook prerouting priority -100; }}\n\
-         add chain ip {TABLE} output {{ type nat hook output priority -100; }}\n\
-         add chain ip {TABLE} postrouting {{ type nat hook postrouting priority 100; }}\n"
+        "add rule ip6 {TABLE} postrouting ip6 saddr {subnet} ip6 daddr != {subnet} masquerade comment \"{tag}\"\n"
     )
+}
+
+/// The IPv6 side of [`ports`]: mappings without a host address, to the
+/// container's IPv6 address `addr`.
+pub(crate) fn ports6(id: &str, addr: std::net::Ipv6Addr, ports: &[PortMapping]) -> String {
+    let tag = ctr_tag(id);
+    let mut s = String::new();
+    for p in ports.iter().filter(|p| p.host_ip.is_none()) {
+        for chain in ["prerouting", "output"] {
+            s += &format!(
+                "add rule ip6 {TABLE} {chain} fib daddr type local {} dport {} dnat to [{addr}]:{} comment \"{tag}\"\n",
+                p.protocol.as_str(),
+                p.host_port,
+                p.container_port
+            );
+        }
+    }
+    s
 }
 
 /// Outbound NAT for a network: traffic from the subnet to elsewhere, and
@@ -85,6 +121,7 @@ pub(crate) fn ports(id: &str, addr: Ipv4Addr, ports: &[PortMapping]) -> String {
 /// A rule found in berth's table.
 #[derive(Debug, Clone)]
 pub(crate) struct Rule {
+    pub family: String,
     pub chain: String,
     pub handle: u64,
     pub comment: String,
@@ -94,13 +131,21 @@ pub(crate) struct Rule {
 pub(crate) fn delete(rules: &[Rule]) -> String {
     rules
         .iter()
-        .map(|r| format!("delete rule ip {TABLE} {} handle {}\n", r.chain, r.handle))
+        .map(|r| {
+            format!(
+                "delete rule {} {TABLE} {} handle {}\n",
+                r.family, r.chain, r.handle
+            )
+        })
         .collect()
 }
 
-/// Deletes berth's table and everything in it.
-pub(crate) fn delete_table() -> String {
-    format!("delete table ip {TABLE}\n")
+/// Deletes berth's tables of these `families` and everything in them.
+pub(crate) fn delete_tables(families: &[&str]) -> String {
+    families
+        .iter()
+        .map(|f| format!("delete table {f} {TABLE}\n"))
+        .collect()
 }
 
 /// Applies `script` as one transaction.
@@ -121,9 +166,17 @@ pub(crate) fn apply(script: &str) -> Result<()> {
     Ok(())
 }
 
-/// Every rule in berth's table (none when there is no table).
+/// Every rule in berth's tables (none when there is no table).
 pub(crate) fn rules() -> Result<Vec<Rule>> {
-    let out = run(&["-j", "list", "table", "ip", TABLE], None)?;
+    let mut found = Vec::new();
+    for family in FAMILIES {
+        found.extend(rules_of(family)?);
+    }
+    Ok(found)
+}
+
+fn rules_of(family: &str) -> Result<Vec<Rule>> {
+    let out = run(&["-j", "list", "table", family, TABLE], None)?;
     if !out.status.success() {
         // No such table.
         return Ok(Vec::new());
@@ -137,6 +190,7 @@ pub(crate) fn rules() -> Result<Vec<Rule>> {
         let r = &item["rule"];
         if let (Some(chain), Some(handle)) = (r["chain"].as_str(), r["handle"].as_u64()) {
             found.push(Rule {
+                family: family.to_string(),
                 chain: chain.to_string(),
                 handle,
                 comment: r["comment"].as_str().unwrap_or_default().to_string(),
@@ -146,46 +200,26 @@ pub(crate) fn rules() -> Result<Vec<Rule>> {
     Ok(found)
 }
 
-/// Whether berth's table exists.
-pub(crate) fn has_table() -> Result<bool> {
-    Ok(run(&["list", "table", "ip", TABLE], None)?.status.success())
+/// The families in which berth has a table.
+pub(crate) fn tables() -> Result<Vec<&'static str>> {
+    let mut out = Vec::new();
+    for f in FAMILIES {
+        if run(&["list", "table", f, TABLE], None)?.status.success() {
+            out.push(f);
+        }
+    }
+    Ok(out)
 }
 
 fn run(args: &[&str], stdin: Option<&str>) -> Result<std::process::Output> {
-    use std::io::{Read, Seek};
-    // Memory files, not pipes: a container cloned meanwhile by another
-    // thread holds copies of this process's descriptors until it execs,
-    // and a copy of a pipe's writing end would keep nft (or us) waiting
-    // for an end of file forever.
-    let memfd = |name: &str| -> Result<std::fs::File> {
-        nix::sys::memfd::memfd_create(name, nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
-            .map(std::fs::File::from)
-            .map_err(|e| Error::sys("memfd_create", e))
-    };
-    let io = |e| Error::io("run", "nft", e);
-    let mut input = memfd("nft-in")?;
-    input
-        .write_all(stdin.unwrap_or_default().as_bytes())
-        .and_then(|()| input.rewind())
-        .map_err(io)?;
-    let (mut out, mut err) = (memfd("nft-out")?, memfd("nft-err")?);
-    let status = Command::new("nft")
-        .args(args)
-        .stdin(Stdio::from(input))
-        .stdout(Stdio::from(out.try_clone().map_err(io)?))
-        .stderr(Stdio::from(err.try_clone().map_err(io)?))
-        .status()
-        .map_err(io)?;
-    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    out.rewind()
-        .and_then(|()| out.read_to_end(&mut stdout))
-        .and_then(|_| err.rewind())
-        .and_then(|()| err.read_to_end(&mut stderr))
-        .map_err(io)?;
-    Ok(std::process::Output {
-        status,
-        stdout,
-        stderr,
+    let mut cmd = Command::new("nft");
+    cmd.args(args);
+    let out = super::command::run(cmd, stdin.unwrap_or_default().as_bytes(), None)?;
+    out.ok_or_else(|| {
+        Error::sys(
+            "run nft",
+            std::io::Error::from(std::io::ErrorKind::TimedOut),
+        )
     })
 }
 
@@ -203,5 +237,22 @@ mod tests {
              add rule ip berth output ip daddr 127.0.0.1 udp dport 8080 dnat to 10.89.0.2:80 comment \"berth ctr web\"\n"
         );
         assert!(ctr_tag(&"x".repeat(300)).len() <= 128);
+    }
+
+    #[test]
+    fn v6_rules_go_to_the_ip6_table_and_skip_v4_host_addresses() {
+        let any: PortMapping = "8080:80".parse().unwrap();
+        let v4only: PortMapping = "127.0.0.1:8081:81/udp".parse().unwrap();
+        let s = ports6("web", "fd00::2".parse().unwrap(), &[any, v4only]);
+        assert_eq!(
+            s,
+            "add rule ip6 berth prerouting fib daddr type local tcp dport 8080 dnat to [fd00::2]:80 comment \"berth ctr web\"\n\
+             add rule ip6 berth output fib daddr type local tcp dport 8080 dnat to [fd00::2]:80 comment \"berth ctr web\"\n"
+        );
+        assert_eq!(
+            masquerade6("n", "fd00::/64".parse().unwrap()),
+            "add rule ip6 berth postrouting ip6 saddr fd00::/64 ip6 daddr != fd00::/64 masquerade comment \"berth net n\"\n"
+        );
+        assert!(base().contains("add table ip6 berth") && base().contains("add table ip berth"));
     }
 }
