@@ -108,6 +108,10 @@ pub(crate) struct Persisted {
     /// Missing in state written before this field existed: owned.
     #[serde(default)]
     pub cgroup_owned: Option<bool>,
+    /// Where the shim captures the container's output (the path always
+    /// set), if it does.
+    #[serde(default)]
+    pub log: Option<crate::logs::LogConfig>,
 }
 
 /// A shim process, identified like the container's (pid and start time).

@@ -84,7 +84,7 @@ impl Container {
             }
         }
 
-        self.announce(Event::Started);
+        self.announce(Event::Started).await;
         if let Some(h) = spec.hooks() {
             let list = h.poststart().as_deref().unwrap_or_default();
             if !list.is_empty() {
