@@ -1,6 +1,8 @@
 //! `create`, `start` and `run`.
 
-use berth::{Bundle, Container, CreateOptions, Stdio};
+use std::io::IsTerminal;
+
+use berth::{Bundle, Container, CreateOptions, LogConfig, Stdio};
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::{runtime, send_console, write_pid_file, Outcome};
@@ -11,11 +13,16 @@ use berth::network::{BridgeNetwork, Network, NetworkOptions};
 async fn network_runtime(
     g: &Global,
     flags: &CreateFlags,
+    shim: bool,
 ) -> Result<berth::Runtime, Box<dyn std::error::Error>> {
     let mut config = berth::Config {
         host_netns: flags.host_netns.clone(),
         ..super::config(g)
     };
+    if shim {
+        // This very binary's `shim` subcommand.
+        config.shim = Some(std::env::current_exe()?);
+    }
     if let Some(path) = &flags.network_config {
         let text =
             std::fs::read(path).map_err(|e| format!("--network-config {}: {e}", path.display()))?;
@@ -40,8 +47,12 @@ async fn create_container(
     flags: &CreateFlags,
     id: &str,
     command: &[String],
+    log: Option<LogConfig>,
 ) -> Result<Container, Box<dyn std::error::Error>> {
-    let rt = network_runtime(g, flags).await?;
+    if log.is_some() && flags.console_socket.is_some() {
+        return Err("--log-path captures output from pipes: not with --console-socket".into());
+    }
+    let rt = network_runtime(g, flags, log.is_some()).await?;
     if flags.image.is_none() && !command.is_empty() {
         return Err(
             "a command after the id needs --image (a bundle's config.json names the process)"
@@ -49,8 +60,8 @@ async fn create_container(
         );
     }
     let ctr = match &flags.image {
-        Some(image) => super::image::create(&rt, flags, id, image, command).await?,
-        None => create_from_bundle(&rt, flags, id).await?,
+        Some(image) => super::image::create(&rt, flags, id, image, command, log).await?,
+        None => create_from_bundle(&rt, flags, id, log).await?,
     };
     let finish = || -> Result<(), Box<dyn std::error::Error>> {
         if let Some(socket) = &flags.console_socket {
@@ -69,29 +80,82 @@ async fn create_container(
     Ok(ctr)
 }
 
-/// The options of a container with inherited stdio.
-pub(super) fn options(flags: &CreateFlags) -> CreateOptions {
+/// The options of a container: with inherited stdio, or with `log` its
+/// output captured by a shim.
+pub(super) fn options(flags: &CreateFlags, log: Option<LogConfig>) -> CreateOptions {
+    let capture = log.is_some();
+    // The shim's own stdio: nothing of ours stays open in it.
+    let stdio = || if capture { Stdio::Null } else { Stdio::Inherit };
     CreateOptions {
-        stdin: Stdio::Inherit,
-        stdout: Stdio::Inherit,
-        stderr: Stdio::Inherit,
+        stdin: stdio(),
+        stdout: stdio(),
+        stderr: stdio(),
         no_pivot: flags.no_pivot,
         preserve_fds: flags.preserve_fds,
         // As runc: the container's parent is this process until it exits,
-        // then the caller's subreaper (conmon, containerd's shim).
-        detached: false,
+        // then the caller's subreaper (conmon, containerd's shim). Only
+        // with captured output does a berth shim parent it.
+        detached: capture,
         network: NetworkOptions {
             mode: flags.network.clone(),
             publish: flags.publish.clone(),
             address: flags.ip,
         },
+        log,
     }
+}
+
+/// The log settings the flags ask for: with `--log-path`, or when
+/// `default_here` (run -d on a terminal), in the state directory.
+fn log_config(
+    flags: &CreateFlags,
+    default_here: bool,
+) -> Result<Option<LogConfig>, Box<dyn std::error::Error>> {
+    let tuned = flags.log_max_size.is_some() || flags.log_max_files.is_some();
+    if flags.log_path.is_none() && !default_here {
+        if tuned {
+            return Err("--log-max-size and --log-max-files need --log-path".into());
+        }
+        return Ok(None);
+    }
+    let mut log = LogConfig::default();
+    if let Some(path) = &flags.log_path {
+        log = log.path(std::path::absolute(path)?);
+    }
+    if let Some(size) = &flags.log_max_size {
+        log = log.max_size(parse_size(size)?);
+    }
+    if let Some(n) = flags.log_max_files {
+        log = log.max_files(n);
+    }
+    Ok(Some(log))
+}
+
+/// `4096`, `512k`, `10m`, `1g` (powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let lower = s.trim().to_ascii_lowercase();
+    let (num, mult) = match lower.strip_suffix(['k', 'm', 'g']) {
+        Some(n) => {
+            let shift = match lower.chars().last() {
+                Some('k') => 10,
+                Some('m') => 20,
+                _ => 30,
+            };
+            (n, 1u64 << shift)
+        }
+        None => (lower.as_str(), 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("--log-max-size: bad size {s:?} (e.g. 10m, 512k, 65536)"))
 }
 
 async fn create_from_bundle(
     rt: &berth::Runtime,
     flags: &CreateFlags,
     id: &str,
+    log: Option<LogConfig>,
 ) -> Result<Container, Box<dyn std::error::Error>> {
     let bundle = Bundle::from_dir(&flags.bundle)?;
     let terminal = bundle
@@ -103,13 +167,16 @@ async fn create_from_bundle(
     if !terminal && flags.console_socket.is_some() {
         return Err("--console-socket given but process.terminal is false".into());
     }
-    Ok(rt.create_with(id, bundle, options(flags)).await?)
+    // The default capture of run -d does not apply to a terminal.
+    let log = log.filter(|_| !terminal || flags.log_path.is_some());
+    Ok(rt.create_with(id, bundle, options(flags, log)).await?)
 }
 
 pub async fn create(g: &Global, c: Create) -> Outcome {
     // Our parent (a shim, conmon) reaps the container, as with runc.
     berth::leave_children_to_parent();
-    create_container(g, &c.flags, &c.id, &c.command).await?;
+    let log = log_config(&c.flags, false)?;
+    create_container(g, &c.flags, &c.id, &c.command, log).await?;
     Ok(0)
 }
 
@@ -122,7 +189,18 @@ pub async fn run(g: &Global, r: Run) -> Outcome {
     if r.detach {
         berth::leave_children_to_parent();
     }
-    let ctr = create_container(g, &r.flags, &r.id, &r.command).await?;
+    if !r.detach && r.flags.log_path.is_some() {
+        return Err("--log-path needs --detach (or create)".into());
+    }
+    // Detached on a terminal, no one would read the container's output
+    // where it would go: capture it instead.
+    let on_terminal = r.detach
+        && r.flags.console_socket.is_none()
+        && !r.flags.tty
+        && std::io::stdout().is_terminal()
+        && std::io::stderr().is_terminal();
+    let log = log_config(&r.flags, on_terminal)?;
+    let ctr = create_container(g, &r.flags, &r.id, &r.command, log).await?;
     let pty = if r.flags.console_socket.is_none() {
         ctr.take_pty()
     } else {

@@ -18,6 +18,7 @@ pub async fn create(
     id: &str,
     image: &str,
     command: &[String],
+    log: Option<berth::LogConfig>,
 ) -> Result<Container, Box<dyn std::error::Error>> {
     if flags.console_socket.is_some() && !flags.tty {
         return Err("--console-socket given without --tty".into());
@@ -38,7 +39,7 @@ pub async fn create(
         terminal: flags.tty,
     };
     Ok(rt
-        .create_from_image_with(id, image, overrides, super::create::options(flags))
+        .create_from_image_with(id, image, overrides, super::create::options(flags, log))
         .await?)
 }
 
