@@ -180,11 +180,17 @@ pub async fn events(g: &Global, e: Events) -> Outcome {
         };
         tokio::select! {
             event = events.next() => match event {
-                Some(event) => {
-                    if let Some(v) = event_json(ctr.id(), &event?) {
+                Some(Ok(event)) => {
+                    if let Some(v) = event_json(ctr.id(), &event) {
                         println!("{v}");
                     }
                 }
+                // Exited, but its status died with a creator that did not
+                // record it (a runc-style create): nothing more to say.
+                Some(Err(berth::Error::Unsupported(_))) if ctr.status()? == berth::Status::Stopped => {
+                    return Ok(0)
+                }
+                Some(Err(e)) => return Err(e.into()),
                 None => return Ok(0),
             },
             Some(sample) = sample => {
