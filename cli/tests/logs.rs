@@ -497,3 +497,84 @@ async fn bad_log_settings_are_typed_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--log-max-size"));
     env.finish().await;
 }
+
+/// `create --log-path` then `start` (separate processes) captures too; and
+/// `run -d` with no --log-path captures into the state directory when its
+/// stdout and stderr are a terminal, keeping nothing of that terminal open
+/// in the shim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_with_a_log_path_and_run_d_on_a_terminal_capture() {
+    let env = Env::new("modes");
+    let rt = env.runtime().await;
+    let b = bundle_dir(&spec("echo to-out; echo to-err >&2"));
+    let bundle = b.path().to_str().unwrap();
+
+    let id = format!("created-{}", std::process::id());
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("c.log");
+    let out = env.berth(&[
+        "create",
+        "--bundle",
+        bundle,
+        "--log-path",
+        log.to_str().unwrap(),
+        &id,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = env.berth(&["start", &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ctr = rt.get(&id).await.unwrap();
+    assert_eq!(ctr.wait().await.unwrap(), ExitStatus::Exited(0));
+    let out = env.berth(&["logs", &id]);
+    assert_eq!(
+        (out.stdout.as_slice(), out.stderr.as_slice()),
+        (&b"to-out\n"[..], &b"to-err\n"[..])
+    );
+    let (lines, _) = strict_lines(&log, 5);
+    assert_eq!(lines["stdout"], [b"to-out".to_vec()]);
+    ctr.delete(false).await.unwrap();
+
+    let id = format!("tty-{}", std::process::id());
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = std::fs::File::from(pty.slave);
+    let status = Command::new(BERTH)
+        .arg("--root")
+        .arg(env.root())
+        .args(["run", "-d", "--bundle", bundle, &id])
+        .stdin(std::process::Stdio::null())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let ctr = rt.get(&id).await.unwrap();
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ctr.state_dir().join("state.json")).unwrap())
+            .unwrap();
+    if let Some(shim) = state["shim"]["pid"].as_i64() {
+        for fd in 0..3 {
+            // Gone already is fine: then it held nothing either.
+            if let Ok(target) = std::fs::read_link(format!("/proc/{shim}/fd/{fd}")) {
+                assert_eq!(target, Path::new("/dev/null"), "shim fd {fd}");
+            }
+        }
+    }
+    assert_eq!(ctr.wait().await.unwrap(), ExitStatus::Exited(0));
+    assert!(ctr.state_dir().join(berth::logs::DEFAULT_LOG_FILE).exists());
+    let out = env.berth(&["logs", &id]);
+    assert_eq!(
+        (out.stdout.as_slice(), out.stderr.as_slice()),
+        (&b"to-out\n"[..], &b"to-err\n"[..])
+    );
+    drop(pty.master);
+    ctr.delete(false).await.unwrap();
+    env.finish().await;
+}

@@ -227,9 +227,11 @@ fn helper(env: &Env, id: &str) -> tokio::task::JoinHandle<Vec<String>> {
         "the helper did not subscribe"
     );
     tokio::task::spawn_blocking(move || {
-        let got: Vec<String> = lines
-            .map(|l| l.unwrap())
-            .take_while(|l| l != "done")
+        // Read to the end, so the helper never writes into a closed pipe.
+        let all: Vec<String> = lines.map(|l| l.unwrap()).collect();
+        assert!(all.iter().any(|l| l == "done"), "{all:?}");
+        let got = all
+            .into_iter()
             .filter(|l| l.starts_with("event "))
             .collect();
         child.wait().unwrap();
