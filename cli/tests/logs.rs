@@ -439,6 +439,20 @@ async fn bad_log_settings_are_typed_errors() {
         matches!(&e, berth::Error::InvalidOption { option, .. } if option == "log.path"),
         "{e}"
     );
+    // A file the shim cannot open: its error, and nothing left behind.
+    let e = rt
+        .create_with(
+            "bad",
+            bundle(spec("true")),
+            captured(LogConfig::default().path("/nonexistent-berth-dir/x.log")),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, berth::Error::Shim(m) if m.contains("/nonexistent-berth-dir/x.log")),
+        "{e}"
+    );
+    assert!(rt.list().await.unwrap().is_empty());
     let mut tty = spec("true");
     tty.process_mut().as_mut().unwrap().set_terminal(Some(true));
     let e = rt
