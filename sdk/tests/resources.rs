@@ -92,6 +92,41 @@ async fn allocating_past_the_memory_limit_is_an_oom_event_and_exit() {
     finish(ctr).await.unwrap();
 }
 
+/// Two OOM kills before anyone reads the stream: two OOM events, then the
+/// exit (the stream keeps the kernel's count, not just "there was one").
+#[tokio::test]
+async fn every_oom_kill_is_an_event_even_when_nobody_reads() {
+    let rt = runtime().await;
+    let mem = LinuxMemoryBuilder::default()
+        .limit(32 << 20)
+        .swap(32 << 20)
+        .build()
+        .unwrap();
+    let spec = with_resources(
+        spec("tail /dev/zero; tail /dev/zero; exit 5"),
+        LinuxResourcesBuilder::default()
+            .memory(mem)
+            .build()
+            .unwrap(),
+    );
+    let ctr = create_piped(&rt, "oom2", spec).await.unwrap();
+    let events = ctr.events();
+    ctr.start().await.unwrap();
+    assert_eq!(ctr.wait().await.unwrap(), ExitStatus::Exited(5));
+    let all: Vec<Event> = events.map(|e| e.unwrap()).collect().await;
+    assert_eq!(
+        all,
+        [
+            Event::Created,
+            Event::Started,
+            Event::Oom,
+            Event::Oom,
+            Event::Exited(ExitStatus::Exited(5))
+        ]
+    );
+    finish(ctr).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_pids_limit_stops_a_fork_loop() {
     let rt = runtime().await;

@@ -56,7 +56,9 @@ impl Container {
     /// open at once; each is independent, and dropping one affects nothing
     /// else. A stream that is not read loses nothing and holds nothing up:
     /// lifecycle events wait in the journal file, OOM kills in the kernel's
-    /// counter. Once ended, the stream keeps answering `None` (it is fused).
+    /// counter (one [`Event::Oom`] per kill; kills that the exit reveals
+    /// only after it are reported as one). Once ended, the stream keeps
+    /// answering `None` (it is fused).
     ///
     /// ```no_run
     /// # async fn demo(ctr: berth::Container) -> berth::Result<()> {
