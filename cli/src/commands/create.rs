@@ -262,3 +262,19 @@ async fn forward_signals(ctr: &Container) {
     }
     std::future::pending::<()>().await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn log_sizes() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("10M"), Ok(10 << 20));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("k").is_err());
+        assert!(parse_size("99999999999g").is_err());
+    }
+}
