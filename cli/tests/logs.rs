@@ -592,3 +592,51 @@ async fn create_with_a_log_path_and_run_d_on_a_terminal_capture() {
     ctr.delete(false).await.unwrap();
     env.finish().await;
 }
+
+/// A follower that reads while the log rotates dozens of times sees every
+/// line once, in order (no file is dropped: the cap times the number of
+/// files exceeds what is written).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_reads_through_rotations() {
+    let env = Env::new("follow-rotate");
+    let rt = env.runtime().await;
+    let id = format!("frot-{}", std::process::id());
+    let ctr = rt
+        .create_with(
+            &id,
+            bundle(spec("seq 1 200000")),
+            captured(LogConfig::default().max_size(256 << 10).max_files(64)),
+        )
+        .await
+        .unwrap();
+    let follow = rt
+        .get(&id)
+        .await
+        .unwrap()
+        .logs(LogOptions::default().follow(true))
+        .unwrap();
+    ctr.start().await.unwrap();
+    let lines: Vec<LogLine> = tokio::time::timeout(
+        Duration::from_secs(300),
+        follow.map(|l| l.unwrap()).collect(),
+    )
+    .await
+    .expect("logs -f did not end with the container");
+    let got: Vec<Vec<u8>> = lines.into_iter().map(|l| l.line).collect();
+    let want: Vec<Vec<u8>> = (1..=200_000)
+        .map(|i: u32| i.to_string().into_bytes())
+        .collect();
+    assert!(
+        got == want,
+        "{} lines, first difference at {:?}",
+        got.len(),
+        got.iter().zip(&want).position(|(a, b)| a != b)
+    );
+    let log = ctr.state_dir().join(berth::logs::DEFAULT_LOG_FILE);
+    let rotations = (1..64)
+        .filter(|n| PathBuf::from(format!("{}.{n}", log.display())).exists())
+        .count();
+    assert!(rotations >= 20, "only {rotations} rotated files");
+    ctr.delete(false).await.unwrap();
+    env.finish().await;
+}
