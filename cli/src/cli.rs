@@ -83,9 +83,15 @@ pub enum Command {
     Resume(Id),
     /// Change a running container's resource limits.
     Update(Update),
-    /// Print a container's resource usage (with --stats once, else every
-    /// --interval).
+    /// Print a container's events as JSON lines (OOM kills, pause,
+    /// resume, exit) until it exits; with --stats one usage sample, with
+    /// --interval also a sample at that interval.
     Events(Events),
+    /// Print the captured output of a container (see --log-path).
+    Logs(Logs),
+    /// Stop a container: its stop signal, then SIGKILL to all its processes
+    /// after a grace period.
+    Stop(Stop),
     /// Print what this runtime supports (the OCI features document).
     Features,
     /// Write a starter config.json.
@@ -215,6 +221,21 @@ pub struct CreateFlags {
     /// With --image: allocate a pseudo-terminal.
     #[arg(short, long, requires = "image")]
     pub tty: bool,
+    /// Capture the container's stdout and stderr in this file (the CRI log
+    /// format, rotated; read with `berth logs`): a berth shim then parents
+    /// the container and drains its output. `run -d` does this by default,
+    /// into container.log in the state directory, when berth's own stdout
+    /// and stderr are a terminal (nothing else would ever read them).
+    #[arg(long, value_name = "FILE")]
+    pub log_path: Option<PathBuf>,
+    /// With captured output: the most bytes one log file holds before it is
+    /// rotated (a number, or with k, m or g) [default: 10m].
+    #[arg(long, value_name = "SIZE")]
+    pub log_max_size: Option<String>,
+    /// With captured output: how many log files are kept, the live one
+    /// included [default: 5].
+    #[arg(long, value_name = "N")]
+    pub log_max_files: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -444,12 +465,38 @@ pub struct Update {
 
 #[derive(Debug, Args)]
 pub struct Events {
-    /// Print one sample and exit.
+    /// Print one resource usage sample and exit.
     #[arg(long)]
     pub stats: bool,
-    /// Sampling interval (e.g. 5s, 500ms).
-    #[arg(long, default_value = "5s")]
-    pub interval: String,
+    /// Also print a usage sample at this interval (e.g. 5s, 500ms).
+    #[arg(long)]
+    pub interval: Option<String>,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Logs {
+    /// Keep printing new lines until the container exits.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines (then, with --follow, every new one).
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+    /// Only lines since this time: RFC 3339 (2026-12-05T10:00:00Z), seconds
+    /// since the epoch, or a duration ago (10m, 30s).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Prefix each line with its time (RFC 3339).
+    #[arg(short, long)]
+    pub timestamps: bool,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Stop {
+    /// Seconds to wait after the stop signal before SIGKILL.
+    #[arg(short = 't', long = "time", default_value_t = 10)]
+    pub time: u64,
     pub id: String,
 }
 

@@ -71,6 +71,16 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// An option of a call (not a field of the spec) is invalid: `option`
+    /// names it (`log.max_size`, `stop signal`). Nothing was done.
+    #[error("invalid option {option}: {reason}")]
+    InvalidOption {
+        /// The option, as the SDK names it.
+        option: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// The container id is malformed.
     #[error("invalid container id {id:?}: {reason}")]
     InvalidId {

@@ -35,6 +35,7 @@ mod exec;
 mod hooks;
 pub mod host;
 pub mod image;
+pub mod logs;
 pub mod network;
 pub mod plan;
 mod runtime;
@@ -46,8 +47,10 @@ mod stdio;
 pub use bundle::Bundle;
 pub use container::{
     leave_children_to_parent, Container, CreateOptions, Event, ExecOptions, ExecProcess,
+    STOP_SIGNAL_ANNOTATION,
 };
 pub use error::{Error, Result};
+pub use logs::{LogConfig, LogLine, LogOptions, LogStream};
 pub use nix::sys::signal::Signal;
 pub use oci_spec;
 pub use runtime::{Config, Runtime};

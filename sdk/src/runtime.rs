@@ -95,13 +95,25 @@ impl Runtime {
     /// With [`CreateOptions::detached`], a shim process (see
     /// [`Config::shim`]) becomes the container's parent: the container
     /// outlives this process, and any process that re-attaches with
-    /// [`Runtime::get`] can await its exit status.
+    /// [`Runtime::get`] can await its exit status. With
+    /// [`CreateOptions::log`] the shim also captures its output for
+    /// [`Container::logs`].
     pub async fn create_with(
         &self,
         id: &str,
         bundle: Bundle,
         opts: CreateOptions,
     ) -> Result<Container> {
+        if let Some(log) = &opts.log {
+            if !opts.detached {
+                return Err(Error::InvalidOption {
+                    option: "log".into(),
+                    reason: "captured output needs a detached container (its shim captures it)"
+                        .into(),
+                });
+            }
+            log.validate()?;
+        }
         if opts.detached {
             let shim = self.config.shim.clone().ok_or_else(|| {
                 Error::Unsupported(

@@ -7,8 +7,11 @@
 //! replies on descriptor 3, then waits for the container, records the exit
 //! status in `state.json` and exits. Any process can then learn the exit
 //! status: it waits for the container's and the shim's pidfds, then reads
-//! the state. The shim is the only place in berth that reaps children it
-//! did not start itself, and it is a process of its own.
+//! the state. With [`CreateOptions::log`] the shim also holds the reading
+//! ends of the container's stdout and stderr pipes and writes what comes
+//! out to the log ([`crate::logs`]) until the container is gone, and exits
+//! only once the log is complete. The shim is the only place in berth that
+//! reaps children it did not start itself, and it is a process of its own.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -23,8 +26,10 @@ use crate::container::{create, validate_id, Container, CreateOptions};
 use crate::error::{Error, Result};
 use crate::exec;
 use crate::host::Host;
+use crate::logs::{Capture, LogConfig};
 use crate::runtime::Config;
 use crate::state::{self, HostProcess, Persisted};
+use crate::stdio::Stdio;
 
 /// What the SDK asks the shim to create.
 #[derive(Debug, Serialize, Deserialize)]
@@ -47,6 +52,9 @@ struct Request {
     host_netns: Option<PathBuf>,
     #[serde(default)]
     cni: crate::network::CniConfig,
+    /// Capture the container's output here.
+    #[serde(default)]
+    log: Option<LogConfig>,
 }
 
 /// The shim's answer on descriptor 3.
@@ -77,6 +85,22 @@ pub(crate) async fn create_detached(
         rootless: crate::security::rootless::is_rootless(),
         personality: None,
     };
+    if opts.log.is_some() {
+        let terminal = bundle
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
+        if terminal {
+            return Err(Error::InvalidOption {
+                option: "log".into(),
+                reason: "the spec's process.terminal is true: its output goes to the terminal, \
+                         not to pipes the shim could capture"
+                    .into(),
+            });
+        }
+    }
     let (spec, dir, root) = (bundle.spec.clone(), bundle.dir.clone(), config.root.clone());
     crate::container::blocking(move || {
         crate::plan::compile(&spec, &dir, Host::get(), &plan_opts)?;
@@ -98,6 +122,7 @@ pub(crate) async fn create_detached(
         networks: config.networks.clone(),
         host_netns: config.host_netns.clone(),
         cni: config.cni.clone(),
+        log: opts.log.clone(),
     };
     let request_path = config.root.join(format!(".{id}.shim-request.json"));
     let json = serde_json::to_vec(&request).map_err(|e| Error::State {
@@ -193,7 +218,7 @@ pub fn run_shim(request: &Path) -> i32 {
         }
     };
     rt.block_on(async move {
-        let ctr = match create_and_record(req, passed).await {
+        let (ctr, capture) = match create_and_record(req, passed).await {
             Ok(c) => c,
             Err(e) => {
                 send(
@@ -208,6 +233,11 @@ pub fn run_shim(request: &Path) -> i32 {
         send(reply, Reply::Created { pid: ctr.pid() });
         // Records the exit status in state.json.
         let _ = ctr.wait().await;
+        // The log is complete before the shim's exit tells other processes
+        // that the container is gone.
+        if let Some(c) = capture {
+            let _ = tokio::task::spawn_blocking(move || c.finish()).await;
+        }
         // Reap whatever was reparented to us, then go.
         while nix::sys::wait::wait().is_ok() {}
         0
@@ -232,7 +262,10 @@ fn send(reply: Option<std::fs::File>, r: Reply) {
     }
 }
 
-async fn create_and_record(req: Request, pass_fds: Vec<std::os::fd::OwnedFd>) -> Result<Container> {
+async fn create_and_record(
+    req: Request,
+    pass_fds: Vec<std::os::fd::OwnedFd>,
+) -> Result<(Container, Option<Capture>)> {
     let config = Arc::new(Config {
         root: req.root,
         cgroup_parent: req.cgroup_parent,
@@ -241,30 +274,55 @@ async fn create_and_record(req: Request, pass_fds: Vec<std::os::fd::OwnedFd>) ->
         host_netns: req.host_netns,
         cni: req.cni,
     });
-    let opts = CreateOptions {
+    let mut opts = CreateOptions {
         no_pivot: req.no_pivot,
         pass_fds,
         network: req.network,
         ..Default::default()
     };
+    // The container writes into pipes that only the shim reads.
+    let mut pipes = None;
+    if req.log.is_some() {
+        let pipe =
+            || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe2", e));
+        let ((out_r, out_w), (err_r, err_w)) = (pipe()?, pipe()?);
+        opts.stdin = Stdio::Null;
+        opts.stdout = Stdio::Fd(out_w);
+        opts.stderr = Stdio::Fd(err_w);
+        pipes = Some((out_r, err_r));
+    }
     let bundle = Bundle {
         dir: req.bundle,
         spec: req.spec,
     };
     let ctr = create(config, req.id, bundle, opts).await?;
-    if let Err(e) = record_shim(&ctr).await {
+    let mut log = None;
+    let mut capture = None;
+    if let (Some(cfg), Some((out, err))) = (req.log, pipes) {
+        let file = cfg.file(ctr.state_dir());
+        match Capture::start(file.clone(), &cfg, out, err) {
+            Ok(c) => capture = Some(c),
+            Err(e) => {
+                let _ = ctr.delete(true).await;
+                return Err(e);
+            }
+        }
+        log = Some(cfg.path(file));
+    }
+    if let Err(e) = record_shim(&ctr, log).await {
         let _ = ctr.delete(true).await;
         return Err(e);
     }
-    Ok(ctr)
+    Ok((ctr, capture))
 }
 
 /// Records the shim in the state, under the container's lock (a `start`
 /// from another process may be saving it at the same time).
-async fn record_shim(ctr: &Container) -> Result<()> {
+async fn record_shim(ctr: &Container, log: Option<LogConfig>) -> Result<()> {
     let _lock = ctr.lock().await?;
     let dir = ctr.state_dir();
     let mut p = Persisted::load(dir, ctr.id())?;
     p.shim = HostProcess::this();
+    p.log = log;
     p.save(dir)
 }

@@ -113,6 +113,10 @@ pub(crate) struct Persisted {
     /// Missing in state written before this field existed: owned.
     #[serde(default)]
     pub cgroup_owned: Option<bool>,
+    /// Where the shim captures the container's output (the path always
+    /// set), if it does.
+    #[serde(default)]
+    pub log: Option<crate::logs::LogConfig>,
 }
 
 /// A host process (a shim, a recorder), identified like the container's

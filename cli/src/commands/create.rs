@@ -1,7 +1,9 @@
 //! `create`, `start` and `run`.
 
-use berth::{Bundle, Container, CreateOptions, Stdio};
+use std::io::IsTerminal;
 use std::os::fd::OwnedFd;
+
+use berth::{Bundle, Container, CreateOptions, LogConfig, Stdio};
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::{runtime, send_console, write_pid_file, Outcome};
@@ -12,6 +14,7 @@ use berth::network::{BridgeNetwork, Network, NetworkOptions};
 async fn network_runtime(
     g: &Global,
     flags: &CreateFlags,
+    shim: bool,
 ) -> Result<berth::Runtime, Box<dyn std::error::Error>> {
     let mut config = berth::Config {
         host_netns: flags.host_netns.clone(),
@@ -20,6 +23,10 @@ async fn network_runtime(
     config.cni.conf_dir = flags.cni_conf_dir.clone();
     if !flags.cni_bin_dir.is_empty() {
         config.cni.bin_dirs = flags.cni_bin_dir.clone();
+    }
+    if shim {
+        // This very binary's `shim` subcommand.
+        config.shim = Some(std::env::current_exe()?);
     }
     if let Some(path) = &flags.network_config {
         let text =
@@ -47,8 +54,12 @@ async fn create_container(
     id: &str,
     command: &[String],
     preserved: Vec<OwnedFd>,
+    log: Option<LogConfig>,
 ) -> Result<Container, Box<dyn std::error::Error>> {
-    let rt = network_runtime(g, flags).await?;
+    if log.is_some() && flags.console_socket.is_some() {
+        return Err("--log-path captures output from pipes: not with --console-socket".into());
+    }
+    let rt = network_runtime(g, flags, log.is_some()).await?;
     if flags.image.is_none() && !command.is_empty() {
         return Err(
             "a command after the id needs --image (a bundle's config.json names the process)"
@@ -56,8 +67,8 @@ async fn create_container(
         );
     }
     let ctr = match &flags.image {
-        Some(image) => super::image::create(&rt, flags, id, image, command, preserved).await?,
-        None => create_from_bundle(&rt, flags, id, preserved).await?,
+        Some(image) => super::image::create(&rt, flags, id, image, command, preserved, log).await?,
+        None => create_from_bundle(&rt, flags, id, preserved, log).await?,
     };
     let finish = || -> Result<(), Box<dyn std::error::Error>> {
         if let Some(socket) = &flags.console_socket {
@@ -76,25 +87,81 @@ async fn create_container(
     Ok(ctr)
 }
 
-/// The options of a container with inherited stdio, given `preserved`
-/// (`--preserve-fds`) as its 3, 4, ….
-pub(super) fn options(flags: &CreateFlags, preserved: Vec<OwnedFd>) -> CreateOptions {
+/// The options of a container: with inherited stdio, or with `log` its
+/// output captured by a shim; `preserved` (`--preserve-fds`) become its 3,
+/// 4, ….
+pub(super) fn options(
+    flags: &CreateFlags,
+    preserved: Vec<OwnedFd>,
+    log: Option<LogConfig>,
+) -> CreateOptions {
+    let capture = log.is_some();
+    // The shim's own stdio: nothing of ours stays open in it.
+    let stdio = || if capture { Stdio::Null } else { Stdio::Inherit };
     CreateOptions {
-        stdin: Stdio::Inherit,
-        stdout: Stdio::Inherit,
-        stderr: Stdio::Inherit,
+        stdin: stdio(),
+        stdout: stdio(),
+        stderr: stdio(),
         no_pivot: flags.no_pivot,
         pass_fds: preserved,
         // As runc: the container's parent is this process until it exits,
-        // then the caller's subreaper (conmon, containerd's shim).
-        detached: false,
+        // then the caller's subreaper (conmon, containerd's shim). Only
+        // with captured output does a berth shim parent it.
+        detached: capture,
         network: NetworkOptions {
             mode: flags.network.clone(),
             publish: flags.publish.clone(),
             address: flags.ip,
             cni_args: Vec::new(),
         },
+        log,
     }
+}
+
+/// The log settings the flags ask for: with `--log-path`, or when
+/// `default_here` (run -d on a terminal), in the state directory.
+fn log_config(
+    flags: &CreateFlags,
+    default_here: bool,
+) -> Result<Option<LogConfig>, Box<dyn std::error::Error>> {
+    let tuned = flags.log_max_size.is_some() || flags.log_max_files.is_some();
+    if flags.log_path.is_none() && !default_here {
+        if tuned {
+            return Err("--log-max-size and --log-max-files need --log-path".into());
+        }
+        return Ok(None);
+    }
+    let mut log = LogConfig::default();
+    if let Some(path) = &flags.log_path {
+        log = log.path(std::path::absolute(path)?);
+    }
+    if let Some(size) = &flags.log_max_size {
+        log = log.max_size(parse_size(size)?);
+    }
+    if let Some(n) = flags.log_max_files {
+        log = log.max_files(n);
+    }
+    Ok(Some(log))
+}
+
+/// `4096`, `512k`, `10m`, `1g` (powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let lower = s.trim().to_ascii_lowercase();
+    let (num, mult) = match lower.strip_suffix(['k', 'm', 'g']) {
+        Some(n) => {
+            let shift = match lower.chars().last() {
+                Some('k') => 10,
+                Some('m') => 20,
+                _ => 30,
+            };
+            (n, 1u64 << shift)
+        }
+        None => (lower.as_str(), 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("--log-max-size: bad size {s:?} (e.g. 10m, 512k, 65536)"))
 }
 
 async fn create_from_bundle(
@@ -102,6 +169,7 @@ async fn create_from_bundle(
     flags: &CreateFlags,
     id: &str,
     preserved: Vec<OwnedFd>,
+    log: Option<LogConfig>,
 ) -> Result<Container, Box<dyn std::error::Error>> {
     let bundle = Bundle::from_dir(&flags.bundle)?;
     let terminal = bundle
@@ -113,15 +181,18 @@ async fn create_from_bundle(
     if !terminal && flags.console_socket.is_some() {
         return Err("--console-socket given but process.terminal is false".into());
     }
+    // The default capture of run -d does not apply to a terminal.
+    let log = log.filter(|_| !terminal || flags.log_path.is_some());
     Ok(rt
-        .create_with(id, bundle, options(flags, preserved))
+        .create_with(id, bundle, options(flags, preserved, log))
         .await?)
 }
 
 pub async fn create(g: &Global, c: Create, preserved: Vec<OwnedFd>) -> Outcome {
     // Our parent (a shim, conmon) reaps the container, as with runc.
     berth::leave_children_to_parent();
-    create_container(g, &c.flags, &c.id, &c.command, preserved).await?;
+    let log = log_config(&c.flags, false)?;
+    create_container(g, &c.flags, &c.id, &c.command, preserved, log).await?;
     Ok(0)
 }
 
@@ -134,7 +205,18 @@ pub async fn run(g: &Global, r: Run, preserved: Vec<OwnedFd>) -> Outcome {
     if r.detach {
         berth::leave_children_to_parent();
     }
-    let ctr = create_container(g, &r.flags, &r.id, &r.command, preserved).await?;
+    if !r.detach && r.flags.log_path.is_some() {
+        return Err("--log-path needs --detach (or create)".into());
+    }
+    // Detached on a terminal, no one would read the container's output
+    // where it would go: capture it instead.
+    let on_terminal = r.detach
+        && r.flags.console_socket.is_none()
+        && !r.flags.tty
+        && std::io::stdout().is_terminal()
+        && std::io::stderr().is_terminal();
+    let log = log_config(&r.flags, on_terminal)?;
+    let ctr = create_container(g, &r.flags, &r.id, &r.command, preserved, log).await?;
     let pty = if r.flags.console_socket.is_none() {
         ctr.take_pty()
     } else {
@@ -195,4 +277,20 @@ async fn forward_signals(ctr: &Container) {
         let _ = ctr.kill(sig);
     }
     std::future::pending::<()>().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn log_sizes() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("10M"), Ok(10 << 20));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("k").is_err());
+        assert!(parse_size("99999999999g").is_err());
+    }
 }

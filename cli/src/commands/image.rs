@@ -19,6 +19,7 @@ pub async fn create(
     image: &str,
     command: &[String],
     preserved: Vec<std::os::fd::OwnedFd>,
+    log: Option<berth::LogConfig>,
 ) -> Result<Container, Box<dyn std::error::Error>> {
     if flags.console_socket.is_some() && !flags.tty {
         return Err("--console-socket given without --tty".into());
@@ -43,7 +44,7 @@ pub async fn create(
             id,
             image,
             overrides,
-            super::create::options(flags, preserved),
+            super::create::options(flags, preserved, log),
         )
         .await?)
 }

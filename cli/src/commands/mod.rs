@@ -4,6 +4,7 @@ mod create;
 mod exec;
 mod image;
 mod kill;
+mod logs;
 mod spec;
 mod state;
 
@@ -41,6 +42,8 @@ pub async fn run(cli: Cli, preserved: Vec<OwnedFd>) -> Outcome {
         Command::List(c) => state::list(g, c).await,
         Command::Ps(c) => state::ps(g, c).await,
         Command::Events(c) => state::events(g, c).await,
+        Command::Logs(c) => logs::logs(g, c).await,
+        Command::Stop(c) => logs::stop(g, c).await,
         Command::Kill(c) => kill::kill(g, c).await,
         Command::Delete(c) => kill::delete(g, c).await,
         Command::Pause(c) => kill::pause(g, &c.id, true).await,

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use berth::Container;
+use futures::StreamExt;
 use serde_json::{json, Value};
 
 use super::{runtime, Outcome};
@@ -121,7 +122,7 @@ pub async fn ps(g: &Global, p: Ps) -> Outcome {
     }
 }
 
-fn parse_interval(s: &str) -> Result<Duration, String> {
+pub(super) fn parse_interval(s: &str) -> Result<Duration, String> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = num.parse().map_err(|_| format!("bad interval {s:?}"))?;
     Ok(match unit {
@@ -141,15 +142,62 @@ fn stats_event(ctr: &Container) -> berth::Result<Value> {
     }))
 }
 
+/// One lifecycle event in runc's shape (`{"type":"oom","id":...}`); berth
+/// adds `started`, `paused`, `resumed` and `exit` (with the status).
+fn event_json(id: &str, event: &berth::Event) -> Option<Value> {
+    let kind = match event {
+        berth::Event::Oom => "oom",
+        berth::Event::Started => "started",
+        berth::Event::Paused => "paused",
+        berth::Event::Resumed => "resumed",
+        berth::Event::Exited(status) => {
+            return Some(json!({
+                "type": "exit",
+                "id": id,
+                "data": {"status": status.code(), "signal": status.signal()},
+            }))
+        }
+        _ => return None,
+    };
+    Some(json!({"type": kind, "id": id}))
+}
+
 pub async fn events(g: &Global, e: Events) -> Outcome {
     let ctr = runtime(g).await?.get(&e.id).await?;
-    let interval = parse_interval(&e.interval)?;
-    loop {
+    if e.stats {
         println!("{}", stats_event(&ctr)?);
-        if e.stats || ctr.status()? == berth::Status::Stopped {
-            return Ok(0);
+        return Ok(0);
+    }
+    let interval = e.interval.as_deref().map(parse_interval).transpose()?;
+    let mut events = ctr.events();
+    let mut stats = interval.map(|i| ctr.stats(i));
+    loop {
+        let sample = async {
+            match stats.as_mut() {
+                Some(s) => s.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(event)) => {
+                    if let Some(v) = event_json(ctr.id(), &event) {
+                        println!("{v}");
+                    }
+                }
+                // Exited, but its status died with a creator that did not
+                // record it (a runc-style create): nothing more to say.
+                Some(Err(berth::Error::Unsupported(_))) if ctr.status()? == berth::Status::Stopped => {
+                    return Ok(0)
+                }
+                Some(Err(e)) => return Err(e.into()),
+                None => return Ok(0),
+            },
+            Some(sample) = sample => {
+                let v = json!({"type": "stats", "id": ctr.id(), "data": sample?});
+                println!("{v}");
+            }
         }
-        tokio::time::sleep(interval).await;
     }
 }
 

@@ -21,6 +21,8 @@ pub(crate) struct OomWatch {
     /// OOM condition, of which only kills are reported.
     counter: PathBuf,
     last: u64,
+    /// Kills counted but not reported yet (several between two reads).
+    pending: u64,
 }
 
 impl Cgroup {
@@ -57,6 +59,7 @@ impl Cgroup {
                 fd,
                 counter: events,
                 last,
+                pending: 0,
             });
         }
         let efd = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
@@ -76,6 +79,7 @@ impl Cgroup {
             fd,
             counter: control,
             last,
+            pending: 0,
         })
     }
 }
@@ -84,6 +88,10 @@ impl OomWatch {
     /// Waits for the next OOM event. Cancel-safe: dropping the future loses
     /// nothing (the counter stays in the kernel).
     pub(crate) async fn next(&mut self) -> Result<()> {
+        if self.pending > 0 {
+            self.pending -= 1;
+            return Ok(());
+        }
         loop {
             let mut guard = self
                 .fd
@@ -101,6 +109,7 @@ impl OomWatch {
             }
             let now = oom_kills(&self.counter)?;
             if now > self.last {
+                self.pending = now - self.last - 1;
                 self.last = now;
                 return Ok(());
             }
@@ -114,7 +123,8 @@ impl OomWatch {
     /// observer that sees the exit first asks once more.
     pub(crate) fn killed_since(&mut self) -> Result<bool> {
         let now = oom_kills(&self.counter)?;
-        let killed = now > self.last;
+        let killed = now > self.last || self.pending > 0;
+        self.pending = 0;
         self.last = now;
         Ok(killed)
     }

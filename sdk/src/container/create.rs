@@ -43,6 +43,12 @@ pub struct CreateOptions {
     pub detached: bool,
     /// The network to join and the ports to publish.
     pub network: crate::network::NetworkOptions,
+    /// Capture the container's stdout and stderr in a log file that
+    /// [`Container::logs`] reads (needs `detached`, and a spec without
+    /// `process.terminal`): the shim reads them from pipes, so the
+    /// `stdout`/`stderr` choices above apply to the shim itself. The
+    /// container's stdin is then `/dev/null`.
+    pub log: Option<crate::logs::LogConfig>,
 }
 
 /// Creates a container. The work runs in a task of its own so that a
@@ -266,6 +272,7 @@ async fn create_now(
             .flatten(),
         // Nothing made yet: a creator killed now leaves no cgroup of its own.
         cgroup_owned: Some(false),
+        log: None,
     };
     let (root, rec) = (config.root.clone(), first.clone());
     // Held until the container is created: no other start, kill or delete
@@ -563,7 +570,6 @@ async fn build(
             pid,
             supervisor: Some(sup),
             pidfd: None,
-            lifecycle: tokio::sync::broadcast::channel(super::LIFECYCLE_BACKLOG).0,
             exit: tokio::sync::OnceCell::new(),
             stdio: Mutex::new(ends),
             pty: Mutex::new(pty),

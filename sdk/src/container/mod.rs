@@ -5,10 +5,13 @@ mod delete;
 mod events;
 mod exec;
 mod host_mounts;
+mod journal;
 mod kill;
+mod logs;
 mod pause;
 mod spawn;
 mod start;
+mod stop;
 mod supervisor;
 mod wait;
 
@@ -16,6 +19,7 @@ pub use create::CreateOptions;
 pub(crate) use create::{create, passed_count, sweep_temporaries, validate_id};
 pub use events::Event;
 pub use exec::{ExecOptions, ExecProcess};
+pub use stop::STOP_SIGNAL_ANNOTATION;
 pub use supervisor::leave_children_to_parent;
 pub(crate) use supervisor::prune as prune_supervisors;
 
@@ -41,10 +45,6 @@ pub struct Container {
     inner: Arc<Inner>,
 }
 
-/// How many lifecycle events a slow [`Container::events`] stream may fall
-/// behind before it loses the oldest.
-pub(crate) const LIFECYCLE_BACKLOG: usize = 16;
-
 #[derive(Debug)]
 struct Inner {
     id: String,
@@ -60,10 +60,6 @@ struct Inner {
     exit: tokio::sync::OnceCell<ExitStatus>,
     stdio: Mutex<ParentEnds>,
     pty: Mutex<Option<Pty>>,
-    /// Lifecycle changes made through this handle and its clones, for the
-    /// [`Container::events`] streams. A subscriber that falls behind loses
-    /// the oldest; sending never waits.
-    lifecycle: tokio::sync::broadcast::Sender<Event>,
 }
 
 /// What a shared-memory child still needs from its parent.
@@ -304,7 +300,6 @@ impl Container {
                 pid: p.pid,
                 supervisor,
                 pidfd,
-                lifecycle: tokio::sync::broadcast::channel(LIFECYCLE_BACKLOG).0,
                 exit: match p.exit_status {
                     Some(s) => tokio::sync::OnceCell::new_with(Some(s)),
                     None => tokio::sync::OnceCell::new(),

@@ -18,7 +18,7 @@ impl Container {
         let _lock = self.lock().await?;
         self.require_live("pause")?;
         self.cgroup()?.freeze().await?;
-        self.announce(super::Event::Paused);
+        self.announce(super::Event::Paused).await;
         Ok(())
     }
 
@@ -29,7 +29,7 @@ impl Container {
         self.require_live("resume")?;
         let cgroup = self.cgroup()?;
         super::blocking(move || cgroup.thaw()).await?;
-        self.announce(super::Event::Resumed);
+        self.announce(super::Event::Resumed).await;
         Ok(())
     }
 

@@ -57,12 +57,16 @@ impl Container {
         }
 
         // Recorded before the release: a process that exits at once may be
-        // reaped, and its exit status recorded, before this call returns.
+        // reaped, and its exit status recorded, before this call returns;
+        // an events stream must see the start before that exit.
         p.status = Status::Running;
         let dir = self.inner.dir.clone();
         let id = p.id.clone();
         super::blocking(move || {
             p.save(&dir)?;
+            if let Err(e) = super::journal::record(&dir, Event::Started) {
+                tracing::warn!(error = %e, "could not record a lifecycle event");
+            }
             release(&dir, &id)
         })
         .await?;
@@ -84,7 +88,6 @@ impl Container {
             }
         }
 
-        self.announce(Event::Started);
         if let Some(h) = spec.hooks() {
             let list = h.poststart().as_deref().unwrap_or_default();
             if !list.is_empty() {

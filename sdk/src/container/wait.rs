@@ -28,12 +28,16 @@ impl Container {
     /// anyone waits, and every handle from [`Runtime::get`](crate::Runtime::get)
     /// in that process shares it.
     ///
-    /// Another process learns the status from the container's recorder (its
-    /// creator, or the shim of a detached container): once the process has
-    /// exited, this waits for the record while the recorder lives, woken by
-    /// the record itself or by the recorder's exit. If the recorder is gone
-    /// without recording it (a creator that left its children to its own
-    /// parent, as the CLI does), this returns [`Error::Unsupported`].
+    /// Another process learns the status from the container's recorder:
+    ///
+    /// - for a detached container, its shim: this returns once the shim
+    ///   has exited, after it recorded the status and drained the captured
+    ///   output (see [`Container::logs`]);
+    /// - else the creating process: once the container has exited, this
+    ///   waits for the record while the creator lives, woken by the record
+    ///   itself or by the creator's exit. A creator gone without recording
+    ///   it (one that left its children to its own parent, as the CLI does)
+    ///   makes this return [`Error::Unsupported`].
     pub async fn wait(&self) -> Result<ExitStatus> {
         let inner = &self.inner;
         if let Some(sup) = &inner.supervisor {
@@ -56,16 +60,19 @@ impl Container {
     async fn recorded_exit(&self) -> Result<ExitStatus> {
         let (dir, id) = (&self.inner.dir, &self.inner.id);
         let p = Persisted::load(dir, id)?;
+        if let Some(shim) = p.shim {
+            // A detached container: its shim exits once it has recorded
+            // the status and drained the captured output.
+            shim_exited(shim).await?;
+            return Persisted::load(dir, id)?
+                .exit_status
+                .ok_or_else(|| unknown(id));
+        }
         if let Some(status) = p.exit_status {
             return Ok(status);
         }
-        let unknown = || {
-            Error::Unsupported(format!(
-                "container {id:?} has exited, but its exit status is known only to the process that created it"
-            ))
-        };
-        let Some(recorder) = p.recorder.or(p.shim) else {
-            return Err(unknown());
+        let Some(recorder) = p.recorder else {
+            return Err(unknown(id));
         };
         // Watch first, then look: a record made in between is not missed.
         let changes = DirChanges::watch(dir)?;
@@ -80,18 +87,35 @@ impl Container {
                 return Ok(status);
             }
             let Some(recorder) = &recorder else {
-                return Err(unknown());
+                return Err(unknown(id));
             };
             tokio::select! {
                 r = changes.next() => r?,
                 r = exited(recorder) => {
                     r?;
                     // It may have recorded just before exiting.
-                    return crate::state::read_exit(dir).ok_or_else(unknown);
+                    return crate::state::read_exit(dir).ok_or_else(|| unknown(id));
                 }
             }
         }
     }
+}
+
+fn unknown(id: &str) -> Error {
+    Error::Unsupported(format!(
+        "container {id:?} has exited, but its exit status is known only to the process that created it"
+    ))
+}
+
+/// Waits until `shim` has exited (at once if it is gone).
+async fn shim_exited(shim: crate::state::HostProcess) -> Result<()> {
+    let fd = match crate::exec::pidfd_open(shim.pid) {
+        // Alive after the open: the pidfd is the shim's, not a reused pid's.
+        Ok(fd) if shim.is_alive() => fd,
+        _ => return Ok(()),
+    };
+    let fd = crate::exec::register(fd).map_err(|e| Error::sys("register pidfd", e))?;
+    exited(&fd).await
 }
 
 /// Files created or renamed into a directory, as inotify reports them.
