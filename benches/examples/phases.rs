@@ -1,16 +1,30 @@
 //! Prints where the time of one container lifecycle goes: create, start,
-//! wait and delete, as medians over many runs.
+//! wait and delete as medians over many runs, then the SDK's own phase
+//! spans (`create.clone`, `start.release`, …) as mean milliseconds per
+//! lifecycle, so that waiting (a lock, a blocking-pool hop, the child's
+//! set-up) shows apart from work.
+//!
+//! `cargo run --release -p berth-benches --example phases [-- --runs N]`
 
 use std::time::Instant;
 
 use berth::{CreateOptions, Stdio};
+use berth_benches::phase_spans::PhaseTimes;
 use berth_benches::{bundle, cleanup, runtime, true_spec};
 
 #[tokio::main]
 async fn main() {
+    let n: usize = match std::env::args().skip(1).collect::<Vec<_>>().as_slice() {
+        [] => 200,
+        [flag, v] if flag == "--runs" => v.parse().expect("--runs N"),
+        _ => {
+            eprintln!("usage: phases [--runs N]");
+            std::process::exit(2);
+        }
+    };
+    let spans = PhaseTimes::install();
     let rt = runtime().await;
     let spec = true_spec();
-    let n = 200;
     let mut phases: [Vec<f64>; 4] = Default::default();
     for i in 0..n {
         let opts = CreateOptions {
@@ -48,6 +62,10 @@ async fn main() {
             v[v.len() / 2],
             v[v.len() * 9 / 10]
         );
+    }
+    println!("phase spans, mean ms per lifecycle:");
+    for (name, ms, count) in spans.take(n as u64) {
+        println!("  {name:22} {ms:.3} ms  ({count} spans)");
     }
     cleanup(&rt);
 }

@@ -3,6 +3,8 @@
 //! network or user namespace), and lifecycle drivers that time one phase or
 //! keep many containers in flight.
 
+pub mod phase_spans;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 

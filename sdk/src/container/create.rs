@@ -252,7 +252,7 @@ async fn create_now(
         personality: None,
     };
     // Every check of the spec happens here, before anything exists.
-    let mut plan = compile(&bundle, &plan_opts).await?;
+    let mut plan = super::phase("create.compile", compile(&bundle, &plan_opts)).await?;
     let first = Persisted {
         id: id.to_string(),
         bundle: bundle.dir.clone(),
@@ -277,7 +277,11 @@ async fn create_now(
     let (root, rec) = (config.root.clone(), first.clone());
     // Held until the container is created: no other start, kill or delete
     // acts on a half-made container.
-    let lock = super::blocking(move || make_state_dir(&root, &rec)).await?;
+    let lock = super::phase(
+        "create.state_dir",
+        super::blocking(move || make_state_dir(&root, &rec)),
+    )
+    .await?;
     let mut partial = Partial {
         dir: dir.clone(),
         dir_created: true,
@@ -290,7 +294,11 @@ async fn create_now(
         .hostname()
         .clone()
         .unwrap_or_else(|| id.chars().take(63).collect());
-    let net = crate::network::prepare(config, &dir, id, &hostname, &opts.network).await;
+    let net = super::phase(
+        "create.network",
+        crate::network::prepare(config, &dir, id, &hostname, &opts.network),
+    )
+    .await;
     if let Ok(Some(_)) | Err(_) = &net {
         partial.network = Some(id.to_string());
     }
@@ -380,32 +388,35 @@ async fn build(
     let spec_linux = bundle.spec.linux().clone().unwrap_or_default();
     let (d, spec, p3) = (dir.clone(), bundle.spec.clone(), plan.clone());
     let mut rec = persisted.clone();
-    let (rec, made) = super::blocking(move || {
-        let made = (|| -> Result<_> {
-            spec.save(d.join(state::SPEC_FILE)).map_err(|e| {
-                Error::io(
-                    "save spec",
-                    d.join(state::SPEC_FILE),
-                    std::io::Error::other(e),
-                )
-            })?;
-            if !p3.new_namespaces.contains(&crate::plan::Namespace::Mount) {
-                super::host_mounts::record(&d, &p3.rootfs)?;
-            }
-            let fifo_path = d.join(state::EXEC_FIFO);
-            nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
-                .map_err(|e| Error::io("create exec fifo", &fifo_path, e.into()))?;
-            let fifo: OwnedFd = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&fifo_path)
-                .map_err(|e| Error::io("open exec fifo", &fifo_path, e))?
-                .into();
-            let (cgroup, placement) = setup_cgroup(&d, &mut rec, &spec_linux)?;
-            Ok((fifo, cgroup, placement))
-        })();
-        Ok((rec, made))
-    })
+    let (rec, made) = super::phase(
+        "create.prepare",
+        super::blocking(move || {
+            let made = (|| -> Result<_> {
+                spec.save(d.join(state::SPEC_FILE)).map_err(|e| {
+                    Error::io(
+                        "save spec",
+                        d.join(state::SPEC_FILE),
+                        std::io::Error::other(e),
+                    )
+                })?;
+                if !p3.new_namespaces.contains(&crate::plan::Namespace::Mount) {
+                    super::host_mounts::record(&d, &p3.rootfs)?;
+                }
+                let fifo_path = d.join(state::EXEC_FIFO);
+                nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+                    .map_err(|e| Error::io("create exec fifo", &fifo_path, e.into()))?;
+                let fifo: OwnedFd = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&fifo_path)
+                    .map_err(|e| Error::io("open exec fifo", &fifo_path, e))?
+                    .into();
+                let (cgroup, placement) = setup_cgroup(&d, &mut rec, &spec_linux)?;
+                Ok((fifo, cgroup, placement))
+            })();
+            Ok((rec, made))
+        }),
+    )
     .await?;
     persisted = rec;
     // Only a cgroup berth made is removed if the create fails.
@@ -415,12 +426,15 @@ async fn build(
     let (fifo, cgroup, placement) = made?;
     let rootless = crate::security::rootless::is_rootless();
 
-    let launched = launch(
-        &plan,
-        Some(fifo),
-        [opts.stdin, opts.stdout, opts.stderr],
-        opts.pass_fds,
-        placement,
+    let launched = super::phase(
+        "create.clone",
+        launch(
+            &plan,
+            Some(fifo),
+            [opts.stdin, opts.stdout, opts.stderr],
+            opts.pass_fds,
+            placement,
+        ),
     )
     .await?;
     let (pid, in_cgroup, sync, exec_report, ends) = (
@@ -443,47 +457,50 @@ async fn build(
     };
     let (p2, rec) = (plan.clone(), persisted.clone());
     let cg = cgroup.filter(|_| !in_cgroup);
-    let (d, memory_back, rec) = super::blocking(move || {
-        let write_maps = || -> Result<()> {
-            if let Some(map) = &p2.uid_map {
-                write_proc(pid, "uid_map", map)?;
-            }
-            if let Some(map) = &p2.gid_map {
-                // An unprivileged parent may map its gid only once setgroups
-                // is denied in the new user namespace.
-                if rootless {
-                    write_proc(pid, "setgroups", "deny")?;
+    let (d, memory_back, rec) = super::phase(
+        "create.parent_setup",
+        super::blocking(move || {
+            let write_maps = || -> Result<()> {
+                if let Some(map) = &p2.uid_map {
+                    write_proc(pid, "uid_map", map)?;
                 }
-                write_proc(pid, "gid_map", map)?;
-            }
-            Ok(())
-        };
-        let r = (|| -> Result<Persisted> {
-            write_maps()?;
-            if let Some(adj) = p2.oom_score_adj {
-                write_proc(pid, "oom_score_adj", &adj.to_string())?;
-            }
-            // The v1 cgroups it joins itself (`Step::JoinCgroup`).
-            if let Some(cgroup) = &cg {
-                cgroup.add_process_v2(pid)?;
-            }
-            let pid_start_time =
-                state::proc_stat(pid)
-                    .map(|(_, start)| start)
-                    .ok_or_else(|| {
-                        Error::sys(
-                            "read start time of container process",
-                            std::io::Error::from_raw_os_error(libc::ESRCH),
-                        )
-                    })?;
-            let mut rec = rec;
-            rec.pid = pid;
-            rec.pid_start_time = pid_start_time;
-            rec.save(&dir)?;
-            Ok(rec)
-        })();
-        Ok((dir, memory, r))
-    })
+                if let Some(map) = &p2.gid_map {
+                    // An unprivileged parent may map its gid only once setgroups
+                    // is denied in the new user namespace.
+                    if rootless {
+                        write_proc(pid, "setgroups", "deny")?;
+                    }
+                    write_proc(pid, "gid_map", map)?;
+                }
+                Ok(())
+            };
+            let r = (|| -> Result<Persisted> {
+                write_maps()?;
+                if let Some(adj) = p2.oom_score_adj {
+                    write_proc(pid, "oom_score_adj", &adj.to_string())?;
+                }
+                // The v1 cgroups it joins itself (`Step::JoinCgroup`).
+                if let Some(cgroup) = &cg {
+                    cgroup.add_process_v2(pid)?;
+                }
+                let pid_start_time =
+                    state::proc_stat(pid)
+                        .map(|(_, start)| start)
+                        .ok_or_else(|| {
+                            Error::sys(
+                                "read start time of container process",
+                                std::io::Error::from_raw_os_error(libc::ESRCH),
+                            )
+                        })?;
+                let mut rec = rec;
+                rec.pid = pid;
+                rec.pid_start_time = pid_start_time;
+                rec.save(&dir)?;
+                Ok(rec)
+            })();
+            Ok((dir, memory, r))
+        }),
+    )
     .await?;
     let dir = d;
     partial.child = Some((sup.clone(), memory_back));
@@ -493,7 +510,7 @@ async fn build(
     let mut pty = None;
     let mut connected = false;
     loop {
-        let report = recv(&sync).await?;
+        let report = super::phase("create.child_setup", recv(&sync)).await?;
         let Some((report, fd)) = report else {
             return Err(Error::Init {
                 step: "container process exited during set-up".into(),
@@ -527,7 +544,11 @@ async fn build(
                 if !connected {
                     crate::network::attach(&dir, &id, pid).await?;
                 }
-                left_shared_memory(&plan, &sync, partial.child.as_ref()).await?;
+                super::phase(
+                    "create.waiter_exec",
+                    left_shared_memory(&plan, &sync, partial.child.as_ref()),
+                )
+                .await?;
                 break;
             }
             Report::FAILED => return Err(init_error(&plan, report)),
@@ -541,7 +562,7 @@ async fn build(
     }
     persisted.status = Status::Created;
     let (d, rec) = (dir.clone(), persisted.clone());
-    super::blocking(move || rec.save(&d)).await?;
+    super::phase("create.record", super::blocking(move || rec.save(&d))).await?;
 
     let Some((sup, memory)) = partial.child.take() else {
         unreachable!("spawned above")
@@ -573,6 +594,7 @@ async fn build(
             exit: tokio::sync::OnceCell::new(),
             stdio: Mutex::new(ends),
             pty: Mutex::new(pty),
+            hooks: bundle.spec.hooks().clone().map(Arc::new).into(),
         }),
     })
 }

@@ -32,7 +32,7 @@ impl Container {
     }
 
     async fn delete_now(&self, force: bool) -> Result<()> {
-        let _lock = self.lock().await?;
+        let _lock = super::phase("delete.lock", self.lock()).await?;
         let p = self.load()?;
         let mut status = self.status_of(&p);
         // (A frozen process dies only once thawed: a paused one is not.)
@@ -64,7 +64,7 @@ impl Container {
         // behind.
         match (&self.inner.supervisor, &self.inner.pidfd) {
             (Some(_), _) => {
-                let _ = self.wait().await;
+                let _ = super::phase("delete.wait", self.wait()).await;
             }
             (None, Some(pidfd)) => super::wait::exited(pidfd).await?,
             (None, None) => {}
@@ -74,44 +74,45 @@ impl Container {
             let cgroup = Cgroup::open(&p.cgroup_path)?;
             // Children that escaped the pid namespace's end (shared pid ns):
             // frozen while signalled, so no pid is reused meanwhile.
-            if cgroup.exists() {
+            // (Most often none: a freeze and thaw of an empty cgroup would
+            // only cost time.)
+            if cgroup.exists() && cgroup.pids().is_ok_and(|p| !p.is_empty()) {
                 let _ = cgroup.kill_all(nix::sys::signal::Signal::SIGKILL).await;
             }
-            if let Err(e) = cgroup.delete().await {
+            if let Err(e) = super::phase("delete.cgroup", cgroup.delete()).await {
                 errors.push(e);
             }
         }
-        if let Ok(spec) = self.spec() {
-            if let Some(h) = spec.hooks() {
-                let list = h.poststop().as_deref().unwrap_or_default();
-                if !list.is_empty() {
-                    if let Ok(state) = self.hook_state(ContainerState::Stopped) {
-                        hooks::run_logged("poststop", list, &state).await;
-                    }
+        if let Ok(Some(h)) = self.hooks() {
+            let list = h.poststop().as_deref().unwrap_or_default();
+            if !list.is_empty() {
+                if let Ok(state) = self.hook_state(ContainerState::Stopped) {
+                    hooks::run_logged("poststop", list, &state).await;
                 }
             }
         }
-        if let Err(e) = crate::network::release(&self.inner.dir, &p.id).await {
+        let released = crate::network::release(&self.inner.dir, &p.id);
+        if let Err(e) = super::phase("delete.network", released).await {
             errors.push(e);
         }
-        // Mounts made in the host's namespace (a spec without a mount
-        // namespace of its own).
+        // One blocking stage for the files: mounts made in the host's
+        // namespace (a spec without a mount namespace of its own), an image
+        // container's overlay and writable layer, then the state, unless
+        // something failed (it stays, so a later delete can finish the job).
         let dir = self.inner.dir.clone();
-        if let Err(e) = super::blocking(move || super::host_mounts::release(&dir)).await {
-            errors.push(e);
-        }
-        // A container made from an image: its overlay and writable layer.
-        let dir = self.inner.dir.clone();
-        let released = super::blocking(move || crate::image::snapshot::release(&dir)).await;
-        if let Err(e) = released {
-            errors.push(e);
-        }
-        if let Some(e) = errors.into_iter().next() {
-            // The state stays, so a later delete can finish the job.
-            return Err(e);
-        }
-        let dir = self.inner.dir.clone();
-        super::blocking(move || crate::state::remove_dir(&dir)).await?;
+        let cleaned = super::blocking(move || {
+            if let Err(e) = super::host_mounts::release(&dir) {
+                errors.push(e);
+            }
+            if let Err(e) = crate::image::snapshot::release(&dir) {
+                errors.push(e);
+            }
+            match errors.into_iter().next() {
+                Some(e) => Err(e),
+                None => crate::state::remove_dir(&dir),
+            }
+        });
+        super::phase("delete.files", cleaned).await?;
         super::supervisor::unregister(&self.inner.dir);
         Ok(())
     }

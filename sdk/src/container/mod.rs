@@ -60,6 +60,9 @@ struct Inner {
     exit: tokio::sync::OnceCell<ExitStatus>,
     stdio: Mutex<ParentEnds>,
     pty: Mutex<Option<Pty>>,
+    /// The spec's hooks, read once (they never change after create): most
+    /// containers have none, and `start` and `delete` then parse nothing.
+    hooks: std::sync::OnceLock<Option<Arc<oci_spec::runtime::Hooks>>>,
 }
 
 /// What a shared-memory child still needs from its parent.
@@ -257,6 +260,15 @@ impl Container {
         })
     }
 
+    /// The spec's hooks (from `config.json` on first use).
+    fn hooks(&self) -> Result<Option<Arc<oci_spec::runtime::Hooks>>> {
+        if let Some(h) = self.inner.hooks.get() {
+            return Ok(h.clone());
+        }
+        let hooks = self.spec()?.hooks().clone().map(Arc::new);
+        Ok(self.inner.hooks.get_or_init(|| hooks).clone())
+    }
+
     /// The state JSON given to hooks on stdin.
     fn hook_state(&self, status: ContainerState) -> Result<Vec<u8>> {
         let p = self.load()?;
@@ -306,6 +318,7 @@ impl Container {
                 },
                 stdio: Mutex::new(ends),
                 pty: Mutex::default(),
+                hooks: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -331,6 +344,17 @@ where
 
 /// Runs `f` on tokio's blocking pool: file, cgroup and `/proc` work never
 /// runs on an async worker.
+/// Times `fut` as one phase of a verb: a debug-level `tracing` span named
+/// `phase` whose `name` field says which (`create.clone`). The phase
+/// benchmark (`benches/examples/phases.rs`) reads them.
+pub(crate) fn phase<F: std::future::Future>(
+    name: &'static str,
+    fut: F,
+) -> tracing::instrument::Instrumented<F> {
+    use tracing::Instrument;
+    fut.instrument(tracing::debug_span!("phase", name))
+}
+
 pub(crate) async fn blocking<T, F>(f: F) -> Result<T>
 where
     F: FnOnce() -> Result<T> + Send + 'static,

@@ -30,7 +30,7 @@ impl Container {
     /// number of racing callers (in any processes) one starts it and the
     /// others get [`Error::InvalidState`].
     pub async fn start(&self) -> Result<()> {
-        let lock = self.lock().await?;
+        let lock = super::phase("start.lock", self.lock()).await?;
         let mut p = self.load()?;
         let status = self.status_of(&p);
         if status != Status::Created {
@@ -40,14 +40,14 @@ impl Container {
                 op: "start",
             });
         }
-        let spec = self.spec()?;
-        if let Some(h) = spec.hooks() {
+        let hooks = self.hooks()?;
+        if let Some(h) = hooks.as_deref() {
             let list = h.start_container().as_deref().unwrap_or_default();
             if !list.is_empty() {
                 let state = self.hook_state(ContainerState::Created)?;
                 let place = Where::Container {
                     pid: p.pid,
-                    env: hooks::process_env(&spec),
+                    env: hooks::process_env(&self.spec()?),
                 };
                 if let Err(e) = hooks::run("startContainer", list, &state, &place).await {
                     self.stop_after_failed_hook().await;
@@ -62,21 +62,21 @@ impl Container {
         p.status = Status::Running;
         let dir = self.inner.dir.clone();
         let id = p.id.clone();
-        super::blocking(move || {
+        let released = super::blocking(move || {
             p.save(&dir)?;
             if let Err(e) = super::journal::record(&dir, Event::Started) {
                 tracing::warn!(error = %e, "could not record a lifecycle event");
             }
             release(&dir, &id)
-        })
-        .await?;
+        });
+        super::phase("start.release", released).await?;
         drop(lock);
 
         if let Some(sup) = &self.inner.supervisor {
             let mut launch = sup.launch.lock().await;
             if let Some(l) = launch.as_ref() {
                 // EOF: the sync socket closed on execve (or the process died).
-                if let Some((report, _)) = recv(&l.sync).await? {
+                if let Some((report, _)) = super::phase("start.exec", recv(&l.sync)).await? {
                     if report.kind == Report::FAILED {
                         return Err(init_error(&l.plan, report));
                     }
@@ -88,7 +88,7 @@ impl Container {
             }
         }
 
-        if let Some(h) = spec.hooks() {
+        if let Some(h) = hooks.as_deref() {
             let list = h.poststart().as_deref().unwrap_or_default();
             if !list.is_empty() {
                 let state = self.hook_state(ContainerState::Running)?;

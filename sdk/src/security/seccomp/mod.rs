@@ -13,6 +13,7 @@
 
 pub mod arch;
 pub mod bpf;
+mod cache;
 pub mod compiler;
 #[rustfmt::skip]
 mod table;
@@ -200,6 +201,11 @@ fn well_formed(name: &str) -> bool {
 /// architectures and not on others is skipped on the others, as libseccomp
 /// does.
 pub fn compile(spec: &LinuxSeccomp) -> Result<Filter> {
+    cache::get_or_compile(spec, compile_uncached)
+}
+
+/// [`compile`] without the cache.
+fn compile_uncached(spec: &LinuxSeccomp) -> Result<Filter> {
     const F: &str = "linux.seccomp";
     let default_field = format!("{F}.defaultAction");
     if spec.default_action() == LinuxSeccompAction::ScmpActNotify {
