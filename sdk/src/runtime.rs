@@ -270,9 +270,12 @@ impl Runtime {
     /// same root) the handle shares the container's supervisor: it can
     /// [`wait`](Container::wait) for the exit status even after every
     /// other handle was dropped.
+    ///
+    /// The state is read on tokio's blocking pool.
     pub async fn get(&self, id: &str) -> Result<Container> {
         container::validate_id(id)?;
-        Container::attach(self.config.root.join(id), id)
+        let (dir, id) = (self.config.root.join(id), id.to_string());
+        container::blocking(move || Container::attach(dir, &id)).await
     }
 
     /// The OCI state of every container under the root.
@@ -280,31 +283,34 @@ impl Runtime {
     /// A container whose creator was killed mid-way is listed with status
     /// `creating`; `delete` with `force` removes it.
     pub async fn list(&self) -> Result<Vec<State>> {
+        container::prune_supervisors();
         let root = self.config.root.clone();
+        // One blocking stage: the directory and every container's state.
         container::blocking(move || {
             container::sweep_temporaries(&root);
-            Ok(())
-        })
-        .await?;
-        container::prune_supervisors();
-        let mut out = Vec::new();
-        let entries = match std::fs::read_dir(&self.config.root) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(Error::io("list", &self.config.root, e)),
-        };
-        for entry in entries.flatten() {
-            let Some(id) = entry.file_name().to_str().map(str::to_owned) else {
-                continue;
+            let mut out = Vec::new();
+            let entries = match std::fs::read_dir(&root) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+                Err(e) => return Err(Error::io("list", &root, e)),
             };
-            // A directory without state is a container being created.
-            if let Ok(c) = self.get(&id).await {
-                if let Ok(s) = c.state() {
-                    out.push(s);
+            for entry in entries.flatten() {
+                let Some(id) = entry.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                if container::validate_id(&id).is_err() {
+                    continue;
+                }
+                // A directory without state is a container being created.
+                if let Ok(c) = Container::attach(entry.path(), &id) {
+                    if let Ok(s) = c.state() {
+                        out.push(s);
+                    }
                 }
             }
-        }
-        out.sort_by(|a, b| a.id().cmp(b.id()));
-        Ok(out)
+            out.sort_by(|a, b| a.id().cmp(b.id()));
+            Ok(out)
+        })
+        .await
     }
 }
