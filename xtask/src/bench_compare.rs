@@ -81,12 +81,14 @@ pub struct Report {
 /// Entry point.
 ///
 /// `baseline` is another berth binary (e.g. a build from before a change)
-/// timed in the same interleaving, as `berth-baseline`.
+/// timed in the same interleaving, as `berth-baseline`. With `no_seccomp`
+/// the bundle has no seccomp profile.
 pub fn run(
     runs: usize,
     compare: Option<&Path>,
     skip_build: bool,
     baseline: Option<&Path>,
+    no_seccomp: bool,
 ) -> Result<()> {
     ensure!(runs >= 1, "--runs must be at least 1");
     ensure!(
@@ -114,10 +116,23 @@ pub fn run(
     let bundle = out_dir.join("bundle");
     if !bundle.join("rootfs/bin/sh").exists() {
         berth_fixtures::bundle::create(&bundle, &["/bin/true".to_string()])?;
-    } else {
-        let spec = berth_fixtures::bundle::spec(&["/bin/true".to_string()]);
-        berth_fixtures::bundle::write_config(&bundle, &spec)?;
     }
+    let mut spec = berth_fixtures::bundle::spec(&["/bin/true".to_string()]);
+    if no_seccomp {
+        if let Some(mut linux) = spec.linux().clone() {
+            linux.set_seccomp(None);
+            spec.set_linux(Some(linux));
+        }
+    }
+    berth_fixtures::bundle::write_config(&bundle, &spec)?;
+    println!(
+        "--- seccomp profile: {}",
+        if no_seccomp {
+            "none"
+        } else {
+            "the fixtures' (Docker-like)"
+        }
+    );
     let exit7 = out_dir.join("bundle-exit7");
     make_exit7_bundle(&bundle, &exit7)?;
 

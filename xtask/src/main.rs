@@ -52,6 +52,10 @@ enum Command {
         /// same interleaving, as `berth-baseline`.
         #[arg(long, value_name = "BERTH")]
         baseline: Option<PathBuf>,
+        /// Run the bundle without its seccomp profile (the default is the
+        /// fixtures' Docker-like profile).
+        #[arg(long)]
+        no_seccomp: bool,
     },
     /// Run the CI checks of .ci/run (fmt, clippy, tests), without installing packages.
     Ci,
@@ -156,7 +160,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             compare,
             skip_build,
             baseline,
-        } => bench_compare::run(runs, compare.as_deref(), skip_build, baseline.as_deref()),
+            no_seccomp,
+        } => bench_compare::run(
+            runs,
+            compare.as_deref(),
+            skip_build,
+            baseline.as_deref(),
+            no_seccomp,
+        ),
         Command::Ci => ci::run(),
         Command::Fuzz {
             target,
