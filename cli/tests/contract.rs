@@ -142,9 +142,11 @@ fn lines(p: &Path) -> usize {
 }
 
 /// Eight `berth start`s race on one created container: one starts it and
-/// the startContainer and poststart hooks run once; then eight processes
-/// race start, pause, resume, kill and delete --force: the container ends
-/// deleted, its process dead, nothing left, and no hook ran again.
+/// the startContainer and poststart hooks run once; then six updates race
+/// a pause and a resume (the kernel's limit is the saved one); then eight
+/// processes race start, pause, resume, kill and delete --force: the
+/// container ends deleted, its process dead, nothing left, and no hook ran
+/// again.
 #[test]
 fn racing_processes_run_hooks_exactly_once() {
     let root = Root::new();
@@ -219,6 +221,45 @@ fn racing_processes_run_hooks_exactly_once() {
     let state: Value = serde_json::from_str(&root.ok(&["state", &id])).unwrap();
     assert_eq!(state["status"], "running");
     assert!(Path::new(&format!("/proc/{pid}")).exists());
+
+    // Six updates and a pause and a resume race: every update applies,
+    // and the limit the kernel holds is the one the saved spec records
+    // (whichever update came last), never a mix.
+    let limits = ["101", "102", "103", "104", "105", "106"];
+    let mut ops: Vec<Vec<&str>> = limits
+        .iter()
+        .map(|l| vec!["update", "--pids-limit", l])
+        .collect();
+    ops.extend([vec!["pause"], vec!["resume"]]);
+    let ops: Vec<&[&str]> = ops.iter().map(Vec::as_slice).collect();
+    let outs = race(&ops);
+    for o in &outs[..limits.len()] {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let pids_max = cgroups_of(&id)
+        .into_iter()
+        .map(|d| d.join("pids.max"))
+        .find(|f| f.exists())
+        .expect("the container's pids cgroup");
+    let kernel = std::fs::read_to_string(&pids_max).unwrap();
+    let saved: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.0.join(&id).join("config.json")).unwrap(),
+    )
+    .unwrap();
+    let recorded = saved["linux"]["resources"]["pids"]["limit"].to_string();
+    assert_eq!(
+        kernel.trim(),
+        recorded,
+        "the kernel and the saved spec disagree"
+    );
+    assert!(limits.contains(&recorded.as_str()), "{recorded}");
+    eprintln!("after the update race: pids.max {recorded}");
+    // Paused or running, as the last of pause and resume left it.
+    let state: Value = serde_json::from_str(&root.ok(&["state", &id])).unwrap();
+    assert!(
+        matches!(state["status"].as_str(), Some("running" | "paused")),
+        "{state}"
+    );
 
     race(&[
         &["start"],
