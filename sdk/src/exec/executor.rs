@@ -3,18 +3,6 @@
 //! the parent's memory and runs right after `clone` in a multi-threaded
 //! process.
 
-#![deny(
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects,
-    clippy::panic,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::unreachable,
-    clippy::todo,
-    clippy::unimplemented,
-    clippy::panic_in_result_fn
-)]
-
 use core::ffi::CStr;
 use libc::c_int;
 

@@ -18,6 +18,22 @@
 //! | child  | [`Report::CREATED`] | ready, blocked on the exec FIFO |
 //! | child  | [`Report::FAILED`]  | a step failed |
 //! | —      | EOF                | the child exec'd (the socket is close-on-exec) or died |
+//!
+//! Nothing in this module may unwind into a thread state the child shares
+//! with the embedder: no indexing, unchecked arithmetic, panics or unwraps
+//! (clippy's restriction lints, denied below).
+
+#![deny(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::panic_in_result_fn
+)]
 
 pub(crate) mod clone;
 mod executor;
@@ -57,11 +73,14 @@ impl Report {
         if b.len() != Self::SIZE {
             return None;
         }
-        let word = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let word = |i: usize| -> Option<u32> {
+            let bytes = b.get(i..i.checked_add(4)?)?;
+            Some(u32::from_ne_bytes(bytes.try_into().ok()?))
+        };
         Some(Report {
-            kind: word(0),
-            step: word(4),
-            errno: word(8) as i32,
+            kind: word(0)?,
+            step: word(4)?,
+            errno: word(8)? as i32,
             _pad: 0,
         })
     }
@@ -196,14 +215,14 @@ pub(crate) fn spawn(
     // must be where the child keeps them, above the descriptors the
     // container inherits (`3..3+preserve`, which the child clears of its
     // own). Copies made here live until the clone has copied our table.
-    let first_free = 3 + plan
+    let first_free = plan
         .steps
         .iter()
         .find_map(|s| match s {
             crate::plan::Step::CloseFds { preserve } => Some(*preserve),
             _ => None,
         })
-        .unwrap_or(0);
+        .map_or(3, |n| n.saturating_add(3));
     let mut moved = Vec::new();
     let mut above = |fd: Option<BorrowedFd<'_>>| -> io::Result<RawFd> {
         let Some(fd) = fd else { return Ok(-1) };
@@ -233,7 +252,7 @@ pub(crate) fn spawn(
         .iter()
         .map(|fd| above(Some(fd.as_fd())))
         .collect::<io::Result<Vec<_>>>()?;
-    if passed.len() != (first_free - 3) as usize {
+    if passed.len() != first_free.saturating_sub(3) as usize {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "the plan's preserved range does not match the descriptors passed",
@@ -244,7 +263,8 @@ pub(crate) fn spawn(
         .iter()
         .position(|s| matches!(s, crate::plan::Step::Exec))
         .unwrap_or(0);
-    let number = |n: usize| CString::new(n.to_string()).expect("digits have no NUL");
+    // (Digits never hold a NUL.)
+    let number = |n: usize| CString::new(n.to_string()).unwrap_or_default();
     let strings = [
         number(fifo.max(0) as usize),
         number(exec_report.max(0) as usize),
@@ -273,7 +293,10 @@ pub(crate) fn spawn(
         waiter_argv,
         _waiter_strings: strings,
         joins: fds.joins.iter().map(AsRawFd::as_raw_fd).collect(),
-        stdio: [0, 1, 2].map(|i| fds.stdio[i].as_ref().map_or(-1, AsRawFd::as_raw_fd)),
+        stdio: fds
+            .stdio
+            .each_ref()
+            .map(|fd| fd.as_ref().map_or(-1, AsRawFd::as_raw_fd)),
         passed,
         cgroup_tasks,
         sabotage: sabotage_bits(),
@@ -440,7 +463,7 @@ pub(crate) fn recv_report(sock: &OwnedFd) -> io::Result<Option<(Report, Option<O
     if n == 0 {
         return Ok(None);
     }
-    let report = Report::from_bytes(&buf[..n])
+    let report = Report::from_bytes(buf.get(..n).unwrap_or_default())
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "short report from child"))?;
     Ok(Some((report, passed)))
 }
