@@ -184,7 +184,7 @@ impl Persisted {
     }
 
     pub(crate) fn save(&self, dir: &Path) -> Result<()> {
-        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::State {
+        let json = serde_json::to_vec(self).map_err(|e| Error::State {
             id: self.id.clone(),
             reason: e.to_string(),
         })?;

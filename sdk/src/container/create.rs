@@ -270,16 +270,22 @@ async fn create_now(
         recorder: (!super::supervisor::leaving())
             .then(crate::state::HostProcess::this)
             .flatten(),
-        // Nothing made yet: a creator killed now leaves no cgroup of its own.
-        cgroup_owned: Some(false),
+        // Set below, in the first record, before the cgroup is made.
+        cgroup_owned: None,
         log: None,
     };
-    let (root, rec) = (config.root.clone(), first.clone());
+    let (root, mut rec) = (config.root.clone(), first);
     // Held until the container is created: no other start, kill or delete
     // acts on a half-made container.
-    let lock = super::phase(
+    let (lock, first) = super::phase(
         "create.state_dir",
-        super::blocking(move || make_state_dir(&root, &rec)),
+        super::blocking(move || {
+            // Whether berth makes the cgroup (a `cgroupsPath` may name one
+            // that exists): recorded before it is made, so that a creator
+            // killed at any instant leaves a record of what to remove.
+            rec.cgroup_owned = Some(!Cgroup::open(&rec.cgroup_path)?.exists());
+            Ok((make_state_dir(&root, &rec)?, rec))
+        }),
     )
     .await?;
     let mut partial = Partial {
@@ -335,17 +341,13 @@ async fn create_now(
     result
 }
 
-/// Records that berth is about to make the cgroup (or that it exists and
-/// is only used), then makes it and applies the spec's limits. Blocking.
+/// Makes the cgroup (the first record says whether berth makes it) and
+/// applies the spec's limits. Blocking.
 fn setup_cgroup(
-    dir: &Path,
-    p: &mut Persisted,
+    p: &Persisted,
     spec_linux: &oci_spec::runtime::Linux,
 ) -> Result<(Option<Cgroup>, Option<crate::cgroups::Placement>)> {
     let rootless = crate::security::rootless::is_rootless();
-    let existing = Cgroup::open(&p.cgroup_path)?.exists();
-    p.cgroup_owned = Some(!existing);
-    p.save(dir)?;
     let cgroup = match Cgroup::create(&p.cgroup_path) {
         Ok(cg) => Some(cg),
         // Without root, cgroups only where they were delegated to us.
@@ -387,8 +389,8 @@ async fn build(
     let id = persisted.id.clone();
     let spec_linux = bundle.spec.linux().clone().unwrap_or_default();
     let (d, spec, p3) = (dir.clone(), bundle.spec.clone(), plan.clone());
-    let mut rec = persisted.clone();
-    let (rec, made) = super::phase(
+    let rec = persisted.clone();
+    let made = super::phase(
         "create.prepare",
         super::blocking(move || {
             let made = (|| -> Result<_> {
@@ -411,14 +413,13 @@ async fn build(
                     .open(&fifo_path)
                     .map_err(|e| Error::io("open exec fifo", &fifo_path, e))?
                     .into();
-                let (cgroup, placement) = setup_cgroup(&d, &mut rec, &spec_linux)?;
+                let (cgroup, placement) = setup_cgroup(&rec, &spec_linux)?;
                 Ok((fifo, cgroup, placement))
             })();
-            Ok((rec, made))
+            Ok(made)
         }),
     )
     .await?;
-    persisted = rec;
     // Only a cgroup berth made is removed if the create fails.
     if persisted.cgroup_owned == Some(true) {
         partial.cgroup = Some(Cgroup::open(&persisted.cgroup_path)?);
