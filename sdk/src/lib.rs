@@ -35,6 +35,7 @@ mod exec;
 mod hooks;
 pub mod host;
 pub mod image;
+mod inotify;
 pub mod logs;
 pub mod network;
 pub mod plan;

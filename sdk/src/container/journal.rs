@@ -5,12 +5,10 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
-use tokio::io::unix::AsyncFd;
+use nix::sys::inotify::AddWatchFlags;
 
 use super::Event;
 use crate::error::{Error, Result};
@@ -62,7 +60,7 @@ pub(super) fn record(dir: &Path, event: Event) -> Result<()> {
 #[derive(Debug)]
 pub(super) struct Journal {
     file: File,
-    notify: AsyncFd<OwnedFd>,
+    notify: crate::inotify::Watch,
     pending: Vec<u8>,
 }
 
@@ -70,16 +68,10 @@ impl Journal {
     /// Opens the journal of the container in `dir` at its end.
     pub(super) fn open(dir: &Path) -> Result<Journal> {
         let path = dir.join(JOURNAL_FILE);
-        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
-            .map_err(|e| Error::io("inotify_init", &path, e.into()))?;
         let mut file = open(dir).map_err(|e| Error::io("open", &path, e))?;
-        inotify
-            .add_watch(&path, AddWatchFlags::IN_MODIFY)
-            .map_err(|e| Error::io("watch", &path, e.into()))?;
+        let notify = crate::inotify::Watch::new(&path, AddWatchFlags::IN_MODIFY)?;
         file.seek(SeekFrom::End(0))
             .map_err(|e| Error::io("seek", &path, e))?;
-        let notify =
-            crate::exec::register(inotify.into()).map_err(|e| Error::sys("register inotify", e))?;
         Ok(Journal {
             file,
             notify,
@@ -107,24 +99,7 @@ impl Journal {
     /// stays in the file until read.
     pub(super) async fn next(&mut self) -> Result<Vec<Event>> {
         loop {
-            let mut guard = self
-                .notify
-                .readable()
-                .await
-                .map_err(|e| Error::sys("wait for events", e))?;
-            let mut buf = [0u8; 1024];
-            loop {
-                match nix::unistd::read(guard.get_inner(), &mut buf) {
-                    Ok(0) => break,
-                    Ok(_) => continue,
-                    Err(nix::errno::Errno::EAGAIN) => {
-                        guard.clear_ready();
-                        break;
-                    }
-                    Err(e) => return Err(Error::sys("read inotify", e)),
-                }
-            }
-            drop(guard);
+            self.notify.changed().await?;
             let events = self.read_now();
             if !events.is_empty() {
                 return Ok(events);

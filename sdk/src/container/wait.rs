@@ -2,6 +2,7 @@
 
 use std::os::fd::OwnedFd;
 
+use nix::sys::inotify::AddWatchFlags;
 use tokio::io::unix::AsyncFd;
 
 use super::Container;
@@ -75,7 +76,13 @@ impl Container {
             return Err(unknown(id));
         };
         // Watch first, then look: a record made in between is not missed.
-        let changes = DirChanges::watch(dir)?;
+        let changes = crate::inotify::Watch::new(
+            dir,
+            AddWatchFlags::IN_MOVED_TO
+                | AddWatchFlags::IN_CREATE
+                | AddWatchFlags::IN_CLOSE_WRITE
+                | AddWatchFlags::IN_DELETE_SELF,
+        )?;
         let recorder = match crate::exec::pidfd_open(recorder.pid) {
             Ok(fd) if recorder.is_alive() => {
                 Some(crate::exec::register(fd).map_err(|e| Error::sys("register pidfd", e))?)
@@ -90,7 +97,7 @@ impl Container {
                 return Err(unknown(id));
             };
             tokio::select! {
-                r = changes.next() => r?,
+                r = changes.changed() => r?,
                 r = exited(recorder) => {
                     r?;
                     // It may have recorded just before exiting.
@@ -116,57 +123,4 @@ async fn shim_exited(shim: crate::state::HostProcess) -> Result<()> {
     };
     let fd = crate::exec::register(fd).map_err(|e| Error::sys("register pidfd", e))?;
     exited(&fd).await
-}
-
-/// Files created or renamed into a directory, as inotify reports them.
-struct DirChanges(AsyncFd<OwnedFd>);
-
-impl DirChanges {
-    fn watch(dir: &std::path::Path) -> Result<DirChanges> {
-        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
-        let io = |e: nix::errno::Errno| Error::io("watch state directory", dir, e.into());
-        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).map_err(io)?;
-        inotify
-            .add_watch(
-                dir,
-                AddWatchFlags::IN_MOVED_TO
-                    | AddWatchFlags::IN_CREATE
-                    | AddWatchFlags::IN_CLOSE_WRITE
-                    | AddWatchFlags::IN_DELETE_SELF,
-            )
-            .map_err(io)?;
-        let fd =
-            crate::exec::register(inotify.into()).map_err(|e| Error::sys("register inotify", e))?;
-        Ok(DirChanges(fd))
-    }
-
-    /// Returns after the next change (events are drained, not read: the
-    /// caller looks at the directory again).
-    async fn next(&self) -> Result<()> {
-        loop {
-            let mut guard = self
-                .0
-                .readable()
-                .await
-                .map_err(|e| Error::sys("wait for state change", e))?;
-            let mut buf = [0u8; 4096];
-            let mut any = false;
-            let drained = guard.try_io(|fd| loop {
-                match nix::unistd::read(fd.get_ref(), &mut buf) {
-                    Ok(_) => any = true,
-                    // Nothing at all: a stale readiness, which WouldBlock
-                    // clears.
-                    Err(nix::errno::Errno::EAGAIN) if !any => {
-                        break Err(std::io::ErrorKind::WouldBlock.into())
-                    }
-                    Err(nix::errno::Errno::EAGAIN) => break Ok(()),
-                    Err(e) => break Err(std::io::Error::from(e)),
-                }
-            });
-            match drained {
-                Ok(r) => return r.map_err(|e| Error::sys("read inotify", e)),
-                Err(_would_block) => continue,
-            }
-        }
-    }
 }

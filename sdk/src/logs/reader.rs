@@ -5,15 +5,13 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Read, Seek};
-use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use futures::future::BoxFuture;
 use futures::stream::{BoxStream, StreamExt};
 use futures::FutureExt;
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
-use tokio::io::unix::AsyncFd;
+use nix::sys::inotify::AddWatchFlags;
 
 use super::cri::parse_record;
 use super::{rotated, LogLine, LogOptions, LogStream};
@@ -196,7 +194,7 @@ struct State {
     /// The first read, which applies `tail`, is done.
     tailed: bool,
     ended: bool,
-    notify: Option<AsyncFd<OwnedFd>>,
+    notify: Option<crate::inotify::Watch>,
     /// Resolves once the container exited and its shim wrote the last
     /// output.
     exit: Option<BoxFuture<'static, ()>>,
@@ -213,19 +211,13 @@ pub(crate) fn stream(
     let (notify, exit) = if opts.follow {
         // Watched before the first read, so no write after it is missed.
         let dir = path.parent().unwrap_or(std::path::Path::new("/"));
-        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
-            .map_err(|e| Error::io("inotify_init", dir, e.into()))?;
-        inotify
-            .add_watch(
-                dir,
-                AddWatchFlags::IN_MODIFY
-                    | AddWatchFlags::IN_CREATE
-                    | AddWatchFlags::IN_MOVED_TO
-                    | AddWatchFlags::IN_CLOSE_WRITE,
-            )
-            .map_err(|e| Error::io("watch log directory", dir, e.into()))?;
-        let fd =
-            crate::exec::register(inotify.into()).map_err(|e| Error::sys("register inotify", e))?;
+        let fd = crate::inotify::Watch::new(
+            dir,
+            AddWatchFlags::IN_MODIFY
+                | AddWatchFlags::IN_CREATE
+                | AddWatchFlags::IN_MOVED_TO
+                | AddWatchFlags::IN_CLOSE_WRITE,
+        )?;
         let c = ctr.clone();
         (Some(fd), Some(async move { drop(c.wait().await) }.boxed()))
     } else {
@@ -288,21 +280,7 @@ async fn wait_for_more(st: &mut State) -> Result<()> {
         return Ok(());
     };
     tokio::select! {
-        ready = notify.readable() => {
-            let mut guard = ready.map_err(|e| Error::sys("wait for log", e))?;
-            let mut buf = [0u8; 4096];
-            loop {
-                match nix::unistd::read(guard.get_inner(), &mut buf) {
-                    Ok(0) => break,
-                    Ok(_) => continue,
-                    Err(nix::errno::Errno::EAGAIN) => {
-                        guard.clear_ready();
-                        break;
-                    }
-                    Err(e) => return Err(Error::sys("read inotify", e)),
-                }
-            }
-        }
+        changed = notify.changed() => changed?,
         () = exit => st.exited = true,
     }
     Ok(())
