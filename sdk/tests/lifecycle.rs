@@ -689,13 +689,18 @@ async fn dropping_a_create_future_leaves_no_container() {
     let fut = rt.create(&id, bundle(spec("true")));
     // Let it get under way, then give up on it.
     let _ = tokio::time::timeout(Duration::from_micros(200), fut).await;
-    // The create task finishes on its own and cleans up after itself.
-    for _ in 0..200 {
-        if !rt.config().root.join(&id).exists() {
+    // The create task finishes on its own and cleans up after itself: its
+    // state directory appears (it may not have yet) and goes again.
+    let dir = rt.config().root.join(&id);
+    let mut seen = false;
+    for _ in 0..500 {
+        seen |= dir.exists();
+        if seen && !dir.exists() {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    assert!(seen, "the abandoned create never made {id}");
     assert!(
         !rt.config().root.join(&id).exists(),
         "abandoned container {id} was left behind"
