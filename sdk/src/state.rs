@@ -133,15 +133,13 @@ impl HostProcess {
         // Read once per process (a forked copy has a pid of its own).
         static THIS: std::sync::OnceLock<HostProcess> = std::sync::OnceLock::new();
         let pid = i32::try_from(std::process::id()).ok()?;
-        match THIS.get() {
-            Some(me) if me.pid == pid => Some(*me),
-            _ => {
-                let (_, start_time) = proc_stat(pid)?;
-                Some(*THIS.get_or_init(|| HostProcess { pid, start_time }))
-                    .filter(|me| me.pid == pid)
-                    .or(Some(HostProcess { pid, start_time }))
-            }
+        if let Some(me) = THIS.get().filter(|me| me.pid == pid) {
+            return Some(*me);
         }
+        let (_, start_time) = proc_stat(pid)?;
+        let me = HostProcess { pid, start_time };
+        let _ = THIS.set(me);
+        Some(me)
     }
 
     /// Whether it still runs (not a zombie, not a recycled pid).
