@@ -166,23 +166,23 @@ pub struct CreateFlags {
     /// overlay=NAME or cni=NAME (a CNI configuration in --cni-conf-dir).
     /// Without it, the spec's namespaces decide.
     #[arg(long, value_name = "MODE")]
-    pub network: Option<berth::network::Network>,
+    pub network: Option<berth_net::Network>,
     /// Publish a container port on the host (bridge, overlay and CNI
     /// networks; repeatable):
     /// [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp].
     #[arg(short = 'p', long, value_name = "PORTS")]
-    pub publish: Vec<berth::network::PortMapping>,
+    pub publish: Vec<berth_net::PortMapping>,
     /// A fixed address on the bridge network instead of the next free one.
     #[arg(long)]
     pub ip: Option<std::net::Ipv4Addr>,
     /// The subnet of the bridge network named by --network (default
     /// 10.89.0.0/16 for berth0); its bridge interface has the network's name.
     #[arg(long)]
-    pub subnet: Option<berth::network::Ipv4Net>,
+    pub subnet: Option<berth_net::Ipv4Net>,
     /// With --subnet: makes the network dual-stack with this IPv6 subnet
     /// (each container gets the address at its IPv4 offset).
     #[arg(long, requires = "subnet")]
-    pub subnet6: Option<berth::network::Ipv6Net>,
+    pub subnet6: Option<berth_net::Ipv6Net>,
     /// A JSON file listing bridge and overlay networks (berth's
     /// `BridgeNetwork`: name, bridge, subnet, and optionally range,
     /// subnet6 and vxlan {vni, local, peers, port}); they add to or replace

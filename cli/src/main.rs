@@ -16,7 +16,14 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     // The shim runs its own (single-threaded) async runtime.
     if let Some(cli::Command::Shim(s)) = &args.command {
-        return ExitCode::from(u8::try_from(berth::shim::run_shim(&s.request)).unwrap_or(1));
+        // What a detached container may ask of extensions: the same as
+        // `create` offers (a request carries the settings).
+        let extensions: Vec<std::sync::Arc<dyn berth::extension::Extension>> = vec![
+            std::sync::Arc::new(berth_net::Networks::default()),
+            std::sync::Arc::new(berth_image::Snapshots),
+        ];
+        let code = berth::shim::run_shim(&s.request, extensions);
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     let preserve = match &args.command {
         Some(cli::Command::Create(c)) => c.flags.preserve_fds,

@@ -139,85 +139,6 @@ pub enum Error {
     #[error("shim: {0}")]
     Shim(String),
 
-    /// A network setting conflicts with what exists, or a network operation
-    /// failed (a netlink or nftables refusal, no free address). Nothing of
-    /// the container's network was left behind.
-    #[error("network {network}: {reason}")]
-    Network {
-        /// The network (or berth's nftables table) concerned.
-        network: String,
-        /// What went wrong.
-        reason: String,
-    },
-
-    /// A CNI plugin failed (or ran out of time). `message` and `details`
-    /// are the plugin's own, from the error it printed as JSON (its
-    /// standard error when it printed none). What the plugins of the list
-    /// had made was deleted again.
-    #[error("network {network}: CNI plugin {plugin} failed on {command}: {message}{}", if details.is_empty() { String::new() } else { format!(" ({details})") })]
-    Cni {
-        /// The CNI network (the conflist's `name`).
-        network: String,
-        /// The plugin (its `type`).
-        plugin: String,
-        /// `ADD`, `CHECK` or `DEL`.
-        command: &'static str,
-        /// The plugin's error code (CNI's well-known codes are below 100),
-        /// `None` when it printed no error object or timed out.
-        code: Option<u32>,
-        /// The plugin's `msg`.
-        message: String,
-        /// The plugin's `details`.
-        details: String,
-    },
-
-    /// A network's subnet overlaps an address already in use on the host.
-    /// Nothing was changed.
-    #[error("network {network}: subnet {subnet} overlaps {other}")]
-    SubnetOverlap {
-        /// The network whose subnet was refused.
-        network: String,
-        /// Its subnet.
-        subnet: String,
-        /// What it overlaps (an address on an interface, another network).
-        other: String,
-    },
-
-    /// A host port asked for with `--publish` is taken, by another
-    /// container or by a socket of the host. Nothing was changed.
-    #[error("port {host_ip}:{port}/{protocol} is taken: {by}")]
-    PortTaken {
-        /// The host address (`0.0.0.0` for every address).
-        host_ip: std::net::Ipv4Addr,
-        /// The host port.
-        port: u16,
-        /// `tcp` or `udp`.
-        protocol: &'static str,
-        /// Who holds it.
-        by: String,
-    },
-
-    /// A network names an interface the host does not have (a macvlan
-    /// parent). `field` is the option that named it.
-    #[error("{field}: no interface {name:?} on the host")]
-    UnknownInterface {
-        /// The option naming the interface.
-        field: &'static str,
-        /// The interface name.
-        name: String,
-    },
-
-    /// An address asked for is not a host address of the network's subnet.
-    #[error("network {network}: address {address} is not a host address of {subnet}")]
-    AddressOutsideSubnet {
-        /// The address asked for.
-        address: std::net::Ipv4Addr,
-        /// The network's subnet.
-        subnet: String,
-        /// The network.
-        network: String,
-    },
-
     /// The state file of a container is unreadable or corrupt.
     #[error("state of container {id:?}: {reason}")]
     State {
@@ -227,51 +148,15 @@ pub enum Error {
         reason: String,
     },
 
-    /// An image, manifest, index, config or reference is malformed or
-    /// missing; `what` names it (`index.json`, `manifest sha256:…`,
-    /// `config.rootfs.diff_ids[2]`, a reference).
-    #[error("image {what}: {reason}")]
-    Image {
-        /// The object or field at fault.
-        what: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-
-    /// Content did not hash to the digest it was announced with; it was
-    /// not stored.
-    #[error("digest mismatch for {what}: expected {expected}, got {actual}")]
-    DigestMismatch {
-        /// What was being verified (`blob`, `layer diff-id`).
-        what: &'static str,
-        /// The announced digest.
-        expected: String,
-        /// The digest of the bytes received.
-        actual: String,
-    },
-
-    /// The signature policy refused an image: no signature, or none that
-    /// verifies with the configured keys. Nothing of it was stored.
-    #[error("image {image}: signature refused: {reason}")]
-    Signature {
-        /// The image reference.
-        image: String,
-        /// Why.
-        reason: String,
-    },
-
-    /// A layer entry would write outside the layer directory (absolute
-    /// path, `..`, a path through a symlink, a hardlink to an outside
-    /// target) or is of a kind berth refuses. Nothing of the layer was
-    /// kept.
-    #[error("unsafe layer {layer}: entry {entry:?}: {reason}")]
-    UnsafeLayer {
-        /// The layer's digest.
-        layer: String,
-        /// The tar entry's path.
-        entry: String,
-        /// Why it was refused.
-        reason: String,
+    /// An [extension](crate::extension) (a network, an image snapshot)
+    /// failed; `source` is its own error, to downcast.
+    #[error("{name}: {source}")]
+    Extension {
+        /// The extension's name.
+        name: String,
+        /// Its error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
 }
 
@@ -291,10 +176,14 @@ impl Error {
         }
     }
 
-    pub(crate) fn image(what: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::Image {
-            what: what.into(),
-            reason: reason.into(),
+    /// An error of extension `name`.
+    pub fn extension(
+        name: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Error::Extension {
+            name: name.into(),
+            source: source.into(),
         }
     }
 

@@ -32,12 +32,11 @@ pub mod cgroups;
 mod container;
 mod error;
 mod exec;
+pub mod extension;
 mod hooks;
 pub mod host;
-pub mod image;
 mod inotify;
 pub mod logs;
-pub mod network;
 pub mod plan;
 mod runtime;
 pub mod security;
@@ -47,8 +46,8 @@ mod stdio;
 
 pub use bundle::Bundle;
 pub use container::{
-    leave_children_to_parent, Container, CreateOptions, Event, ExecOptions, ExecProcess,
-    STOP_SIGNAL_ANNOTATION,
+    leave_children_to_parent, validate_id, Container, CreateOptions, Event, ExecOptions,
+    ExecProcess, STOP_SIGNAL_ANNOTATION,
 };
 pub use error::{Error, Result};
 pub use logs::{LogConfig, LogLine, LogOptions, LogStream};

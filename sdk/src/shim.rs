@@ -25,6 +25,7 @@ use crate::bundle::Bundle;
 use crate::container::{create, validate_id, Container, CreateOptions};
 use crate::error::{Error, Result};
 use crate::exec;
+use crate::extension::Extension;
 use crate::host::Host;
 use crate::logs::{Capture, LogConfig};
 use crate::runtime::Config;
@@ -44,14 +45,14 @@ struct Request {
     /// container's 3, 4, ….
     #[serde(default)]
     passed_fds: u32,
+    /// The container's requests to extensions, which the shim binary
+    /// must have (the `berth` binary has `berth-net`'s and
+    /// `berth-image`'s).
     #[serde(default)]
-    network: crate::network::NetworkOptions,
+    extensions: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The settings of each requested extension in the caller's runtime.
     #[serde(default)]
-    networks: Vec<crate::network::BridgeNetwork>,
-    #[serde(default)]
-    host_netns: Option<PathBuf>,
-    #[serde(default)]
-    cni: crate::network::CniConfig,
+    extension_settings: std::collections::BTreeMap<String, serde_json::Value>,
     /// Capture the container's output here.
     #[serde(default)]
     log: Option<LogConfig>,
@@ -76,6 +77,10 @@ pub(crate) async fn create_detached(
     opts: CreateOptions,
 ) -> Result<Container> {
     validate_id(&id)?;
+    let extension_settings = crate::extension::resolve(&config.extensions, &opts.extensions)?
+        .iter()
+        .map(|e| (e.name().to_string(), e.settings()))
+        .collect();
     // Refuse a bad spec here, with a typed error, before any process.
     let plan_opts = crate::plan::Options {
         no_pivot: opts.no_pivot,
@@ -118,10 +123,8 @@ pub(crate) async fn create_detached(
         spec: bundle.spec,
         no_pivot: opts.no_pivot,
         passed_fds: crate::container::passed_count(&opts.pass_fds)?,
-        network: opts.network.clone(),
-        networks: config.networks.clone(),
-        host_netns: config.host_netns.clone(),
-        cni: config.cni.clone(),
+        extensions: opts.extensions.clone(),
+        extension_settings,
         log: opts.log.clone(),
     };
     let request_path = config.root.join(format!(".{id}.shim-request.json"));
@@ -179,7 +182,9 @@ pub(crate) async fn create_detached(
         // Dropping the handle lets tokio reap the shim whenever it exits.
         drop(child);
         match serde_json::from_slice::<Reply>(&reply) {
-            Ok(Reply::Created { .. }) => Container::attach_with(config.root.join(&id), &id, ends),
+            Ok(Reply::Created { .. }) => {
+                Container::attach_with(config.root.join(&id), &id, ends, &config.extensions)
+            }
             Ok(Reply::Failed { error }) => Err(Error::Shim(error)),
             Err(_) => Err(Error::Shim(format!(
                 "the shim {} gave no valid reply (did it crash?)",
@@ -193,8 +198,9 @@ pub(crate) async fn create_detached(
 }
 
 /// The shim's main: what `berth shim --request FILE` runs. Returns the
-/// process's exit code.
-pub fn run_shim(request: &Path) -> i32 {
+/// process's exit code. `extensions` are those the shim binary offers;
+/// a request naming another fails.
+pub fn run_shim(request: &Path, extensions: Vec<Arc<dyn Extension>>) -> i32 {
     let reply = exec::inherited_fd(REPLY_FD).map(std::fs::File::from);
     // Orphans of the container become ours (and are reaped below), and
     // signals to the SDK's process group or terminal no longer reach us.
@@ -218,7 +224,7 @@ pub fn run_shim(request: &Path) -> i32 {
         }
     };
     rt.block_on(async move {
-        let (ctr, capture) = match create_and_record(req, passed).await {
+        let (ctr, capture) = match create_and_record(req, passed, extensions).await {
             Ok(c) => c,
             Err(e) => {
                 send(
@@ -265,19 +271,24 @@ fn send(reply: Option<std::fs::File>, r: Reply) {
 async fn create_and_record(
     req: Request,
     pass_fds: Vec<std::os::fd::OwnedFd>,
+    offered: Vec<Arc<dyn Extension>>,
 ) -> Result<(Container, Option<Capture>)> {
+    // Each requested extension with the caller's settings.
+    let mut extensions = Vec::new();
+    for (name, settings) in &req.extension_settings {
+        let ext = crate::extension::find(&offered, name)?;
+        extensions.push(ext.with_settings(settings)?.unwrap_or_else(|| ext.clone()));
+    }
     let config = Arc::new(Config {
         root: req.root,
         cgroup_parent: req.cgroup_parent,
         shim: None,
-        networks: req.networks,
-        host_netns: req.host_netns,
-        cni: req.cni,
+        extensions,
     });
     let mut opts = CreateOptions {
         no_pivot: req.no_pivot,
         pass_fds,
-        network: req.network,
+        extensions: req.extensions,
         ..Default::default()
     };
     // The container writes into pipes that only the shim reads.

@@ -117,19 +117,33 @@ pub(crate) struct Persisted {
     /// set), if it does.
     #[serde(default)]
     pub log: Option<crate::logs::LogConfig>,
+    /// The extensions the container asked for, recorded before any of
+    /// them prepares anything: delete releases each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<String>,
 }
 
-/// A host process (a shim, a recorder), identified like the container's
-/// first process: pid and start time.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub(crate) struct HostProcess {
+/// A host process (a container's first process, a shim, a creator),
+/// identified by pid and start time, so that a recycled pid is never
+/// mistaken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct HostProcess {
+    /// Its pid, in the host's pid namespace.
     pub pid: i32,
+    /// Its start time: field 22 of `/proc/<pid>/stat`, in clock ticks
+    /// since boot.
     pub start_time: u64,
 }
 
 impl HostProcess {
-    /// This process.
-    pub(crate) fn this() -> Option<HostProcess> {
+    /// The process `pid` that started at `start_time`.
+    pub fn new(pid: i32, start_time: u64) -> HostProcess {
+        HostProcess { pid, start_time }
+    }
+
+    /// This process (`None` only if `/proc` is unreadable).
+    pub fn this() -> Option<HostProcess> {
         // Read once per process (a forked copy has a pid of its own).
         static THIS: std::sync::OnceLock<HostProcess> = std::sync::OnceLock::new();
         let pid = i32::try_from(std::process::id()).ok()?;
@@ -143,7 +157,7 @@ impl HostProcess {
     }
 
     /// Whether it still runs (not a zombie, not a recycled pid).
-    pub(crate) fn is_alive(&self) -> bool {
+    pub fn is_alive(&self) -> bool {
         is_alive(self.pid, self.start_time)
     }
 }

@@ -8,42 +8,43 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use super::{runtime, send_console, write_pid_file, Outcome};
 use crate::cli::{Create, CreateFlags, Global, Run};
-use berth::network::{BridgeNetwork, Network, NetworkOptions};
+use berth_net::{BridgeNetwork, Network, NetworkOptions, Networks, Settings};
 
-/// The runtime, with the bridge network and host namespace the flags name.
+/// The runtime with its extensions (networks, image snapshots), the
+/// networks with the bridge network and host namespace the flags name.
 async fn network_runtime(
     g: &Global,
     flags: &CreateFlags,
     shim: bool,
 ) -> Result<berth::Runtime, Box<dyn std::error::Error>> {
-    let mut config = berth::Config {
-        host_netns: flags.host_netns.clone(),
-        ..super::config(g)
-    };
-    config.cni.conf_dir = flags.cni_conf_dir.clone();
+    let mut settings = Settings::default();
+    settings.host_netns = flags.host_netns.clone();
+    settings.cni.conf_dir = flags.cni_conf_dir.clone();
     if !flags.cni_bin_dir.is_empty() {
-        config.cni.bin_dirs = flags.cni_bin_dir.clone();
-    }
-    if shim {
-        // This very binary's `shim` subcommand.
-        config.shim = Some(std::env::current_exe()?);
+        settings.cni.bin_dirs = flags.cni_bin_dir.clone();
     }
     if let Some(path) = &flags.network_config {
         let text =
             std::fs::read(path).map_err(|e| format!("--network-config {}: {e}", path.display()))?;
         let nets: Vec<BridgeNetwork> = serde_json::from_slice(&text)
             .map_err(|e| format!("--network-config {}: {e}", path.display()))?;
-        config
+        settings
             .networks
             .retain(|n| !nets.iter().any(|m| m.name == n.name));
-        config.networks.extend(nets);
+        settings.networks.extend(nets);
     }
     if let (Some(Network::Bridge(name)), Some(subnet)) = (&flags.network, flags.subnet) {
-        config.networks.retain(|n| &n.name != name);
+        settings.networks.retain(|n| &n.name != name);
         let mut net = BridgeNetwork::new(name, subnet);
         net.bridge = name.chars().take(15).collect();
         net.subnet6 = flags.subnet6;
-        config.networks.push(net);
+        settings.networks.push(net);
+    }
+    let networks = Networks::new(settings);
+    let mut config = super::config_with_extensions(g, networks);
+    if shim {
+        // This very binary's `shim` subcommand.
+        config.shim = Some(std::env::current_exe()?);
     }
     Ok(berth::Runtime::new(config).await?)
 }
@@ -98,7 +99,7 @@ pub(super) fn options(
     let capture = log.is_some();
     // The shim's own stdio: nothing of ours stays open in it.
     let stdio = || if capture { Stdio::Null } else { Stdio::Inherit };
-    CreateOptions {
+    let mut opts = CreateOptions {
         stdin: stdio(),
         stdout: stdio(),
         stderr: stdio(),
@@ -108,14 +109,19 @@ pub(super) fn options(
         // then the caller's subreaper (conmon, containerd's shim). Only
         // with captured output does a berth shim parent it.
         detached: capture,
-        network: NetworkOptions {
+        log,
+        ..CreateOptions::default()
+    };
+    if flags.network.is_some() || !flags.publish.is_empty() || flags.ip.is_some() {
+        let net = NetworkOptions {
             mode: flags.network.clone(),
             publish: flags.publish.clone(),
             address: flags.ip,
-            cni_args: Vec::new(),
-        },
-        log,
+            ..NetworkOptions::default()
+        };
+        net.add_to(&mut opts);
     }
+    opts
 }
 
 /// The log settings the flags ask for: with `--log-path`, or when

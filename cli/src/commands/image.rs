@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 
-use berth::image::{ImageOverrides, PullOptions, SignaturePolicy};
 use berth::{Container, Runtime};
+use berth_image::{ImageOverrides, ImageStore, PullOptions, SignaturePolicy};
 use futures::StreamExt;
 
 use super::{runtime, Outcome};
@@ -39,19 +39,18 @@ pub async fn create(
         hostname: None,
         terminal: flags.tty,
     };
-    Ok(rt
-        .create_from_image_with(
-            id,
-            image,
-            overrides,
-            super::create::options(flags, preserved, log),
-        )
-        .await?)
+    let opts = super::create::options(flags, preserved, log);
+    Ok(berth_image::create_container(rt, id, image, overrides, opts).await?)
+}
+
+/// The image store under `--root`.
+fn store(g: &Global) -> berth_image::Result<ImageStore> {
+    ImageStore::open(super::config(g).root)
 }
 
 /// `pull`, or with `push` the other way; both show per-blob progress.
 pub async fn pull(g: &Global, p: Pull, push: bool) -> Outcome {
-    let store = runtime(g).await?.images()?;
+    let store = store(g)?;
     let credentials = match &p.creds {
         Some(c) => {
             let (u, pw) = c.split_once(':').ok_or("--creds must be user:password")?;
@@ -123,7 +122,7 @@ fn bar(digest: &str, done: u64, total: u64) -> String {
 }
 
 pub async fn images(g: &Global, i: Images) -> Outcome {
-    let list = runtime(g).await?.images()?.list()?;
+    let list = store(g)?.list()?;
     let mut out = std::io::stdout().lock();
     match (i.quiet, i.format.as_str()) {
         (true, _) => {
@@ -162,7 +161,7 @@ pub async fn images(g: &Global, i: Images) -> Outcome {
 }
 
 pub async fn rmi(g: &Global, r: Rmi) -> Outcome {
-    let store = runtime(g).await?.images()?;
+    let store = store(g)?;
     for reference in &r.references {
         store.untag(reference)?;
         println!("untagged {reference}");
@@ -178,13 +177,13 @@ pub async fn rmi(g: &Global, r: Rmi) -> Outcome {
 }
 
 pub async fn commit(g: &Global, c: Commit) -> Outcome {
-    let digest = runtime(g).await?.commit(&c.id, &c.reference).await?;
+    let digest = berth_image::commit(&runtime(g).await?, &c.id, &c.reference).await?;
     println!("{digest}");
     Ok(0)
 }
 
 pub async fn import(g: &Global, i: Import) -> Outcome {
-    let store = runtime(g).await?.images()?;
+    let store = store(g)?;
     let name = store.import_layout(&i.dir, i.name.as_deref(), &i.reference)?;
     println!("{name}");
     Ok(0)

@@ -27,7 +27,7 @@ pub async fn kill(g: &Global, k: Kill) -> Outcome {
 }
 
 pub async fn delete(g: &Global, d: Delete) -> Outcome {
-    let rt = runtime(g).await?;
+    let rt = super::runtime_with_extensions(g).await?;
     let ctr = match rt.get(&d.id).await {
         Ok(c) => c,
         // As runc: forcing the delete of a container that is already gone

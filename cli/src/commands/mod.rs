@@ -12,6 +12,7 @@ use std::io::IoSlice;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::sync::Arc;
 
 use berth::{Config, Runtime};
 
@@ -78,8 +79,25 @@ pub fn config(g: &Global) -> Config {
     }
 }
 
+/// [`config`] with the extensions that create and delete need:
+/// `networks` and image snapshots.
+pub fn config_with_extensions(g: &Global, networks: berth_net::Networks) -> Config {
+    let mut config = config(g);
+    config.extensions = vec![Arc::new(networks), Arc::new(berth_image::Snapshots)];
+    config
+}
+
+/// The runtime for commands that make nothing and release nothing
+/// (`state`, `kill`, `start`, `exec`, …): no extension is loaded.
 pub async fn runtime(g: &Global) -> berth::Result<Runtime> {
     Runtime::new(config(g)).await
+}
+
+/// The runtime for commands that may release what extensions made
+/// (`delete`, `rollback`): with networks and image snapshots.
+pub async fn runtime_with_extensions(g: &Global) -> berth::Result<Runtime> {
+    let networks = berth_net::Networks::new(berth_net::Settings::default());
+    Runtime::new(config_with_extensions(g, networks)).await
 }
 
 /// Writes `pid` to `path` as runc does: a temporary file, then a rename.

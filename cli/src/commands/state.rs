@@ -31,7 +31,7 @@ fn state_json(ctr: &Container) -> berth::Result<Value> {
         "annotations": s.annotations().clone().unwrap_or_default(),
     });
     // berth's own: the container's bridge network, address and ports.
-    if let Some(net) = ctr.network()? {
+    if let Some(net) = berth_net::attachment(ctr)? {
         v["network"] = serde_json::to_value(net).unwrap_or_default();
     }
     Ok(v)

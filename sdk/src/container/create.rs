@@ -14,6 +14,7 @@ use crate::bundle::Bundle;
 use crate::cgroups::Cgroup;
 use crate::error::{Error, Result};
 use crate::exec::{self, Report};
+use crate::extension::{Attach, Extension, Prepare, Release};
 use crate::hooks::{self, Where};
 use crate::host::Host;
 use crate::plan::{self, Plan, Step};
@@ -41,8 +42,11 @@ pub struct CreateOptions {
     /// Let a shim process parent the container, so that it outlives this
     /// process (see [`Runtime::create_with`](crate::Runtime::create_with)).
     pub detached: bool,
-    /// The network to join and the ports to publish.
-    pub network: crate::network::NetworkOptions,
+    /// Requests to [extensions](crate::extension), by name: what each
+    /// needs for this container (a network to join, an image snapshot to
+    /// release). Every name must be one of
+    /// [`Config::extensions`](crate::Config::extensions).
+    pub extensions: std::collections::BTreeMap<String, serde_json::Value>,
     /// Capture the container's stdout and stderr in a log file that
     /// [`Container::logs`] reads (needs `detached`, and a spec without
     /// `process.terminal`): the shim reads them from pipes, so the
@@ -75,9 +79,15 @@ pub(crate) async fn create(
     })?
 }
 
-/// Validates a container id: what runc accepts, so ids are also safe as
-/// file and cgroup names.
-pub(crate) fn validate_id(id: &str) -> Result<()> {
+/// Checks a container id: what runc accepts (letters, digits, `_ + - .`,
+/// at most 1024 bytes, not `.` or `..`), so ids are also safe as file and
+/// cgroup names.
+///
+/// ```
+/// assert!(berth::validate_id("web-1").is_ok());
+/// assert!(berth::validate_id("../etc").is_err());
+/// ```
+pub fn validate_id(id: &str) -> Result<()> {
     let bad = |reason| {
         Err(Error::InvalidId {
             id: id.to_string(),
@@ -116,17 +126,18 @@ pub(crate) fn passed_count(fds: &[OwnedFd]) -> Result<u32> {
 }
 
 /// What exists so far, to be undone if a later step fails.
-struct Partial {
+struct Partial<'a> {
     dir: PathBuf,
     dir_created: bool,
     /// The cgroup, if berth made it (a pre-existing one is never removed).
     cgroup: Option<Cgroup>,
     child: Option<(Arc<Supervisor>, exec::ChildMemory)>,
-    /// The container holds a network lease (and maybe more of a network).
-    network: Option<String>,
+    /// Extensions that may have made something (their prepare began).
+    extensions: Vec<&'a dyn Extension>,
+    id: &'a str,
 }
 
-impl Partial {
+impl Partial<'_> {
     async fn undo(mut self) {
         if let Some((sup, memory)) = self.child.take() {
             let _ = exec::sys::pidfd_send_signal(sup.pidfd().as_raw_fd(), libc::SIGKILL);
@@ -141,9 +152,13 @@ impl Partial {
                 tracing::warn!(error = %e, "could not remove cgroup of failed container");
             }
         }
-        if let Some(id) = self.network.take() {
-            if let Err(e) = crate::network::release(&self.dir, &id).await {
-                tracing::warn!(error = %e, "could not release the network of a failed container");
+        for ext in std::mem::take(&mut self.extensions).into_iter().rev() {
+            let cx = Release {
+                id: self.id,
+                state_dir: &self.dir,
+            };
+            if let Err(e) = ext.release(cx).await {
+                tracing::warn!(extension = ext.name(), error = %e, "could not release what an extension made for a failed container");
             }
         }
         if self.dir_created {
@@ -240,7 +255,10 @@ async fn create_now(
     opts: CreateOptions,
 ) -> Result<Container> {
     validate_id(id)?;
-    crate::network::adjust_spec(&mut bundle.spec, &opts.network)?;
+    let extensions = crate::extension::resolve(&config.extensions, &opts.extensions)?;
+    for (ext, request) in extensions.iter().zip(opts.extensions.values()) {
+        ext.edit_spec(&mut bundle.spec, request)?;
+    }
     let dir = config.root.join(id);
     let cgroup_path = cgroup_path(config, id, &bundle);
     let plan_opts = plan::Options {
@@ -273,6 +291,7 @@ async fn create_now(
         // Set below, in the first record, before the cgroup is made.
         cgroup_owned: None,
         log: None,
+        extensions: opts.extensions.keys().cloned().collect(),
     };
     let (root, mut rec) = (config.root.clone(), first);
     // Held until the container is created: no other start, kill or delete
@@ -293,30 +312,34 @@ async fn create_now(
         dir_created: true,
         cgroup: None,
         child: None,
-        network: None,
+        extensions: Vec::new(),
+        id,
     };
     let hostname = bundle
         .spec
         .hostname()
         .clone()
         .unwrap_or_else(|| id.chars().take(63).collect());
-    let net = super::phase(
-        "create.network",
-        crate::network::prepare(config, &dir, id, &hostname, &opts.network),
-    )
-    .await;
-    if let Ok(Some(_)) | Err(_) = &net {
-        partial.network = Some(id.to_string());
-    }
-    let net = match net {
-        Ok(n) => n,
-        Err(e) => {
-            partial.undo().await;
-            return Err(e);
+    let mut mounts = Vec::new();
+    for (ext, request) in extensions.iter().zip(opts.extensions.values()) {
+        // Released on failure from now on: the first record names it.
+        partial.extensions.push(*ext);
+        let cx = Prepare {
+            id,
+            state_dir: &dir,
+            hostname: &hostname,
+            request,
+        };
+        match super::phase("create.extension", ext.prepare(cx)).await {
+            Ok(m) => mounts.extend(m),
+            Err(e) => {
+                partial.undo().await;
+                return Err(e);
+            }
         }
-    };
-    if let Some(mounts) = net {
-        // The container's /etc/hosts, hostname and resolv.conf exist only
+    }
+    if !mounts.is_empty() {
+        // Files the extensions made (a network's /etc/hosts) exist only
         // now: compile again with their mounts.
         let mut all = bundle.spec.mounts().clone().unwrap_or_default();
         all.extend(mounts);
@@ -329,7 +352,7 @@ async fn create_now(
             }
         }
     }
-    let result = build(first, &bundle, opts, plan, &mut partial).await;
+    let result = build(first, &bundle, opts, plan, &mut partial, &config.extensions).await;
     let result = match result {
         Ok(c) => Ok(c),
         Err(e) => {
@@ -383,7 +406,8 @@ async fn build(
     bundle: &Bundle,
     opts: CreateOptions,
     plan: Arc<Plan>,
-    partial: &mut Partial,
+    partial: &mut Partial<'_>,
+    config_extensions: &[Arc<dyn Extension>],
 ) -> Result<Container> {
     let dir = partial.dir.clone();
     let id = persisted.id.clone();
@@ -521,8 +545,8 @@ async fn build(
         };
         match report.kind {
             Report::HOOKS => {
-                // The network is there when the createRuntime hooks run.
-                crate::network::attach(&dir, &id, pid).await?;
+                // A network is there when the createRuntime hooks run.
+                attach_extensions(partial, &opts.extensions, &sup, pid).await?;
                 connected = true;
                 run_create_hooks(bundle, &persisted, pid).await?;
                 go(&sync)?;
@@ -543,7 +567,7 @@ async fn build(
             }
             Report::CREATED => {
                 if !connected {
-                    crate::network::attach(&dir, &id, pid).await?;
+                    attach_extensions(partial, &opts.extensions, &sup, pid).await?;
                 }
                 super::phase(
                     "create.waiter_exec",
@@ -584,7 +608,7 @@ async fn build(
     sup.release_if_reaped().await;
     partial.cgroup = None;
     partial.dir_created = false;
-    partial.network = None;
+    partial.extensions.clear();
     Ok(Container {
         inner: Arc::new(Inner {
             id,
@@ -596,8 +620,29 @@ async fn build(
             stdio: Mutex::new(ends),
             pty: Mutex::new(pty),
             hooks: bundle.spec.hooks().clone().map(Arc::new).into(),
+            extensions: config_extensions.to_vec(),
         }),
     })
+}
+
+/// Runs each extension's attach step on the container's process.
+async fn attach_extensions(
+    partial: &Partial<'_>,
+    requests: &std::collections::BTreeMap<String, serde_json::Value>,
+    sup: &Supervisor,
+    pid: i32,
+) -> Result<()> {
+    for (ext, request) in partial.extensions.iter().zip(requests.values()) {
+        let cx = Attach {
+            id: partial.id,
+            state_dir: &partial.dir,
+            pid,
+            pidfd: std::os::fd::AsFd::as_fd(sup.pidfd()),
+            request,
+        };
+        super::phase("create.attach", ext.attach(cx)).await?;
+    }
+    Ok(())
 }
 
 /// After `CREATED` the first process `execve`s `berth-waiter` (see

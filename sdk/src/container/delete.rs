@@ -8,6 +8,7 @@ use super::Container;
 use crate::cgroups::Cgroup;
 use crate::error::{Error, Result};
 use crate::exec::sys;
+use crate::extension::Release;
 use crate::hooks;
 use crate::state::Status;
 
@@ -91,21 +92,27 @@ impl Container {
                 }
             }
         }
-        let released = crate::network::release(&self.inner.dir, &p.id);
-        if let Err(e) = super::phase("delete.network", released).await {
-            errors.push(e);
-        }
-        // One blocking stage for the files: mounts made in the host's
-        // namespace (a spec without a mount namespace of its own), an image
-        // container's overlay and writable layer, then the state, unless
-        // something failed (it stays, so a later delete can finish the job).
+        // Mounts made in the host's namespace (a spec without a mount
+        // namespace of its own) sit on the rootfs an extension may have
+        // mounted: they go first. Without extensions, one blocking stage
+        // for all the files.
         let dir = self.inner.dir.clone();
-        let cleaned = super::blocking(move || {
-            if let Err(e) = super::host_mounts::release(&dir) {
+        if !p.extensions.is_empty() {
+            let d = dir.clone();
+            if let Err(e) = super::blocking(move || super::host_mounts::release(&d)).await {
                 errors.push(e);
             }
-            if let Err(e) = crate::image::snapshot::release(&dir) {
-                errors.push(e);
+            self.release_extensions(&p.id, &p.extensions, &mut errors)
+                .await;
+        }
+        // The state goes last, unless something failed (it stays, so a
+        // later delete can finish the job).
+        let host_mounts_left = p.extensions.is_empty();
+        let cleaned = super::blocking(move || {
+            if host_mounts_left {
+                if let Err(e) = super::host_mounts::release(&dir) {
+                    errors.push(e);
+                }
             }
             match errors.into_iter().next() {
                 Some(e) => Err(e),
@@ -115,6 +122,29 @@ impl Container {
         super::phase("delete.files", cleaned).await?;
         super::supervisor::unregister(&self.inner.dir);
         Ok(())
+    }
+
+    /// Lets each extension the container was made with release what it
+    /// made, the last recorded first.
+    async fn release_extensions(&self, id: &str, names: &[String], errors: &mut Vec<Error>) {
+        for name in names.iter().rev() {
+            let released = match crate::extension::find(&self.inner.extensions, name) {
+                Ok(ext) => {
+                    let cx = Release {
+                        id,
+                        state_dir: &self.inner.dir,
+                    };
+                    super::phase("delete.extension", ext.release(cx)).await
+                }
+                Err(_) => Err(Error::Unsupported(format!(
+                    "the container was made with extension {name:?}, which this runtime does not \
+                     have (Config::extensions): its state stays until a runtime with it deletes it"
+                ))),
+            };
+            if let Err(e) = released {
+                errors.push(e);
+            }
+        }
     }
 
     /// SIGKILLs (or signals) the first process through its pidfd, if it

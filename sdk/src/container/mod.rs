@@ -15,8 +15,9 @@ mod stop;
 mod supervisor;
 mod wait;
 
+pub use create::validate_id;
 pub use create::CreateOptions;
-pub(crate) use create::{create, passed_count, sweep_temporaries, validate_id};
+pub(crate) use create::{create, passed_count, sweep_temporaries};
 pub use events::Event;
 pub use exec::{ExecOptions, ExecProcess};
 pub use stop::STOP_SIGNAL_ANNOTATION;
@@ -34,6 +35,7 @@ use tokio::net::unix::pipe;
 
 use crate::error::{Error, Result};
 use crate::exec::ChildMemory;
+use crate::extension::Extension;
 use crate::state::{self, ExitStatus, Persisted, Status};
 use crate::stdio::{ParentEnds, Pty};
 
@@ -63,6 +65,8 @@ struct Inner {
     /// The spec's hooks, read once (they never change after create): most
     /// containers have none, and `start` and `delete` then parse nothing.
     hooks: std::sync::OnceLock<Option<Arc<oci_spec::runtime::Hooks>>>,
+    /// The runtime's extensions, for delete to release what they made.
+    extensions: Vec<Arc<dyn Extension>>,
 }
 
 /// What a shared-memory child still needs from its parent.
@@ -244,11 +248,29 @@ impl Container {
         }
     }
 
-    /// How the container is connected to a bridge network: its address,
-    /// gateway, interfaces and published ports. `None` for a container on
-    /// no bridge.
-    pub fn network(&self) -> Result<Option<crate::network::Attachment>> {
-        crate::network::Attachment::load(&self.inner.dir)
+    /// Records that extension `name` made something for this container
+    /// after it was created (a network connected to a running container),
+    /// so that [`delete`](Self::delete) releases it. Recorded under the
+    /// state lock, before the extension makes anything; recording a name
+    /// twice records it once. The name must be one of the runtime's
+    /// [`Config::extensions`](crate::Config::extensions).
+    pub async fn record_extension(&self, name: &str) -> Result<()> {
+        crate::extension::find(&self.inner.extensions, name)?;
+        let _lock = self.lock().await?;
+        let (dir, id, name) = (
+            self.inner.dir.clone(),
+            self.inner.id.clone(),
+            name.to_string(),
+        );
+        blocking(move || {
+            let mut p = Persisted::load(&dir, &id)?;
+            if !p.extensions.contains(&name) {
+                p.extensions.push(name);
+                p.save(&dir)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// The spec the container was created from.
@@ -281,14 +303,23 @@ impl Container {
     }
 
     /// Re-attaches to an existing container, from its state directory.
-    pub(crate) fn attach(dir: PathBuf, id: &str) -> Result<Container> {
-        Self::attach_with(dir, id, ParentEnds::default())
+    pub(crate) fn attach(
+        dir: PathBuf,
+        id: &str,
+        extensions: &[Arc<dyn Extension>],
+    ) -> Result<Container> {
+        Self::attach_with(dir, id, ParentEnds::default(), extensions)
     }
 
     /// Re-attaches, keeping the parent's ends of piped stdio. In the
     /// process that created the container the handle shares its
     /// supervisor, so it can wait for the exit status.
-    pub(crate) fn attach_with(dir: PathBuf, id: &str, ends: ParentEnds) -> Result<Container> {
+    pub(crate) fn attach_with(
+        dir: PathBuf,
+        id: &str,
+        ends: ParentEnds,
+        extensions: &[Arc<dyn Extension>],
+    ) -> Result<Container> {
         let p = Persisted::load(&dir, id)?;
         // pid 0: its creator was cancelled before recording the pid.
         let supervisor = supervisor::lookup(&dir).filter(|s| s.pid() == p.pid || p.pid <= 0);
@@ -319,6 +350,7 @@ impl Container {
                 stdio: Mutex::new(ends),
                 pty: Mutex::default(),
                 hooks: std::sync::OnceLock::new(),
+                extensions: extensions.to_vec(),
             }),
         })
     }

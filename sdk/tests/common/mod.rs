@@ -43,7 +43,7 @@ impl Drop for TestRuntime {
         let mut left: Vec<_> = std::fs::read_dir(&c.root)
             .map(|d| d.flatten().map(|e| e.file_name()).collect())
             .unwrap_or_default();
-        // The network lock and state directory (see berth::network): it
+        // The network lock and state directory (see berth-net): it
         // may stay, but without a network in use.
         let nets: Vec<_> = std::fs::read_dir(c.root.join("network/nets"))
             .map(|d| d.flatten().map(|e| e.file_name()).collect())

@@ -65,7 +65,7 @@ impl Drop for StoreGuard {
         let check = if panicking {
             None
         } else {
-            let store = berth::image::ImageStore::open(self.0.parent().unwrap()).unwrap();
+            let store = berth_image::ImageStore::open(self.0.parent().unwrap()).unwrap();
             for img in store.list().unwrap() {
                 store.untag(&img.reference).unwrap();
             }

@@ -12,7 +12,7 @@ use super::addr::Ipv4Net;
 use super::ipam::{NetState, Store};
 use super::{link, netns, Attachment, Driver, NetworkOptions};
 use crate::error::{Error, Result};
-use crate::runtime::Config;
+use crate::extension::Config;
 
 /// The IPAM network of a parent interface.
 pub(super) fn network_name(parent: &str) -> String {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::addr::{Ipv4Net, Ipv6Net};
 use super::PortMapping;
 use crate::error::{Error, Result};
-use crate::state::write_atomic;
+use berth::extension::{write_atomic, HostProcess};
 
 /// `<root>/network`.
 #[derive(Debug, Clone)]
@@ -234,9 +234,9 @@ impl NetState {
 }
 
 /// This process, as a lease records it.
-fn me() -> (i32, u64) {
+pub(crate) fn me() -> (i32, u64) {
     let pid = std::process::id() as i32;
-    (pid, crate::state::proc_stat(pid).map_or(0, |(_, s)| s))
+    HostProcess::this().map_or((pid, 0), |me| (me.pid, me.start_time))
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
@@ -257,7 +257,7 @@ fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
         network: path.display().to_string(),
         reason: e.to_string(),
     })?;
-    write_atomic(path, &json)
+    Ok(write_atomic(path, &json)?)
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ impl ImageStore {
     /// Unpacks what is missing of `image` and mounts a fresh rootfs for
     /// container `id`. On error nothing of the snapshot is left.
     pub fn prepare(&self, id: &str, image: &Image) -> Result<Snapshot> {
-        crate::container::validate_id(id)?;
+        berth::validate_id(id)?;
         let _lock = self.lock()?;
         let snap = self.snapshot(id);
         match fs::create_dir(&snap.dir) {

@@ -1,5 +1,29 @@
-//! Container networking: which network a container joins, and the host-side
-//! work that connects it.
+//! # berth-net
+//!
+//! Container networks for the [berth](berth) runtime: which network a
+//! container joins, and the host-side work that connects it. berth-net is
+//! an [extension](berth::extension) of the runtime: register a
+//! [`Networks`] in [`Config::extensions`](berth::Config::extensions), then
+//! put containers on a network with [`NetworkOptions::add_to`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use berth_net::{Network, NetworkOptions, Networks, Settings};
+//!
+//! let networks = Networks::new(Settings::default());
+//! let mut config = berth::Config::default();
+//! config.extensions.push(Arc::new(networks.clone()));
+//! let rt = berth::Runtime::new(config).await?;
+//!
+//! let mut opts = berth::CreateOptions::default();
+//! let mut net = NetworkOptions::default();
+//! net.mode = Some(Network::Bridge("berth0".into()));
+//! net.add_to(&mut opts);
+//! let ctr = rt.create_with("web", berth::Bundle::from_dir("bundle")?, opts).await?;
+//! println!("{:?}", berth_net::attachment(&ctr)?);
+//! # Ok(()) }
+//! ```
 //!
 //! Drivers, chosen per container with [`NetworkOptions::mode`]:
 //! - [`Network::None`]: a network namespace of its own with only `lo` up;
@@ -12,18 +36,20 @@
 //! - [`Network::Cni`]: whatever the plugins of a CNI network configuration
 //!   make (see [`CniConfig`]; `bridge`, `host-local`, `portmap`, ...).
 //!
-//! The host side runs in [`Config::host_netns`](crate::Config::host_netns)
+//! The host side runs in [`Settings::host_netns`]
 //! (the runtime's own namespace by default), so a test or an embedding
 //! program can give berth a namespace that plays the host.
 //!
 //! Everything a container's network made is removed when it is deleted,
 //! and, for containers whose process is gone, when a runtime next starts
-//! ([`Runtime::new`](crate::Runtime::new)).
+//! ([`Runtime::new`](berth::Runtime::new)).
 
 mod addr;
 mod bridge;
 mod cni;
 mod command;
+mod error;
+mod extension;
 mod files;
 mod ipam;
 mod link;
@@ -34,6 +60,8 @@ mod sysctl;
 
 pub use addr::{Ipv4Net, Ipv6Net};
 pub use cni::CniConfig;
+pub use error::{Error, Result};
+pub use extension::{attachment, Networks, Settings, EXTENSION_NAME};
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
@@ -42,8 +70,7 @@ use std::str::FromStr;
 use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType, Spec};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::runtime::Config;
+use crate::extension::Config;
 
 /// The network a container joins.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,15 +80,13 @@ pub enum Network {
     None,
     /// The host's network namespace.
     Host,
-    /// The bridge network of this name (one of
-    /// [`Config::networks`](crate::Config::networks)).
+    /// The bridge network of this name (one of [`Settings::networks`]).
     Bridge(String),
     /// A macvlan device on this parent interface of the host, with an
     /// address of the parent's subnet.
     Macvlan(String),
     /// The VXLAN overlay network of this name (one of
-    /// [`Config::networks`](crate::Config::networks) with
-    /// [`BridgeNetwork::vxlan`] set).
+    /// [`Settings::networks`] with [`BridgeNetwork::vxlan`] set).
     Overlay(String),
     /// The CNI network of this name: the configuration list in
     /// [`CniConfig::conf_dir`] whose `name` it is.
@@ -215,8 +240,7 @@ pub struct Vxlan {
     pub local: Ipv4Addr,
     /// The other hosts' underlay addresses (any number; a host joining
     /// later reaches the running containers, and
-    /// [`Runtime::set_overlay_peers`](crate::Runtime::set_overlay_peers)
-    /// adds it here to a running overlay).
+    /// [`Networks::set_overlay_peers`] adds it here to a running overlay).
     pub peers: Vec<Ipv4Addr>,
     /// The UDP port (4789, IANA's, unless set otherwise).
     pub port: u16,
@@ -254,8 +278,8 @@ impl BridgeNetwork {
     }
 }
 
-/// Network choices for one container (part of
-/// [`CreateOptions`](crate::CreateOptions)).
+/// Network choices for one container (given to it with
+/// [`NetworkOptions::add_to`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkOptions {
     /// The network to join; `None` keeps what the spec's
@@ -285,8 +309,8 @@ pub enum Driver {
     Cni,
 }
 
-/// How a container is connected, as [`Container::network`](crate::Container::network)
-/// reports it (and `berth state` prints it).
+/// How a container is connected, as [`attachment`] reports it (and
+/// `berth state` prints it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attachment {
     /// The driver.
@@ -344,7 +368,10 @@ impl Attachment {
             network: self.network.clone(),
             reason: e.to_string(),
         })?;
-        crate::state::write_atomic(&dir.join(ATTACHMENT_FILE), &json)
+        Ok(berth::extension::write_atomic(
+            &dir.join(ATTACHMENT_FILE),
+            &json,
+        )?)
     }
 }
 
@@ -354,20 +381,20 @@ pub(crate) fn adjust_spec(spec: &mut Spec, opts: &NetworkOptions) -> Result<()> 
     let bridged = matches!(opts.mode, Some(Network::Bridge(_) | Network::Overlay(_)));
     let cni = matches!(opts.mode, Some(Network::Cni(_)));
     if !bridged && !cni && !opts.publish.is_empty() {
-        return Err(Error::invalid(
+        return Err(Error::invalid_option(
             "network.publish",
             "ports can be published only on a bridge, overlay or CNI network",
         ));
     }
     if !cni && !opts.cni_args.is_empty() {
-        return Err(Error::invalid(
+        return Err(Error::invalid_option(
             "network.cni_args",
             "CNI_ARGS are for a CNI network only",
         ));
     }
     let addressed = bridged || matches!(opts.mode, Some(Network::Macvlan(_)));
     if !addressed && opts.address.is_some() {
-        return Err(Error::invalid(
+        return Err(Error::invalid_option(
             "network.address",
             "an address can be given only on a bridge or macvlan network",
         ));
@@ -393,7 +420,7 @@ pub(crate) fn adjust_spec(spec: &mut Spec, opts: &NetworkOptions) -> Result<()> 
         | Network::Cni(_) => {
             if let Some(i) = at {
                 if namespaces[i].path().is_some() {
-                    return Err(Error::invalid(
+                    return Err(Error::invalid_spec(
                         format!("linux.namespaces[{i}].path"),
                         "a container joining a network needs a network namespace of its own",
                     ));
@@ -442,7 +469,7 @@ pub(crate) async fn prepare(
         .ok_or_else(|| Error::Network {
             network: name.clone(),
             reason: format!(
-                "no such {} network in Config::networks",
+                "no such {} network in Settings::networks",
                 if overlay { "overlay" } else { "bridge" }
             ),
         })?;
@@ -489,7 +516,7 @@ pub(crate) async fn connect(
         opts.mode,
         Some(Network::Bridge(_) | Network::Macvlan(_) | Network::Overlay(_) | Network::Cni(_))
     ) {
-        return Err(Error::invalid(
+        return Err(Error::invalid_option(
             "network.mode",
             "a running container can join a bridge, macvlan, overlay or CNI network",
         ));
@@ -509,7 +536,7 @@ pub(crate) async fn connect(
         .clone()
         .unwrap_or_else(|| PathBuf::from("/proc/self/ns/net"));
     if ns(&host).ok() == Some(theirs) || ns(Path::new("/proc/self/ns/net")).ok() == Some(theirs) {
-        return Err(Error::invalid(
+        return Err(Error::invalid_spec(
             "linux.namespaces",
             "the container shares the host's network namespace",
         ));
@@ -573,7 +600,7 @@ pub(crate) async fn recover(root: &Path) -> Result<()> {
 }
 
 /// Makes `peers` the peers of overlay `name` on this host (see
-/// [`Runtime::set_overlay_peers`](crate::Runtime::set_overlay_peers)).
+/// [`Networks::set_overlay_peers`]).
 pub(crate) async fn set_overlay_peers(
     config: &Config,
     name: &str,
@@ -586,7 +613,7 @@ pub(crate) async fn set_overlay_peers(
     {
         return Err(Error::Network {
             network: name.to_string(),
-            reason: "no such overlay network in Config::networks".into(),
+            reason: "no such overlay network in Settings::networks".into(),
         });
     }
     bridge::set_peers(

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth::image::{digest, unpack};
+use berth_image::{digest, unpack};
 
 fn main() {
     let mb: usize = std::env::args()

@@ -1,15 +1,25 @@
 //! Images: content store, layer unpack, overlay snapshots, commit,
 //! rollback and GC, with real containers (root).
 
+#[path = "../../sdk/tests/common/mod.rs"]
 mod common;
 mod images_support;
 
 use std::fs;
 use std::path::Path;
 
-use berth::image::{digest, ImageOverrides};
-use berth::{CreateOptions, Error, Stdio};
-use common::{finish, id, runtime};
+use berth::{CreateOptions, Stdio};
+use berth_image::{digest, Error, ImageOverrides};
+use common::{finish, id, TestRuntime};
+
+/// A runtime of the test's own, with image snapshots.
+async fn runtime() -> TestRuntime {
+    let mut config = common::config();
+    config
+        .extensions
+        .push(std::sync::Arc::new(berth_image::Snapshots));
+    common::runtime_with(config).await
+}
 use images_support::*;
 
 fn piped() -> CreateOptions {
@@ -27,8 +37,7 @@ async fn run_image(rt: &berth::Runtime, image: &str, cmd: Option<&str>) -> commo
         cmd: cmd.map(|c| vec!["sh".into(), "-c".into(), c.into()]),
         ..Default::default()
     };
-    let ctr = rt
-        .create_from_image_with(&id("img"), image, overrides, piped())
+    let ctr = berth_image::create_container(rt, &id("img"), image, overrides, piped())
         .await
         .expect("create from image");
     ctr.start().await.unwrap();
@@ -66,7 +75,7 @@ fn three_layers() -> Vec<(Vec<u8>, Comp)> {
 async fn blob_with_wrong_digest_is_refused_and_not_stored() {
     let rt = runtime().await;
     let _g = StoreGuard::new(&rt);
-    let store = rt.images().unwrap();
+    let store = berth_image::store(&rt).unwrap();
     let claimed = digest::of(b"what the sender promised");
     let err = store
         .write_blob(&claimed, &b"what arrived"[..])
@@ -92,7 +101,7 @@ async fn blob_with_wrong_digest_is_refused_and_not_stored() {
 async fn layout_with_a_tampered_layer_is_refused_and_not_tagged() {
     let rt = runtime().await;
     let _g = StoreGuard::new(&rt);
-    let store = rt.images().unwrap();
+    let store = berth_image::store(&rt).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let layer = Layer::new().file("x", b"genuine", 0o644).into_tar();
     write_layout(
@@ -121,7 +130,7 @@ async fn layout_with_a_tampered_layer_is_refused_and_not_tagged() {
 async fn run_write_commit_and_run_the_new_image() {
     let rt = runtime().await;
     let g = StoreGuard::new(&rt);
-    let store = rt.images().unwrap();
+    let store = berth_image::store(&rt).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let run = Run {
         env: vec!["GREETING_FILE=/etc/greeting".into()],
@@ -147,23 +156,23 @@ async fn run_write_commit_and_run_the_new_image() {
 
     // Write, delete, commit.
     let cid = id("commit");
-    let ctr = rt
-        .create_from_image_with(
-            &cid,
-            "test/base",
-            ImageOverrides {
-                cmd: Some(vec![
-                    "sh".into(),
-                    "-c".into(),
-                    "echo committed > /root-file; rm /etc/greeting".into(),
-                ]),
-                user: Some("0".into()),
-                ..Default::default()
-            },
-            piped(),
-        )
-        .await
-        .unwrap();
+    let ctr = berth_image::create_container(
+        &rt,
+        &cid,
+        "test/base",
+        ImageOverrides {
+            cmd: Some(vec![
+                "sh".into(),
+                "-c".into(),
+                "echo committed > /root-file; rm /etc/greeting".into(),
+            ]),
+            user: Some("0".into()),
+            ..Default::default()
+        },
+        piped(),
+    )
+    .await
+    .unwrap();
     let snap = store.snapshot(&cid);
     assert!(mounted_below(&snap.rootfs()), "overlay not in mountinfo");
     ctr.start().await.unwrap();
@@ -173,7 +182,9 @@ async fn run_write_commit_and_run_the_new_image() {
         .await
         .unwrap();
     assert!(ctr.wait().await.unwrap().success());
-    let new_digest = rt.commit(&cid, "test/committed:v1").await.unwrap();
+    let new_digest = berth_image::commit(&rt, &cid, "test/committed:v1")
+        .await
+        .unwrap();
     ctr.delete(false).await.unwrap();
     assert!(
         !mounted_below(&snap.rootfs()),
@@ -200,7 +211,7 @@ async fn run_write_commit_and_run_the_new_image() {
 async fn two_images_sharing_a_base_store_it_once() {
     let rt = runtime().await;
     let _g = StoreGuard::new(&rt);
-    let store = rt.images().unwrap();
+    let store = berth_image::store(&rt).unwrap();
     let base = busybox_layer();
     for (name, extra) in [("a", "only in a"), ("b", "only in b")] {
         let dir = tempfile::tempdir().unwrap();
@@ -251,7 +262,7 @@ async fn two_images_sharing_a_base_store_it_once() {
 /// Imports a one-layer image made of `layer` on top of busybox and tries
 /// to run it.
 async fn try_malicious(rt: &berth::Runtime, layer: Vec<u8>) -> Error {
-    let store = rt.images().unwrap();
+    let store = berth_image::store(rt).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let name = id("evil");
     write_layout(
@@ -263,8 +274,7 @@ async fn try_malicious(rt: &berth::Runtime, layer: Vec<u8>) -> Error {
     );
     store.import_layout(dir.path(), None, &name).unwrap();
     let cid = id("evil");
-    let err = rt
-        .create_from_image_with(&cid, &name, ImageOverrides::default(), piped())
+    let err = berth_image::create_container(rt, &cid, &name, ImageOverrides::default(), piped())
         .await
         .unwrap_err();
     assert!(
@@ -384,7 +394,7 @@ async fn malicious_layers_are_refused_and_touch_nothing_outside() {
 async fn many_layers_mount_past_the_option_length_limit() {
     let rt = runtime().await;
     let _g = StoreGuard::new(&rt);
-    let store = rt.images().unwrap();
+    let store = berth_image::store(&rt).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut layers = vec![(busybox_layer(), Comp::Gzip)];
     let n = 120;
@@ -418,7 +428,7 @@ async fn many_layers_mount_past_the_option_length_limit() {
 async fn rollback_resets_the_container_layer() {
     let rt = runtime().await;
     let _g = StoreGuard::new(&rt);
-    let store = rt.images().unwrap();
+    let store = berth_image::store(&rt).unwrap();
     let dir = tempfile::tempdir().unwrap();
     write_layout(
         dir.path(),
@@ -429,18 +439,20 @@ async fn rollback_resets_the_container_layer() {
     );
     store.import_layout(dir.path(), None, "r").unwrap();
     let cid = id("rollback");
-    let ctr = rt
-        .create_from_image_with(&cid, "r", ImageOverrides::default(), piped())
+    let ctr = berth_image::create_container(&rt, &cid, "r", ImageOverrides::default(), piped())
         .await
         .unwrap();
-    let err = rt.rollback(&cid).await.unwrap_err();
-    assert!(matches!(err, Error::InvalidState { .. }), "{err}");
+    let err = berth_image::rollback(&rt, &cid).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Runtime(berth::Error::InvalidState { .. })),
+        "{err}"
+    );
     ctr.start().await.unwrap();
     assert!(ctr.wait().await.unwrap().success());
     let snap = store.snapshot(&cid);
     assert!(snap.rootfs().join("scratch").exists());
     assert!(!snap.rootfs().join("etc/passwd").exists());
-    rt.rollback(&cid).await.unwrap();
+    berth_image::rollback(&rt, &cid).await.unwrap();
     assert!(!snap.rootfs().join("scratch").exists());
     assert!(snap.rootfs().join("etc/passwd").exists());
     assert_eq!(fs::read_dir(snap.upper()).unwrap().count(), 0);
@@ -452,7 +464,7 @@ async fn rollback_resets_the_container_layer() {
 async fn export_and_import_round_trip() {
     let rt = runtime().await;
     let _g = StoreGuard::new(&rt);
-    let store = rt.images().unwrap();
+    let store = berth_image::store(&rt).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let md = write_layout(dir.path(), "x", &three_layers(), &sh("true"), false);
     store.import_layout(dir.path(), None, "x:1").unwrap();
@@ -460,7 +472,7 @@ async fn export_and_import_round_trip() {
     store.export_layout("x:1", out.path()).unwrap();
     let rt2 = runtime().await;
     let _g2 = StoreGuard::new(&rt2);
-    let store2 = rt2.images().unwrap();
+    let store2 = berth_image::store(&rt2).unwrap();
     store2.import_layout(out.path(), Some("x:1"), "y").unwrap();
     assert_eq!(store2.image("y").unwrap().digest, md);
     assert!(Path::new(out.path()).join("index.json").exists());
@@ -471,21 +483,26 @@ async fn unknown_image_and_bad_reference_are_typed_errors() {
     let rt = runtime().await;
     let _g = StoreGuard::new(&rt);
     for r in ["nope", "Bad Ref", "x@sha256:00"] {
-        let err = rt
-            .create_from_image(&id("none"), r, ImageOverrides::default())
-            .await
-            .unwrap_err();
+        let err = berth_image::create_container(
+            &rt,
+            &id("none"),
+            r,
+            ImageOverrides::default(),
+            CreateOptions::default(),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, Error::Image { .. }), "{r}: {err}");
     }
 }
 
 /// Pulls everything of `reference`, collecting progress.
 async fn pull(
-    store: &berth::image::ImageStore,
+    store: &berth_image::ImageStore,
     reference: &str,
 ) -> (
-    berth::Result<berth::oci_spec::image::Digest>,
-    Vec<berth::image::LayerProgress>,
+    berth_image::Result<berth::oci_spec::image::Digest>,
+    Vec<berth_image::LayerProgress>,
 ) {
     use futures::StreamExt;
     let mut p = store.pull(reference, Default::default()).unwrap();
@@ -495,7 +512,7 @@ async fn pull(
 
 /// The last count reported per blob.
 fn last_counts(
-    progress: &[berth::image::LayerProgress],
+    progress: &[berth_image::LayerProgress],
 ) -> std::collections::BTreeMap<String, (u64, u64)> {
     progress
         .iter()
@@ -507,7 +524,7 @@ fn last_counts(
 async fn pull_from_a_local_registry_run_commit_and_run() {
     let rt = runtime().await;
     let _g = StoreGuard::new(&rt);
-    let store = rt.images().unwrap();
+    let store = berth_image::store(&rt).unwrap();
     let reg = Registry::start().await;
     let dir = tempfile::tempdir().unwrap();
     let layers = three_layers();
@@ -530,25 +547,27 @@ async fn pull_from_a_local_registry_run_commit_and_run() {
     assert_eq!(out.stdout, "hello from layer 2\n");
 
     let cid = id("pulled");
-    let ctr = rt
-        .create_from_image_with(
-            &cid,
-            &reference,
-            ImageOverrides {
-                cmd: Some(vec![
-                    "sh".into(),
-                    "-c".into(),
-                    "echo written > /data/file".into(),
-                ]),
-                ..Default::default()
-            },
-            piped(),
-        )
-        .await
-        .unwrap();
+    let ctr = berth_image::create_container(
+        &rt,
+        &cid,
+        &reference,
+        ImageOverrides {
+            cmd: Some(vec![
+                "sh".into(),
+                "-c".into(),
+                "echo written > /data/file".into(),
+            ]),
+            ..Default::default()
+        },
+        piped(),
+    )
+    .await
+    .unwrap();
     ctr.start().await.unwrap();
     let _ = finish_keep(&ctr).await;
-    rt.commit(&cid, "test/after-pull").await.unwrap();
+    berth_image::commit(&rt, &cid, "test/after-pull")
+        .await
+        .unwrap();
     ctr.delete(false).await.unwrap();
     let out = run_image(&rt, "test/after-pull", Some("cat /data/file")).await;
     assert_eq!(out.stdout, "written\n");
@@ -573,7 +592,7 @@ async fn finish_keep(ctr: &berth::Container) -> String {
 async fn pull_resumes_a_partial_blob_and_refuses_a_corrupt_one() {
     let rt = runtime().await;
     let _g = StoreGuard::new(&rt);
-    let store = rt.images().unwrap();
+    let store = berth_image::store(&rt).unwrap();
     let reg = Registry::start().await;
     let dir = tempfile::tempdir().unwrap();
     let big = Layer::new()
@@ -642,7 +661,7 @@ async fn commit_push_and_pull_into_another_store() {
     use futures::StreamExt;
     let rt = runtime().await;
     let _g = StoreGuard::new(&rt);
-    let store = rt.images().unwrap();
+    let store = berth_image::store(&rt).unwrap();
     let reg = Registry::start().await;
     let dir = tempfile::tempdir().unwrap();
     write_layout(
@@ -656,26 +675,26 @@ async fn commit_push_and_pull_into_another_store() {
     store.import_layout(dir.path(), None, &base).unwrap();
 
     let cid = id("push");
-    let ctr = rt
-        .create_from_image_with(
-            &cid,
-            &base,
-            ImageOverrides {
-                cmd: Some(vec![
-                    "sh".into(),
-                    "-c".into(),
-                    "echo across registries > /pushed".into(),
-                ]),
-                ..Default::default()
-            },
-            piped(),
-        )
-        .await
-        .unwrap();
+    let ctr = berth_image::create_container(
+        &rt,
+        &cid,
+        &base,
+        ImageOverrides {
+            cmd: Some(vec![
+                "sh".into(),
+                "-c".into(),
+                "echo across registries > /pushed".into(),
+            ]),
+            ..Default::default()
+        },
+        piped(),
+    )
+    .await
+    .unwrap();
     ctr.start().await.unwrap();
     finish_keep(&ctr).await;
     let committed = format!("{}/test/pushed:2", reg.addr);
-    let md = rt.commit(&cid, &committed).await.unwrap();
+    let md = berth_image::commit(&rt, &cid, &committed).await.unwrap();
     ctr.delete(false).await.unwrap();
 
     let mut push = store.push(&committed, Default::default()).unwrap();
@@ -687,7 +706,7 @@ async fn commit_push_and_pull_into_another_store() {
 
     let rt2 = runtime().await;
     let _g2 = StoreGuard::new(&rt2);
-    let store2 = rt2.images().unwrap();
+    let store2 = berth_image::store(&rt2).unwrap();
     let (result, _) = pull(&store2, &committed).await;
     assert_eq!(result.unwrap(), md);
     let out = run_image(&rt2, &committed, None).await;
@@ -718,7 +737,7 @@ async fn cosign(
     use p256::ecdsa::signature::Signer;
     let rt = runtime().await;
     let _g = StoreGuard::new(&rt);
-    let store = rt.images().unwrap();
+    let store = berth_image::store(&rt).unwrap();
     let payload = serde_json::json!({
         "critical": {
             "identity": {"docker-reference": format!("{}/{repo}", reg.addr)},
@@ -743,7 +762,7 @@ async fn cosign(
     );
     layer.set_annotations(Some(
         [(
-            berth::image::SIGNATURE_ANNOTATION.to_string(),
+            berth_image::SIGNATURE_ANNOTATION.to_string(),
             base64::engine::general_purpose::STANDARD.encode(sig.as_bytes()),
         )]
         .into(),
@@ -762,11 +781,7 @@ async fn cosign(
         .to_string()
         .unwrap();
     let md = store.put_blob(manifest.as_bytes()).unwrap();
-    let tag = format!(
-        "{}/{repo}:{}",
-        reg.addr,
-        berth::image::signature_tag(signed)
-    );
+    let tag = format!("{}/{repo}:{}", reg.addr, berth_image::signature_tag(signed));
     store.tag(&tag, &md).unwrap();
     let mut push = store.push(&tag, Default::default()).unwrap();
     drop(push.progress());
@@ -777,7 +792,7 @@ async fn cosign(
 async fn signature_policy_refuses_unsigned_and_wrongly_signed_images() {
     let rt = runtime().await;
     let _g = StoreGuard::new(&rt);
-    let store = rt.images().unwrap();
+    let store = berth_image::store(&rt).unwrap();
     let reg = Registry::start().await;
     let dir = tempfile::tempdir().unwrap();
     let top = Layer::new().file("signed", b"yes", 0o644).into_tar();
@@ -796,8 +811,8 @@ async fn signature_policy_refuses_unsigned_and_wrongly_signed_images() {
     cosign(&reg, "test/signed", &md, &good).await;
     cosign(&reg, "test/other-key", &md, &bad).await;
 
-    let policy = berth::image::PullOptions {
-        signatures: berth::image::SignaturePolicy {
+    let policy = berth_image::PullOptions {
+        signatures: berth_image::SignaturePolicy {
             require: true,
             keys: vec![good_pem],
         },
@@ -841,7 +856,7 @@ async fn signature_policy_refuses_unsigned_and_wrongly_signed_images() {
 async fn an_id_in_use_is_refused_and_its_snapshot_kept() {
     let rt = runtime().await;
     let _g = StoreGuard::new(&rt);
-    let store = rt.images().unwrap();
+    let store = berth_image::store(&rt).unwrap();
     let dir = tempfile::tempdir().unwrap();
     write_layout(
         dir.path(),
@@ -852,12 +867,10 @@ async fn an_id_in_use_is_refused_and_its_snapshot_kept() {
     );
     store.import_layout(dir.path(), None, "i").unwrap();
     let cid = id("inuse");
-    let ctr = rt
-        .create_from_image_with(&cid, "i", ImageOverrides::default(), piped())
+    let ctr = berth_image::create_container(&rt, &cid, "i", ImageOverrides::default(), piped())
         .await
         .unwrap();
-    let err = rt
-        .create_from_image_with(&cid, "i", ImageOverrides::default(), piped())
+    let err = berth_image::create_container(&rt, &cid, "i", ImageOverrides::default(), piped())
         .await
         .unwrap_err();
     assert!(matches!(err, Error::AlreadyExists(_)), "{err}");

@@ -39,7 +39,7 @@ pub(crate) fn write(dir: &Path, hostname: &str, addresses: &[IpAddr]) -> Result<
                 .typ("bind")
                 .options(vec!["rbind".to_string(), "rprivate".to_string()])
                 .build()
-                .map_err(|e| Error::invalid("mounts", e.to_string()))?,
+                .map_err(|e| Error::invalid_spec("mounts", e.to_string()))?,
         );
     }
     Ok(mounts)

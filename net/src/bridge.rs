@@ -12,7 +12,8 @@ use super::{
     link, netns, nft, sysctl, Attachment, BridgeNetwork, NetworkOptions, PortMapping, Protocol,
 };
 use crate::error::{Error, Result};
-use crate::runtime::Config;
+use crate::extension::Config;
+use berth::extension::{container_process, HostProcess};
 
 /// The host's end of container `id`'s veth pair: unique per root and id,
 /// at most 15 bytes.
@@ -441,14 +442,17 @@ fn teardown(store: &Store, lock: &Locked, root: &Path, name: &str, id: &str) -> 
 /// mid-create.
 fn is_gone(root: &Path, lease: &super::ipam::Lease) -> bool {
     let dir = root.join(&lease.id);
-    if !dir.is_dir() {
-        return true;
-    }
-    let creator_gone = || !crate::state::is_alive(lease.creator_pid, lease.creator_start);
-    match crate::state::Persisted::load(&dir, &lease.id) {
-        Ok(p) if p.pid == 0 => creator_gone(),
-        Ok(p) => !crate::state::is_alive(p.pid, p.pid_start_time),
-        Err(_) => creator_gone(),
+    let creator = HostProcess::new(lease.creator_pid, lease.creator_start);
+    gone(dir.is_dir(), container_process(&dir), creator)
+}
+
+/// [`is_gone`] once the facts are read: whether the state directory
+/// exists, the container's recorded process, and the lease's creator.
+fn gone(has_state: bool, process: Option<HostProcess>, creator: HostProcess) -> bool {
+    match (has_state, process) {
+        (false, _) => true,
+        (true, Some(p)) => !p.is_alive(),
+        (true, None) => !creator.is_alive(),
     }
 }
 
@@ -522,53 +526,21 @@ pub(super) async fn recover(root: PathBuf) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{HostProcess, Persisted, Status};
-
-    fn record(root: &Path, id: &str, pid: i32, start: u64) {
-        let dir = root.join(id);
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = Persisted {
-            id: id.into(),
-            bundle: "/".into(),
-            rootfs: "/".into(),
-            pid,
-            pid_start_time: start,
-            status: Status::Creating,
-            exit_status: None,
-            cgroup_path: "x".into(),
-            annotations: Default::default(),
-            created: 0,
-            shim: None,
-            recorder: None,
-            cgroup_owned: Some(false),
-            log: None,
-        };
-        p.save(&dir).unwrap();
-    }
 
     #[test]
     fn a_container_being_created_is_gone_only_with_its_creator() {
-        let root = tempfile::tempdir().unwrap();
         let me = HostProcess::this().unwrap();
-        let lease = |id: &str, creator: HostProcess| super::super::ipam::Lease {
-            address: std::net::Ipv4Addr::new(10, 0, 0, 2),
-            id: id.into(),
-            creator_pid: creator.pid,
-            creator_start: creator.start_time,
-            ports: Vec::new(),
-        };
-        // Being created by a live process (this one): not gone.
-        record(root.path(), "creating", 0, 0);
-        assert!(!is_gone(root.path(), &lease("creating", me)));
-        // Its creator dead (a start time no process has): gone.
-        let dead = HostProcess {
-            start_time: me.start_time + 1,
-            ..me
-        };
-        assert!(is_gone(root.path(), &lease("creating", dead)));
-        // Created, with a live process (this one): not gone; no state: gone.
-        record(root.path(), "running", me.pid, me.start_time);
-        assert!(!is_gone(root.path(), &lease("running", dead)));
-        assert!(is_gone(root.path(), &lease("missing", me)));
+        // A start time no process has.
+        let dead = HostProcess::new(me.pid, me.start_time + 1);
+        // Being created (no process recorded) by a live creator: not gone.
+        assert!(!gone(true, None, me));
+        // Its creator dead: gone.
+        assert!(gone(true, None, dead));
+        // Created, with a live process: not gone, whoever made it.
+        assert!(!gone(true, Some(me), dead));
+        // Its process dead: gone, even with the creator alive.
+        assert!(gone(true, Some(dead), me));
+        // No state: gone.
+        assert!(gone(false, Some(me), me));
     }
 }

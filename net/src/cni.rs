@@ -29,8 +29,8 @@
 //! ([`Config::host_netns`]), where `bridge`, `portmap` and `firewall` make
 //! their links and rules.
 //!
-//! [`Runtime::new`]: crate::Runtime::new
-//! [`Config::host_netns`]: crate::Config::host_netns
+//! [`Runtime::new`]: berth::Runtime::new
+//! [`Config::host_netns`]: crate::Settings::host_netns
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -42,10 +42,11 @@ use serde_json::{json, Map, Value};
 
 use super::{netns, Attachment, Driver, NetworkOptions, Protocol};
 use crate::error::{Error, Result};
-use crate::runtime::Config;
+use crate::extension::Config;
+use berth::extension::HostProcess;
 
 /// Where berth finds CNI network configurations and plugins (part of
-/// [`Config`](crate::Config)).
+/// [`Settings`](crate::Settings)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct CniConfig {
@@ -137,7 +138,10 @@ impl Cache {
             network: self.name().to_string(),
             reason: e.to_string(),
         })?;
-        crate::state::write_atomic(&dir.join(CACHE_FILE), &json)
+        Ok(berth::extension::write_atomic(
+            &dir.join(CACHE_FILE),
+            &json,
+        )?)
     }
 
     fn name(&self) -> &str {
@@ -199,13 +203,13 @@ pub(super) fn prepare(
     cni_args.extend(opts.cni_args.iter().cloned());
     for (k, v) in &cni_args {
         if k.is_empty() || [k, v].iter().any(|s| s.contains([';', '=', '\0'])) {
-            return Err(Error::invalid(
+            return Err(Error::invalid_option(
                 "network.cni_args",
                 format!("{k:?}={v:?}: keys and values may not hold ';', '=' or NUL"),
             ));
         }
     }
-    let (creator_pid, creator_start) = me();
+    let (creator_pid, creator_start) = super::ipam::me();
     Cache {
         kind: "berthCniCacheV1".into(),
         container_id: id.to_string(),
@@ -333,9 +337,8 @@ pub(super) async fn recover(root: &Path) -> Result<()> {
         let Ok(Some(cache)) = Cache::load(&dir) else {
             continue;
         };
-        let alive = crate::state::Persisted::load(&dir, &id)
-            .is_ok_and(|p| p.pid > 0 && crate::state::is_alive(p.pid, p.pid_start_time))
-            || crate::state::is_alive(cache.creator_pid, cache.creator_start);
+        let alive = berth::extension::container_process(&dir).is_some_and(|p| p.is_alive())
+            || HostProcess::new(cache.creator_pid, cache.creator_start).is_alive();
         if alive {
             continue;
         }
@@ -623,7 +626,7 @@ fn addresses(cache: &Cache) -> Vec<(IpAddr, u8, Option<IpAddr>)> {
     out.into_iter().map(|(_, a, p, g)| (a, p, g)).collect()
 }
 
-/// The attachment as [`Container::network`](crate::Container::network)
+/// The attachment as [`attachment`](crate::attachment)
 /// reports it: the first IPv4 address of the result (`0.0.0.0` when it
 /// has none), and the host-side interfaces the result names.
 fn attachment(cache: &Cache) -> Result<Attachment> {
@@ -736,12 +739,6 @@ fn unpin(dir: &Path) -> Result<()> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", target, e)),
         _ => Ok(()),
     }
-}
-
-/// This process, as the cache records it.
-fn me() -> (i32, u64) {
-    let pid = std::process::id() as i32;
-    (pid, crate::state::proc_stat(pid).map_or(0, |(_, s)| s))
 }
 
 #[cfg(test)]

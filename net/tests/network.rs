@@ -2,6 +2,7 @@
 //! host (its bridge, nftables and sysctls), another the outside world.
 //! Every packet stays between them; the machine's own network is untouched.
 
+#[path = "../../sdk/tests/common/mod.rs"]
 mod common;
 
 use std::io::{BufRead, Read};
@@ -10,8 +11,151 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use berth::network::{BridgeNetwork, Network, NetworkOptions};
-use berth::{Config, CreateOptions, Error, Stdio};
+use berth::Stdio;
+use berth_net::{BridgeNetwork, Error, Network, NetworkOptions, Networks, Settings};
+
+/// A test's runtime settings and network settings in one (berth's
+/// `Config` and berth-net's `Settings`).
+#[derive(Debug, Clone)]
+struct Config {
+    root: PathBuf,
+    cgroup_parent: String,
+    host_netns: Option<PathBuf>,
+    networks: Vec<BridgeNetwork>,
+    cni: berth_net::CniConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::from(berth::Config::default())
+    }
+}
+
+impl Config {
+    /// A state root and cgroup parent of the test's own.
+    fn base() -> Config {
+        Config::from(common::config())
+    }
+
+    fn from(c: berth::Config) -> Config {
+        let s = Settings::default();
+        Config {
+            root: c.root,
+            cgroup_parent: c.cgroup_parent,
+            host_netns: s.host_netns,
+            networks: s.networks,
+            cni: s.cni,
+        }
+    }
+
+    /// The runtime's config, with the networks registered.
+    fn split(self) -> (berth::Config, Networks) {
+        let mut settings = Settings::default();
+        settings.host_netns = self.host_netns;
+        settings.networks = self.networks;
+        settings.cni = self.cni;
+        let networks = Networks::new(settings);
+        let config = berth::Config {
+            root: self.root,
+            cgroup_parent: self.cgroup_parent,
+            extensions: vec![std::sync::Arc::new(networks.clone())],
+            ..berth::Config::default()
+        };
+        (config, networks)
+    }
+}
+
+/// A container's options and its network in one.
+#[derive(Debug, Default)]
+struct CreateOptions {
+    stdin: Stdio,
+    stdout: Stdio,
+    stderr: Stdio,
+    network: NetworkOptions,
+}
+
+impl From<CreateOptions> for berth::CreateOptions {
+    fn from(o: CreateOptions) -> Self {
+        let mut opts = berth::CreateOptions {
+            stdin: o.stdin,
+            stdout: o.stdout,
+            stderr: o.stderr,
+            ..Default::default()
+        };
+        o.network.add_to(&mut opts);
+        opts
+    }
+}
+
+enum Rt {
+    Test(common::TestRuntime),
+    Plain(berth::Runtime),
+}
+
+/// A runtime with networks: `create_with` takes the test's options and
+/// gives berth-net's errors.
+struct NetRuntime {
+    rt: Rt,
+    networks: Networks,
+}
+
+impl std::ops::Deref for NetRuntime {
+    type Target = berth::Runtime;
+    fn deref(&self) -> &berth::Runtime {
+        match &self.rt {
+            Rt::Test(t) => t,
+            Rt::Plain(r) => r,
+        }
+    }
+}
+
+impl NetRuntime {
+    /// A runtime without the checks of `common::TestRuntime` (a crash
+    /// helper's).
+    async fn new(config: Config) -> NetRuntime {
+        let (config, networks) = config.split();
+        NetRuntime {
+            rt: Rt::Plain(berth::Runtime::new(config).await.unwrap()),
+            networks,
+        }
+    }
+
+    async fn create_with(
+        &self,
+        id: &str,
+        bundle: berth::Bundle,
+        opts: CreateOptions,
+    ) -> Result<berth::Container, Error> {
+        Ok(std::ops::Deref::deref(self)
+            .create_with(id, bundle, opts.into())
+            .await?)
+    }
+
+    async fn connect(
+        &self,
+        ctr: &berth::Container,
+        opts: NetworkOptions,
+    ) -> Result<berth_net::Attachment, Error> {
+        self.networks.connect(self, ctr, &opts).await
+    }
+
+    async fn set_overlay_peers(&self, network: &str, peers: Vec<Ipv4Addr>) -> Result<(), Error> {
+        self.networks.set_overlay_peers(self, network, peers).await
+    }
+
+    async fn check_network(&self, ctr: &berth::Container) -> Result<(), Error> {
+        self.networks.check(ctr).await
+    }
+}
+
+/// A test runtime (see `common::runtime_with`) with networks.
+async fn runtime_with(config: Config) -> NetRuntime {
+    let (config, networks) = config.split();
+    NetRuntime {
+        rt: Rt::Test(common::runtime_with(config).await),
+        networks,
+    }
+}
 
 /// A network namespace of the test's own, removed on drop.
 struct Netns {
@@ -133,7 +277,7 @@ fn config(host: &Netns) -> Config {
             bridge: BRIDGE.into(),
             ..BridgeNetwork::new("t", SUBNET.parse().unwrap())
         }],
-        ..common::config()
+        ..Config::base()
     }
 }
 
@@ -148,7 +292,6 @@ fn on_bridge(publish: &[&str]) -> CreateOptions {
             address: None,
             cni_args: Vec::new(),
         },
-        ..Default::default()
     }
 }
 
@@ -178,7 +321,7 @@ fn fetch(to: SocketAddr) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_containers_on_one_bridge_reach_each_other() {
     let host = Netns::new("host");
-    let rt = common::runtime_with(config(&host)).await;
+    let rt = runtime_with(config(&host)).await;
     let server = rt
         .create_with(
             &common::id("srv"),
@@ -187,10 +330,10 @@ async fn two_containers_on_one_bridge_reach_each_other() {
         )
         .await
         .unwrap();
-    let a = server.network().unwrap().expect("attached");
+    let a = berth_net::attachment(&server).unwrap().expect("attached");
     assert_eq!(a.network, "t");
     assert!(SUBNET
-        .parse::<berth::network::Ipv4Net>()
+        .parse::<berth_net::Ipv4Net>()
         .unwrap()
         .contains(a.address));
     assert_eq!(a.gateway, Ipv4Addr::new(10, 200, 0, 1));
@@ -209,7 +352,7 @@ async fn two_containers_on_one_bridge_reach_each_other() {
         )
         .await
         .unwrap();
-    let b = client.network().unwrap().expect("attached");
+    let b = berth_net::attachment(&client).unwrap().expect("attached");
     assert_ne!(a.address, b.address);
     // On the host: the bridge with its gateway address and both veths.
     let ports = host.ip(&["-o", "link", "show", "master", BRIDGE]);
@@ -261,7 +404,7 @@ async fn published_port_answers_on_host_addresses_and_masquerades_outbound() {
         "eth9",
         "192.168.77.2/24",
     );
-    let rt = common::runtime_with(config(&host)).await;
+    let rt = runtime_with(config(&host)).await;
 
     // A server in the container, published on the host's port 18080.
     let server = rt
@@ -322,7 +465,7 @@ async fn published_port_answers_on_host_addresses_and_masquerades_outbound() {
 #[tokio::test(flavor = "multi_thread")]
 async fn fifty_concurrent_creates_get_fifty_distinct_addresses() {
     let host = Netns::new("host");
-    let rt = common::runtime_with(config(&host)).await;
+    let rt = runtime_with(config(&host)).await;
     let creates = (0..50).map(|_| {
         let rt = &rt;
         async move {
@@ -341,7 +484,7 @@ async fn fifty_concurrent_creates_get_fifty_distinct_addresses() {
         .unwrap();
     let mut addrs: Vec<Ipv4Addr> = ctrs
         .iter()
-        .map(|c| c.network().unwrap().unwrap().address)
+        .map(|c| berth_net::attachment(c).unwrap().unwrap().address)
         .collect();
     addrs.sort();
     addrs.dedup();
@@ -366,7 +509,7 @@ async fn fifty_concurrent_creates_get_fifty_distinct_addresses() {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        let a = c.network().unwrap().unwrap().address;
+        let a = berth_net::attachment(c).unwrap().unwrap().address;
         assert!(text.contains(&format!("inet {a}/24")), "{text}");
     }
     let deletes = ctrs.iter().map(|c| c.delete(true));
@@ -379,7 +522,7 @@ async fn fifty_concurrent_creates_get_fifty_distinct_addresses() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_network_input_is_refused_and_changes_nothing() {
     let host = Netns::new("host");
-    let rt = common::runtime_with(config(&host)).await;
+    let rt = runtime_with(config(&host)).await;
     let try_create = |opts: CreateOptions| {
         let rt = &rt;
         async move {
@@ -447,12 +590,15 @@ async fn bad_network_input_is_refused_and_changes_nothing() {
     assert!(matches!(try_create(opts).await, Error::Network { .. }));
     let mut opts = on_bridge(&["1:1"]);
     opts.network.mode = Some(Network::None);
-    assert!(matches!(try_create(opts).await, Error::InvalidSpec { .. }));
+    assert!(matches!(
+        try_create(opts).await,
+        Error::InvalidOption { .. }
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn host_and_none_networks() {
-    let rt = common::runtime().await;
+    let rt = runtime_with(Config::base()).await;
     let opts = |mode| CreateOptions {
         network: NetworkOptions {
             mode: Some(mode),
@@ -472,7 +618,7 @@ async fn host_and_none_networks() {
             .unwrap();
         let theirs = std::fs::read_link(format!("/proc/{}/ns/net", c.pid())).unwrap();
         assert_eq!(theirs == mine, same, "{mode:?}");
-        assert!(c.network().unwrap().is_none());
+        assert!(berth_net::attachment(&c).unwrap().is_none());
         c.delete(true).await.unwrap();
     }
 }
@@ -497,7 +643,7 @@ async fn crash_helper() {
         }],
         ..Config::default()
     };
-    let rt = berth::Runtime::new(config).await.unwrap();
+    let rt = NetRuntime::new(config).await;
     let mut opts = on_bridge(&["18100:80"]);
     opts.stdout = Stdio::Null;
     opts.stderr = Stdio::Null;
@@ -584,7 +730,7 @@ async fn a_crashed_creator_is_recovered() {
 
     // "half" is left without a live process; a new runtime releases its
     // network and keeps the one of "whole", which lives on.
-    let rt = common::runtime_with(config.clone()).await;
+    let rt = runtime_with(config.clone()).await;
     let l = leases(&config.root);
     assert!(!l.contains("\"half\"") && l.contains("\"whole\""), "{l}");
     let rules = host.ruleset();
@@ -593,7 +739,7 @@ async fn a_crashed_creator_is_recovered() {
         "{rules}"
     );
     let whole = rt.get("whole").await.unwrap();
-    let att = whole.network().unwrap().unwrap();
+    let att = berth_net::attachment(&whole).unwrap().unwrap();
     assert!(host.links().contains(&att.host_interface));
 
     for id in ["whole", "half"] {
@@ -619,7 +765,7 @@ async fn macvlan_containers_reach_each_other_and_the_lan() {
     // The host's "physical" interface lan0 on 10.202.0.0/24; the LAN's
     // other host at .254.
     host.wire(&lan, "lan0", "10.202.0.10/24", "peer0", "10.202.0.254/24");
-    let rt = common::runtime_with(config(&host)).await;
+    let rt = runtime_with(config(&host)).await;
 
     let server = rt
         .create_with(
@@ -629,7 +775,7 @@ async fn macvlan_containers_reach_each_other_and_the_lan() {
         )
         .await
         .unwrap();
-    let a = server.network().unwrap().unwrap();
+    let a = berth_net::attachment(&server).unwrap().unwrap();
     assert_eq!(a.network, "macvlan-lan0");
     assert_eq!(a.address, Ipv4Addr::new(10, 202, 0, 2));
     // The kernel shows a macvlan eth0 on lan0 in the container.
@@ -682,7 +828,7 @@ async fn macvlan_containers_reach_each_other_and_the_lan() {
         )
         .await
         .unwrap();
-    let b = client.network().unwrap().unwrap();
+    let b = berth_net::attachment(&client).unwrap().unwrap();
     assert_ne!(a.address, b.address);
     assert_ne!(
         b.address,
@@ -741,7 +887,7 @@ async fn overlay_joins_containers_on_two_simulated_hosts() {
         networks: vec![BridgeNetwork {
             bridge: "ov0".into(),
             range: Some(range.parse().unwrap()),
-            vxlan: Some(berth::network::Vxlan {
+            vxlan: Some(berth_net::Vxlan {
                 vni: 42,
                 local: local.parse().unwrap(),
                 peers: vec![peer.parse().unwrap()],
@@ -749,16 +895,16 @@ async fn overlay_joins_containers_on_two_simulated_hosts() {
             }),
             ..BridgeNetwork::new("ov", "10.210.0.0/24".parse().unwrap())
         }],
-        ..common::config()
+        ..Config::base()
     };
-    let rt_a = common::runtime_with(overlay(
+    let rt_a = runtime_with(overlay(
         &host_a,
         "10.210.0.0/25",
         "192.168.90.1",
         "192.168.90.2",
     ))
     .await;
-    let rt_b = common::runtime_with(overlay(
+    let rt_b = runtime_with(overlay(
         &host_b,
         "10.210.0.128/25",
         "192.168.90.2",
@@ -781,7 +927,7 @@ async fn overlay_joins_containers_on_two_simulated_hosts() {
         )
         .await
         .unwrap();
-    let a = server.network().unwrap().unwrap();
+    let a = berth_net::attachment(&server).unwrap().unwrap();
     assert_eq!(a.address, Ipv4Addr::new(10, 210, 0, 2));
     server.start().await.unwrap();
     let script = format!(
@@ -796,7 +942,7 @@ async fn overlay_joins_containers_on_two_simulated_hosts() {
         )
         .await
         .unwrap();
-    let b = client.network().unwrap().unwrap();
+    let b = berth_net::attachment(&client).unwrap().unwrap();
     assert_eq!(b.address, Ipv4Addr::new(10, 210, 0, 130));
     // Each host has the VXLAN device on its bridge.
     for h in [&host_a, &host_b] {
@@ -821,7 +967,7 @@ async fn overlay_joins_containers_on_two_simulated_hosts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_running_container_joins_a_bridge() {
     let host = Netns::new("host");
-    let rt = common::runtime_with(config(&host)).await;
+    let rt = runtime_with(config(&host)).await;
     let mut opts = on_bridge(&[]);
     opts.network.mode = Some(Network::None);
     // Waits until eth0 has an address, then prints it.
@@ -837,14 +983,14 @@ async fn a_running_container_joins_a_bridge() {
         )
         .await
         .unwrap();
-    assert!(ctr.network().unwrap().is_none());
+    assert!(berth_net::attachment(&ctr).unwrap().is_none());
     ctr.start().await.unwrap();
     let join = NetworkOptions {
         mode: Some(Network::Bridge("t".into())),
         ..Default::default()
     };
     let att = rt.connect(&ctr, join.clone()).await.unwrap();
-    assert_eq!(ctr.network().unwrap().as_ref(), Some(&att));
+    assert_eq!(berth_net::attachment(&ctr).unwrap().as_ref(), Some(&att));
     // Twice is refused.
     assert!(matches!(
         rt.connect(&ctr, join).await,
@@ -926,7 +1072,7 @@ impl CniNet {
     fn config(&self, host: &Netns) -> Config {
         let mut c = Config {
             host_netns: Some(host.path()),
-            ..common::config()
+            ..Config::base()
         };
         c.cni.conf_dir = self.dir.join("conf");
         c.cni.bin_dirs = vec!["/usr/lib/cni".into()];
@@ -961,7 +1107,7 @@ impl Drop for CniNet {
 /// Nothing of the containers in `host` after a CNI DEL: no veth, no lease,
 /// no rule naming their addresses or ports (the bridge stays, as every
 /// CNI runtime leaves it: the bridge plugin never deletes one).
-fn assert_cni_clean(host: &Netns, net: &CniNet, gone: &[&berth::network::Attachment]) {
+fn assert_cni_clean(host: &Netns, net: &CniNet, gone: &[&berth_net::Attachment]) {
     let links = host.links();
     assert!(
         links.iter().all(|l| !l.starts_with("veth")),
@@ -983,7 +1129,7 @@ fn assert_cni_clean(host: &Netns, net: &CniNet, gone: &[&berth::network::Attachm
 async fn cni_bridge_portmap_firewall_containers_reach_each_other_and_a_published_port() {
     let host = Netns::new("cni");
     let net = CniNet::standard("1.0.0", "cnibr0", "10.201.0.0/24");
-    let rt = common::runtime_with(net.config(&host)).await;
+    let rt = runtime_with(net.config(&host)).await;
     let server = rt
         .create_with(
             &common::id("cnisrv"),
@@ -994,11 +1140,11 @@ async fn cni_bridge_portmap_firewall_containers_reach_each_other_and_a_published
         )
         .await
         .unwrap();
-    let a = server.network().unwrap().expect("attached");
-    assert_eq!(a.driver, berth::network::Driver::Cni);
+    let a = berth_net::attachment(&server).unwrap().expect("attached");
+    assert_eq!(a.driver, berth_net::Driver::Cni);
     assert_eq!(a.network, net.name);
     assert!("10.201.0.0/24"
-        .parse::<berth::network::Ipv4Net>()
+        .parse::<berth_net::Ipv4Net>()
         .unwrap()
         .contains(a.address));
     assert_eq!(a.gateway, Ipv4Addr::new(10, 201, 0, 1));
@@ -1026,7 +1172,7 @@ async fn cni_bridge_portmap_firewall_containers_reach_each_other_and_a_published
         )
         .await
         .unwrap();
-    let b = client.network().unwrap().expect("attached");
+    let b = berth_net::attachment(&client).unwrap().expect("attached");
     assert_ne!(a.address, b.address);
     assert!(host.links().contains(&b.host_interface), "{:?}", b);
     // CHECK: what ADD made is there. (On the client: Debian's portmap
@@ -1104,7 +1250,7 @@ async fn a_failing_cni_plugin_reports_its_message_and_leaves_nothing() {
         (&late, "tuning", "no_such_knob"),
         (&early, "bridge", "10.300.0.0/24"),
     ] {
-        let rt = common::runtime_with(net.config(&host)).await;
+        let rt = runtime_with(net.config(&host)).await;
         let id = common::id("cnifail");
         let e = rt
             .create_with(
@@ -1136,7 +1282,7 @@ async fn a_failing_cni_plugin_reports_its_message_and_leaves_nothing() {
     }
     // A network that does not exist, a plugin that does not: typed errors
     // before anything is made.
-    let rt = common::runtime_with(late.config(&host)).await;
+    let rt = runtime_with(late.config(&host)).await;
     let mut opts = late.options(&[]);
     opts.network.mode = Some(Network::Cni("no-such-network".into()));
     let e = rt
@@ -1153,7 +1299,7 @@ async fn a_failing_cni_plugin_reports_its_message_and_leaves_nothing() {
     );
     let mut cfg = late.config(&host);
     cfg.cni.bin_dirs = vec![late.dir.clone()];
-    let rt2 = common::runtime_with(cfg).await;
+    let rt2 = runtime_with(cfg).await;
     let e = rt2
         .create_with(
             &common::id("cnifail"),
@@ -1198,7 +1344,7 @@ async fn a_failing_cni_plugin_reports_its_message_and_leaves_nothing() {
     let mut cfg = slow.config(&host);
     cfg.cni.bin_dirs = vec![bin];
     cfg.cni.timeout = std::time::Duration::from_secs(1);
-    let rt3 = common::runtime_with(cfg).await;
+    let rt3 = runtime_with(cfg).await;
     let e = rt3
         .create_with(
             &common::id("cnislow"),
@@ -1255,7 +1401,7 @@ async fn cni_crash_helper() {
     };
     config.cni.conf_dir = conf.into();
     config.cni.bin_dirs = vec!["/usr/lib/cni".into()];
-    let rt = berth::Runtime::new(config).await.unwrap();
+    let rt = NetRuntime::new(config).await;
     let mut spec = common::spec("true");
     let hook: berth::oci_spec::runtime::Hook = serde_json::from_value(serde_json::json!({
         "path": "/bin/sh",
@@ -1330,7 +1476,7 @@ async fn a_creator_killed_after_cni_add_is_cleaned_by_the_next_runtime() {
     assert!(host.ruleset().contains("dport 18102"));
 
     // The next runtime runs DEL with the cached result.
-    let rt = common::runtime_with(config.clone()).await;
+    let rt = runtime_with(config.clone()).await;
     assert!(!config.root.join("half").join("cni.json").exists());
     let rules = host.ruleset();
     assert!(!rules.contains("dport 18102"), "{rules}");
@@ -1435,7 +1581,7 @@ async fn a_datagram_to_a_published_udp_port_reaches_the_container_and_the_reply_
         "eth9",
         "192.168.78.2/24",
     );
-    let rt = common::runtime_with(config(&host)).await;
+    let rt = runtime_with(config(&host)).await;
     let ctr = rt
         .create_with(
             &common::id("udp"),
@@ -1445,7 +1591,7 @@ async fn a_datagram_to_a_published_udp_port_reaches_the_container_and_the_reply_
         .await
         .unwrap();
     ctr.start().await.unwrap();
-    let att = ctr.network().unwrap().unwrap();
+    let att = berth_net::attachment(&ctr).unwrap().unwrap();
     assert!(
         host.ruleset().contains("udp dport 18053 dnat to"),
         "{}",
@@ -1492,14 +1638,14 @@ async fn dual_stack_bridge_containers_ping_over_v6_and_ports_answer_on_v6() {
     );
     host.ip(&["addr", "add", "fd99::1/64", "dev", "wan0", "nodad"]);
     outside.ip(&["addr", "add", "fd99::2/64", "dev", "eth9", "nodad"]);
-    let rt = common::runtime_with(Config {
+    let rt = runtime_with(Config {
         host_netns: Some(host.path()),
         networks: vec![BridgeNetwork {
             bridge: "bt6".into(),
             subnet6: Some("fd00:206::/64".parse().unwrap()),
             ..BridgeNetwork::new("t6", "10.206.0.0/24".parse().unwrap())
         }],
-        ..common::config()
+        ..Config::base()
     })
     .await;
     let mut opts = on_bridge(&["18096:8000"]);
@@ -1514,7 +1660,7 @@ async fn dual_stack_bridge_containers_ping_over_v6_and_ports_answer_on_v6() {
         )
         .await
         .unwrap();
-    let a = server.network().unwrap().unwrap();
+    let a = berth_net::attachment(&server).unwrap().unwrap();
     assert_eq!(a.address6, Some("fd00:206::2".parse().unwrap()));
     assert_eq!(a.gateway6, Some("fd00:206::1".parse().unwrap()));
     assert_eq!(a.prefix6, 64);
@@ -1538,7 +1684,7 @@ async fn dual_stack_bridge_containers_ping_over_v6_and_ports_answer_on_v6() {
         .create_with(&common::id("v6cli"), common::bundle(spec), copts)
         .await
         .unwrap();
-    let b = client.network().unwrap().unwrap();
+    let b = berth_net::attachment(&client).unwrap().unwrap();
     assert_eq!(b.address6, Some("fd00:206::3".parse().unwrap()));
     client.start().await.unwrap();
     let out = common::finish(client).await.unwrap();
@@ -1611,7 +1757,7 @@ async fn overlay_of_three_hosts_and_a_fourth_added_later() {
         networks: vec![BridgeNetwork {
             bridge: "ov3".into(),
             range: Some(format!("10.211.0.{}/26", (n - 1) * 64).parse().unwrap()),
-            vxlan: Some(berth::network::Vxlan {
+            vxlan: Some(berth_net::Vxlan {
                 vni: 43,
                 local: underlay(n).parse().unwrap(),
                 peers: peers
@@ -1622,7 +1768,7 @@ async fn overlay_of_three_hosts_and_a_fourth_added_later() {
             }),
             ..BridgeNetwork::new("ov3", "10.211.0.0/24".parse().unwrap())
         }],
-        ..common::config()
+        ..Config::base()
     };
     let on_overlay = || CreateOptions {
         network: NetworkOptions {
@@ -1641,7 +1787,7 @@ async fn overlay_of_three_hosts_and_a_fourth_added_later() {
                     common::bundle(common::spec(&format!(
                         "while true; do echo from-{n} | nc -l -p 7000; done"
                     ))),
-                    on_overlay(),
+                    on_overlay().into(),
                 )
                 .await
                 .unwrap();
@@ -1665,7 +1811,7 @@ async fn overlay_of_three_hosts_and_a_fourth_added_later() {
                 .create_with(
                     &common::id("ov3cli"),
                     common::bundle(common::spec(&script)),
-                    on_overlay(),
+                    on_overlay().into(),
                 )
                 .await
                 .unwrap();
@@ -1684,11 +1830,11 @@ async fn overlay_of_three_hosts_and_a_fourth_added_later() {
     }
     for n in 1..=3u8 {
         let peers: Vec<u8> = (1..=3).filter(|p| *p != n).collect();
-        let rt = common::runtime_with(overlay(&hosts[n as usize - 1], n, &peers)).await;
+        let rt = runtime_with(overlay(&hosts[n as usize - 1], n, &peers)).await;
         servers.push(serve(&rt, n).await);
         rts.push(rt);
     }
-    let addr = |s: &berth::Container| s.network().unwrap().unwrap().address;
+    let addr = |s: &berth::Container| berth_net::attachment(s).unwrap().unwrap().address;
     let addrs: Vec<Ipv4Addr> = servers.iter().map(addr).collect();
     assert_eq!(
         addrs,
@@ -1719,7 +1865,7 @@ async fn overlay_of_three_hosts_and_a_fourth_added_later() {
     // A fourth host joins later, with the first three as its peers; the
     // three add it to their running overlay.
     plug(&hosts[3], 4);
-    let rt4 = common::runtime_with(overlay(&hosts[3], 4, &[1, 2, 3])).await;
+    let rt4 = runtime_with(overlay(&hosts[3], 4, &[1, 2, 3])).await;
     for (i, rt) in rts.iter().enumerate() {
         let n = i as u8 + 1;
         let peers = (1..=4u8)
@@ -1757,7 +1903,7 @@ async fn overlay_of_three_hosts_and_a_fourth_added_later() {
 async fn a_running_container_joins_a_cni_network() {
     let host = Netns::new("cnijoin");
     let net = CniNet::new("cnibr5", "10.205.0.0/24", serde_json::json!([]));
-    let rt = common::runtime_with(net.config(&host)).await;
+    let rt = runtime_with(net.config(&host)).await;
     let mut opts = net.options(&[]);
     opts.network.mode = Some(Network::None);
     // /etc/hosts gets the address after ADD: waits for it there.
@@ -1778,7 +1924,7 @@ async fn a_running_container_joins_a_cni_network() {
         ..Default::default()
     };
     let att = rt.connect(&ctr, join).await.unwrap();
-    assert_eq!(att.driver, berth::network::Driver::Cni);
+    assert_eq!(att.driver, berth_net::Driver::Cni);
     assert_eq!(net.leases(), [att.address.to_string()]);
     let out = common::finish(ctr).await.unwrap();
     assert!(out.status.success(), "{out:?}");

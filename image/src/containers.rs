@@ -1,0 +1,145 @@
+//! How berth-image meets the runtime: containers made from stored images,
+//! and the [`Snapshots`] extension that removes their writable layer when
+//! they are deleted.
+
+use berth::extension::{Extension, ExtensionFuture, Release};
+use berth::{Container, CreateOptions, Runtime, Status};
+
+use crate::error::{Error, Result};
+use crate::{ImageOverrides, ImageStore};
+
+/// The name berth-image registers under, and the key of its request in
+/// [`CreateOptions::extensions`].
+pub const EXTENSION_NAME: &str = "image";
+
+/// Image snapshots as a runtime extension: a container made with
+/// [`create_container`] is recorded with it, and deleting the container
+/// unmounts its rootfs and removes its writable layer. Register it in
+/// [`Config::extensions`](berth::Config::extensions).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Snapshots;
+
+impl Extension for Snapshots {
+    fn name(&self) -> &str {
+        EXTENSION_NAME
+    }
+
+    fn release<'a>(&'a self, cx: Release<'a>) -> ExtensionFuture<'a, ()> {
+        let dir = cx.state_dir.to_path_buf();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || crate::snapshot::release(&dir))
+                .await
+                .map_err(|e| Error::Unsupported(format!("snapshot release task failed: {e}")))??;
+            Ok(())
+        })
+    }
+}
+
+/// The image store of `rt`'s root (`<root>/images`).
+pub fn store(rt: &Runtime) -> Result<ImageStore> {
+    ImageStore::open(&rt.config().root)
+}
+
+/// Creates a container from a stored image: its layers (unpacked once,
+/// shared) under an overlay with a writable layer of the container's own,
+/// and a spec from the image config (entrypoint, cmd, env, workdir, user)
+/// with `overrides` on top. Deleting the container removes the writable
+/// layer; `rt` must have [`Snapshots`] among its extensions.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut config = berth::Config::default();
+/// config.extensions.push(std::sync::Arc::new(berth_image::Snapshots));
+/// let rt = berth::Runtime::new(config).await?;
+/// let store = berth_image::store(&rt)?;
+/// store.import_layout(std::path::Path::new("busybox-oci"), None, "busybox")?;
+/// let ctr = berth_image::create_container(
+///     &rt,
+///     "bb",
+///     "busybox",
+///     berth_image::ImageOverrides::default(),
+///     berth::CreateOptions::default(),
+/// )
+/// .await?;
+/// ctr.start().await?;
+/// ctr.wait().await?;
+/// ctr.delete(false).await?; // unmounts and removes the container's layer
+/// # Ok(()) }
+/// ```
+pub async fn create_container(
+    rt: &Runtime,
+    id: &str,
+    image_ref: &str,
+    overrides: ImageOverrides,
+    mut opts: CreateOptions,
+) -> Result<Container> {
+    berth::validate_id(id)?;
+    if rt.config().root.join(id).exists() {
+        return Err(berth::Error::AlreadyExists(id.to_string()).into());
+    }
+    let store = store(rt)?;
+    let (id_owned, image_ref) = (id.to_string(), image_ref.to_string());
+    let s = store.clone();
+    let (snap, spec) = tokio::task::spawn_blocking(move || {
+        let image = s.image(&image_ref)?;
+        let snap = s.prepare(&id_owned, &image)?;
+        match crate::build_spec(&image.config, &image.reference, &snap.rootfs(), &overrides) {
+            Ok(spec) => Ok((snap, spec)),
+            Err(e) => {
+                let _ = s.remove_snapshot(&id_owned);
+                Err(e)
+            }
+        }
+    })
+    .await
+    .map_err(|e| Error::Unsupported(format!("image preparation task failed: {e}")))??;
+    let bundle = match berth::Bundle::new(&snap.dir, spec) {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = store.remove_snapshot(id);
+            return Err(e.into());
+        }
+    };
+    opts.extensions
+        .insert(EXTENSION_NAME.into(), serde_json::Value::Null);
+    match rt.create_with(id, bundle, opts).await {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            // The snapshot is this call's own: prepare refuses an id that
+            // has one.
+            let _ = store.remove_snapshot(id);
+            Err(e.into())
+        }
+    }
+}
+
+/// Resets a stopped container's rootfs to its image (drops every change it
+/// made).
+pub async fn rollback(rt: &Runtime, id: &str) -> Result<()> {
+    let ctr = rt.get(id).await?;
+    let status = ctr.status()?;
+    if status != Status::Stopped {
+        return Err(berth::Error::InvalidState {
+            id: id.to_string(),
+            status: status.to_string(),
+            op: "roll back (stop it first)",
+        }
+        .into());
+    }
+    let store = store(rt)?;
+    let id = id.to_string();
+    tokio::task::spawn_blocking(move || store.rollback(&id))
+        .await
+        .map_err(|e| Error::Unsupported(format!("rollback task failed: {e}")))?
+}
+
+/// Commits container `id`'s changes as a new image tagged `reference` and
+/// returns its manifest digest.
+pub async fn commit(rt: &Runtime, id: &str, reference: &str) -> Result<oci_spec::image::Digest> {
+    berth::validate_id(id)?;
+    let store = store(rt)?;
+    let (id, reference) = (id.to_string(), reference.to_string());
+    tokio::task::spawn_blocking(move || store.commit(&id, &reference))
+        .await
+        .map_err(|e| Error::Unsupported(format!("commit task failed: {e}")))?
+}

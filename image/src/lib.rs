@@ -1,0 +1,38 @@
+//! # berth-image
+//!
+//! OCI images for the [berth](berth) runtime: a digest-verified content
+//! store under the runtime root, OCI image-layout import and export,
+//! streaming layer unpack into shared per-layer directories, an overlay
+//! snapshotter for container rootfs, commit and rollback, garbage
+//! collection, registry pull and push, and cosign-compatible signature
+//! verification.
+//!
+//! Containers made from images ([`create_container`]) meet the runtime
+//! through the [`Snapshots`] extension, which removes their writable layer
+//! when they are deleted.
+
+mod commit;
+mod containers;
+pub mod digest;
+mod error;
+mod gc;
+mod layers;
+mod layout;
+mod push;
+pub mod reference;
+mod registry;
+mod sign;
+pub(crate) mod snapshot;
+mod spec;
+mod store;
+pub mod unpack;
+
+pub use containers::{commit, create_container, rollback, store, Snapshots, EXTENSION_NAME};
+pub use error::{Error, Result};
+pub use gc::GcReport;
+pub use layout::host_arch;
+pub use registry::{LayerProgress, Pull, PullOptions, RemoteRef};
+pub use sign::{signature_tag, SignaturePolicy, SIGNATURE_ANNOTATION};
+pub use snapshot::Snapshot;
+pub use spec::{build as build_spec, ImageOverrides, EXPOSED_PORTS_ANNOTATION};
+pub use store::{Image, ImageStore, ImageSummary};
