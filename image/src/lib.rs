@@ -1,6 +1,6 @@
 //! # berth-image
 //!
-//! OCI images for the [berth](berth) runtime: a digest-verified content
+//! OCI images for the [berth] runtime: a digest-verified content
 //! store under the runtime root, OCI image-layout import and export,
 //! streaming layer unpack into shared per-layer directories, an overlay
 //! snapshotter for container rootfs, commit and rollback, garbage
@@ -10,6 +10,8 @@
 //! Containers made from images ([`create_container`]) meet the runtime
 //! through the [`Snapshots`] extension, which removes their writable layer
 //! when they are deleted.
+
+#![deny(missing_docs)]
 
 mod commit;
 mod containers;

@@ -873,7 +873,10 @@ async fn an_id_in_use_is_refused_and_its_snapshot_kept() {
     let err = berth_image::create_container(&rt, &cid, "i", ImageOverrides::default(), piped())
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::AlreadyExists(_)), "{err}");
+    assert!(
+        matches!(err, Error::Runtime(berth::Error::AlreadyExists(_))),
+        "{err}"
+    );
     let snap = store.snapshot(&cid);
     assert!(mounted_below(&snap.rootfs()));
     assert!(snap.rootfs().join("bin/busybox").exists());

@@ -1,6 +1,6 @@
 //! # berth-net
 //!
-//! Container networks for the [berth](berth) runtime: which network a
+//! Container networks for the [berth] runtime: which network a
 //! container joins, and the host-side work that connects it. berth-net is
 //! an [extension](berth::extension) of the runtime: register a
 //! [`Networks`] in [`Config::extensions`](berth::Config::extensions), then
@@ -30,9 +30,9 @@
 //! - [`Network::Host`]: the host's network namespace;
 //! - [`Network::Bridge`]: a veth pair from a bridge (created on first use)
 //!   to `eth0` in the container, an address from the network's subnet
-//!   ([`ipam`]), a default route via the bridge, `/etc/hosts`,
+//!   (IPAM), a default route via the bridge, `/etc/hosts`,
 //!   `/etc/hostname` and `/etc/resolv.conf`, outbound NAT and published
-//!   ports as nftables rules ([`nft`]);
+//!   ports as nftables rules;
 //! - [`Network::Cni`]: whatever the plugins of a CNI network configuration
 //!   make (see [`CniConfig`]; `bridge`, `host-local`, `portmap`, ...).
 //!
@@ -43,6 +43,8 @@
 //! Everything a container's network made is removed when it is deleted,
 //! and, for containers whose process is gone, when a runtime next starts
 //! ([`Runtime::new`](berth::Runtime::new)).
+
+#![deny(missing_docs)]
 
 mod addr;
 mod bridge;

@@ -27,6 +27,8 @@
 //! with the embedding process) starts a child that walks the plan with raw
 //! system calls and blocks before `execve` until [`Container::start`].
 
+#![deny(missing_docs)]
+
 mod bundle;
 pub mod cgroups;
 mod container;

@@ -5,6 +5,7 @@ mod bench_compare;
 mod bundle;
 mod ci;
 mod fuzz;
+mod public_api;
 mod rootfs;
 mod vm_test;
 
@@ -56,6 +57,14 @@ enum Command {
         /// fixtures' Docker-like profile).
         #[arg(long)]
         no_seccomp: bool,
+    },
+    /// Print the public surface of a published crate (berth, berth-net,
+    /// berth-image), one item a line, as the public-API snapshot test sees
+    /// it.
+    PublicApi {
+        /// The crate.
+        #[arg(default_value = "berth")]
+        krate: String,
     },
     /// Run the CI checks of .ci/run (fmt, clippy, tests), without installing packages.
     Ci,
@@ -169,6 +178,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             no_seccomp,
         ),
         Command::Ci => ci::run(),
+        Command::PublicApi { krate } => {
+            let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .ok_or_else(|| anyhow::anyhow!("no workspace"))?;
+            print!("{}", public_api::surface(workspace, &krate)?);
+            Ok(())
+        }
         Command::Fuzz {
             target,
             seconds,

@@ -1,6 +1,6 @@
 //! The architectures berth compiles filters for: their `AUDIT_ARCH_*`
 //! values, their word size as libseccomp treats it, and their system call
-//! numbers (from [`super::table`], generated).
+//! numbers (from the generated `table` module).
 
 use oci_spec::runtime::Arch;
 
