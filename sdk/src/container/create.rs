@@ -514,6 +514,7 @@ async fn build(
         let report = super::phase("create.child_setup", recv(&sync)).await?;
         let Some((report, fd)) = report else {
             return Err(Error::Init {
+                kind: crate::InitStep::Exited,
                 step: "container process exited during set-up".into(),
                 path: None,
                 source: std::io::Error::from_raw_os_error(libc::ECHILD),
@@ -619,6 +620,7 @@ async fn left_shared_memory(
         // execveat, say): a pidfd turns readable when its process exits.
         None => match child {
             Some((sup, _)) if exited(sup.pidfd()) => Err(Error::Init {
+                kind: crate::InitStep::StartWaiter,
                 step: "start berth-waiter".into(),
                 path: None,
                 source: std::io::Error::from_raw_os_error(libc::ECHILD),
@@ -653,18 +655,25 @@ fn cgroup_path(config: &Config, id: &str, bundle: &Bundle) -> String {
 /// Turns a child's failure report into an error naming the step.
 pub(super) fn init_error(plan: &Plan, report: Report) -> Error {
     let (step, path) = plan.describe(report.step as usize);
+    let kind = plan.step_kind(report.step as usize);
     let source = std::io::Error::from_raw_os_error(report.errno);
     if matches!(
         plan.steps.get(report.step as usize),
         Some(Step::FindExecutable)
     ) {
         return Error::Init {
+            kind,
             step: format!("{step}: not found or not executable in the container"),
             path,
             source,
         };
     }
-    Error::Init { step, path, source }
+    Error::Init {
+        kind,
+        step,
+        path,
+        source,
+    }
 }
 
 async fn run_create_hooks(bundle: &Bundle, p: &Persisted, pid: i32) -> Result<()> {
