@@ -117,6 +117,27 @@ pub enum Error {
     #[error("unsupported: {0}")]
     Unsupported(String),
 
+    /// A task berth ran in the background (on tokio's blocking pool, or
+    /// spawned) ended without giving its result: it panicked, or it was
+    /// cancelled as the runtime shut down. `task` names it.
+    #[error("{task} task failed: {reason}")]
+    TaskFailed {
+        /// What the task was doing (`create`, `spawn`, `blocking`).
+        task: &'static str,
+        /// How it ended (the panic's message, or the cancellation).
+        reason: String,
+    },
+
+    /// The container has exited, but its exit status is known only to
+    /// the process that created it: that process neither recorded it nor
+    /// is there to ask (it left its children to its own parent, as the
+    /// CLI does, and is gone).
+    #[error("container {id:?} has exited, but its exit status is known only to the process that created it")]
+    ExitStatusUnknown {
+        /// The container id.
+        id: String,
+    },
+
     /// An OCI hook failed or timed out.
     #[error("{kind} hook {path}: {reason}")]
     Hook {
@@ -410,6 +431,14 @@ impl Error {
         Error::Image {
             what: what.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// A background task that ended without its result.
+    pub(crate) fn task(task: &'static str, e: impl std::fmt::Display) -> Self {
+        Error::TaskFailed {
+            task,
+            reason: e.to_string(),
         }
     }
 

@@ -222,7 +222,10 @@ impl Runtime {
             }
         })
         .await
-        .map_err(|e| Error::Unsupported(format!("image preparation task failed: {e}")))??;
+        .map_err(|e| Error::TaskFailed {
+            task: "image preparation",
+            reason: e.to_string(),
+        })??;
         let bundle = Bundle::new(&snap.dir, spec)?;
         match self.create_with(id, bundle, opts).await {
             Ok(c) => Ok(c),
@@ -251,7 +254,10 @@ impl Runtime {
         let id = id.to_string();
         tokio::task::spawn_blocking(move || store.rollback(&id))
             .await
-            .map_err(|e| Error::Unsupported(format!("rollback task failed: {e}")))?
+            .map_err(|e| Error::TaskFailed {
+                task: "rollback",
+                reason: e.to_string(),
+            })?
     }
 
     /// Commits container `id`'s changes as a new image tagged `reference`
@@ -262,7 +268,10 @@ impl Runtime {
         let (id, reference) = (id.to_string(), reference.to_string());
         tokio::task::spawn_blocking(move || store.commit(&id, &reference))
             .await
-            .map_err(|e| Error::Unsupported(format!("commit task failed: {e}")))?
+            .map_err(|e| Error::TaskFailed {
+                task: "commit",
+                reason: e.to_string(),
+            })?
     }
 
     /// A handle to an existing container, e.g. one created by another

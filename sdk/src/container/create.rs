@@ -70,9 +70,8 @@ pub(crate) async fn create(
             }
         }
     });
-    rx.await.map_err(|_| {
-        Error::Unsupported("the create task ended without an answer (panic?)".into())
-    })?
+    rx.await
+        .map_err(|_| Error::task("create", "ended without an answer (panic?)"))?
 }
 
 /// Validates a container id: what runc accepts, so ids are also safe as
