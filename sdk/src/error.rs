@@ -305,6 +305,9 @@ pub enum Error {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum InitStep {
+    /// Before the first step: moving the child's own descriptors out of
+    /// the range the container inherits, closing the embedder's.
+    Descriptors,
     /// Resetting signal dispositions.
     ResetSignals,
     /// Joining the container's cgroup (v1 `tasks` files).

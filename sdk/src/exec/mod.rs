@@ -68,6 +68,10 @@ impl Report {
     pub const FAILED: u32 = 4;
     pub const SECCOMP: u32 = 5;
     pub const SIZE: usize = std::mem::size_of::<Report>();
+    /// The `step` of a [`Report::FAILED`] before the first step: while
+    /// the child moved its own descriptors out of the range the container
+    /// inherits, or closed the embedder's.
+    pub const BEFORE_STEPS: u32 = u32::MAX;
 
     pub(crate) fn from_bytes(b: &[u8]) -> Option<Report> {
         if b.len() != Self::SIZE {

@@ -73,7 +73,7 @@ pub(super) fn run(args: &ChildArgs) -> ! {
                 args.sync,
                 Report {
                     kind: Report::FAILED,
-                    step: 0,
+                    step: Report::BEFORE_STEPS,
                     errno,
                     _pad: 0,
                 },
@@ -111,7 +111,7 @@ pub(super) fn run(args: &ChildArgs) -> ! {
             sync,
             Report {
                 kind: Report::FAILED,
-                step: 0,
+                step: Report::BEFORE_STEPS,
                 errno,
                 _pad: 0,
             },
