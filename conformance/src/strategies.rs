@@ -1104,9 +1104,9 @@ fn ns(t: LinuxNamespaceType, path: Option<PathBuf>) -> LinuxNamespace {
 pub enum Refusal {
     /// `Error::InvalidSpec` whose field starts with this prefix.
     InvalidSpec(&'static str),
-    /// `Error::Init`: the kernel refuses it inside the new container (a
-    /// step names itself, e.g. `find executable`).
-    Init(&'static str),
+    /// `Error::Init` of this kind of step: the kernel refuses it inside
+    /// the new container.
+    Init(berth::InitStep),
 }
 
 /// An invalid spec and how it must be refused.
@@ -1474,13 +1474,13 @@ pub fn mutate(ctx: &Context, mut spec: Spec, m: Mutation, r: u32) -> InvalidCase
                 mounts.push(tmpfs("/run", vec![]));
             }
             mounts.push(tmpfs("/run/bad", vec!["size=nonsense".into()]));
-            Init("mount")
+            Init(berth::InitStep::Mount)
         }
         MissingExecutable => {
             let mut a = process.args().clone().unwrap_or_default();
             a[0] = "/no/such/probe".into();
             process.set_args(Some(a));
-            Init("find executable")
+            Init(berth::InitStep::FindExecutable)
         }
     };
     linux.set_namespaces(Some(namespaces));

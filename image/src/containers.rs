@@ -29,7 +29,10 @@ impl Extension for Snapshots {
         Box::pin(async move {
             tokio::task::spawn_blocking(move || crate::snapshot::release(&dir))
                 .await
-                .map_err(|e| Error::Unsupported(format!("snapshot release task failed: {e}")))??;
+                .map_err(|e| Error::TaskFailed {
+                    task: "snapshot release",
+                    reason: e.to_string(),
+                })??;
             Ok(())
         })
     }
@@ -92,7 +95,10 @@ pub async fn create_container(
         }
     })
     .await
-    .map_err(|e| Error::Unsupported(format!("image preparation task failed: {e}")))??;
+    .map_err(|e| Error::TaskFailed {
+        task: "image preparation",
+        reason: e.to_string(),
+    })??;
     let bundle = match berth::Bundle::new(&snap.dir, spec) {
         Ok(b) => b,
         Err(e) => {
@@ -130,7 +136,10 @@ pub async fn rollback(rt: &Runtime, id: &str) -> Result<()> {
     let id = id.to_string();
     tokio::task::spawn_blocking(move || store.rollback(&id))
         .await
-        .map_err(|e| Error::Unsupported(format!("rollback task failed: {e}")))?
+        .map_err(|e| Error::TaskFailed {
+            task: "rollback",
+            reason: e.to_string(),
+        })?
 }
 
 /// Commits container `id`'s changes as a new image tagged `reference` and
@@ -141,5 +150,8 @@ pub async fn commit(rt: &Runtime, id: &str, reference: &str) -> Result<oci_spec:
     let (id, reference) = (id.to_string(), reference.to_string());
     tokio::task::spawn_blocking(move || store.commit(&id, &reference))
         .await
-        .map_err(|e| Error::Unsupported(format!("commit task failed: {e}")))?
+        .map_err(|e| Error::TaskFailed {
+            task: "commit",
+            reason: e.to_string(),
+        })?
 }

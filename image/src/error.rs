@@ -72,6 +72,16 @@ pub enum Error {
     #[error("container {0:?} already has a snapshot")]
     AlreadyExists(String),
 
+    /// A background task (a pull, a layer's unpack) ended without an
+    /// answer: it panicked or was cancelled.
+    #[error("{task} task failed: {reason}")]
+    TaskFailed {
+        /// What the task was doing (`pull`, `unpack`).
+        task: &'static str,
+        /// How it ended.
+        reason: String,
+    },
+
     /// The operation needs something the host or image lacks.
     #[error("unsupported: {0}")]
     Unsupported(String),

@@ -48,7 +48,10 @@ impl ImageStore {
                     .into_iter()
                     .map(|h| {
                         h.join().unwrap_or_else(|_| {
-                            Err(Error::Unsupported("layer unpack thread panicked".into()))
+                            Err(Error::TaskFailed {
+                                task: "layer unpack",
+                                reason: "the thread panicked".into(),
+                            })
                         })
                     })
                     .collect()

@@ -155,9 +155,10 @@ impl Pull {
     /// Waits for the pull; returns the manifest digest now tagged.
     pub async fn finish(self) -> Result<Digest> {
         drop(self.progress);
-        self.task
-            .await
-            .map_err(|e| Error::Unsupported(format!("pull task failed: {e}")))?
+        self.task.await.map_err(|e| Error::TaskFailed {
+            task: "pull",
+            reason: e.to_string(),
+        })?
     }
 }
 
@@ -475,7 +476,10 @@ impl ImageStore {
             let s = store.clone();
             let guard = tokio::task::spawn_blocking(move || s.gc_guard(false))
                 .await
-                .map_err(|e| Error::Unsupported(format!("lock task failed: {e}")))??;
+                .map_err(|e| Error::TaskFailed {
+                    task: "lock",
+                    reason: e.to_string(),
+                })??;
             let (mut body, mut d, mut media_type) = client.manifest(&r.reference).await?;
             if opts.signatures.require {
                 super::sign::verify(&client, &tag_name, &d, &opts.signatures).await?;

@@ -37,10 +37,13 @@ pub enum Error {
     },
 
     /// A step of container initialisation failed inside the new container
-    /// process; `step` names it as the plan does (`mount proc on /proc`).
+    /// process: `kind` says which kind of step, to match on; `step`
+    /// describes it for people, as the plan does (`mount proc on /proc`).
     #[error("container init: {step}{}: {source}", path.as_ref().map(|p| format!(" ({})", p.display())).unwrap_or_default())]
     Init {
-        /// The failed step of the plan.
+        /// The kind of the failed step.
+        kind: InitStep,
+        /// The failed step, described (for messages: the text may change).
         step: String,
         /// The path the step worked on, if any.
         path: Option<PathBuf>,
@@ -114,6 +117,27 @@ pub enum Error {
     #[error("unsupported: {0}")]
     Unsupported(String),
 
+    /// A task berth ran in the background (on tokio's blocking pool, or
+    /// spawned) ended without giving its result: it panicked, or it was
+    /// cancelled as the runtime shut down. `task` names it.
+    #[error("{task} task failed: {reason}")]
+    TaskFailed {
+        /// What the task was doing (`create`, `spawn`, `blocking`).
+        task: &'static str,
+        /// How it ended (the panic's message, or the cancellation).
+        reason: String,
+    },
+
+    /// The container has exited, but its exit status is known only to
+    /// the process that created it: that process neither recorded it nor
+    /// is there to ask (it left its children to its own parent, as the
+    /// CLI does, and is gone).
+    #[error("container {id:?} has exited, but its exit status is known only to the process that created it")]
+    ExitStatusUnknown {
+        /// The container id.
+        id: String,
+    },
+
     /// An OCI hook failed or timed out.
     #[error("{kind} hook {path}: {reason}")]
     Hook {
@@ -160,6 +184,121 @@ pub enum Error {
     },
 }
 
+/// The kind of set-up step that failed in a new container process, in
+/// [`Error::Init`]: one per kind of step of the plan, and the failures
+/// around them. New kinds may come with new steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InitStep {
+    /// Before the first step: moving the child's own descriptors out of
+    /// the range the container inherits, closing the embedder's.
+    Descriptors,
+    /// Resetting signal dispositions.
+    ResetSignals,
+    /// Joining the container's cgroup (v1 `tasks` files).
+    JoinCgroup,
+    /// Waiting for the parent to write the id maps and place the process.
+    AwaitParent,
+    /// Joining an existing namespace (`linux.namespaces[].path`).
+    JoinNamespace,
+    /// Becoming root of the new user namespace.
+    BecomeRoot,
+    /// Creating the cgroup namespace.
+    UnshareCgroup,
+    /// Creating the time namespace and setting its offsets.
+    UnshareTime,
+    /// `set_mempolicy` (`linux.memoryPolicy`).
+    MemoryPolicy,
+    /// Starting a new session.
+    SetSid,
+    /// Bringing up `lo` in a new network namespace.
+    LoopbackUp,
+    /// Setting the propagation of a mount (`linux.rootfsPropagation`).
+    Propagation,
+    /// Binding the rootfs onto itself.
+    BindRootfs,
+    /// A mount of the spec's `mounts` (or a default one).
+    Mount,
+    /// Remounting a mount point with new flags.
+    Remount,
+    /// Recursive mount attributes (`mount_setattr`).
+    MountSetattr,
+    /// Creating (or binding) a device node.
+    Device,
+    /// Creating a symlink in the rootfs (`/dev/fd`, `/dev/ptmx`, ...).
+    Symlink,
+    /// Waiting while the parent ran the create hooks.
+    AwaitHooks,
+    /// `pivot_root` into the rootfs.
+    PivotRoot,
+    /// Moving the rootfs onto `/` (a rootfs on an initramfs).
+    MoveRoot,
+    /// `chroot` into the rootfs (no mount namespace of its own).
+    Chroot,
+    /// Setting up the terminal and `/dev/console`.
+    Console,
+    /// Putting the stdio descriptors in place.
+    Stdio,
+    /// Writing a sysctl (`linux.sysctl`).
+    Sysctl,
+    /// Masking a path (`linux.maskedPaths`).
+    MaskPath,
+    /// Making a path read-only (`linux.readonlyPaths`).
+    ReadonlyPath,
+    /// Remounting the root read-only (`root.readonly`).
+    ReadonlyRoot,
+    /// `sethostname` (`hostname`).
+    SetHostname,
+    /// `setdomainname` (`domainname`).
+    SetDomainname,
+    /// Setting a resource limit (`process.rlimits`).
+    Rlimit,
+    /// `personality` (`linux.personality`).
+    Personality,
+    /// `sched_setattr` (`process.scheduler`).
+    Scheduler,
+    /// `ioprio_set` (`process.ioPriority`).
+    IoPriority,
+    /// Writing the LSM label for `execve` (AppArmor profile, SELinux label).
+    LsmLabel,
+    /// Dropping capabilities from the bounding set.
+    DropBoundingCaps,
+    /// Keeping capabilities across the switch of user.
+    KeepCaps,
+    /// `setgroups` (`process.user.additionalGids`).
+    SetGroups,
+    /// Switching to the process's gid.
+    SetGid,
+    /// Switching to the process's uid.
+    SetUid,
+    /// Setting the effective, permitted and inheritable capabilities.
+    SetCaps,
+    /// Setting the ambient capabilities.
+    AmbientCaps,
+    /// Changing to `process.cwd`.
+    Chdir,
+    /// Setting the umask.
+    Umask,
+    /// Setting `no_new_privs`.
+    NoNewPrivileges,
+    /// Loading the seccomp filter (or passing its notify descriptor on).
+    Seccomp,
+    /// Finding `process.args[0]`: not found or not executable.
+    FindExecutable,
+    /// Marking inherited descriptors close-on-exec.
+    CloseFds,
+    /// Waiting for `start`.
+    AwaitStart,
+    /// `execve` of the process.
+    Exec,
+    /// Starting `berth-waiter`, which waits for `start` in the container.
+    StartWaiter,
+    /// The process exited during set-up without reporting a step.
+    Exited,
+    /// A step the parent does not know (a report it cannot place).
+    Unknown,
+}
+
 impl Error {
     pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::InvalidSpec {
@@ -184,6 +323,14 @@ impl Error {
         Error::Extension {
             name: name.into(),
             source: source.into(),
+        }
+    }
+
+    /// A background task that ended without its result.
+    pub(crate) fn task(task: &'static str, e: impl std::fmt::Display) -> Self {
+        Error::TaskFailed {
+            task,
+            reason: e.to_string(),
         }
     }
 

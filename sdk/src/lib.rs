@@ -51,7 +51,7 @@ pub use container::{
     leave_children_to_parent, validate_id, Container, CreateOptions, Event, ExecOptions,
     ExecProcess, STOP_SIGNAL_ANNOTATION,
 };
-pub use error::{Error, Result};
+pub use error::{Error, InitStep, Result};
 pub use logs::{LogConfig, LogLine, LogOptions, LogStream};
 pub use nix::sys::signal::Signal;
 pub use oci_spec;

@@ -106,7 +106,7 @@ async fn a_creator_killed_before_its_record_ends_the_wait_with_an_error() {
     helper.wait().unwrap();
     let err = ctr.wait().await.unwrap_err();
     assert!(
-        matches!(err, berth::Error::Unsupported(_)),
+        matches!(err, berth::Error::ExitStatusUnknown { .. }),
         "unexpected error: {err}"
     );
     ctr.delete(false).await.unwrap();

@@ -76,7 +76,9 @@ async fn cve_2024_21626_no_leaked_fds_and_no_cwd_outside_the_rootfs() {
                 !out.stdout.contains("host-secret"),
                 "fd {n}: cwd outside the rootfs: {out:?}"
             ),
-            Err(berth::Error::Init { step, .. }) => assert!(step.contains("chdir"), "{step}"),
+            Err(berth::Error::Init { kind, step, .. }) => {
+                assert_eq!(kind, berth::InitStep::Chdir, "{step}")
+            }
             Err(e) => panic!("fd {n}: {e}"),
         }
     }
@@ -240,8 +242,14 @@ async fn cve_2025_31133_masked_path_never_bound_from_a_swapped_dev_null() {
     // /proc/kcore, in every kernel).
     let b = with_dev_from("cat /proc/keys; echo end", volume.path());
     match run(&rt, "victim", b).await {
-        Err(berth::Error::Init { step, path, source }) => {
+        Err(berth::Error::Init {
+            kind,
+            step,
+            path,
+            source,
+        }) => {
             assert_eq!(source.raw_os_error(), Some(libc::ENODEV), "{path:?}");
+            assert_eq!(kind, berth::InitStep::MaskPath, "{step}");
             assert!(step.contains("mask"), "{step}")
         }
         Ok(out) => assert_eq!(out.stdout, "end\n", "/proc/keys is an alias: {out:?}"),
@@ -271,7 +279,10 @@ async fn cve_2025_52565_dev_console_symlink_is_refused() {
     linux.set_masked_paths(None);
     b.set_linux(Some(linux));
     match rt.create(&id("victim"), bundle(b)).await {
-        Err(berth::Error::Init { step, source, .. }) => {
+        Err(berth::Error::Init {
+            kind, step, source, ..
+        }) => {
+            assert_eq!(kind, berth::InitStep::Console, "{step}");
             assert!(step.contains("console"), "{step}");
             assert_eq!(source.raw_os_error(), Some(libc::ELOOP), "{source}");
         }

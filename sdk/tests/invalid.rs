@@ -156,7 +156,13 @@ async fn missing_executable_fails_at_create() {
     let id = id("noexec");
     let e = rt.create(&id, bundle(spec)).await.unwrap_err();
     match &e {
-        Error::Init { step, path, source } => {
+        Error::Init {
+            kind,
+            step,
+            path,
+            source,
+        } => {
+            assert_eq!(*kind, berth::InitStep::FindExecutable, "{e}");
             assert!(step.contains("find executable"), "{e}");
             assert_eq!(
                 path.as_deref(),

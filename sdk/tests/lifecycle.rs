@@ -767,7 +767,16 @@ async fn exec_joins_every_namespace_and_the_cgroup() {
     // A missing program is an error of exec, not a silent exit.
     process.set_args(Some(vec!["no-such-program".into()]));
     let e = ctr.exec(&process, Default::default()).await.unwrap_err();
-    assert!(matches!(e, Error::Init { .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::Init {
+                kind: berth::InitStep::FindExecutable,
+                ..
+            }
+        ),
+        "{e}"
+    );
     ctr.delete(true).await.unwrap();
 }
 

@@ -187,7 +187,7 @@ pub async fn events(g: &Global, e: Events) -> Outcome {
                 }
                 // Exited, but its status died with a creator that did not
                 // record it (a runc-style create): nothing more to say.
-                Some(Err(berth::Error::Unsupported(_))) if ctr.status()? == berth::Status::Stopped => {
+                Some(Err(berth::Error::ExitStatusUnknown { .. })) if ctr.status()? == berth::Status::Stopped => {
                     return Ok(0)
                 }
                 Some(Err(e)) => return Err(e.into()),

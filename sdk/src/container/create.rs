@@ -74,9 +74,8 @@ pub(crate) async fn create(
             }
         }
     });
-    rx.await.map_err(|_| {
-        Error::Unsupported("the create task ended without an answer (panic?)".into())
-    })?
+    rx.await
+        .map_err(|_| Error::task("create", "ended without an answer (panic?)"))?
 }
 
 /// Checks a container id: what runc accepts (letters, digits, `_ + - .`,
@@ -538,6 +537,7 @@ async fn build(
         let report = super::phase("create.child_setup", recv(&sync)).await?;
         let Some((report, fd)) = report else {
             return Err(Error::Init {
+                kind: crate::InitStep::Exited,
                 step: "container process exited during set-up".into(),
                 path: None,
                 source: std::io::Error::from_raw_os_error(libc::ECHILD),
@@ -664,6 +664,7 @@ async fn left_shared_memory(
         // execveat, say): a pidfd turns readable when its process exits.
         None => match child {
             Some((sup, _)) if exited(sup.pidfd()) => Err(Error::Init {
+                kind: crate::InitStep::StartWaiter,
                 step: "start berth-waiter".into(),
                 path: None,
                 source: std::io::Error::from_raw_os_error(libc::ECHILD),
@@ -697,19 +698,34 @@ fn cgroup_path(config: &Config, id: &str, bundle: &Bundle) -> String {
 
 /// Turns a child's failure report into an error naming the step.
 pub(super) fn init_error(plan: &Plan, report: Report) -> Error {
+    if report.step == Report::BEFORE_STEPS {
+        return Error::Init {
+            kind: crate::InitStep::Descriptors,
+            step: "set up the child's descriptors".into(),
+            path: None,
+            source: std::io::Error::from_raw_os_error(report.errno),
+        };
+    }
     let (step, path) = plan.describe(report.step as usize);
+    let kind = plan.step_kind(report.step as usize);
     let source = std::io::Error::from_raw_os_error(report.errno);
     if matches!(
         plan.steps.get(report.step as usize),
         Some(Step::FindExecutable)
     ) {
         return Error::Init {
+            kind,
             step: format!("{step}: not found or not executable in the container"),
             path,
             source,
         };
     }
-    Error::Init { step, path, source }
+    Error::Init {
+        kind,
+        step,
+        path,
+        source,
+    }
 }
 
 async fn run_create_hooks(bundle: &Bundle, p: &Persisted, pid: i32) -> Result<()> {
@@ -742,7 +758,8 @@ async fn run_create_hooks(bundle: &Bundle, p: &Persisted, pid: i32) -> Result<()
 
 #[cfg(test)]
 mod tests {
-    use super::validate_id;
+    use super::{init_error, validate_id, Report};
+    use crate::{Error, InitStep};
 
     #[test]
     fn ids_are_safe_file_names() {
@@ -750,5 +767,55 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "a b", "ü"] {
             assert!(validate_id(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_failure_report_names_its_step_or_the_descriptors_before_them() {
+        // The rootfs is `/`, as in the plan's snapshot tests.
+        let mut spec = oci_spec::runtime::Spec::default();
+        let mut root = oci_spec::runtime::Root::default();
+        root.set_path("/".into());
+        spec.set_root(Some(root));
+        let plan = crate::plan::compile(
+            &spec,
+            std::path::Path::new("/"),
+            &crate::host::Host::fixture(),
+            &Default::default(),
+        )
+        .unwrap();
+        let failed = |step| Report {
+            kind: Report::FAILED,
+            step,
+            errno: libc::EMFILE,
+            _pad: 0,
+        };
+        let kind = |e: &Error| match e {
+            Error::Init { kind, .. } => *kind,
+            other => panic!("{other}"),
+        };
+        let e = init_error(&plan, failed(Report::BEFORE_STEPS));
+        assert_eq!(kind(&e), InitStep::Descriptors, "{e}");
+        assert_eq!(e.errno(), Some(libc::EMFILE));
+        assert_eq!(
+            e.to_string(),
+            "container init: set up the child's descriptors: Too many open files (os error 24)"
+        );
+        // Step 0 is a step of its own, not the descriptors.
+        let e = init_error(&plan, failed(0));
+        assert_eq!(kind(&e), InitStep::ResetSignals, "{e}");
+        let last = plan.steps.len() - 1;
+        let e = init_error(&plan, failed(last as u32));
+        assert_eq!(kind(&e), InitStep::Exec, "{e}");
+        let e = init_error(&plan, failed(last as u32 + 1));
+        assert_eq!(kind(&e), InitStep::Unknown, "{e}");
+        // The executable's step says what is wrong with it.
+        let find = plan
+            .steps
+            .iter()
+            .position(|s| matches!(s, crate::plan::Step::FindExecutable))
+            .unwrap();
+        let e = init_error(&plan, failed(find as u32));
+        assert_eq!(kind(&e), InitStep::FindExecutable, "{e}");
+        assert!(e.to_string().contains("not found or not executable"), "{e}");
     }
 }

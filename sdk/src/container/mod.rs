@@ -394,7 +394,7 @@ where
 {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Error::sys("blocking task", std::io::Error::other(e)))?
+        .map_err(|e| Error::task("blocking", e))?
 }
 
 pub(crate) fn oci_state(p: &Persisted, status: Status) -> Result<State> {

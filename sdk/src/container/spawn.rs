@@ -94,7 +94,7 @@ pub(super) async fn launch(
         r.map(|s| (s.pid, Unsupervised::new(s.pidfd), s.in_cgroup, s.memory))
     })
     .await
-    .map_err(|e| Error::sys("spawn task", std::io::Error::other(e)))?
+    .map_err(|e| Error::task("spawn", e))?
     .map_err(|e| Error::sys("clone3", e))?;
     let (pid, pidfd, in_cgroup, memory) = spawned;
     Ok(Launched {

@@ -38,7 +38,7 @@ impl Container {
     ///   waits for the record while the creator lives, woken by the record
     ///   itself or by the creator's exit. A creator gone without recording
     ///   it (one that left its children to its own parent, as the CLI does)
-    ///   makes this return [`Error::Unsupported`].
+    ///   makes this return [`Error::ExitStatusUnknown`].
     pub async fn wait(&self) -> Result<ExitStatus> {
         let inner = &self.inner;
         if let Some(sup) = &inner.supervisor {
@@ -109,9 +109,7 @@ impl Container {
 }
 
 fn unknown(id: &str) -> Error {
-    Error::Unsupported(format!(
-        "container {id:?} has exited, but its exit status is known only to the process that created it"
-    ))
+    Error::ExitStatusUnknown { id: id.to_string() }
 }
 
 /// Waits until `shim` has exited (at once if it is gone).

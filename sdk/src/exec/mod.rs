@@ -68,6 +68,10 @@ impl Report {
     pub const FAILED: u32 = 4;
     pub const SECCOMP: u32 = 5;
     pub const SIZE: usize = std::mem::size_of::<Report>();
+    /// The `step` of a [`Report::FAILED`] before the first step: while
+    /// the child moved its own descriptors out of the range the container
+    /// inherits, or closed the embedder's.
+    pub const BEFORE_STEPS: u32 = u32::MAX;
 
     pub(crate) fn from_bytes(b: &[u8]) -> Option<Report> {
         if b.len() != Self::SIZE {
@@ -83,6 +87,16 @@ impl Report {
             errno: word(8)? as i32,
             _pad: 0,
         })
+    }
+
+    /// The bytes of the report as [`Report::from_bytes`] reads them (the
+    /// padding is zero).
+    pub(crate) fn to_bytes(self) -> [u8; Report::SIZE] {
+        let mut b = [0u8; Report::SIZE];
+        b[0..4].copy_from_slice(&self.kind.to_ne_bytes());
+        b[4..8].copy_from_slice(&self.step.to_ne_bytes());
+        b[8..12].copy_from_slice(&self.errno.to_ne_bytes());
+        b
     }
 }
 
@@ -215,14 +229,7 @@ pub(crate) fn spawn(
     // must be where the child keeps them, above the descriptors the
     // container inherits (`3..3+preserve`, which the child clears of its
     // own). Copies made here live until the clone has copied our table.
-    let first_free = plan
-        .steps
-        .iter()
-        .find_map(|s| match s {
-            crate::plan::Step::CloseFds { preserve } => Some(*preserve),
-            _ => None,
-        })
-        .map_or(3, |n| n.saturating_add(3));
+    let first_free = executor::preserved(&plan.steps).saturating_add(3);
     let mut moved = Vec::new();
     let mut above = |fd: Option<BorrowedFd<'_>>| -> io::Result<RawFd> {
         let Some(fd) = fd else { return Ok(-1) };
@@ -484,11 +491,8 @@ pub(crate) fn pass_fds(
     fds: Vec<OwnedFd>,
     first: libc::c_int,
 ) -> io::Result<()> {
-    let end = usize::try_from(first)
-        .ok()
-        .and_then(|f| f.checked_add(fds.len()))
-        .and_then(|e| libc::c_int::try_from(e).ok())
-        .ok_or_else(|| io::Error::from_raw_os_error(libc::EMFILE))?;
+    let end =
+        range_end(first, fds.len()).ok_or_else(|| io::Error::from_raw_os_error(libc::EMFILE))?;
     let sources = fds
         .into_iter()
         .map(|fd| {
@@ -510,6 +514,15 @@ pub(crate) fn pass_fds(
         });
     }
     Ok(())
+}
+
+/// The end of the range `first..first + n` of descriptors passed, if it
+/// is a descriptor number (a negative `first` is none).
+fn range_end(first: libc::c_int, n: usize) -> Option<libc::c_int> {
+    usize::try_from(first)
+        .ok()
+        .and_then(|f| f.checked_add(n))
+        .and_then(|e| libc::c_int::try_from(e).ok())
 }
 
 /// Takes ownership of descriptors `first..first + n` this process was
@@ -542,4 +555,54 @@ pub(crate) fn inherited_fd(fd: libc::c_int) -> Option<OwnedFd> {
     // SAFETY: the descriptor is open and, by the shim's calling convention,
     // nothing else in this process uses it.
     Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_read_back_as_written() {
+        let r = Report {
+            kind: Report::FAILED,
+            step: 41,
+            errno: -libc::ENOENT,
+            _pad: 7,
+        };
+        let b = r.to_bytes();
+        assert_eq!(b.len(), 16);
+        // The padding goes out as zero.
+        assert_eq!(&b[12..], &[0; 4]);
+        let back = Report::from_bytes(&b).unwrap();
+        assert_eq!(back, Report { _pad: 0, ..r });
+        assert_eq!(
+            Report::from_bytes(&Report::default().to_bytes()),
+            Some(Report::default())
+        );
+    }
+
+    #[test]
+    fn a_report_of_another_size_is_refused() {
+        let b = Report {
+            kind: Report::CREATED,
+            ..Default::default()
+        }
+        .to_bytes();
+        assert_eq!(Report::from_bytes(&b[..15]), None);
+        assert_eq!(Report::from_bytes(&[]), None);
+        let mut long = b.to_vec();
+        long.push(0);
+        assert_eq!(Report::from_bytes(&long), None);
+    }
+
+    #[test]
+    fn passed_ranges_end_within_the_descriptor_numbers() {
+        assert_eq!(range_end(3, 0), Some(3));
+        assert_eq!(range_end(3, 4), Some(7));
+        assert_eq!(range_end(libc::c_int::MAX - 2, 2), Some(libc::c_int::MAX));
+        assert_eq!(range_end(libc::c_int::MAX - 2, 3), None);
+        assert_eq!(range_end(-1, 1), None);
+        assert_eq!(range_end(0, usize::MAX), None);
+    }
 }

@@ -516,6 +516,65 @@ pub enum Step {
     Exec,
 }
 
+impl Step {
+    /// The public kind of this step, which [`Error::Init`](crate::Error::Init)
+    /// carries.
+    pub(crate) fn kind(&self) -> crate::InitStep {
+        use crate::InitStep as K;
+        match self {
+            Step::ResetSignals => K::ResetSignals,
+            Step::JoinCgroup => K::JoinCgroup,
+            Step::AwaitParent => K::AwaitParent,
+            Step::JoinNamespace { .. } => K::JoinNamespace,
+            Step::BecomeRoot => K::BecomeRoot,
+            Step::UnshareCgroup => K::UnshareCgroup,
+            Step::SetSid => K::SetSid,
+            Step::LoopbackUp => K::LoopbackUp,
+            Step::Propagation { .. } => K::Propagation,
+            Step::BindRootfs { .. } => K::BindRootfs,
+            Step::Mount(_) => K::Mount,
+            Step::Remount { .. } => K::Remount,
+            Step::MountSetattr { .. } => K::MountSetattr,
+            Step::Device(_) => K::Device,
+            Step::Symlink { .. } => K::Symlink,
+            Step::AwaitHooks => K::AwaitHooks,
+            Step::PivotRoot => K::PivotRoot,
+            Step::MoveRoot => K::MoveRoot,
+            Step::Chroot => K::Chroot,
+            Step::Console { .. } => K::Console,
+            Step::Stdio => K::Stdio,
+            Step::Sysctl { .. } => K::Sysctl,
+            Step::MaskPath { .. } => K::MaskPath,
+            Step::ReadonlyPath { .. } => K::ReadonlyPath,
+            Step::ReadonlyRoot => K::ReadonlyRoot,
+            Step::Hostname { .. } => K::SetHostname,
+            Step::Domainname { .. } => K::SetDomainname,
+            Step::Rlimit { .. } => K::Rlimit,
+            Step::Personality { .. } => K::Personality,
+            Step::MemoryPolicy { .. } => K::MemoryPolicy,
+            Step::UnshareTime { .. } => K::UnshareTime,
+            Step::Scheduler(_) => K::Scheduler,
+            Step::IoPriority { .. } => K::IoPriority,
+            Step::ProcAttr { .. } => K::LsmLabel,
+            Step::DropBoundingCaps { .. } => K::DropBoundingCaps,
+            Step::KeepCaps => K::KeepCaps,
+            Step::SetGroups { .. } => K::SetGroups,
+            Step::SetGid { .. } => K::SetGid,
+            Step::SetUid { .. } => K::SetUid,
+            Step::SetCaps { .. } => K::SetCaps,
+            Step::AmbientCaps { .. } => K::AmbientCaps,
+            Step::ChdirAsRoot { .. } | Step::Chdir { .. } => K::Chdir,
+            Step::Umask { .. } => K::Umask,
+            Step::NoNewPrivileges => K::NoNewPrivileges,
+            Step::Seccomp(_) => K::Seccomp,
+            Step::FindExecutable => K::FindExecutable,
+            Step::CloseFds { .. } => K::CloseFds,
+            Step::AwaitStart => K::AwaitStart,
+            Step::Exec => K::Exec,
+        }
+    }
+}
+
 /// `struct sched_attr` of `sched_setattr(2)`, as the spec gives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct SchedAttr {
@@ -587,6 +646,13 @@ impl Plan {
             .iter()
             .filter(|ns| **ns != Namespace::Cgroup && **ns != Namespace::Time)
             .fold(0, |acc, ns| acc | ns.clone_flag())
+    }
+
+    /// The kind of step `index`, for [`Error::Init`](crate::Error::Init).
+    pub(crate) fn step_kind(&self, index: usize) -> crate::InitStep {
+        self.steps
+            .get(index)
+            .map_or(crate::InitStep::Unknown, Step::kind)
     }
 
     /// Describes step `index` for error messages: what it did and on which

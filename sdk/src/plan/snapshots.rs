@@ -424,3 +424,44 @@ trait Pipe {
     fn pipe(&mut self) {}
 }
 impl<T> Pipe for T {}
+
+/// Each step's kind, which `Error::Init` carries, agrees with its
+/// description; the maximal spec has a step of most kinds.
+#[test]
+fn step_kinds_match_their_descriptions() {
+    use crate::InitStep as K;
+    let mut spec = base();
+    spec.process_mut()
+        .as_mut()
+        .unwrap()
+        .set_args(Some(vec!["server".into()]));
+    let p = plan(&spec);
+    let kinds: Vec<_> = (0..p.steps.len()).map(|i| p.step_kind(i)).collect();
+    for (i, kind) in kinds.iter().enumerate() {
+        let (text, _) = p.describe(i);
+        let want = match text.split(' ').next().unwrap() {
+            "mount" => Some(K::Mount),
+            "pivot_root" => Some(K::PivotRoot),
+            "find" => Some(K::FindExecutable),
+            "execve" => Some(K::Exec),
+            "setuid" => Some(K::SetUid),
+            "mask" => Some(K::MaskPath),
+            _ => None,
+        };
+        if let Some(want) = want {
+            assert_eq!(*kind, want, "step {i}: {text}");
+        }
+    }
+    for k in [
+        K::Mount,
+        K::PivotRoot,
+        K::FindExecutable,
+        K::Exec,
+        K::MaskPath,
+    ] {
+        assert!(kinds.contains(&k), "no {k:?} in {kinds:?}");
+    }
+    // Past the end: no step the parent knows.
+    assert_eq!(p.step_kind(p.steps.len()), K::Unknown);
+    assert_eq!(p.step_kind(usize::MAX), K::Unknown);
+}

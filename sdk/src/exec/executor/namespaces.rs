@@ -1,0 +1,59 @@
+//! Namespaces: `setns` into those the plan joins, `unshare` of the cgroup
+//! and time namespaces, and the loopback device of a new network
+//! namespace (netdevice ioctls).
+
+use libc::c_int;
+
+use super::super::sys::{self, SysResult};
+use super::fds::Fds;
+use super::{write_file, Fd};
+use crate::plan::{CPath, Namespace};
+
+/// `Step::JoinNamespace`: `setns` into `plan.joins[index]` (a missing
+/// descriptor, -1, fails the call).
+pub(super) fn join(fds: &Fds, index: usize, ns: Namespace) -> SysResult<()> {
+    let fd = fds.joins.get(index).copied().unwrap_or(-1);
+    sys::setns(fd, ns.clone_flag() as c_int)
+}
+
+/// `Step::UnshareCgroup`.
+pub(super) fn unshare_cgroup() -> SysResult<()> {
+    sys::unshare(libc::CLONE_NEWCGROUP)
+}
+
+/// `Step::UnshareTime`: a new time namespace, entered at `execve`, with
+/// its clocks' offsets.
+pub(super) fn unshare_time(offsets: Option<&CPath>) -> SysResult<()> {
+    sys::unshare(libc::CLONE_NEWTIME)?;
+    match offsets {
+        // The host's /proc still: the mounts come later.
+        Some(o) => write_file(c"/proc/self/timens_offsets", o.as_c().to_bytes()),
+        None => Ok(()),
+    }
+}
+
+/// `Step::LoopbackUp`: `lo` up (`SIOCSIFFLAGS` with `IFF_UP`).
+pub(super) fn loopback_up() -> SysResult<()> {
+    let sock = Fd(sys::socket(
+        libc::AF_INET,
+        libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+        0,
+    )?);
+    // SAFETY: ifreq is plain data; zeroed is a valid empty request.
+    let mut ifr: libc::ifreq = unsafe { core::mem::zeroed() };
+    ifr.ifr_name[0] = b'l' as libc::c_char;
+    ifr.ifr_name[1] = b'o' as libc::c_char;
+    sys::ioctl(
+        sock.0,
+        libc::SIOCGIFFLAGS,
+        &mut ifr as *mut libc::ifreq as usize,
+    )?;
+    // SAFETY: SIOCGIFFLAGS filled the `ifru_flags` member of the union.
+    unsafe { ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    sys::ioctl(
+        sock.0,
+        libc::SIOCSIFFLAGS,
+        &ifr as *const libc::ifreq as usize,
+    )
+    .map(drop)
+}
