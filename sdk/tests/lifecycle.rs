@@ -684,8 +684,18 @@ async fn a_failing_hook_fails_create_and_leaves_nothing() {
 
 #[tokio::test]
 async fn dropping_a_create_future_leaves_no_container() {
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
     let rt = runtime().await;
     let id = id("dropped");
+    // The state directory may come and go between two looks: inotify sees
+    // it appear (renamed into place) whenever that happens.
+    let watch = Inotify::init(InitFlags::IN_NONBLOCK).unwrap();
+    watch
+        .add_watch(
+            &rt.config().root,
+            AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CREATE,
+        )
+        .unwrap();
     let fut = rt.create(&id, bundle(spec("true")));
     // Let it get under way, then give up on it.
     let _ = tokio::time::timeout(Duration::from_micros(200), fut).await;
@@ -695,6 +705,11 @@ async fn dropping_a_create_future_leaves_no_container() {
     let mut seen = false;
     for _ in 0..500 {
         seen |= dir.exists();
+        seen |= watch.read_events().is_ok_and(|events| {
+            events
+                .iter()
+                .any(|e| e.name.as_deref() == Some(std::ffi::OsStr::new(&id)))
+        });
         if seen && !dir.exists() {
             break;
         }
