@@ -27,26 +27,47 @@
 //! with the embedding process) starts a child that walks the plan with raw
 //! system calls and blocks before `execve` until [`Container::start`].
 
+//!
+//! ## What is API
+//!
+//! The user's view is [`Runtime`], [`Container`], [`ExecProcess`],
+//! [`Bundle`], [`Config`] and the option types, [`Error`], [`Event`],
+//! [`Stats`], [`Stdio`], [`Pty`], [`ExitStatus`], [`Status`], and
+//! [`extension`] for crates that extend the runtime (`berth-net`,
+//! `berth-image`). Modules hidden from this documentation (`plan`,
+//! `cgroups`, `host`, `security`, `shim`) are public only for berth's own
+//! CLI, tests, fuzzers and benches: they are not part of the API and change
+//! without notice.
+
 #![deny(missing_docs)]
 
 mod bundle;
+#[doc(hidden)]
 pub mod cgroups;
 mod container;
 mod error;
 mod exec;
 pub mod extension;
 mod hooks;
+#[doc(hidden)]
 pub mod host;
 mod inotify;
 pub mod logs;
+#[doc(hidden)]
 pub mod plan;
 mod runtime;
+#[doc(hidden)]
 pub mod security;
+#[doc(hidden)]
 pub mod shim;
 mod state;
 mod stdio;
 
 pub use bundle::Bundle;
+pub use cgroups::{
+    BlkioEntry, BlkioStats, CpuStats, CpuUsage, HugetlbStats, MemoryStats, MemoryUsage, PidsStats,
+    Stats, Throttling,
+};
 pub use container::{
     leave_children_to_parent, validate_id, Container, CreateOptions, Event, ExecOptions,
     ExecProcess, STOP_SIGNAL_ANNOTATION,

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use futures::stream::{self, BoxStream, StreamExt};
+use futures::stream::{self, Stream, StreamExt};
 
 use super::journal::Journal;
 use super::Container;
@@ -69,7 +69,7 @@ impl Container {
     /// }
     /// # Ok(()) }
     /// ```
-    pub fn events(&self) -> BoxStream<'static, Result<Event>> {
+    pub fn events(&self) -> impl Stream<Item = Result<Event>> + Send + 'static {
         struct State {
             ctr: Container,
             journal: Option<Journal>,
@@ -172,7 +172,7 @@ impl Container {
     ///
     /// The cgroup's files are opened at the first sample and re-read for
     /// each later one, so a stream costs a few microseconds per sample.
-    pub fn stats(&self, interval: Duration) -> BoxStream<'static, Result<Stats>> {
+    pub fn stats(&self, interval: Duration) -> impl Stream<Item = Result<Stats>> + Send + 'static {
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let reader: Option<StatsReader> = None;

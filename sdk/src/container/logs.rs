@@ -1,6 +1,6 @@
 //! `logs`: the captured output of a detached container.
 
-use futures::stream::BoxStream;
+use futures::stream::Stream;
 
 use super::Container;
 use crate::error::{Error, Result};
@@ -31,7 +31,10 @@ impl Container {
     /// }
     /// # Ok(()) }
     /// ```
-    pub fn logs(&self, opts: LogOptions) -> Result<BoxStream<'static, Result<LogLine>>> {
+    pub fn logs(
+        &self,
+        opts: LogOptions,
+    ) -> Result<impl Stream<Item = Result<LogLine>> + Send + 'static> {
         let p = self.load()?;
         let log = p.log.ok_or_else(|| {
             Error::Unsupported(format!(
