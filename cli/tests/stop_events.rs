@@ -95,7 +95,7 @@ async fn stop_kills_a_container_that_ignores_sigterm_after_the_grace_period() {
 }
 
 fn libc_sigkill() -> i32 {
-    berth::Signal::SIGKILL as i32
+    berth::Signal::KILL.number()
 }
 
 /// A paused container is thawed, then gets the stop signal, which it
@@ -280,7 +280,7 @@ async fn events_reach_a_process_that_re_attached() {
     ctr.start().await.unwrap();
     ctr.pause().await.unwrap();
     ctr.resume().await.unwrap();
-    ctr.kill(berth::Signal::SIGKILL).unwrap();
+    ctr.kill(berth::Signal::KILL).unwrap();
     let seen = tokio::time::timeout(Duration::from_secs(60), seen)
         .await
         .expect("the helper's events did not end with the container")

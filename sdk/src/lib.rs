@@ -60,6 +60,7 @@ mod runtime;
 pub mod security;
 #[doc(hidden)]
 pub mod shim;
+mod signal;
 mod state;
 mod stdio;
 
@@ -74,8 +75,8 @@ pub use container::{
 };
 pub use error::{Error, InitStep, Result};
 pub use logs::{LogConfig, LogLine, LogOptions, LogStream};
-pub use nix::sys::signal::Signal;
 pub use oci_spec;
 pub use runtime::{Config, Runtime};
+pub use signal::Signal;
 pub use state::{ExitStatus, Status};
 pub use stdio::{take_preserved_fds, Pty, Stdio};

@@ -164,7 +164,7 @@ impl World {
             }
             Op::Kill(i) => {
                 if let Some(c) = self.handle(i).await {
-                    let _ = c.kill(Signal::SIGKILL);
+                    let _ = c.kill(Signal::KILL);
                 }
             }
             Op::Delete(i) => {
@@ -245,7 +245,7 @@ fn check(config: &berth::Config, program: Vec<(Op, Option<u64>)>, shutdown_at: O
                 Status::Running | Status::Created | Status::Paused => {
                     // Through the cgroup: thaws a container a dropped
                     // pause left frozen.
-                    c.kill_all(Signal::SIGKILL).await.unwrap();
+                    c.kill_all(Signal::KILL).await.unwrap();
                     let s = c.wait().await;
                     assert!(s.is_ok(), "{id}: exit status lost: {s:?}");
                     EXITS_READ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -162,7 +162,7 @@ async fn exec_runs_with_the_container_personality() {
     let mut exec_arch = String::new();
     out.read_to_string(&mut exec_arch).await.unwrap();
     assert!(p.wait().await.unwrap().success());
-    ctr.kill(berth::Signal::SIGKILL).unwrap();
+    ctr.kill(berth::Signal::KILL).unwrap();
     let init = finish(ctr).await.unwrap();
     let init_arch = init.stdout.lines().next().unwrap_or_default().to_string();
     assert!(
@@ -202,7 +202,7 @@ async fn kernel_tcp_limit_is_applied_on_v1() {
         ctr.id()
     );
     let value = std::fs::read_to_string(&file);
-    ctr.kill(berth::Signal::SIGKILL).unwrap();
+    ctr.kill(berth::Signal::KILL).unwrap();
     let _ = ctr.wait().await;
     ctr.delete(true).await.unwrap();
     assert_eq!(value.unwrap().trim(), limit.to_string());

@@ -71,7 +71,7 @@ async fn runtime_get_in_the_creating_process_can_wait() {
     let (id, pid) = (ctr.id().to_string(), ctr.pid());
     drop(ctr);
     let h = rt.get(&id).await.unwrap();
-    h.kill(Signal::SIGKILL).unwrap();
+    h.kill(Signal::KILL).unwrap();
     assert_eq!(h.wait().await.unwrap(), ExitStatus::Signaled(9));
     assert!(!exists(pid));
     // A third handle, and another Runtime on the same root, agree.

@@ -44,7 +44,7 @@ async fn berth_never_reaps_the_embedders_own_children() {
         process.set_args(Some(vec!["sh".into(), "-c".into(), "exit 4".into()]));
         let p = ctr.exec(&process, Default::default()).await.unwrap();
         assert_eq!(p.wait().await.unwrap(), ExitStatus::Exited(4));
-        ctr.kill(berth::Signal::SIGKILL).unwrap();
+        ctr.kill(berth::Signal::KILL).unwrap();
         assert_eq!(ctr.wait().await.unwrap(), ExitStatus::Signaled(9));
         ctr.delete(false).await.unwrap();
     }

@@ -295,7 +295,7 @@ async fn exit_codes_and_signals_are_reported() {
 
     let ctr = create_piped(&rt, "kill9", spec("sleep 100")).await.unwrap();
     ctr.start().await.unwrap();
-    ctr.kill(Signal::SIGKILL).unwrap();
+    ctr.kill(Signal::KILL).unwrap();
     assert_eq!(finish(ctr).await.unwrap().status, ExitStatus::Signaled(9));
 
     // A handler installed by the container's init receives SIGTERM.
@@ -311,7 +311,7 @@ async fn exit_codes_and_signals_are_reported() {
     let mut buf = [0u8; 6];
     out.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"ready\n");
-    ctr.kill(Signal::SIGTERM).unwrap();
+    ctr.kill(Signal::TERM).unwrap();
     let status = tokio::time::timeout(Duration::from_secs(10), ctr.wait())
         .await
         .unwrap()
@@ -364,7 +364,7 @@ async fn state_is_persisted_and_another_handle_sees_it() {
     assert_eq!(ctr.status().unwrap(), Status::Running);
     let e = other.start().await.unwrap_err();
     assert!(matches!(e, Error::InvalidState { .. }), "{e}");
-    ctr.kill(Signal::SIGKILL).unwrap();
+    ctr.kill(Signal::KILL).unwrap();
     assert_eq!(ctr.wait().await.unwrap(), ExitStatus::Signaled(9));
     assert_eq!(other.status().unwrap(), Status::Stopped);
     // The parent recorded the exit status for everyone.
@@ -776,7 +776,7 @@ async fn exec_joins_every_namespace_and_the_cgroup() {
             "not in the container's cgroup: {cgroup}"
         );
     }
-    sleeper.kill(Signal::SIGKILL).unwrap();
+    sleeper.kill(Signal::KILL).unwrap();
     assert_eq!(sleeper.wait().await.unwrap(), ExitStatus::Signaled(9));
 
     // A missing program is an error of exec, not a silent exit.

@@ -357,7 +357,7 @@ async fn the_stats_stream_samples_until_the_container_ends() {
     }
     // And the stream ends with the container.
     let rest = ctr.stats(Duration::from_millis(100));
-    ctr.kill(berth::Signal::SIGKILL).unwrap();
+    ctr.kill(berth::Signal::KILL).unwrap();
     tokio::time::timeout(Duration::from_secs(30), rest.collect::<Vec<_>>())
         .await
         .expect("the stats stream did not end with the container");
@@ -670,7 +670,7 @@ async fn kill_all_reaches_nested_cgroups() {
     };
     assert_eq!(nested.pids().unwrap(), [sleeper]);
 
-    ctr.kill_all(berth::Signal::SIGKILL).await.unwrap();
+    ctr.kill_all(berth::Signal::KILL).await.unwrap();
     assert_eq!(ctr.wait().await.unwrap(), ExitStatus::Signaled(9));
     for _ in 0..500 {
         if ctr.pids().unwrap().is_empty() {
@@ -763,7 +763,7 @@ async fn lifecycle_events_reach_every_stream_and_a_slow_one_blocks_nothing() {
         ctr.pause().await.unwrap();
         ctr.resume().await.unwrap();
     }
-    ctr.kill(berth::Signal::SIGKILL).unwrap();
+    ctr.kill(berth::Signal::KILL).unwrap();
     let seen: Vec<Event> = watcher.map(|e| e.unwrap()).collect().await;
     let mut want = vec![Event::Created, Event::Started];
     for _ in 0..20 {

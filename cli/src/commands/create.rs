@@ -254,13 +254,13 @@ pub async fn run(g: &Global, r: Run, preserved: Vec<OwnedFd>) -> Outcome {
 /// runc does. Never returns while the container lives.
 async fn forward_signals(ctr: &Container) {
     let kinds = [
-        (SignalKind::interrupt(), berth::Signal::SIGINT),
-        (SignalKind::terminate(), berth::Signal::SIGTERM),
-        (SignalKind::hangup(), berth::Signal::SIGHUP),
-        (SignalKind::quit(), berth::Signal::SIGQUIT),
-        (SignalKind::user_defined1(), berth::Signal::SIGUSR1),
-        (SignalKind::user_defined2(), berth::Signal::SIGUSR2),
-        (SignalKind::window_change(), berth::Signal::SIGWINCH),
+        (SignalKind::interrupt(), berth::Signal::INT),
+        (SignalKind::terminate(), berth::Signal::TERM),
+        (SignalKind::hangup(), berth::Signal::HUP),
+        (SignalKind::quit(), berth::Signal::QUIT),
+        (SignalKind::user_defined1(), berth::Signal::USR1),
+        (SignalKind::user_defined2(), berth::Signal::USR2),
+        (SignalKind::window_change(), berth::Signal::WINCH),
     ];
     let mut streams = Vec::new();
     for (kind, sig) in kinds {

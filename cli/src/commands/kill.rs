@@ -17,7 +17,7 @@ pub async fn kill(g: &Global, k: Kill) -> Outcome {
     } else {
         ctr.kill(sig)?;
     }
-    if created && sig == berth::Signal::SIGKILL {
+    if created && sig == berth::Signal::KILL {
         // A created container dies at once: return when it is gone, so
         // that a `delete` right after sees it stopped. (Bounded: a process
         // in an uninterruptible sleep takes its time.)

@@ -140,18 +140,9 @@ pub fn attach_terminal(pty: berth::Pty) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Parses `KILL`, `SIGKILL` or `9`.
+/// Parses `KILL`, `SIGKILL`, `9` or `RTMIN+3`.
 pub fn parse_signal(s: &str) -> Result<berth::Signal, String> {
-    if let Ok(n) = s.parse::<i32>() {
-        return berth::Signal::try_from(n).map_err(|_| format!("unknown signal {s:?}"));
-    }
-    let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    name.parse().map_err(|_| format!("unknown signal {s:?}"))
+    s.parse().map_err(|_| format!("unknown signal {s:?}"))
 }
 
 #[cfg(test)]
@@ -161,9 +152,9 @@ mod tests {
 
     #[test]
     fn signals_by_name_or_number() {
-        assert_eq!(parse_signal("9"), Ok(Signal::SIGKILL));
-        assert_eq!(parse_signal("KILL"), Ok(Signal::SIGKILL));
-        assert_eq!(parse_signal("sigterm"), Ok(Signal::SIGTERM));
+        assert_eq!(parse_signal("9"), Ok(Signal::KILL));
+        assert_eq!(parse_signal("KILL"), Ok(Signal::KILL));
+        assert_eq!(parse_signal("sigterm"), Ok(Signal::TERM));
         assert!(parse_signal("NOPE").is_err());
         assert!(parse_signal("99").is_err());
     }

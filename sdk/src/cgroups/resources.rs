@@ -211,9 +211,9 @@ impl Cgroup {
     /// it was frozen (paused) before and the signal is not `SIGKILL`: a
     /// frozen process takes a `SIGKILL` only once thawed. Without a freezer
     /// the processes are signalled as they are listed.
-    pub async fn kill_all(&self, signal: nix::sys::signal::Signal) -> Result<()> {
-        use nix::sys::signal::Signal;
-        if signal == Signal::SIGKILL && self.layout == Layout::V2 {
+    pub async fn kill_all(&self, signal: crate::Signal) -> Result<()> {
+        use crate::Signal;
+        if signal == Signal::KILL && self.layout == Layout::V2 {
             let kill = self.dirs[0].join("cgroup.kill");
             if kill.exists() {
                 return std::fs::write(&kill, "1").map_err(|e| Error::io("write", &kill, e));
@@ -222,16 +222,16 @@ impl Cgroup {
         let was_frozen = self.frozen().unwrap_or(false);
         let froze = !was_frozen && self.freeze().await.is_ok();
         let signalled = self.signal_each(signal);
-        if froze || (was_frozen && signal == Signal::SIGKILL) {
+        if froze || (was_frozen && signal == Signal::KILL) {
             self.thaw()?;
         }
         signalled
     }
 
     /// Sends `signal` to each process [`Cgroup::pids`] lists.
-    fn signal_each(&self, signal: nix::sys::signal::Signal) -> Result<()> {
+    fn signal_each(&self, signal: crate::Signal) -> Result<()> {
         for pid in self.pids()? {
-            match crate::exec::sys::kill(pid, signal as libc::c_int) {
+            match crate::exec::sys::kill(pid, signal.number()) {
                 Ok(()) | Err(libc::ESRCH) => {}
                 Err(e) => return Err(Error::sys("kill", std::io::Error::from_raw_os_error(e))),
             }

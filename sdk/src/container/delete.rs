@@ -57,7 +57,7 @@ impl Container {
                 // Processes outside the first one's pid namespace too; thaws
                 // a paused container (a frozen process never dies).
                 let _ = Cgroup::open(&p.cgroup_path)?
-                    .kill_all(nix::sys::signal::Signal::SIGKILL)
+                    .kill_all(crate::Signal::KILL)
                     .await;
             }
         }
@@ -78,7 +78,7 @@ impl Container {
             // (Most often none: a freeze and thaw of an empty cgroup would
             // only cost time.)
             if cgroup.exists() && cgroup.pids().is_ok_and(|p| !p.is_empty()) {
-                let _ = cgroup.kill_all(nix::sys::signal::Signal::SIGKILL).await;
+                let _ = cgroup.kill_all(crate::Signal::KILL).await;
             }
             if let Err(e) = super::phase("delete.cgroup", cgroup.delete()).await {
                 errors.push(e);

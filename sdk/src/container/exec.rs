@@ -5,7 +5,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use nix::sys::signal::Signal;
+use crate::Signal;
 use oci_spec::runtime::Process;
 use tokio::io::unix::AsyncFd;
 use tokio::net::unix::pipe;
@@ -157,7 +157,7 @@ impl Container {
         match finish_exec(&process, &cgroup, in_cgroup, &sync, &plan, &state).await {
             Ok(()) => Ok(process),
             Err(e) => {
-                let _ = process.kill(Signal::SIGKILL);
+                let _ = process.kill(Signal::KILL);
                 let _ = process.wait().await;
                 Err(e)
             }
@@ -231,7 +231,7 @@ impl ExecProcess {
     /// Sends `signal` to the process (through its pidfd).
     pub fn kill(&self, signal: Signal) -> Result<()> {
         let fd = self.supervisor.pidfd().as_raw_fd();
-        exec::sys::pidfd_send_signal(fd, signal as libc::c_int)
+        exec::sys::pidfd_send_signal(fd, signal.number())
             .map_err(|e| Error::sys("kill", std::io::Error::from_raw_os_error(e)))
     }
 

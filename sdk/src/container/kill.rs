@@ -2,7 +2,7 @@
 
 use std::os::fd::AsRawFd;
 
-use nix::sys::signal::Signal;
+use crate::Signal;
 
 use super::Container;
 use crate::cgroups::Cgroup;
@@ -17,7 +17,7 @@ impl Container {
     /// receive it.
     pub fn kill(&self, signal: Signal) -> Result<()> {
         self.require_live("kill")?;
-        let sig = signal as libc::c_int;
+        let sig = signal.number();
         let r = match (&self.inner.supervisor, &self.inner.pidfd) {
             (Some(s), _) => sys::pidfd_send_signal(s.pidfd().as_raw_fd(), sig),
             (None, Some(pidfd)) => sys::pidfd_send_signal(pidfd.as_raw_fd(), sig),

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 
-use nix::sys::signal::Signal;
+use crate::Signal;
 use oci_spec::runtime::ContainerState;
 
 use super::create::init_error;
@@ -104,8 +104,8 @@ impl Container {
     /// Kills every process of the container and returns once its first
     /// one is gone (reaped, when this process is its parent).
     async fn stop_after_failed_hook(&self) {
-        let _ = self.kill(Signal::SIGKILL);
-        let _ = self.kill_all(Signal::SIGKILL).await;
+        let _ = self.kill(Signal::KILL);
+        let _ = self.kill_all(Signal::KILL).await;
         if self.inner.supervisor.is_some() {
             let _ = self.wait().await;
         } else if let Some(pidfd) = &self.inner.pidfd {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
+use crate::Signal;
 
 use super::Container;
 use crate::error::{Error, Result};
@@ -72,7 +72,7 @@ impl Container {
                 .is_err()
             {
                 self.kill_first(libc::SIGKILL);
-                if let Err(e) = self.kill_all(Signal::SIGKILL).await {
+                if let Err(e) = self.kill_all(Signal::KILL).await {
                     tracing::debug!(error = %e, "SIGKILL to the cgroup");
                 }
                 self.first_exited().await;
@@ -108,8 +108,7 @@ impl Container {
             return;
         };
         if cgroup.exists() && cgroup.pids().is_ok_and(|pids| !pids.is_empty()) {
-            let _ =
-                super::to_completion(async move { cgroup.kill_all(Signal::SIGKILL).await }).await;
+            let _ = super::to_completion(async move { cgroup.kill_all(Signal::KILL).await }).await;
         }
     }
 }
@@ -118,25 +117,14 @@ impl Container {
 /// `15`.
 fn stop_signal(annotations: &std::collections::HashMap<String, String>) -> Result<Signal> {
     let Some(name) = annotations.get(STOP_SIGNAL_ANNOTATION) else {
-        return Ok(Signal::SIGTERM);
+        return Ok(Signal::TERM);
     };
-    let bad = || {
+    name.trim().parse().map_err(|_| {
         Error::invalid(
             format!("annotations[{STOP_SIGNAL_ANNOTATION:?}]"),
             format!("{name:?} names no signal"),
         )
-    };
-    let name = name.trim();
-    if let Ok(n) = name.parse::<i32>() {
-        return Signal::try_from(n).map_err(|_| bad());
-    }
-    let upper = name.to_ascii_uppercase();
-    let full = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    full.parse().map_err(|_| bad())
+    })
 }
 
 #[cfg(test)]
@@ -150,10 +138,10 @@ mod tests {
             m.insert(STOP_SIGNAL_ANNOTATION.to_string(), v.to_string());
             stop_signal(&m)
         };
-        assert_eq!(stop_signal(&Default::default()).unwrap(), Signal::SIGTERM);
-        assert_eq!(with("SIGQUIT").unwrap(), Signal::SIGQUIT);
-        assert_eq!(with("int").unwrap(), Signal::SIGINT);
-        assert_eq!(with("10").unwrap(), Signal::SIGUSR1);
+        assert_eq!(stop_signal(&Default::default()).unwrap(), Signal::TERM);
+        assert_eq!(with("SIGQUIT").unwrap(), Signal::QUIT);
+        assert_eq!(with("int").unwrap(), Signal::INT);
+        assert_eq!(with("10").unwrap(), Signal::USR1);
         let e = with("SIGNOPE").unwrap_err();
         assert!(e.to_string().contains("stopSignal"), "{e}");
         assert!(with("99").is_err());
