@@ -126,7 +126,7 @@ fn bench_stats(c: &mut Criterion) {
     c.bench_function("stats/one_sample", |b| {
         b.iter(|| ctr.stats_now().expect("stats"))
     });
-    tokio.block_on(ctr.delete(true)).expect("delete");
+    tokio.block_on(ctr.force_delete()).expect("delete");
     cleanup(&rt);
 }
 

@@ -43,7 +43,7 @@ async fn main() {
         let t2 = Instant::now();
         ctr.wait().await.unwrap();
         let t3 = Instant::now();
-        ctr.delete(false).await.unwrap();
+        ctr.delete().await.unwrap();
         let t4 = Instant::now();
         for (k, (a, b)) in [(t0, t1), (t1, t2), (t2, t3), (t3, t4)]
             .into_iter()

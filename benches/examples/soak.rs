@@ -105,7 +105,7 @@ async fn one(rt: &Runtime, n: usize, seed: u64, failed: &AtomicUsize) {
     if let Err(e) = ctr.start().await {
         eprintln!("start {id}: {e}");
         failed.fetch_add(1, Ordering::Relaxed);
-        let _ = ctr.delete(true).await;
+        let _ = ctr.force_delete().await;
         return;
     }
     // A wait dropped early, maybe with the container's exit in between.
@@ -133,11 +133,11 @@ async fn one(rt: &Runtime, n: usize, seed: u64, failed: &AtomicUsize) {
     }
     // Sometimes a delete dropped early: it finishes on its own.
     if rand(&mut seed) % 5 == 0 {
-        let _ = tokio::time::timeout(tiny(&mut seed), ctr.delete(false)).await;
+        let _ = tokio::time::timeout(tiny(&mut seed), ctr.delete()).await;
         if rt.get(&id).await.is_ok() {
-            let _ = ctr.delete(true).await;
+            let _ = ctr.force_delete().await;
         }
-    } else if let Err(e) = ctr.delete(false).await {
+    } else if let Err(e) = ctr.delete().await {
         eprintln!("delete {id}: {e}");
         failed.fetch_add(1, Ordering::Relaxed);
     }

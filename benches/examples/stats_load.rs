@@ -66,7 +66,7 @@ async fn main() {
         cpu.as_secs_f64() * 1e6 / samples as f64
     );
     for c in ctrs {
-        c.delete(true).await.expect("delete");
+        c.force_delete().await.expect("delete");
     }
     cleanup(&rt);
 }

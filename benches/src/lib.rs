@@ -141,7 +141,7 @@ pub async fn lifecycle_phases(rt: &Runtime, spec: &Spec) -> Phases {
     let status = ctr.wait().await.expect("wait");
     assert!(status.success(), "{status}");
     let t3 = Instant::now();
-    ctr.delete(false).await.expect("delete");
+    ctr.delete().await.expect("delete");
     let t4 = Instant::now();
     Phases {
         create: t1 - t0,

@@ -481,7 +481,7 @@ async fn shim_killed_at_any_instant_leaves_nothing_after_delete() {
             .entry(format!("{shim_state}: {status}"))
             .or_default() += 1;
         if let Ok(c) = rt.get(&id).await {
-            c.delete(true).await.unwrap();
+            c.force_delete().await.unwrap();
         }
         assert!(
             !config.root.join(&id).exists(),

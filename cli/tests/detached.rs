@@ -112,7 +112,7 @@ async fn the_exit_status_survives_the_sdk_process() {
     );
     assert_eq!(ctr.wait().await.unwrap(), ExitStatus::Exited(7));
     assert_eq!(ctr.status().unwrap(), Status::Stopped);
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
     assert_clean(&c);
 }
 
@@ -140,7 +140,7 @@ async fn the_creating_process_gets_the_exit_status_too() {
     assert_ne!(ppid, std::process::id());
     ctr.start().await.unwrap();
     assert_eq!(ctr.wait().await.unwrap(), ExitStatus::Exited(3));
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
     assert_clean(&c);
 }
 
@@ -168,7 +168,7 @@ async fn killing_the_shim_leaves_state_readable_and_delete_cleans() {
     let again = rt.get(&id).await.unwrap();
     assert_eq!(again.status().unwrap(), Status::Running);
     assert_eq!(again.state().unwrap().id(), &id);
-    again.delete(true).await.unwrap();
+    again.force_delete().await.unwrap();
     // Gone, or a zombie waiting for the machine's init (its new parent).
     let stat = std::fs::read_to_string(format!("/proc/{}/stat", ctr.pid())).unwrap_or_default();
     let state = stat
@@ -236,6 +236,6 @@ async fn a_detached_container_gets_the_passed_descriptors() {
     r3.read_to_string(&mut a).unwrap();
     r4.read_to_string(&mut b).unwrap();
     assert_eq!((a.as_str(), b.as_str()), ("three\n", "four\n"));
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
     assert_clean(&c);
 }

@@ -223,7 +223,7 @@ async fn run_d_captures_every_line_of_both_streams() {
     assert!(future.status.success());
     assert!(future.stdout.is_empty() && future.stderr.is_empty());
 
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
     std::fs::remove_file(&log).unwrap();
     env.finish().await;
 }
@@ -308,7 +308,7 @@ async fn follow_sees_new_lines_and_ends_with_the_container() {
     let (lines, partials) = strict_lines(&log, 5);
     assert!(partials >= 2, "{partials} partial records");
     assert_eq!(lines["stdout"].len(), 3);
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
     env.finish().await;
 }
 
@@ -393,7 +393,7 @@ async fn rotation_keeps_the_log_under_its_cap() {
          {on_disk} bytes kept on disk in 3 files, largest seen {max}",
         200.0 / elapsed.as_secs_f64()
     );
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
     env.finish().await;
 }
 
@@ -482,7 +482,7 @@ async fn bad_log_settings_are_typed_errors() {
     let out = env.berth(&["logs", &id]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no captured output"));
-    ctr.delete(true).await.unwrap();
+    ctr.force_delete().await.unwrap();
 
     // The CLI: --log-path only where a shim can capture.
     let b = bundle_dir(&spec("true"));
@@ -554,7 +554,7 @@ async fn create_with_a_log_path_and_run_d_on_a_terminal_capture() {
     );
     let (lines, _) = strict_lines(&log, 5);
     assert_eq!(lines["stdout"], [b"to-out".to_vec()]);
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
 
     let id = format!("tty-{}", std::process::id());
     let pty = nix::pty::openpty(None, None).unwrap();
@@ -589,7 +589,7 @@ async fn create_with_a_log_path_and_run_d_on_a_terminal_capture() {
         (&b"to-out\n"[..], &b"to-err\n"[..])
     );
     drop(pty.master);
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
     env.finish().await;
 }
 
@@ -637,6 +637,6 @@ async fn follow_reads_through_rotations() {
         .filter(|n| PathBuf::from(format!("{}.{n}", log.display())).exists())
         .count();
     assert!(rotations >= 20, "only {rotations} rotated files");
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
     env.finish().await;
 }

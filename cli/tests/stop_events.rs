@@ -66,7 +66,7 @@ async fn stop_lets_a_container_that_traps_sigterm_exit() {
         ctr.stop(Duration::from_secs(1)).await.unwrap(),
         ExitStatus::Exited(0)
     );
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
     env.finish().await;
 }
 
@@ -90,7 +90,7 @@ async fn stop_kills_a_container_that_ignores_sigterm_after_the_grace_period() {
     );
     assert_eq!(ctr.wait().await.unwrap(), status);
     eprintln!("stop of a container ignoring SIGTERM, grace {grace:?}: {elapsed:?}");
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
     env.finish().await;
 }
 
@@ -117,7 +117,7 @@ async fn stop_thaws_a_paused_container_and_sends_its_stop_signal() {
     let other = env.runtime().await.get(&id).await.unwrap();
     let status = other.stop(Duration::from_secs(600)).await.unwrap();
     assert_eq!(status, ExitStatus::Exited(3));
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
     env.finish().await;
 }
 
@@ -159,7 +159,7 @@ async fn stop_leaves_nothing_in_the_cgroup() {
             "pid {pid} still runs: {stat}"
         );
     }
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
     env.finish().await;
 }
 
@@ -265,7 +265,7 @@ async fn events_reach_a_process_that_re_attached() {
             format!("event {:?}", Event::Exited(ExitStatus::Signaled(9))),
         ]
     );
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
 
     let id = format!("pause-{}", std::process::id());
     let ctr = rt
@@ -296,7 +296,7 @@ async fn events_reach_a_process_that_re_attached() {
     .map(|e| format!("event {e:?}"))
     .collect();
     assert_eq!(seen, want);
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
     env.finish().await;
 }
 
@@ -378,6 +378,6 @@ async fn berth_events_prints_the_oom_as_json() {
     let last = events.last().unwrap();
     assert_eq!(last["type"], "exit");
     assert_eq!(last["data"]["status"], 137);
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
     env.finish().await;
 }

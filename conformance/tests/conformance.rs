@@ -203,11 +203,11 @@ async fn run(fx: &Fixture, id: &str, spec: Spec) -> Result<Outcome, String> {
         let outcome = finish(&ctr).await;
         match outcome {
             Ok(o) => {
-                ctr.delete(false).await?;
+                ctr.delete().await?;
                 Ok(o)
             }
             Err(e) => {
-                let _ = ctr.delete(true).await;
+                let _ = ctr.force_delete().await;
                 Err(e)
             }
         }
@@ -229,7 +229,7 @@ async fn delete_leftover(fx: &Fixture, id: &str) {
     for _ in 0..50 {
         match fx.rt.get(id).await {
             Ok(ctr) => {
-                let _ = ctr.delete(true).await;
+                let _ = ctr.force_delete().await;
                 return;
             }
             Err(_) if !fx.rt.config().root.join(id).exists() => return,
@@ -464,7 +464,7 @@ fn generated_specs_show_the_kernel_what_they_say() {
     let elapsed = started.elapsed();
     let runs = n.load(Ordering::Relaxed);
 
-    rt.block_on(sidecar.delete(true))
+    rt.block_on(sidecar.force_delete())
         .expect("deleting the sidecar");
     drop(sidecar);
     eprintln!(
@@ -524,7 +524,7 @@ fn generated_invalid_specs_are_refused_and_leave_nothing() {
                 let create = fx.rt.create_with(&id, bundle, piped());
                 match tokio::time::timeout(REFUSAL_TIMEOUT, create).await {
                     Ok(Ok(ctr)) => {
-                        let _ = ctr.delete(true).await;
+                        let _ = ctr.force_delete().await;
                         Err("accepted: the container was created".to_string())
                     }
                     Ok(Err(e)) => judge(e, case.refusal),

@@ -206,7 +206,9 @@ async fn run(rt: &Runtime, dir: &std::path::Path, id: &str, spec: Spec) -> Resul
         }
     }
     .await;
-    ctr.delete(true).await.map_err(|e| format!("delete: {e}"))?;
+    ctr.force_delete()
+        .await
+        .map_err(|e| format!("delete: {e}"))?;
     result
 }
 

@@ -66,7 +66,7 @@ pub fn store(rt: &Runtime) -> Result<ImageStore> {
 /// .await?;
 /// ctr.start().await?;
 /// ctr.wait().await?;
-/// ctr.delete(false).await?; // unmounts and removes the container's layer
+/// ctr.delete().await?; // unmounts and removes the container's layer
 /// # Ok(()) }
 /// ```
 pub async fn create_container(

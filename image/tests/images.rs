@@ -185,7 +185,7 @@ async fn run_write_commit_and_run_the_new_image() {
     let new_digest = berth_image::commit(&rt, &cid, "test/committed:v1")
         .await
         .unwrap();
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
     assert!(
         !mounted_below(&snap.rootfs()),
         "overlay left mounted after delete"
@@ -456,7 +456,7 @@ async fn rollback_resets_the_container_layer() {
     assert!(!snap.rootfs().join("scratch").exists());
     assert!(snap.rootfs().join("etc/passwd").exists());
     assert_eq!(fs::read_dir(snap.upper()).unwrap().count(), 0);
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
     assert!(!mounted_below(&snap.dir));
 }
 
@@ -568,7 +568,7 @@ async fn pull_from_a_local_registry_run_commit_and_run() {
     berth_image::commit(&rt, &cid, "test/after-pull")
         .await
         .unwrap();
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
     let out = run_image(&rt, "test/after-pull", Some("cat /data/file")).await;
     assert_eq!(out.stdout, "written\n");
 
@@ -695,7 +695,7 @@ async fn commit_push_and_pull_into_another_store() {
     finish_keep(&ctr).await;
     let committed = format!("{}/test/pushed:2", reg.addr);
     let md = berth_image::commit(&rt, &cid, &committed).await.unwrap();
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
 
     let mut push = store.push(&committed, Default::default()).unwrap();
     let progress: Vec<_> = push.progress().collect().await;
@@ -880,7 +880,7 @@ async fn an_id_in_use_is_refused_and_its_snapshot_kept() {
     let snap = store.snapshot(&cid);
     assert!(mounted_below(&snap.rootfs()));
     assert!(snap.rootfs().join("bin/busybox").exists());
-    ctr.delete(true).await.unwrap();
+    ctr.force_delete().await.unwrap();
     assert!(!snap.dir.exists());
     assert!(!mounted_below(&snap.dir));
 }

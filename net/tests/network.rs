@@ -456,7 +456,7 @@ async fn published_port_answers_on_host_addresses_and_masquerades_outbound() {
     let out = common::finish(client).await.unwrap();
     assert!(out.status.success(), "{out:?}");
 
-    server.delete(true).await.unwrap();
+    server.force_delete().await.unwrap();
     assert_eq!(host.links(), ["lo", "wan0"]);
     assert_eq!(host.ruleset().trim(), "");
     assert_eq!(host.sysctl("ipv4/ip_forward"), "0");
@@ -512,7 +512,7 @@ async fn fifty_concurrent_creates_get_fifty_distinct_addresses() {
         let a = berth_net::attachment(c).unwrap().unwrap().address;
         assert!(text.contains(&format!("inet {a}/24")), "{text}");
     }
-    let deletes = ctrs.iter().map(|c| c.delete(true));
+    let deletes = ctrs.iter().map(|c| c.force_delete());
     for r in futures::future::join_all(deletes).await {
         r.unwrap();
     }
@@ -571,7 +571,7 @@ async fn bad_network_input_is_refused_and_changes_nothing() {
     let e = try_create(on_bridge(&["127.0.0.1:18092:90"])).await;
     assert!(matches!(e, Error::PortTaken { port: 18092, .. }), "{e}");
     assert_eq!(host.ruleset(), rules, "rules changed");
-    first.delete(true).await.unwrap();
+    first.force_delete().await.unwrap();
     assert_host_clean(&host);
 
     // A subnet that overlaps an address of the host.
@@ -619,7 +619,7 @@ async fn host_and_none_networks() {
         let theirs = std::fs::read_link(format!("/proc/{}/ns/net", c.pid())).unwrap();
         assert_eq!(theirs == mine, same, "{mode:?}");
         assert!(berth_net::attachment(&c).unwrap().is_none());
-        c.delete(true).await.unwrap();
+        c.force_delete().await.unwrap();
     }
 }
 
@@ -743,7 +743,7 @@ async fn a_crashed_creator_is_recovered() {
     assert!(host.links().contains(&att.host_interface));
 
     for id in ["whole", "half"] {
-        rt.get(id).await.unwrap().delete(true).await.unwrap();
+        rt.get(id).await.unwrap().force_delete().await.unwrap();
     }
     assert_host_clean(&host);
 }
@@ -1228,7 +1228,7 @@ async fn cni_bridge_portmap_firewall_containers_reach_each_other_and_a_published
         }) => assert_eq!((plugin.as_str(), command), ("bridge", "CHECK")),
         other => panic!("CHECK without the veth: {other:?}"),
     }
-    server.delete(true).await.unwrap();
+    server.force_delete().await.unwrap();
     assert_cni_clean(&host, &net, &[&a, &b]);
     // Nothing of berth's own was made: no table of its own.
     assert!(!host.ruleset().contains("table ip berth"));
@@ -1481,7 +1481,7 @@ async fn a_creator_killed_after_cni_add_is_cleaned_by_the_next_runtime() {
     let rules = host.ruleset();
     assert!(!rules.contains("dport 18102"), "{rules}");
     assert_cni_clean(&host, &net, &[]);
-    rt.get("half").await.unwrap().delete(true).await.unwrap();
+    rt.get("half").await.unwrap().force_delete().await.unwrap();
 }
 
 /// Sends `msg` from `from` to `to` until an answer comes (a datagram may
@@ -1620,7 +1620,7 @@ async fn a_datagram_to_a_published_udp_port_reaches_the_container_and_the_reply_
         peers[1].ip(),
         std::net::IpAddr::V4(Ipv4Addr::new(192, 168, 78, 2))
     );
-    ctr.delete(true).await.unwrap();
+    ctr.force_delete().await.unwrap();
     assert_eq!(host.links(), ["lo", "wan0"]);
     assert_eq!(host.ruleset().trim(), "");
 }
@@ -1728,7 +1728,7 @@ async fn dual_stack_bridge_containers_ping_over_v6_and_ports_answer_on_v6() {
         "pong6\n"
     );
 
-    server.delete(true).await.unwrap();
+    server.force_delete().await.unwrap();
     assert_eq!(host.links(), ["lo", "wan0"]);
     assert_eq!(host.ruleset().trim(), "", "v4 or v6 rules left");
     assert_eq!(host.sysctl("ipv6/conf/all/forwarding"), "0");
@@ -1889,9 +1889,9 @@ async fn overlay_of_three_hosts_and_a_fourth_added_later() {
         assert_eq!(ask(rt, vec![a4]).await, "from-4\n");
     }
 
-    s4.delete(true).await.unwrap();
+    s4.force_delete().await.unwrap();
     for s in servers {
-        s.delete(true).await.unwrap();
+        s.force_delete().await.unwrap();
     }
     for h in &hosts {
         assert_eq!(h.links(), ["lo", "wire0"], "bridge or vxlan left");

@@ -50,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
         for s in samples {
             println!("{name}: {}", serde_json::to_string(&s?)?);
         }
-        ctr.delete(true).await?;
+        ctr.force_delete().await?;
     }
 
     let mut oom = spec(&rootfs, "exec tail /dev/zero");
@@ -69,7 +69,7 @@ async fn main() -> anyhow::Result<()> {
     while let Some(event) = events.next().await {
         println!("oom: {:?}", event?);
     }
-    ctr.delete(false).await?;
+    ctr.delete().await?;
     let _ = std::fs::remove_dir(&rt.config().root);
     Ok(())
 }

@@ -57,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
         text
     );
     println!("exit status: {status}");
-    ctr.delete(false).await?;
+    ctr.delete().await?;
     let _ = std::fs::remove_dir(&rt.config().root);
     Ok(())
 }

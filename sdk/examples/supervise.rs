@@ -88,7 +88,7 @@ async fn supervise(
         let mut stats = ctr.stats(Duration::from_millis(250));
         if let Err(e) = ctr.start().await {
             eprintln!("{name}: {e}");
-            let _ = ctr.delete(true).await;
+            let _ = ctr.force_delete().await;
             return;
         }
         let table = table.clone();
@@ -107,7 +107,7 @@ async fn supervise(
             }
         }
         let _ = sampler.await;
-        let _ = ctr.delete(false).await;
+        let _ = ctr.delete().await;
         match status {
             Some(s) if s.success() => return println!("{name}: done"),
             Some(s) => println!("{name}: {s} (attempt {})", attempt + 1),

@@ -13,7 +13,7 @@
 //! let ctr = rt.create("hello", Bundle::from_dir("bundle")?).await?;
 //! ctr.start().await?;
 //! let status = ctr.wait().await?;
-//! ctr.delete(false).await?;
+//! ctr.delete().await?;
 //! assert!(status.success());
 //! # Ok(()) }
 //! ```

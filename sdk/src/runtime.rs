@@ -51,7 +51,7 @@ impl Default for Config {
 /// ctr.start().await?;
 /// let status = ctr.wait().await?;
 /// println!("exited: {status}");
-/// ctr.delete(false).await?;
+/// ctr.delete().await?;
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]

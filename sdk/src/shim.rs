@@ -314,14 +314,14 @@ async fn create_and_record(
         match Capture::start(file.clone(), &cfg, out, err) {
             Ok(c) => capture = Some(c),
             Err(e) => {
-                let _ = ctr.delete(true).await;
+                let _ = ctr.force_delete().await;
                 return Err(e);
             }
         }
         log = Some(cfg.path(file));
     }
     if let Err(e) = record_shim(&ctr, log).await {
-        let _ = ctr.delete(true).await;
+        let _ = ctr.force_delete().await;
         return Err(e);
     }
     Ok((ctr, capture))

@@ -169,7 +169,7 @@ impl World {
             }
             Op::Delete(i) => {
                 if let Some(c) = self.handle(i).await {
-                    bounded(budget, c.delete(true)).await;
+                    bounded(budget, c.force_delete()).await;
                 }
             }
             Op::Drop(i) => {
@@ -252,7 +252,7 @@ fn check(config: &berth::Config, program: Vec<(Op, Option<u64>)>, shutdown_at: O
                 }
                 Status::Creating => {}
             }
-            c.delete(true).await.unwrap();
+            c.force_delete().await.unwrap();
         }
         let left = rt.list().await.unwrap();
         assert!(left.is_empty(), "{left:?}");

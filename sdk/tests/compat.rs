@@ -204,7 +204,7 @@ async fn kernel_tcp_limit_is_applied_on_v1() {
     let value = std::fs::read_to_string(&file);
     ctr.kill(berth::Signal::KILL).unwrap();
     let _ = ctr.wait().await;
-    ctr.delete(true).await.unwrap();
+    ctr.force_delete().await.unwrap();
     assert_eq!(value.unwrap().trim(), limit.to_string());
 }
 

@@ -56,7 +56,7 @@ async fn dropped_waits_and_handles_lose_no_exit_status() {
     assert_eq!(again.wait().await.unwrap(), ExitStatus::Exited(7));
     assert!(!exists(pid), "pid {pid} was not reaped");
     assert_eq!(again.status().unwrap(), Status::Stopped);
-    again.delete(false).await.unwrap();
+    again.delete().await.unwrap();
 }
 
 /// A created container whose every handle is dropped is still supervised:
@@ -80,7 +80,7 @@ async fn runtime_get_in_the_creating_process_can_wait() {
         other.get(&id).await.unwrap().wait().await.unwrap(),
         ExitStatus::Signaled(9)
     );
-    h.delete(false).await.unwrap();
+    h.delete().await.unwrap();
 }
 
 /// An exec'd process whose handle is dropped before it exits is reaped by
@@ -119,7 +119,7 @@ async fn a_dropped_exec_process_is_reaped() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert!(reaped, "exec'd pid {pid} left a zombie");
-    ctr.delete(true).await.unwrap();
+    ctr.force_delete().await.unwrap();
 }
 
 /// `events()` and `stats()` polled after their end keep answering `None`.
@@ -148,7 +148,7 @@ async fn streams_answer_none_after_their_end() {
     for _ in 0..3 {
         assert!(stats.next().await.is_none());
     }
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
 }
 
 /// A `cgroupsPath` naming a cgroup that exists, with a process of its own:
@@ -182,7 +182,7 @@ async fn a_preexisting_cgroup_and_its_process_survive_delete() {
         pids.contains(&pid) && pids.contains(&bystander_pid),
         "{pids:?}"
     );
-    ctr.delete(true).await.unwrap();
+    ctr.force_delete().await.unwrap();
 
     assert!(dead(pid), "the container's process survived its delete");
     assert!(

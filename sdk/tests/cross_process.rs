@@ -87,7 +87,7 @@ async fn another_process_waits_for_the_creators_late_record() {
     // The exit is visible here at once; the record comes 500 ms later.
     assert_eq!(ctr.wait().await.unwrap(), ExitStatus::Exited(5));
     assert!(helper.wait().unwrap().success());
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
 }
 
 #[tokio::test]
@@ -109,5 +109,5 @@ async fn a_creator_killed_before_its_record_ends_the_wait_with_an_error() {
         matches!(err, berth::Error::ExitStatusUnknown { .. }),
         "unexpected error: {err}"
     );
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
 }

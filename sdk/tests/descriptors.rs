@@ -118,7 +118,7 @@ fn passed_descriptors_arrive_in_order_and_nothing_else_does() {
             .unwrap();
         assert_eq!(p.wait().await.unwrap(), ExitStatus::Exited(0));
         assert_eq!(stdout, expected(&[2, 1, 0]));
-        ctr.delete(true).await.unwrap();
+        ctr.force_delete().await.unwrap();
     });
     // The case this test is about (sources inside the range) did happen.
     assert!(in_range > 0, "no source inside 3..9: {numbers:?}");

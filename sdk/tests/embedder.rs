@@ -46,7 +46,7 @@ async fn berth_never_reaps_the_embedders_own_children() {
         assert_eq!(p.wait().await.unwrap(), ExitStatus::Exited(4));
         ctr.kill(berth::Signal::KILL).unwrap();
         assert_eq!(ctr.wait().await.unwrap(), ExitStatus::Signaled(9));
-        ctr.delete(false).await.unwrap();
+        ctr.delete().await.unwrap();
     }
     for (i, child) in own.iter_mut().enumerate() {
         let status = child

@@ -44,7 +44,7 @@ async fn cve_2019_5736_proc_exe_of_the_runtime_is_unreachable() {
            readlink $p/exe && echo LINK; (exec 3<$p/exe) && echo OPENED; done; echo end",
     )
     .await;
-    ctr.delete(true).await.unwrap();
+    ctr.force_delete().await.unwrap();
     let host_binary = std::env::current_exe().unwrap();
     assert!(out.contains("Permission denied"), "{out}");
     assert!(!out.contains("OPENED") && !out.contains("LINK"), "{out}");
@@ -128,7 +128,7 @@ async fn through_a_planted_link(
     let b = with_mounts(spec("true"), vec![bind("/tmp"), mount]);
     match rt.create(&id("victim"), bundle(b)).await {
         Ok(ctr) => {
-            ctr.delete(true).await.unwrap();
+            ctr.force_delete().await.unwrap();
             true
         }
         Err(berth::Error::Init { .. }) => false,
@@ -292,7 +292,7 @@ async fn cve_2025_52565_dev_console_symlink_is_refused() {
             let mut text = String::new();
             let _ = pty.read_to_string(&mut text).await;
             ctr.wait().await.unwrap();
-            ctr.delete(true).await.unwrap();
+            ctr.force_delete().await.unwrap();
             panic!("created with the console bound through the symlink: {text:?}");
         }
         Err(e) => panic!("{e}"),
@@ -332,7 +332,7 @@ async fn cve_2025_52881_sysctl_write_not_redirected_by_a_mount_over_proc() {
         .args([ns.as_str(), "cat", "/proc/sys/net/ipv4/ip_forward"])
         .output()
         .unwrap();
-    ctr.delete(true).await.unwrap();
+    ctr.force_delete().await.unwrap();
     let host = std::fs::read_to_string(volume.path().join("victim")).unwrap();
     assert_eq!(
         host, "host-content\n",
@@ -394,7 +394,7 @@ async fn cve_2019_5736_with_cap_sys_ptrace_the_waiting_init_is_sealed() {
         ),
     )
     .await;
-    ctr.delete(true).await.unwrap();
+    ctr.force_delete().await.unwrap();
     assert_pid_1_is_the_sealed_waiter(&out);
     assert!(
         out.contains("OPENED"),
@@ -426,7 +426,7 @@ async fn a_waiting_init_shares_no_memory_with_the_embedder() {
         ),
     )
     .await;
-    ctr.delete(true).await.unwrap();
+    ctr.force_delete().await.unwrap();
     // SAFETY: reads our own live allocation; volatile so the compiler
     // cannot assume it unchanged since the write above.
     let now = unsafe { std::ptr::read_volatile(canary.as_ptr() as *const [u8; 16]) };
@@ -465,7 +465,7 @@ async fn a_container_joining_the_pid_namespace_finds_only_the_sealed_waiter() {
     linux.set_namespaces(Some(namespaces));
     second.set_linux(Some(linux));
     let out = run(&rt, "pod-second", second).await.unwrap();
-    first.delete(true).await.unwrap();
+    first.force_delete().await.unwrap();
     assert!(out.status.success(), "{out:?}");
     assert_pid_1_is_the_sealed_waiter(&out.stdout);
 }
@@ -511,10 +511,10 @@ async fn the_embedder_stays_dumpable_while_containers_wait_for_start() {
         let second = rt.create(&id("dumpable"), bundle(joiner)).await.unwrap();
         let (_, out) = exec_sh(&first, "echo hi").await;
         assert_eq!(out, "hi\n");
-        second.delete(true).await.unwrap();
+        second.force_delete().await.unwrap();
         first.start().await.unwrap();
         first.wait().await.unwrap();
-        first.delete(false).await.unwrap();
+        first.delete().await.unwrap();
     }
     stop.store(true, Ordering::Relaxed);
     sampler.join().unwrap();

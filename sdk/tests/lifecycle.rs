@@ -317,7 +317,7 @@ async fn exit_codes_and_signals_are_reported() {
         .unwrap()
         .unwrap();
     assert_eq!(status, ExitStatus::Exited(42));
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
 }
 
 #[tokio::test]
@@ -325,15 +325,15 @@ async fn delete_refuses_live_containers_unless_forced() {
     let rt = runtime().await;
     let ctr = create_piped(&rt, "del", spec("sleep 100")).await.unwrap();
     assert_eq!(ctr.status().unwrap(), Status::Created);
-    let e = ctr.delete(false).await.unwrap_err();
+    let e = ctr.delete().await.unwrap_err();
     assert!(matches!(e, Error::InvalidState { .. }), "{e}");
     ctr.start().await.unwrap();
     assert_eq!(ctr.status().unwrap(), Status::Running);
-    let e = ctr.delete(false).await.unwrap_err();
+    let e = ctr.delete().await.unwrap_err();
     assert!(matches!(e, Error::InvalidState { .. }), "{e}");
     let dir = ctr.state_dir().to_path_buf();
     let pid = ctr.pid();
-    ctr.delete(true).await.unwrap();
+    ctr.force_delete().await.unwrap();
     assert!(!dir.exists());
     assert!(
         !std::path::Path::new(&format!("/proc/{pid}")).exists(),
@@ -372,7 +372,7 @@ async fn state_is_persisted_and_another_handle_sees_it() {
         rt.get(ctr.id()).await.unwrap().wait().await.unwrap(),
         ExitStatus::Signaled(9)
     );
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
     assert!(matches!(
         rt.get(ctr.id()).await.unwrap_err(),
         Error::NotFound(_)
@@ -401,7 +401,7 @@ async fn piped_stdin_reaches_the_container() {
     stdout.read_to_string(&mut text).await.unwrap();
     assert_eq!(text, "HELLO CONTAINER\n");
     assert!(ctr.wait().await.unwrap().success());
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
 }
 
 #[tokio::test]
@@ -418,7 +418,7 @@ async fn terminal_gives_the_container_a_pty() {
     let mut text = String::new();
     pty.read_to_string(&mut text).await.unwrap();
     assert!(ctr.wait().await.unwrap().success(), "{text}");
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
     let text = text.replace('\r', "");
     let lines: Vec<_> = text.lines().collect();
     assert!(
@@ -507,7 +507,7 @@ async fn joins_namespaces_of_another_container() {
         l[3..].contains(&"sleep 100"),
         "A's sleep is not visible: {out:?}"
     );
-    a.delete(true).await.unwrap();
+    a.force_delete().await.unwrap();
 }
 
 #[tokio::test]
@@ -792,7 +792,7 @@ async fn exec_joins_every_namespace_and_the_cgroup() {
         ),
         "{e}"
     );
-    ctr.delete(true).await.unwrap();
+    ctr.force_delete().await.unwrap();
 }
 
 #[tokio::test]

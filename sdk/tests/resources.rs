@@ -155,7 +155,7 @@ async fn a_pids_limit_stops_a_fork_loop() {
     let events = cg(&rt, "pids", ctr.id(), "pids.events");
     let denied: u64 = events.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(denied > 0, "no fork was refused: {events}");
-    ctr.delete(true).await.unwrap();
+    ctr.force_delete().await.unwrap();
 }
 
 #[tokio::test]
@@ -189,7 +189,7 @@ async fn a_cpu_quota_throttles_a_busy_loop() {
         .trim()
         .parse()
         .unwrap();
-    ctr.delete(true).await.unwrap();
+    ctr.force_delete().await.unwrap();
     assert!(throttled > 0, "never throttled: {stat}");
     // 10% of one CPU, with a generous margin for the machine's noise.
     assert!(used < wall / 2, "used {used} ns of CPU in {wall} ns");
@@ -305,7 +305,7 @@ async fn pause_stops_a_counter_and_resume_lets_it_go_on() {
         }
     }
     assert!(moved, "the counter did not go on after resume");
-    ctr.delete(true).await.unwrap();
+    ctr.force_delete().await.unwrap();
 }
 
 #[tokio::test]
@@ -336,7 +336,7 @@ async fn update_raises_the_memory_limit_of_a_running_container() {
     );
     let s = ctr.stats_now().unwrap();
     assert_eq!(s.memory.usage.limit, 128 << 20);
-    ctr.delete(true).await.unwrap();
+    ctr.force_delete().await.unwrap();
 }
 
 #[tokio::test]
@@ -361,7 +361,7 @@ async fn the_stats_stream_samples_until_the_container_ends() {
     tokio::time::timeout(Duration::from_secs(30), rest.collect::<Vec<_>>())
         .await
         .expect("the stats stream did not end with the container");
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
 }
 
 #[tokio::test]
@@ -372,7 +372,7 @@ async fn a_paused_container_can_be_force_deleted() {
         .unwrap();
     ctr.start().await.unwrap();
     ctr.pause().await.unwrap();
-    tokio::time::timeout(Duration::from_secs(20), ctr.delete(true))
+    tokio::time::timeout(Duration::from_secs(20), ctr.force_delete())
         .await
         .expect("delete of a paused container hung")
         .unwrap();
@@ -515,7 +515,7 @@ async fn every_resource_field_reaches_its_cgroup_file() {
         .unwrap();
         assert_eq!(read("", "memory.high"), "50331648");
     }
-    ctr.delete(true).await.unwrap();
+    ctr.force_delete().await.unwrap();
 }
 
 /// Bad values are refused with the field named, before any state, cgroup
@@ -632,7 +632,7 @@ async fn a_refused_update_changes_nothing() {
     ));
     assert_eq!(cg(&rt, "pids", ctr.id(), "pids.max"), pids_before);
     assert_eq!(cg(&rt, "memory", ctr.id(), memory_limit_file()), mem_before);
-    ctr.delete(true).await.unwrap();
+    ctr.force_delete().await.unwrap();
 }
 
 /// `kill_all` reaches a process moved into a child cgroup of the
@@ -679,7 +679,7 @@ async fn kill_all_reaches_nested_cgroups() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(ctr.pids().unwrap(), Vec::<i32>::new());
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
 }
 
 /// Reads of a file not in the page cache show in the block I/O stats, per
@@ -730,7 +730,7 @@ async fn io_stats_count_a_containers_reads() {
         .await
         .unwrap();
     let stats = ctr.stats_now().unwrap();
-    ctr.delete(true).await.unwrap();
+    ctr.force_delete().await.unwrap();
     let major = nix::sys::stat::major(dev);
     let read: u64 = stats
         .blkio
@@ -773,7 +773,7 @@ async fn lifecycle_events_reach_every_stream_and_a_slow_one_blocks_nothing() {
     assert_eq!(seen, want);
     let slow: Vec<Event> = slow.map(|e| e.unwrap()).collect().await;
     assert_eq!(slow, want);
-    ctr.delete(false).await.unwrap();
+    ctr.delete().await.unwrap();
 }
 
 /// A relative `cgroupsPath` lands under the runtime's cgroup parent, an
@@ -798,7 +798,7 @@ async fn cgroups_paths_absolute_relative_and_nested() {
         let host_view = std::fs::read_to_string(format!("/proc/{}/cgroup", ctr.pid())).unwrap();
         let probe = berth::cgroups::Cgroup::open(&expected).unwrap();
         assert_eq!(probe.pids().unwrap(), [ctr.pid()]);
-        ctr.delete(true).await.unwrap();
+        ctr.force_delete().await.unwrap();
         assert!(
             host_view
                 .lines()

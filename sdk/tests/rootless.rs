@@ -69,8 +69,8 @@ async fn as_nobody(dir: &Path) {
     for out in [&out_a, &out_b] {
         assert_eq!(out.trim(), format!("uid=0 map= 0 {UID} 1"), "{out}");
     }
-    a.delete(false).await.unwrap();
-    b.delete(false).await.unwrap();
+    a.delete().await.unwrap();
+    b.delete().await.unwrap();
     let left: Vec<_> = std::fs::read_dir(dir.join("state"))
         .unwrap()
         .flatten()

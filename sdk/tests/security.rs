@@ -602,7 +602,7 @@ async fn an_exec_process_is_under_the_container_filter() {
         .await
         .unwrap();
     p.wait().await.unwrap();
-    ctr.delete(true).await.unwrap();
+    ctr.force_delete().await.unwrap();
     assert!(text.starts_with("Seccomp:\t2\n"), "{text}");
     assert!(
         text.contains(ENOMSG_TEXT) && text.contains("rc=1"),
@@ -787,7 +787,7 @@ async fn seccomp_notify_listener_gets_the_fd_of_an_exec_process_too() {
         .unwrap();
     p.wait().await.unwrap();
     let exec_pid = p.pid();
-    ctr.delete(true).await.unwrap();
+    ctr.force_delete().await.unwrap();
     let messages = agent.join().unwrap();
     assert!(
         text.contains(ENOMSG_TEXT) && text.contains("rc=1"),

@@ -82,7 +82,7 @@ async fn create_container(
         Ok(())
     };
     if let Err(e) = finish() {
-        let _ = ctr.delete(true).await;
+        let _ = ctr.force_delete().await;
         return Err(e);
     }
     Ok(ctr)
@@ -229,7 +229,7 @@ pub async fn run(g: &Global, r: Run, preserved: Vec<OwnedFd>) -> Outcome {
         None
     };
     if let Err(e) = ctr.start().await {
-        let _ = ctr.delete(true).await;
+        let _ = ctr.force_delete().await;
         return Err(e.into());
     }
     if r.detach {
@@ -245,7 +245,7 @@ pub async fn run(g: &Global, r: Run, preserved: Vec<OwnedFd>) -> Outcome {
         let _ = output.await;
     }
     if !r.keep {
-        ctr.delete(false).await?;
+        ctr.delete().await?;
     }
     Ok(u8::try_from(status.code()).unwrap_or(255))
 }

@@ -38,7 +38,11 @@ pub async fn delete(g: &Global, d: Delete) -> Outcome {
         }
         Err(e) => return Err(e.into()),
     };
-    ctr.delete(d.force).await?;
+    if d.force {
+        ctr.force_delete().await?;
+    } else {
+        ctr.delete().await?;
+    }
     Ok(0)
 }
 

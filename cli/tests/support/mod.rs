@@ -52,7 +52,7 @@ impl Env {
         let rt = self.runtime().await;
         for s in rt.list().await.unwrap() {
             let c = rt.get(s.id()).await.unwrap();
-            c.delete(true).await.unwrap();
+            c.force_delete().await.unwrap();
         }
         let left = std::fs::read_dir(self.root())
             .map(|d| d.count())

@@ -69,7 +69,7 @@ pub(crate) async fn create(
     tokio::spawn(async move {
         let result = create_now(&config, &id, bundle, opts).await;
         if let Err(Ok(orphan)) = tx.send(result) {
-            if let Err(e) = orphan.delete_forced().await {
+            if let Err(e) = orphan.force_delete().await {
                 tracing::warn!(id = orphan.id(), error = %e, "could not delete abandoned container");
             }
         }

@@ -13,23 +13,31 @@ use crate::hooks;
 use crate::state::Status;
 
 impl Container {
-    /// Deletes the container: its cgroup, its state, and with `force` its
-    /// processes. Without `force`, a container that is created or running
-    /// is refused, as the OCI runtime spec requires.
+    /// Deletes a stopped container: its cgroup, its state, and what its
+    /// extensions made. A container that is created or running is refused
+    /// ([`Error::InvalidState`]), as the OCI runtime spec requires; see
+    /// [`force_delete`](Self::force_delete).
     ///
-    /// Runs under the container's state lock. With `force`, a container
-    /// whose creator died mid-way ([`Status::Creating`]) is removed
-    /// completely: what its state directory records it owns. Processes are
-    /// signalled through the first process's pidfd and, only in a cgroup
-    /// berth made, through the cgroup (`cgroup.kill`, or freeze, signal,
-    /// thaw), never by a pid read earlier; a `cgroupsPath` naming a cgroup
-    /// that existed before is left as it was, with its other processes.
-    ///
-    /// Dropping the future does not stop the delete: it runs in a task of
-    /// its own to the end.
-    pub async fn delete(&self, force: bool) -> Result<()> {
+    /// Runs under the container's state lock. Dropping the future does not
+    /// stop the delete: it runs in a task of its own to the end.
+    pub async fn delete(&self) -> Result<()> {
         let me = self.clone();
-        super::to_completion(async move { me.delete_now(force).await }).await
+        super::to_completion(async move { me.delete_now(false).await }).await
+    }
+
+    /// Kills the container's processes, then deletes it as
+    /// [`delete`](Self::delete) does (`runc delete --force`).
+    ///
+    /// A container whose creator died mid-way ([`Status::Creating`]) is
+    /// removed completely: what its state directory records it owns.
+    /// Processes are signalled through the first process's pidfd and, only
+    /// in a cgroup berth made, through the cgroup (`cgroup.kill`, or
+    /// freeze, signal, thaw), never by a pid read earlier; a `cgroupsPath`
+    /// naming a cgroup that existed before is left as it was, with its
+    /// other processes.
+    pub async fn force_delete(&self) -> Result<()> {
+        let me = self.clone();
+        super::to_completion(async move { me.delete_now(true).await }).await
     }
 
     async fn delete_now(&self, force: bool) -> Result<()> {
@@ -156,9 +164,5 @@ impl Container {
             (None, None) => return,
         };
         let _ = sys::pidfd_send_signal(fd, sig);
-    }
-
-    pub(crate) async fn delete_forced(&self) -> Result<()> {
-        self.delete(true).await
     }
 }

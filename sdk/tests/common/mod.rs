@@ -140,7 +140,7 @@ pub async fn finish(ctr: Container) -> berth::Result<Output> {
     a.unwrap();
     b.unwrap();
     let status = ctr.wait().await?;
-    ctr.delete(false).await?;
+    ctr.delete().await?;
     Ok(Output {
         status,
         stdout,
