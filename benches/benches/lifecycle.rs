@@ -124,7 +124,8 @@ fn bench_stats(c: &mut Criterion) {
         ctr
     });
     c.bench_function("stats/one_sample", |b| {
-        b.iter(|| ctr.stats_now().expect("stats"))
+        b.to_async(&tokio)
+            .iter(|| async { ctr.stats_now().await.expect("stats") })
     });
     tokio.block_on(ctr.force_delete()).expect("delete");
     cleanup(&rt);

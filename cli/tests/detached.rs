@@ -106,12 +106,12 @@ async fn the_exit_status_survives_the_sdk_process() {
     let ctr = rt.get(&id).await.unwrap();
     assert_eq!(ctr.pid(), pid);
     assert_eq!(
-        ctr.status().unwrap(),
+        ctr.status().await.unwrap(),
         Status::Running,
         "the container died with its creator"
     );
     assert_eq!(ctr.wait().await.unwrap(), ExitStatus::Exited(7));
-    assert_eq!(ctr.status().unwrap(), Status::Stopped);
+    assert_eq!(ctr.status().await.unwrap(), Status::Stopped);
     ctr.delete().await.unwrap();
     assert_clean(&c);
 }
@@ -166,8 +166,8 @@ async fn killing_the_shim_leaves_state_readable_and_delete_cleans() {
         .status()
         .unwrap();
     let again = rt.get(&id).await.unwrap();
-    assert_eq!(again.status().unwrap(), Status::Running);
-    assert_eq!(again.state().unwrap().id(), &id);
+    assert_eq!(again.status().await.unwrap(), Status::Running);
+    assert_eq!(again.state().await.unwrap().id(), &id);
     again.force_delete().await.unwrap();
     // Gone, or a zombie waiting for the machine's init (its new parent).
     let stat = std::fs::read_to_string(format!("/proc/{}/stat", ctr.pid())).unwrap_or_default();

@@ -57,7 +57,7 @@ async fn stop_lets_a_container_that_traps_sigterm_exit() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(ctr.wait().await.unwrap(), ExitStatus::Exited(0));
-    assert_eq!(ctr.status().unwrap(), Status::Stopped);
+    assert_eq!(ctr.status().await.unwrap(), Status::Stopped);
     let logs = env.berth(&["logs", &id]);
     assert_eq!(logs.stdout, b"ready\nbye\n");
     eprintln!("berth stop of a container trapping SIGTERM: {elapsed:?}");
@@ -113,7 +113,7 @@ async fn stop_thaws_a_paused_container_and_sends_its_stop_signal() {
     s.set_annotations(Some(annotations));
     let ctr = started(&env, &id, s).await;
     ctr.pause().await.unwrap();
-    assert_eq!(ctr.status().unwrap(), Status::Paused);
+    assert_eq!(ctr.status().await.unwrap(), Status::Paused);
     let other = env.runtime().await.get(&id).await.unwrap();
     let status = other.stop(Duration::from_secs(600)).await.unwrap();
     assert_eq!(status, ExitStatus::Exited(3));
@@ -141,11 +141,11 @@ async fn stop_leaves_nothing_in_the_cgroup() {
     linux.set_namespaces(Some(namespaces));
     s.set_linux(Some(linux));
     let ctr = started(&env, &id, s).await;
-    let pids = ctr.pids().unwrap();
+    let pids = ctr.pids().await.unwrap();
     assert!(pids.len() >= 3, "{pids:?}");
     let status = ctr.stop(Duration::from_secs(600)).await.unwrap();
     assert_eq!(status, ExitStatus::Exited(0));
-    assert_eq!(ctr.pids().unwrap(), Vec::<i32>::new());
+    assert_eq!(ctr.pids().await.unwrap(), Vec::<i32>::new());
     for pid in pids {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         let state = stat

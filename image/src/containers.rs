@@ -123,7 +123,7 @@ pub async fn create_container(
 /// made).
 pub async fn rollback(rt: &Runtime, id: &str) -> Result<()> {
     let ctr = rt.get(id).await?;
-    let status = ctr.status()?;
+    let status = ctr.status().await?;
     if status != Status::Stopped {
         return Err(berth::Error::InvalidState {
             id: id.to_string(),

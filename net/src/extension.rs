@@ -123,7 +123,7 @@ impl Networks {
         ctr: &Container,
         opts: &NetworkOptions,
     ) -> Result<Attachment> {
-        if ctr.status()? == Status::Stopped {
+        if ctr.status().await? == Status::Stopped {
             return Err(Error::Runtime(berth::Error::InvalidState {
                 id: ctr.id().to_string(),
                 status: "stopped".into(),

@@ -162,7 +162,7 @@ impl Runtime {
                 }
                 // A directory without state is a container being created.
                 if let Ok(c) = Container::attach(entry.path(), &id, &config.extensions) {
-                    if let Ok(s) = c.state() {
+                    if let Ok(s) = c.state_now() {
                         out.push(s);
                     }
                 }

@@ -236,7 +236,7 @@ fn check(config: &berth::Config, program: Vec<(Op, Option<u64>)>, shutdown_at: O
         let rt = Runtime::new(config.clone()).await.unwrap();
         for id in &ids {
             let Ok(c) = rt.get(id).await else { continue };
-            match c.status().unwrap() {
+            match c.status().await.unwrap() {
                 Status::Stopped => {
                     let s = c.wait().await;
                     assert!(s.is_ok(), "{id}: exit status lost: {s:?}");

@@ -55,7 +55,7 @@ async fn dropped_waits_and_handles_lose_no_exit_status() {
     let again = rt.get(&id).await.unwrap();
     assert_eq!(again.wait().await.unwrap(), ExitStatus::Exited(7));
     assert!(!exists(pid), "pid {pid} was not reaped");
-    assert_eq!(again.status().unwrap(), Status::Stopped);
+    assert_eq!(again.status().await.unwrap(), Status::Stopped);
     again.delete().await.unwrap();
 }
 

@@ -96,7 +96,7 @@ fn passed_descriptors_arrive_in_order_and_nothing_else_does() {
         ctr.start().await.unwrap();
         let (_dir, mut fds) = files(3);
         fds.swap(0, 2);
-        let mut process = ctr.spec().unwrap().process().clone().unwrap();
+        let mut process = ctr.spec().await.unwrap().process().clone().unwrap();
         process.set_args(Some(vec!["sh".into(), "-c".into(), report(3)]));
         let p = ctr
             .exec(

@@ -40,7 +40,7 @@ async fn berth_never_reaps_the_embedders_own_children() {
             .await
             .unwrap();
         ctr.start().await.unwrap();
-        let mut process = ctr.spec().unwrap().process().clone().unwrap();
+        let mut process = ctr.spec().await.unwrap().process().clone().unwrap();
         process.set_args(Some(vec!["sh".into(), "-c".into(), "exit 4".into()]));
         let p = ctr.exec(&process, Default::default()).await.unwrap();
         assert_eq!(p.wait().await.unwrap(), ExitStatus::Exited(4));

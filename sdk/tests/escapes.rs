@@ -8,7 +8,7 @@ use common::*;
 use tokio::io::AsyncReadExt;
 
 async fn exec_sh(ctr: &berth::Container, script: &str) -> (berth::ExitStatus, String) {
-    let mut process = ctr.spec().unwrap().process().clone().unwrap();
+    let mut process = ctr.spec().await.unwrap().process().clone().unwrap();
     process.set_args(Some(vec!["sh".into(), "-c".into(), script.into()]));
     let opts = berth::ExecOptions {
         stdout: berth::Stdio::Piped,

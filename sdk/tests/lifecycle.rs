@@ -324,11 +324,11 @@ async fn exit_codes_and_signals_are_reported() {
 async fn delete_refuses_live_containers_unless_forced() {
     let rt = runtime().await;
     let ctr = create_piped(&rt, "del", spec("sleep 100")).await.unwrap();
-    assert_eq!(ctr.status().unwrap(), Status::Created);
+    assert_eq!(ctr.status().await.unwrap(), Status::Created);
     let e = ctr.delete().await.unwrap_err();
     assert!(matches!(e, Error::InvalidState { .. }), "{e}");
     ctr.start().await.unwrap();
-    assert_eq!(ctr.status().unwrap(), Status::Running);
+    assert_eq!(ctr.status().await.unwrap(), Status::Running);
     let e = ctr.delete().await.unwrap_err();
     assert!(matches!(e, Error::InvalidState { .. }), "{e}");
     let dir = ctr.state_dir().to_path_buf();
@@ -352,7 +352,7 @@ async fn state_is_persisted_and_another_handle_sees_it() {
     let rt = runtime().await;
     let ctr = create_piped(&rt, "state", spec("sleep 100")).await.unwrap();
     let other = rt.get(ctr.id()).await.unwrap();
-    let s = other.state().unwrap();
+    let s = other.state().await.unwrap();
     assert_eq!(s.id(), ctr.id());
     assert_eq!(*s.pid(), Some(ctr.pid()));
     assert_eq!(format!("{}", s.status()), "created");
@@ -361,12 +361,12 @@ async fn state_is_persisted_and_another_handle_sees_it() {
     // Start through the other handle, as `berth start` from another
     // process would.
     other.start().await.unwrap();
-    assert_eq!(ctr.status().unwrap(), Status::Running);
+    assert_eq!(ctr.status().await.unwrap(), Status::Running);
     let e = other.start().await.unwrap_err();
     assert!(matches!(e, Error::InvalidState { .. }), "{e}");
     ctr.kill(Signal::KILL).unwrap();
     assert_eq!(ctr.wait().await.unwrap(), ExitStatus::Signaled(9));
-    assert_eq!(other.status().unwrap(), Status::Stopped);
+    assert_eq!(other.status().await.unwrap(), Status::Stopped);
     // The parent recorded the exit status for everyone.
     assert_eq!(
         rt.get(ctr.id()).await.unwrap().wait().await.unwrap(),

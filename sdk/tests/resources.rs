@@ -172,10 +172,10 @@ async fn a_cpu_quota_throttles_a_busy_loop() {
     );
     let ctr = create_piped(&rt, "cpu", spec).await.unwrap();
     ctr.start().await.unwrap();
-    let before = ctr.stats_now().unwrap().cpu.usage.total;
+    let before = ctr.stats_now().await.unwrap().cpu.usage.total;
     let started = std::time::Instant::now();
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let sample = ctr.stats_now().unwrap();
+    let sample = ctr.stats_now().await.unwrap();
     let used = sample.cpu.usage.total - before;
     // A shell loop runs in user space; per-CPU counts exist on v1.
     assert!(sample.cpu.usage.user > 0, "{:?}", sample.cpu);
@@ -334,7 +334,7 @@ async fn update_raises_the_memory_limit_of_a_running_container() {
         cg(&rt, "memory", ctr.id(), memory_limit_file()).trim(),
         (128u64 << 20).to_string()
     );
-    let s = ctr.stats_now().unwrap();
+    let s = ctr.stats_now().await.unwrap();
     assert_eq!(s.memory.usage.limit, 128 << 20);
     ctr.force_delete().await.unwrap();
 }
@@ -646,7 +646,7 @@ async fn kill_all_reaches_nested_cgroups() {
     ctr.start().await.unwrap();
     let mut pids = Vec::new();
     for _ in 0..500 {
-        pids = ctr.pids().unwrap();
+        pids = ctr.pids().await.unwrap();
         if pids.len() == 3 {
             break;
         }
@@ -673,12 +673,12 @@ async fn kill_all_reaches_nested_cgroups() {
     ctr.kill_all(berth::Signal::KILL).await.unwrap();
     assert_eq!(ctr.wait().await.unwrap(), ExitStatus::Signaled(9));
     for _ in 0..500 {
-        if ctr.pids().unwrap().is_empty() {
+        if ctr.pids().await.unwrap().is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(ctr.pids().unwrap(), Vec::<i32>::new());
+    assert_eq!(ctr.pids().await.unwrap(), Vec::<i32>::new());
     ctr.delete().await.unwrap();
 }
 
@@ -729,7 +729,7 @@ async fn io_stats_count_a_containers_reads() {
     tokio::io::AsyncReadExt::read_exact(&mut out, &mut buf)
         .await
         .unwrap();
-    let stats = ctr.stats_now().unwrap();
+    let stats = ctr.stats_now().await.unwrap();
     ctr.force_delete().await.unwrap();
     let major = nix::sys::stat::major(dev);
     let read: u64 = stats

@@ -62,7 +62,7 @@ async fn as_nobody(dir: &Path) {
     b.start().await.unwrap();
     let out_b = output(&b).await;
     assert_eq!(b.wait().await.unwrap(), ExitStatus::Exited(0));
-    assert_eq!(a.status().unwrap(), berth::Status::Created);
+    assert_eq!(a.status().await.unwrap(), berth::Status::Created);
     a.start().await.unwrap();
     let out_a = output(&a).await;
     assert_eq!(a.wait().await.unwrap(), ExitStatus::Exited(0));

@@ -584,7 +584,7 @@ async fn an_exec_process_is_under_the_container_filter() {
     let spec = with_seccomp(spec("sleep 100"), allow_but(vec![deny_mkdir()]));
     let ctr = rt.create(&id("seccomp-exec"), bundle(spec)).await.unwrap();
     ctr.start().await.unwrap();
-    let mut process = ctr.spec().unwrap().process().clone().unwrap();
+    let mut process = ctr.spec().await.unwrap().process().clone().unwrap();
     process.set_args(Some(vec![
         "sh".into(),
         "-c".into(),
@@ -768,7 +768,7 @@ async fn seccomp_notify_listener_gets_the_fd_of_an_exec_process_too() {
         .await
         .unwrap();
     ctr.start().await.unwrap();
-    let mut process = ctr.spec().unwrap().process().clone().unwrap();
+    let mut process = ctr.spec().await.unwrap().process().clone().unwrap();
     process.set_args(Some(vec![
         "sh".into(),
         "-c".into(),

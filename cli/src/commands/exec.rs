@@ -22,7 +22,7 @@ pub async fn exec(g: &Global, e: Exec, preserved: Vec<std::os::fd::OwnedFd>) -> 
             serde_path_to_error::deserialize::<_, Process>(de)
                 .map_err(|err| format!("{}: {}: {}", path.display(), err.path(), err.inner()))?
         }
-        None => from_flags(ctr.spec()?.process().clone().unwrap_or_default(), &e)?,
+        None => from_flags(ctr.spec().await?.process().clone().unwrap_or_default(), &e)?,
     };
     let terminal = process.terminal().unwrap_or(false);
     let p = ctr

@@ -11,7 +11,7 @@ use crate::cli::{Delete, Global, Kill, Update};
 pub async fn kill(g: &Global, k: Kill) -> Outcome {
     let ctr = runtime(g).await?.get(&k.id).await?;
     let sig = parse_signal(&k.signal)?;
-    let created = ctr.status()? == berth::Status::Created;
+    let created = ctr.status().await? == berth::Status::Created;
     if k.all {
         ctr.kill_all(sig).await?;
     } else {

@@ -61,7 +61,9 @@ pub async fn stop(g: &Global, s: Stop) -> Outcome {
         Ok(_) => Ok(0),
         // Stopped, but its exit status died with its creator (a container
         // left to a caller that did not record it).
-        Err(berth::Error::ExitStatusUnknown { .. }) if ctr.status()? == berth::Status::Stopped => {
+        Err(berth::Error::ExitStatusUnknown { .. })
+            if ctr.status().await? == berth::Status::Stopped =>
+        {
             Ok(0)
         }
         Err(e) => Err(e.into()),

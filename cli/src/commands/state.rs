@@ -11,10 +11,10 @@ use crate::cli::{Events, Global, List, Ps};
 use crate::log::rfc3339;
 
 /// runc's state JSON of one container.
-fn state_json(ctr: &Container) -> berth::Result<Value> {
-    let s = ctr.state()?;
+async fn state_json(ctr: &Container) -> berth::Result<Value> {
+    let s = ctr.state().await?;
     // berth's status, not the OCI one: it has runc's `paused`.
-    let status = match ctr.status()? {
+    let status = match ctr.status().await? {
         berth::Status::Stopped => s.status().to_string(),
         other => other.to_string(),
     };
@@ -25,8 +25,8 @@ fn state_json(ctr: &Container) -> berth::Result<Value> {
         "pid": s.pid().unwrap_or(0),
         "status": status,
         "bundle": s.bundle(),
-        "rootfs": ctr.rootfs()?,
-        "created": rfc3339(ctr.created()?),
+        "rootfs": ctr.rootfs().await?,
+        "created": rfc3339(ctr.created().await?),
         "owner": "",
         "annotations": s.annotations().clone().unwrap_or_default(),
     });
@@ -39,7 +39,10 @@ fn state_json(ctr: &Container) -> berth::Result<Value> {
 
 pub async fn state(g: &Global, id: &str) -> Outcome {
     let ctr = runtime(g).await?.get(id).await?;
-    println!("{}", serde_json::to_string_pretty(&state_json(&ctr)?)?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&state_json(&ctr).await?)?
+    );
     Ok(0)
 }
 
@@ -48,7 +51,7 @@ pub async fn list(g: &Global, l: List) -> Outcome {
     let mut all = Vec::new();
     for s in rt.list().await? {
         if let Ok(ctr) = rt.get(s.id()).await {
-            if let Ok(v) = state_json(&ctr) {
+            if let Ok(v) = state_json(&ctr).await {
                 all.push(v);
             }
         }
@@ -84,7 +87,7 @@ pub async fn list(g: &Global, l: List) -> Outcome {
 
 pub async fn ps(g: &Global, p: Ps) -> Outcome {
     let ctr = runtime(g).await?.get(&p.id).await?;
-    let pids = ctr.pids()?;
+    let pids = ctr.pids().await?;
     match p.format.as_str() {
         "json" => {
             println!("{}", serde_json::to_string(&pids)?);
@@ -134,11 +137,11 @@ pub(super) fn parse_interval(s: &str) -> Result<Duration, String> {
 }
 
 /// One stats event in runc's shape, from the container's cgroup.
-fn stats_event(ctr: &Container) -> berth::Result<Value> {
+async fn stats_event(ctr: &Container) -> berth::Result<Value> {
     Ok(json!({
         "type": "stats",
         "id": ctr.id(),
-        "data": ctr.stats_now()?,
+        "data": ctr.stats_now().await?,
     }))
 }
 
@@ -165,7 +168,7 @@ fn event_json(id: &str, event: &berth::Event) -> Option<Value> {
 pub async fn events(g: &Global, e: Events) -> Outcome {
     let ctr = runtime(g).await?.get(&e.id).await?;
     if e.stats {
-        println!("{}", stats_event(&ctr)?);
+        println!("{}", stats_event(&ctr).await?);
         return Ok(0);
     }
     let interval = e.interval.as_deref().map(parse_interval).transpose()?;
@@ -187,7 +190,7 @@ pub async fn events(g: &Global, e: Events) -> Outcome {
                 }
                 // Exited, but its status died with a creator that did not
                 // record it (a runc-style create): nothing more to say.
-                Some(Err(berth::Error::ExitStatusUnknown { .. })) if ctr.status()? == berth::Status::Stopped => {
+                Some(Err(berth::Error::ExitStatusUnknown { .. })) if ctr.status().await? == berth::Status::Stopped => {
                     return Ok(0)
                 }
                 Some(Err(e)) => return Err(e.into()),

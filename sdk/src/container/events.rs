@@ -88,7 +88,7 @@ impl Container {
             .flatten();
         let mut queue = VecDeque::new();
         if self
-            .status()
+            .status_now()
             .is_ok_and(|s| s == crate::state::Status::Created)
         {
             queue.push_back(Ok(Event::Created));

@@ -176,32 +176,52 @@ impl Container {
     }
 
     /// The host path of the container's rootfs.
-    pub fn rootfs(&self) -> Result<PathBuf> {
-        Ok(self.load()?.rootfs)
+    pub async fn rootfs(&self) -> Result<PathBuf> {
+        Ok(self.load_blocking().await?.rootfs)
     }
 
     /// The bundle directory it was created from.
-    pub fn bundle(&self) -> Result<PathBuf> {
-        Ok(self.load()?.bundle)
+    pub async fn bundle(&self) -> Result<PathBuf> {
+        Ok(self.load_blocking().await?.bundle)
     }
 
     /// When it was created, in seconds since the epoch.
-    pub fn created(&self) -> Result<u64> {
-        Ok(self.load()?.created)
+    pub async fn created(&self) -> Result<u64> {
+        Ok(self.load_blocking().await?.created)
     }
 
-    /// The container's current status.
-    pub fn status(&self) -> Result<Status> {
+    /// The container's current status (its state and, for a running
+    /// one, its freezer), read on tokio's blocking pool.
+    pub async fn status(&self) -> Result<Status> {
+        let me = self.clone();
+        blocking(move || me.status_now()).await
+    }
+
+    /// [`status`](Self::status) on the calling thread.
+    pub(crate) fn status_now(&self) -> Result<Status> {
         let p = self.load()?;
         Ok(self.status_of(&p))
     }
 
-    /// The OCI state of the container (what `runc state` prints). The OCI
-    /// status has no `paused`: a paused container reads `running` here,
-    /// and [`Status::Paused`] in [`Container::status`].
-    pub fn state(&self) -> Result<State> {
+    /// The OCI state of the container (what `runc state` prints), read on
+    /// tokio's blocking pool. The OCI status has no `paused`: a paused
+    /// container reads `running` here, and [`Status::Paused`] in
+    /// [`Container::status`].
+    pub async fn state(&self) -> Result<State> {
+        let me = self.clone();
+        blocking(move || me.state_now()).await
+    }
+
+    /// [`state`](Self::state) on the calling thread.
+    pub(crate) fn state_now(&self) -> Result<State> {
         let p = self.load()?;
         oci_state(&p, self.status_of(&p))
+    }
+
+    /// The container's record, read on tokio's blocking pool.
+    async fn load_blocking(&self) -> Result<Persisted> {
+        let me = self.clone();
+        blocking(move || me.load()).await
     }
 
     fn load(&self) -> Result<Persisted> {
@@ -273,8 +293,15 @@ impl Container {
         .await
     }
 
-    /// The spec the container was created from.
-    pub fn spec(&self) -> Result<Spec> {
+    /// The spec the container was created from (its `config.json`, with
+    /// the resources of later updates), read on tokio's blocking pool.
+    pub async fn spec(&self) -> Result<Spec> {
+        let me = self.clone();
+        blocking(move || me.spec_now()).await
+    }
+
+    /// [`spec`](Self::spec) on the calling thread.
+    pub(crate) fn spec_now(&self) -> Result<Spec> {
         let path = self.inner.dir.join(state::SPEC_FILE);
         Spec::load(&path).map_err(|e| Error::State {
             id: self.inner.id.clone(),
@@ -287,7 +314,7 @@ impl Container {
         if let Some(h) = self.inner.hooks.get() {
             return Ok(h.clone());
         }
-        let hooks = self.spec()?.hooks().clone().map(Arc::new);
+        let hooks = self.spec_now()?.hooks().clone().map(Arc::new);
         Ok(self.inner.hooks.get_or_init(|| hooks).clone())
     }
 

@@ -48,7 +48,7 @@ impl Container {
         let ctr = self.clone();
         let resources = resources.clone();
         super::blocking(move || {
-            let mut spec = ctr.spec()?;
+            let mut spec = ctr.spec_now()?;
             let mut linux = spec.linux().clone().unwrap_or_default();
             let current = linux.resources().clone().unwrap_or_default();
             let before = current.devices().clone().unwrap_or_default();
@@ -67,14 +67,18 @@ impl Container {
     }
 
     /// One sample of the container's resource usage (CPU, memory, pids),
-    /// read from its cgroup now. [`Container::stats`] gives a stream.
-    pub fn stats_now(&self) -> Result<crate::cgroups::Stats> {
-        self.cgroup()?.stats()
+    /// read from its cgroup now, on tokio's blocking pool.
+    /// [`Container::stats`] gives a stream.
+    pub async fn stats_now(&self) -> Result<crate::Stats> {
+        let me = self.clone();
+        super::blocking(move || me.cgroup()?.stats()).await
     }
 
-    /// Pids (as the host sees them) of every process in the container.
-    pub fn pids(&self) -> Result<Vec<i32>> {
-        self.cgroup()?.pids()
+    /// Pids (as the host sees them) of every process in the container,
+    /// read from its cgroup on tokio's blocking pool.
+    pub async fn pids(&self) -> Result<Vec<i32>> {
+        let me = self.clone();
+        super::blocking(move || me.cgroup()?.pids()).await
     }
 }
 

@@ -47,7 +47,7 @@ impl Container {
                 let state = self.hook_state(ContainerState::Created)?;
                 let place = Where::Container {
                     pid: p.pid,
-                    env: hooks::process_env(&self.spec()?),
+                    env: hooks::process_env(&self.spec_now()?),
                 };
                 if let Err(e) = hooks::run("startContainer", list, &state, &place).await {
                     self.stop_after_failed_hook().await;
