@@ -27,12 +27,10 @@ async fn main() {
     let spec = true_spec();
     let mut phases: [Vec<f64>; 4] = Default::default();
     for i in 0..n {
-        let opts = CreateOptions {
-            stdin: Stdio::Null,
-            stdout: Stdio::Null,
-            stderr: Stdio::Null,
-            ..Default::default()
-        };
+        let mut opts = CreateOptions::default();
+        opts.stdin = Stdio::Null;
+        opts.stdout = Stdio::Null;
+        opts.stderr = Stdio::Null;
         let t0 = Instant::now();
         let ctr = rt
             .create_with(&format!("p{i}"), bundle(spec.clone()), opts)

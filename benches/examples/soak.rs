@@ -77,12 +77,10 @@ async fn one(rt: &Runtime, n: usize, seed: u64, failed: &AtomicUsize) {
     let code = (n % 100) as i32;
     let spec = spec(&["sh", "-c", &format!("exit {code}")]);
     let id = format!("soak-{}-{n}", std::process::id());
-    let opts = berth::CreateOptions {
-        stdin: berth::Stdio::Null,
-        stdout: berth::Stdio::Null,
-        stderr: berth::Stdio::Null,
-        ..Default::default()
-    };
+    let mut opts = berth::CreateOptions::default();
+    opts.stdin = berth::Stdio::Null;
+    opts.stdout = berth::Stdio::Null;
+    opts.stderr = berth::Stdio::Null;
     let bundle = berth::Bundle::new(std::env::temp_dir(), spec).expect("bundle");
     let ctr = match rt.create_with(&id, bundle, opts).await {
         Ok(c) => c,

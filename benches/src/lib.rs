@@ -16,10 +16,11 @@ use berth::{Bundle, Config, Container, CreateOptions, Runtime, Stdio};
 /// A runtime whose state and cgroups are named after this process.
 pub async fn runtime() -> Runtime {
     let name = format!("berth-bench-{}", std::process::id());
-    Runtime::new(Config {
-        root: format!("/run/{name}").into(),
-        cgroup_parent: name,
-        ..Config::default()
+    Runtime::new({
+        let mut config = Config::default();
+        config.root = format!("/run/{name}").into();
+        config.cgroup_parent = name;
+        config
     })
     .await
     .expect("runtime (benchmarks need root)")
@@ -102,12 +103,10 @@ pub fn unique_id() -> String {
 
 /// Creates a container with stdio on `/dev/null`.
 pub async fn create(rt: &Runtime, spec: &Spec) -> Container {
-    let opts = CreateOptions {
-        stdin: Stdio::Null,
-        stdout: Stdio::Null,
-        stderr: Stdio::Null,
-        ..Default::default()
-    };
+    let mut opts = CreateOptions::default();
+    opts.stdin = Stdio::Null;
+    opts.stdout = Stdio::Null;
+    opts.stderr = Stdio::Null;
     rt.create_with(&unique_id(), bundle(spec.clone()), opts)
         .await
         .expect("create")

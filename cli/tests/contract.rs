@@ -429,11 +429,12 @@ fn start_and_delete_killed_at_any_instant_leave_nothing_after_delete() {
 async fn shim_killed_at_any_instant_leaves_nothing_after_delete() {
     berth_fixtures::require_root();
     let name = format!("berth-contract-shim-{}", std::process::id());
-    let config = berth::Config {
-        root: PathBuf::from("/run").join(&name),
-        cgroup_parent: name.clone(),
-        shim: Some(BERTH.into()),
-        ..berth::Config::default()
+    let config = {
+        let mut config = berth::Config::default();
+        config.root = PathBuf::from("/run").join(&name);
+        config.cgroup_parent = name.clone();
+        config.shim = Some(BERTH.into());
+        config
     };
     let rt = berth::Runtime::new(config.clone()).await.unwrap();
     let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
@@ -441,13 +442,11 @@ async fn shim_killed_at_any_instant_leaves_nothing_after_delete() {
         let marker = format!("{}{step:02}", 9_000_000 + std::process::id() % 1_000_000);
         let id = id("shim");
         let bundle = berth::Bundle::new(std::env::temp_dir(), spec(&["sleep", &marker])).unwrap();
-        let opts = berth::CreateOptions {
-            stdin: berth::Stdio::Null,
-            stdout: berth::Stdio::Null,
-            stderr: berth::Stdio::Null,
-            detached: true,
-            ..Default::default()
-        };
+        let mut opts = berth::CreateOptions::default();
+        opts.stdin = berth::Stdio::Null;
+        opts.stdout = berth::Stdio::Null;
+        opts.stderr = berth::Stdio::Null;
+        opts.detached = true;
         let creating = {
             let (rt, id) = (rt.clone(), id.clone());
             tokio::spawn(async move { rt.create_with(&id, bundle, opts).await })

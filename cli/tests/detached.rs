@@ -13,11 +13,12 @@ const HELPER_ENV: &str = "BERTH_DETACHED_HELPER";
 
 fn config(tag: &str) -> Config {
     let name = format!("berth-detached-{tag}-{}", std::process::id());
-    Config {
-        root: PathBuf::from("/run").join(&name),
-        cgroup_parent: name,
-        shim: Some(BERTH.into()),
-        ..Config::default()
+    {
+        let mut config = Config::default();
+        config.root = PathBuf::from("/run").join(&name);
+        config.cgroup_parent = name;
+        config.shim = Some(BERTH.into());
+        config
     }
 }
 
@@ -30,12 +31,13 @@ fn bundle(script: &str) -> Bundle {
 }
 
 fn detached() -> CreateOptions {
-    CreateOptions {
-        stdin: berth::Stdio::Null,
-        stdout: berth::Stdio::Null,
-        stderr: berth::Stdio::Null,
-        detached: true,
-        ..Default::default()
+    {
+        let mut create_options = CreateOptions::default();
+        create_options.stdin = berth::Stdio::Null;
+        create_options.stdout = berth::Stdio::Null;
+        create_options.stderr = berth::Stdio::Null;
+        create_options.detached = true;
+        create_options
     }
 }
 
@@ -58,13 +60,12 @@ async fn helper_creates_and_waits_to_be_killed() {
         return;
     };
     let (root, id) = arg.split_once('|').unwrap();
-    let c = Config {
-        root: root.into(),
-        ..config(id)
-    };
-    let c = Config {
-        cgroup_parent: format!("berth-detached-{}", id),
-        ..c
+    let mut c = config(id);
+    c.root = root.into();
+    let c = {
+        let mut config = c;
+        config.cgroup_parent = format!("berth-detached-{}", id);
+        config
     };
     let rt = Runtime::new(c).await.unwrap();
     let ctr = rt
@@ -221,10 +222,8 @@ async fn a_detached_container_gets_the_passed_descriptors() {
     let (r3, w3) = nix::unistd::pipe().unwrap();
     let (r4, w4) = nix::unistd::pipe().unwrap();
     let (mut r3, mut r4) = (std::fs::File::from(r3), std::fs::File::from(r4));
-    let opts = CreateOptions {
-        pass_fds: vec![w3, w4],
-        ..detached()
-    };
+    let mut opts = detached();
+    opts.pass_fds = vec![w3, w4];
     let id = format!("fds-{}", std::process::id());
     let ctr = rt
         .create_with(&id, bundle("echo three >&3; echo four >&4"), opts)

@@ -403,10 +403,8 @@ async fn rotation_keeps_the_log_under_its_cap() {
 async fn bad_log_settings_are_typed_errors() {
     let env = Env::new("bad");
     let rt = env.runtime().await;
-    let not_detached = CreateOptions {
-        log: Some(LogConfig::default()),
-        ..Default::default()
-    };
+    let mut not_detached = CreateOptions::default();
+    not_detached.log = Some(LogConfig::default());
     let e = rt
         .create_with("bad", bundle(spec("true")), not_detached)
         .await
@@ -464,17 +462,14 @@ async fn bad_log_settings_are_typed_errors() {
     // No capture: logs() is refused, the CLI says why.
     let id = format!("nolog-{}", std::process::id());
     let ctr = rt
-        .create_with(
-            &id,
-            bundle(spec("true")),
-            CreateOptions {
-                stdin: berth::Stdio::Null,
-                stdout: berth::Stdio::Null,
-                stderr: berth::Stdio::Null,
-                detached: true,
-                ..Default::default()
-            },
-        )
+        .create_with(&id, bundle(spec("true")), {
+            let mut create_options = CreateOptions::default();
+            create_options.stdin = berth::Stdio::Null;
+            create_options.stdout = berth::Stdio::Null;
+            create_options.stderr = berth::Stdio::Null;
+            create_options.detached = true;
+            create_options
+        })
         .await
         .unwrap();
     let e = ctr.logs(LogOptions::default()).err().unwrap();

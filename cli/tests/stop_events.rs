@@ -192,9 +192,10 @@ async fn helper_prints_events() {
         return;
     };
     let (root, id) = arg.split_once('|').unwrap();
-    let rt = Runtime::new(Config {
-        root: root.into(),
-        ..Config::default()
+    let rt = Runtime::new({
+        let mut config = Config::default();
+        config.root = root.into();
+        config
     })
     .await
     .unwrap();

@@ -116,10 +116,11 @@ impl Fixture {
         std::fs::create_dir(&bind_source).unwrap();
         std::fs::write(bind_source.join(strategies::BIND_SOURCE_FILE), "hello\n").unwrap();
         let unique = format!("berth-conformance-{name}-{}", std::process::id());
-        let config = Config {
-            root: PathBuf::from("/run").join(&unique),
-            cgroup_parent: unique,
-            ..Config::default()
+        let config = {
+            let mut config = Config::default();
+            config.root = PathBuf::from("/run").join(&unique);
+            config.cgroup_parent = unique;
+            config
         };
         let rt = tokio_rt().block_on(Runtime::new(config)).expect("runtime");
         Fixture {
@@ -159,11 +160,12 @@ impl Drop for Fixture {
 }
 
 fn piped() -> CreateOptions {
-    CreateOptions {
-        stdin: Stdio::Null,
-        stdout: Stdio::Piped,
-        stderr: Stdio::Piped,
-        ..Default::default()
+    {
+        let mut create_options = CreateOptions::default();
+        create_options.stdin = Stdio::Null;
+        create_options.stdout = Stdio::Piped;
+        create_options.stderr = Stdio::Piped;
+        create_options
     }
 }
 

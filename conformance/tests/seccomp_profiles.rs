@@ -182,12 +182,10 @@ fn case() -> impl Strategy<Value = Case> {
 /// Runs the case's container to its end; its stdout, or why it did not
 /// run.
 async fn run(rt: &Runtime, dir: &std::path::Path, id: &str, spec: Spec) -> Result<String, String> {
-    let opts = CreateOptions {
-        stdin: Stdio::Null,
-        stdout: Stdio::Piped,
-        stderr: Stdio::Piped,
-        ..Default::default()
-    };
+    let mut opts = CreateOptions::default();
+    opts.stdin = Stdio::Null;
+    opts.stdout = Stdio::Piped;
+    opts.stderr = Stdio::Piped;
     let bundle = Bundle::new(dir, spec).map_err(|e| e.to_string())?;
     let ctr = rt
         .create_with(id, bundle, opts)
@@ -217,10 +215,11 @@ fn errno_profiles_start_whenever_the_allow_list_covers_the_process() {
     berth_fixtures::require_root();
     let dir = tempfile::tempdir().unwrap();
     let unique = format!("berth-conformance-seccomp-{}", std::process::id());
-    let config = Config {
-        root: PathBuf::from("/run").join(&unique),
-        cgroup_parent: unique,
-        ..Config::default()
+    let config = {
+        let mut config = Config::default();
+        config.root = PathBuf::from("/run").join(&unique);
+        config.cgroup_parent = unique;
+        config
     };
     let rt = tokio_rt().block_on(Runtime::new(config)).expect("runtime");
     let mut runner = TestRunner::new(ProptestConfig {

@@ -34,6 +34,7 @@ application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// How to pull.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PullOptions {
     /// Plain HTTP (and no certificate check) for a non-loopback registry.
     pub insecure: bool,

@@ -23,6 +23,7 @@ pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 
 /// Whether pulled images must be signed, and by whom.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct SignaturePolicy {
     /// Refuse an image (before its layers are downloaded) unless a
     /// signature of its manifest digest verifies with one of `keys`.

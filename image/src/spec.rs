@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 
 /// What a caller changes of an image's defaults, as `docker run` does.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct ImageOverrides {
     /// Replaces the image's `Cmd` (the arguments after the entrypoint).
     pub cmd: Option<Vec<String>>,

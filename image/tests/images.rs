@@ -23,20 +23,19 @@ async fn runtime() -> TestRuntime {
 use images_support::*;
 
 fn piped() -> CreateOptions {
-    CreateOptions {
-        stdin: Stdio::Null,
-        stdout: Stdio::Piped,
-        stderr: Stdio::Piped,
-        ..Default::default()
+    {
+        let mut create_options = CreateOptions::default();
+        create_options.stdin = Stdio::Null;
+        create_options.stdout = Stdio::Piped;
+        create_options.stderr = Stdio::Piped;
+        create_options
     }
 }
 
 /// Runs a container from `image` (with `cmd` if given) to its end.
 async fn run_image(rt: &berth::Runtime, image: &str, cmd: Option<&str>) -> common::Output {
-    let overrides = ImageOverrides {
-        cmd: cmd.map(|c| vec!["sh".into(), "-c".into(), c.into()]),
-        ..Default::default()
-    };
+    let mut overrides = ImageOverrides::default();
+    overrides.cmd = cmd.map(|c| vec!["sh".into(), "-c".into(), c.into()]);
     let ctr = berth_image::create_container(rt, &id("img"), image, overrides, piped())
         .await
         .expect("create from image");
@@ -160,14 +159,15 @@ async fn run_write_commit_and_run_the_new_image() {
         &rt,
         &cid,
         "test/base",
-        ImageOverrides {
-            cmd: Some(vec![
+        {
+            let mut image_overrides = ImageOverrides::default();
+            image_overrides.cmd = Some(vec![
                 "sh".into(),
                 "-c".into(),
                 "echo committed > /root-file; rm /etc/greeting".into(),
-            ]),
-            user: Some("0".into()),
-            ..Default::default()
+            ]);
+            image_overrides.user = Some("0".into());
+            image_overrides
         },
         piped(),
     )
@@ -551,13 +551,14 @@ async fn pull_from_a_local_registry_run_commit_and_run() {
         &rt,
         &cid,
         &reference,
-        ImageOverrides {
-            cmd: Some(vec![
+        {
+            let mut image_overrides = ImageOverrides::default();
+            image_overrides.cmd = Some(vec![
                 "sh".into(),
                 "-c".into(),
                 "echo written > /data/file".into(),
-            ]),
-            ..Default::default()
+            ]);
+            image_overrides
         },
         piped(),
     )
@@ -679,13 +680,14 @@ async fn commit_push_and_pull_into_another_store() {
         &rt,
         &cid,
         &base,
-        ImageOverrides {
-            cmd: Some(vec![
+        {
+            let mut image_overrides = ImageOverrides::default();
+            image_overrides.cmd = Some(vec![
                 "sh".into(),
                 "-c".into(),
                 "echo across registries > /pushed".into(),
-            ]),
-            ..Default::default()
+            ]);
+            image_overrides
         },
         piped(),
     )
@@ -811,12 +813,12 @@ async fn signature_policy_refuses_unsigned_and_wrongly_signed_images() {
     cosign(&reg, "test/signed", &md, &good).await;
     cosign(&reg, "test/other-key", &md, &bad).await;
 
-    let policy = berth_image::PullOptions {
-        signatures: berth_image::SignaturePolicy {
-            require: true,
-            keys: vec![good_pem],
-        },
-        ..Default::default()
+    let mut policy = berth_image::PullOptions::default();
+    policy.signatures = {
+        let mut signature_policy = berth_image::SignaturePolicy::default();
+        signature_policy.require = true;
+        signature_policy.keys = vec![good_pem];
+        signature_policy
     };
     let top_blob = digest::of(&compress(&top, Comp::Gzip));
     for repo in ["test/unsigned:1", "test/other-key:1"] {

@@ -283,6 +283,7 @@ impl BridgeNetwork {
 /// Network choices for one container (given to it with
 /// [`NetworkOptions::add_to`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct NetworkOptions {
     /// The network to join; `None` keeps what the spec's
     /// `linux.namespaces` says.

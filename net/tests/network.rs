@@ -55,11 +55,12 @@ impl Config {
         settings.networks = self.networks;
         settings.cni = self.cni;
         let networks = Networks::new(settings);
-        let config = berth::Config {
-            root: self.root,
-            cgroup_parent: self.cgroup_parent,
-            extensions: vec![std::sync::Arc::new(networks.clone())],
-            ..berth::Config::default()
+        let config = {
+            let mut config = berth::Config::default();
+            config.root = self.root;
+            config.cgroup_parent = self.cgroup_parent;
+            config.extensions = vec![std::sync::Arc::new(networks.clone())];
+            config
         };
         (config, networks)
     }
@@ -76,12 +77,10 @@ struct CreateOptions {
 
 impl From<CreateOptions> for berth::CreateOptions {
     fn from(o: CreateOptions) -> Self {
-        let mut opts = berth::CreateOptions {
-            stdin: o.stdin,
-            stdout: o.stdout,
-            stderr: o.stderr,
-            ..Default::default()
-        };
+        let mut opts = berth::CreateOptions::default();
+        opts.stdin = o.stdin;
+        opts.stdout = o.stdout;
+        opts.stderr = o.stderr;
         o.network.add_to(&mut opts);
         opts
     }
@@ -286,11 +285,13 @@ fn on_bridge(publish: &[&str]) -> CreateOptions {
         stdin: Stdio::Null,
         stdout: Stdio::Piped,
         stderr: Stdio::Piped,
-        network: NetworkOptions {
-            mode: Some(Network::Bridge("t".into())),
-            publish: publish.iter().map(|p| p.parse().unwrap()).collect(),
-            address: None,
-            cni_args: Vec::new(),
+        network: {
+            let mut network_options = NetworkOptions::default();
+            network_options.mode = Some(Network::Bridge("t".into()));
+            network_options.publish = publish.iter().map(|p| p.parse().unwrap()).collect();
+            network_options.address = None;
+            network_options.cni_args = Vec::new();
+            network_options
         },
     }
 }
@@ -600,9 +601,10 @@ async fn bad_network_input_is_refused_and_changes_nothing() {
 async fn host_and_none_networks() {
     let rt = runtime_with(Config::base()).await;
     let opts = |mode| CreateOptions {
-        network: NetworkOptions {
-            mode: Some(mode),
-            ..Default::default()
+        network: {
+            let mut network_options = NetworkOptions::default();
+            network_options.mode = Some(mode);
+            network_options
         },
         ..Default::default()
     };
@@ -750,9 +752,10 @@ async fn a_crashed_creator_is_recovered() {
 
 fn on_macvlan(parent: &str) -> CreateOptions {
     CreateOptions {
-        network: NetworkOptions {
-            mode: Some(Network::Macvlan(parent.into())),
-            ..Default::default()
+        network: {
+            let mut network_options = NetworkOptions::default();
+            network_options.mode = Some(Network::Macvlan(parent.into()));
+            network_options
         },
         ..on_bridge(&[])
     }
@@ -912,9 +915,10 @@ async fn overlay_joins_containers_on_two_simulated_hosts() {
     ))
     .await;
     let on_overlay = || CreateOptions {
-        network: NetworkOptions {
-            mode: Some(Network::Overlay("ov".into())),
-            ..Default::default()
+        network: {
+            let mut network_options = NetworkOptions::default();
+            network_options.mode = Some(Network::Overlay("ov".into()));
+            network_options
         },
         ..on_bridge(&[])
     };
@@ -985,10 +989,8 @@ async fn a_running_container_joins_a_bridge() {
         .unwrap();
     assert!(berth_net::attachment(&ctr).unwrap().is_none());
     ctr.start().await.unwrap();
-    let join = NetworkOptions {
-        mode: Some(Network::Bridge("t".into())),
-        ..Default::default()
-    };
+    let mut join = NetworkOptions::default();
+    join.mode = Some(Network::Bridge("t".into()));
     let att = rt.connect(&ctr, join.clone()).await.unwrap();
     assert_eq!(berth_net::attachment(&ctr).unwrap().as_ref(), Some(&att));
     // Twice is refused.
@@ -1771,9 +1773,10 @@ async fn overlay_of_three_hosts_and_a_fourth_added_later() {
         ..Config::base()
     };
     let on_overlay = || CreateOptions {
-        network: NetworkOptions {
-            mode: Some(Network::Overlay("ov3".into())),
-            ..Default::default()
+        network: {
+            let mut network_options = NetworkOptions::default();
+            network_options.mode = Some(Network::Overlay("ov3".into()));
+            network_options
         },
         ..on_bridge(&[])
     };
@@ -1919,10 +1922,8 @@ async fn a_running_container_joins_a_cni_network() {
         .await
         .unwrap();
     ctr.start().await.unwrap();
-    let join = NetworkOptions {
-        mode: Some(Network::Cni(net.name.clone())),
-        ..Default::default()
-    };
+    let mut join = NetworkOptions::default();
+    join.mode = Some(Network::Cni(net.name.clone()));
     let att = rt.connect(&ctr, join).await.unwrap();
     assert_eq!(att.driver, berth_net::Driver::Cni);
     assert_eq!(net.leases(), [att.address.to_string()]);

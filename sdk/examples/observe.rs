@@ -21,11 +21,9 @@ fn spec(rootfs: &std::path::Path, script: &str) -> Spec {
 }
 
 async fn start(rt: &Runtime, id: &str, spec: Spec) -> anyhow::Result<Container> {
-    let opts = CreateOptions {
-        stdout: Stdio::Null,
-        stderr: Stdio::Null,
-        ..Default::default()
-    };
+    let mut opts = CreateOptions::default();
+    opts.stdout = Stdio::Null;
+    opts.stderr = Stdio::Null;
     let id = format!("{id}-{}", std::process::id());
     Ok(rt
         .create_with(&id, Bundle::new(std::env::temp_dir(), spec)?, opts)
@@ -35,10 +33,11 @@ async fn start(rt: &Runtime, id: &str, spec: Spec) -> anyhow::Result<Container> 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let rootfs = berth_fixtures::rootfs::shared()?;
-    let rt = Runtime::new(Config {
-        root: "/run/berth-observe".into(),
-        cgroup_parent: "berth-observe".into(),
-        ..Config::default()
+    let rt = Runtime::new({
+        let mut config = Config::default();
+        config.root = "/run/berth-observe".into();
+        config.cgroup_parent = "berth-observe".into();
+        config
     })
     .await?;
 

@@ -34,16 +34,15 @@ async fn main() -> anyhow::Result<()> {
     spec.set_hostname(Some("quickstart".into()));
     let bundle = Bundle::new(work.path(), spec)?;
 
-    let rt = Runtime::new(Config {
-        root: Path::new("/run/berth-quickstart").to_path_buf(),
-        ..Config::default()
+    let rt = Runtime::new({
+        let mut config = Config::default();
+        config.root = Path::new("/run/berth-quickstart").to_path_buf();
+        config
     })
     .await?;
     let id = format!("quickstart-{}", std::process::id());
-    let opts = CreateOptions {
-        stdout: Stdio::Piped,
-        ..Default::default()
-    };
+    let mut opts = CreateOptions::default();
+    opts.stdout = Stdio::Piped;
     let ctr = rt.create_with(&id, bundle, opts).await?;
     println!("created {} (host pid {}), starting it", ctr.id(), ctr.pid());
     let mut out = ctr.take_stdout().expect("stdout is piped");

@@ -75,11 +75,9 @@ async fn supervise(
 ) {
     for attempt in 0..=MAX_RESTARTS {
         let id = format!("{name}-{}-{attempt}", std::process::id());
-        let opts = CreateOptions {
-            stdout: Stdio::Null,
-            stderr: Stdio::Null,
-            ..Default::default()
-        };
+        let mut opts = CreateOptions::default();
+        opts.stdout = Stdio::Null;
+        opts.stderr = Stdio::Null;
         let ctr = match rt.create_with(&id, bundle.clone(), opts).await {
             Ok(c) => c,
             Err(e) => return eprintln!("{name}: {e}"),
@@ -120,10 +118,11 @@ async fn supervise(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let rootfs = berth_fixtures::rootfs::shared()?;
-    let rt = Runtime::new(Config {
-        root: "/run/berth-supervise".into(),
-        cgroup_parent: "berth-supervise".into(),
-        ..Config::default()
+    let rt = Runtime::new({
+        let mut config = Config::default();
+        config.root = "/run/berth-supervise".into();
+        config.cgroup_parent = "berth-supervise".into();
+        config
     })
     .await?;
     let table = Arc::new(Mutex::new(BTreeMap::new()));

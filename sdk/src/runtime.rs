@@ -12,6 +12,7 @@ use crate::extension::Extension;
 
 /// Settings of a [`Runtime`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// Where container state lives: `/run/berth` by default, as runc's
     /// `/run/runc`; `$XDG_RUNTIME_DIR/berth` for a user without root.

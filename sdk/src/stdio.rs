@@ -167,10 +167,8 @@ impl AsRawFd for Pty {
 ///
 /// ```no_run
 /// let fds = berth::take_preserved_fds(2)?; // systemd's LISTEN_FDS=2
-/// let opts = berth::CreateOptions {
-///     pass_fds: fds,
-///     ..Default::default()
-/// };
+/// let mut opts = berth::CreateOptions::default();
+/// opts.pass_fds = fds;
 /// # Ok::<(), berth::Error>(())
 /// ```
 pub fn take_preserved_fds(count: u32) -> crate::Result<Vec<std::os::fd::OwnedFd>> {

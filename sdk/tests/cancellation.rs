@@ -184,11 +184,12 @@ impl World {
 /// No stdio shared with the test (a container left running must not hold
 /// the test harness's pipes).
 fn quiet() -> berth::CreateOptions {
-    berth::CreateOptions {
-        stdin: berth::Stdio::Null,
-        stdout: berth::Stdio::Null,
-        stderr: berth::Stdio::Null,
-        ..Default::default()
+    {
+        let mut create_options = berth::CreateOptions::default();
+        create_options.stdin = berth::Stdio::Null;
+        create_options.stdout = berth::Stdio::Null;
+        create_options.stderr = berth::Stdio::Null;
+        create_options
     }
 }
 

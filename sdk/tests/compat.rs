@@ -153,10 +153,8 @@ async fn exec_runs_with_the_container_personality() {
     ctr.start().await.unwrap();
     let mut process = common::spec("").process().clone().unwrap();
     process.set_args(Some(vec!["uname".into(), "-m".into()]));
-    let opts = berth::ExecOptions {
-        stdout: berth::Stdio::Piped,
-        ..Default::default()
-    };
+    let mut opts = berth::ExecOptions::default();
+    opts.stdout = berth::Stdio::Piped;
     let p = ctr.exec(&process, opts).await.unwrap();
     let mut out = p.take_stdout().unwrap();
     let mut exec_arch = String::new();

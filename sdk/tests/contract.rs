@@ -33,10 +33,8 @@ fn exists(pid: i32) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_waits_and_handles_lose_no_exit_status() {
     let rt = runtime().await;
-    let opts = berth::CreateOptions {
-        stdin: Stdio::Piped,
-        ..Default::default()
-    };
+    let mut opts = berth::CreateOptions::default();
+    opts.stdin = Stdio::Piped;
     let ctr = rt
         .create_with(&id("dropped"), bundle(spec("read x; exit 7")), opts)
         .await
@@ -98,10 +96,8 @@ async fn a_dropped_exec_process_is_reaped() {
         .cwd("/")
         .build()
         .unwrap();
-    let opts = ExecOptions {
-        stdin: Stdio::Piped,
-        ..Default::default()
-    };
+    let mut opts = ExecOptions::default();
+    opts.stdin = Stdio::Piped;
     let p = ctr.exec(&process, opts).await.unwrap();
     let pid = p.pid();
     let stdin = p.take_stdin();

@@ -63,10 +63,11 @@ async fn helper_creates_starts_and_waits() {
     let [root, parent, id, script, linger] = arg.splitn(5, '|').collect::<Vec<_>>()[..] else {
         panic!("bad helper argument {arg:?}")
     };
-    let rt = Runtime::new(Config {
-        root: root.into(),
-        cgroup_parent: parent.into(),
-        ..Config::default()
+    let rt = Runtime::new({
+        let mut config = Config::default();
+        config.root = root.into();
+        config.cgroup_parent = parent.into();
+        config
     })
     .await
     .unwrap();

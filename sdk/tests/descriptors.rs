@@ -68,13 +68,11 @@ fn passed_descriptors_arrive_in_order_and_nothing_else_does() {
         .unwrap();
     tokio.block_on(async {
         let rt = runtime().await;
-        let opts = CreateOptions {
-            stdin: Stdio::Null,
-            stdout: Stdio::Piped,
-            stderr: Stdio::Piped,
-            pass_fds: fds,
-            ..Default::default()
-        };
+        let mut opts = CreateOptions::default();
+        opts.stdin = Stdio::Null;
+        opts.stdout = Stdio::Piped;
+        opts.stderr = Stdio::Piped;
+        opts.pass_fds = fds;
         let ctr = rt
             .create_with(&id("fds"), bundle(spec(&report(6))), opts)
             .await
@@ -99,15 +97,14 @@ fn passed_descriptors_arrive_in_order_and_nothing_else_does() {
         let mut process = ctr.spec().await.unwrap().process().clone().unwrap();
         process.set_args(Some(vec!["sh".into(), "-c".into(), report(3)]));
         let p = ctr
-            .exec(
-                &process,
-                ExecOptions {
-                    stdin: Stdio::Null,
-                    stdout: Stdio::Piped,
-                    stderr: Stdio::Inherit,
-                    pass_fds: fds,
-                },
-            )
+            .exec(&process, {
+                let mut exec_options = ExecOptions::default();
+                exec_options.stdin = Stdio::Null;
+                exec_options.stdout = Stdio::Piped;
+                exec_options.stderr = Stdio::Inherit;
+                exec_options.pass_fds = fds;
+                exec_options
+            })
             .await
             .unwrap();
         let mut stdout = String::new();

@@ -10,11 +10,9 @@ use tokio::io::AsyncReadExt;
 async fn exec_sh(ctr: &berth::Container, script: &str) -> (berth::ExitStatus, String) {
     let mut process = ctr.spec().await.unwrap().process().clone().unwrap();
     process.set_args(Some(vec!["sh".into(), "-c".into(), script.into()]));
-    let opts = berth::ExecOptions {
-        stdout: berth::Stdio::Piped,
-        stderr: berth::Stdio::Piped,
-        ..Default::default()
-    };
+    let mut opts = berth::ExecOptions::default();
+    opts.stdout = berth::Stdio::Piped;
+    opts.stderr = berth::Stdio::Piped;
     let p = ctr.exec(&process, opts).await.unwrap();
     let mut out = String::new();
     let mut err = String::new();

@@ -382,12 +382,10 @@ async fn state_is_persisted_and_another_handle_sees_it() {
 #[tokio::test]
 async fn piped_stdin_reaches_the_container() {
     let rt = runtime().await;
-    let opts = berth::CreateOptions {
-        stdin: berth::Stdio::Piped,
-        stdout: berth::Stdio::Piped,
-        stderr: berth::Stdio::Null,
-        ..Default::default()
-    };
+    let mut opts = berth::CreateOptions::default();
+    opts.stdin = berth::Stdio::Piped;
+    opts.stdout = berth::Stdio::Piped;
+    opts.stderr = berth::Stdio::Null;
     let ctr = rt
         .create_with(&id("stdin"), bundle(spec("tr a-z A-Z")), opts)
         .await
@@ -741,10 +739,8 @@ async fn exec_joins_every_namespace_and_the_cgroup() {
             .build()
             .unwrap(),
     );
-    let opts = berth::ExecOptions {
-        stdout: berth::Stdio::Piped,
-        ..Default::default()
-    };
+    let mut opts = berth::ExecOptions::default();
+    opts.stdout = berth::Stdio::Piped;
     let p = ctr.exec(&process, opts).await.unwrap();
     let mut out = p.take_stdout().unwrap();
     let mut text = String::new();
@@ -827,13 +823,11 @@ async fn spec_devices_and_dev_symlinks() {
 #[tokio::test]
 async fn no_pivot_moves_the_rootfs_over_the_root() {
     let rt = runtime().await;
-    let opts = berth::CreateOptions {
-        stdin: berth::Stdio::Null,
-        stdout: berth::Stdio::Piped,
-        stderr: berth::Stdio::Piped,
-        no_pivot: true,
-        ..Default::default()
-    };
+    let mut opts = berth::CreateOptions::default();
+    opts.stdin = berth::Stdio::Null;
+    opts.stdout = berth::Stdio::Piped;
+    opts.stderr = berth::Stdio::Piped;
+    opts.no_pivot = true;
     let ctr = rt
         .create_with(
             &id("nopivot"),

@@ -40,16 +40,18 @@ async fn output(ctr: &berth::Container) -> String {
 
 /// The unprivileged half: runs as `nobody`, state under `dir`.
 async fn as_nobody(dir: &Path) {
-    let config = Config {
-        root: dir.join("state"),
-        ..Config::default()
+    let config = {
+        let mut config = Config::default();
+        config.root = dir.join("state");
+        config
     };
     let rt = Runtime::new(config).await.unwrap();
-    let opts = || CreateOptions {
-        stdin: Stdio::Null,
-        stdout: Stdio::Piped,
-        stderr: Stdio::Inherit,
-        ..Default::default()
+    let opts = || {
+        let mut create_options = CreateOptions::default();
+        create_options.stdin = Stdio::Null;
+        create_options.stdout = Stdio::Piped;
+        create_options.stderr = Stdio::Inherit;
+        create_options
     };
     let script = "echo uid=$(id -u) map=$(tr -s ' ' </proc/self/uid_map)";
     let (id_a, id_b) = (common::id("rootless-a"), common::id("rootless-b"));

@@ -590,10 +590,8 @@ async fn an_exec_process_is_under_the_container_filter() {
         "-c".into(),
         "grep Seccomp: /proc/self/status; mkdir /dev/e 2>&1; echo rc=$?".into(),
     ]));
-    let opts = berth::ExecOptions {
-        stdout: berth::Stdio::Piped,
-        ..Default::default()
-    };
+    let mut opts = berth::ExecOptions::default();
+    opts.stdout = berth::Stdio::Piped;
     let p = ctr.exec(&process, opts).await.unwrap();
     let mut text = String::new();
     p.take_stdout()
@@ -774,10 +772,8 @@ async fn seccomp_notify_listener_gets_the_fd_of_an_exec_process_too() {
         "-c".into(),
         "mkdir /dev/e 2>&1; echo rc=$?".into(),
     ]));
-    let opts = berth::ExecOptions {
-        stdout: berth::Stdio::Piped,
-        ..Default::default()
-    };
+    let mut opts = berth::ExecOptions::default();
+    opts.stdout = berth::Stdio::Piped;
     let p = ctr.exec(&process, opts).await.unwrap();
     let mut text = String::new();
     p.take_stdout()

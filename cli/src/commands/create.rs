@@ -99,26 +99,22 @@ pub(super) fn options(
     let capture = log.is_some();
     // The shim's own stdio: nothing of ours stays open in it.
     let stdio = || if capture { Stdio::Null } else { Stdio::Inherit };
-    let mut opts = CreateOptions {
-        stdin: stdio(),
-        stdout: stdio(),
-        stderr: stdio(),
-        no_pivot: flags.no_pivot,
-        pass_fds: preserved,
-        // As runc: the container's parent is this process until it exits,
-        // then the caller's subreaper (conmon, containerd's shim). Only
-        // with captured output does a berth shim parent it.
-        detached: capture,
-        log,
-        ..CreateOptions::default()
-    };
+    let mut opts = CreateOptions::default();
+    opts.stdin = stdio();
+    opts.stdout = stdio();
+    opts.stderr = stdio();
+    opts.no_pivot = flags.no_pivot;
+    opts.pass_fds = preserved;
+    // As runc: the container's parent is this process until it exits,
+    // then the caller's subreaper (conmon, containerd's shim). Only
+    // with captured output does a berth shim parent it.
+    opts.detached = capture;
+    opts.log = log;
     if flags.network.is_some() || !flags.publish.is_empty() || flags.ip.is_some() {
-        let net = NetworkOptions {
-            mode: flags.network.clone(),
-            publish: flags.publish.clone(),
-            address: flags.ip,
-            ..NetworkOptions::default()
-        };
+        let mut net = NetworkOptions::default();
+        net.mode = flags.network.clone();
+        net.publish = flags.publish.clone();
+        net.address = flags.ip;
         net.add_to(&mut opts);
     }
     opts

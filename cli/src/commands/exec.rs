@@ -26,15 +26,14 @@ pub async fn exec(g: &Global, e: Exec, preserved: Vec<std::os::fd::OwnedFd>) -> 
     };
     let terminal = process.terminal().unwrap_or(false);
     let p = ctr
-        .exec(
-            &process,
-            ExecOptions {
-                stdin: Stdio::Inherit,
-                stdout: Stdio::Inherit,
-                stderr: Stdio::Inherit,
-                pass_fds: preserved,
-            },
-        )
+        .exec(&process, {
+            let mut exec_options = ExecOptions::default();
+            exec_options.stdin = Stdio::Inherit;
+            exec_options.stdout = Stdio::Inherit;
+            exec_options.stderr = Stdio::Inherit;
+            exec_options.pass_fds = preserved;
+            exec_options
+        })
         .await?;
     if let Some(path) = &e.pid_file {
         write_pid_file(path, p.pid())?;

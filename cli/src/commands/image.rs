@@ -24,21 +24,20 @@ pub async fn create(
     if flags.console_socket.is_some() && !flags.tty {
         return Err("--console-socket given without --tty".into());
     }
-    let overrides = ImageOverrides {
-        cmd: (!command.is_empty()).then(|| command.to_vec()),
-        entrypoint: flags.entrypoint.as_ref().map(|e| {
-            if e.is_empty() {
-                vec![]
-            } else {
-                vec![e.clone()]
-            }
-        }),
-        env: flags.env.clone(),
-        workdir: flags.workdir.clone(),
-        user: flags.user.clone(),
-        hostname: None,
-        terminal: flags.tty,
-    };
+    let mut overrides = ImageOverrides::default();
+    overrides.cmd = (!command.is_empty()).then(|| command.to_vec());
+    overrides.entrypoint = flags.entrypoint.as_ref().map(|e| {
+        if e.is_empty() {
+            vec![]
+        } else {
+            vec![e.clone()]
+        }
+    });
+    overrides.env = flags.env.clone();
+    overrides.workdir = flags.workdir.clone();
+    overrides.user = flags.user.clone();
+    overrides.hostname = None;
+    overrides.terminal = flags.tty;
     let opts = super::create::options(flags, preserved, log);
     Ok(berth_image::create_container(rt, id, image, overrides, opts).await?)
 }
@@ -65,14 +64,14 @@ pub async fn pull(g: &Global, p: Pull, push: bool) -> Outcome {
             std::fs::read_to_string(k).map_err(|e| format!("--verify-key {}: {e}", k.display()))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let opts = PullOptions {
-        insecure: p.insecure,
-        credentials,
-        signatures: SignaturePolicy {
-            require: !keys.is_empty(),
-            keys,
-        },
-        ..PullOptions::default()
+    let mut opts = PullOptions::default();
+    opts.insecure = p.insecure;
+    opts.credentials = credentials;
+    opts.signatures = {
+        let mut signature_policy = SignaturePolicy::default();
+        signature_policy.require = !keys.is_empty();
+        signature_policy.keys = keys;
+        signature_policy
     };
     let mut pull = if push {
         store.push(&p.reference, opts)?

@@ -72,11 +72,11 @@ pub async fn run(cli: Cli, preserved: Vec<OwnedFd>) -> Outcome {
 /// The runtime's settings from the global flags (`--root`, else the
 /// default: `/run/berth`, or `$XDG_RUNTIME_DIR/berth` without root).
 pub fn config(g: &Global) -> Config {
-    let defaults = Config::default();
-    Config {
-        root: g.root.clone().unwrap_or(defaults.root.clone()),
-        ..defaults
+    let mut config = Config::default();
+    if let Some(root) = &g.root {
+        config.root = root.clone();
     }
+    config
 }
 
 /// [`config`] with the extensions that create and delete need:

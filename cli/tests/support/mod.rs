@@ -20,11 +20,12 @@ impl Env {
         berth_fixtures::require_root();
         let name = format!("berth-test-{tag}-{}", std::process::id());
         Env {
-            config: Config {
-                root: PathBuf::from("/run").join(&name),
-                cgroup_parent: name,
-                shim: Some(BERTH.into()),
-                ..Config::default()
+            config: {
+                let mut config = Config::default();
+                config.root = PathBuf::from("/run").join(&name);
+                config.cgroup_parent = name;
+                config.shim = Some(BERTH.into());
+                config
             },
         }
     }
@@ -130,12 +131,13 @@ pub fn bundle_dir(spec: &berth::oci_spec::runtime::Spec) -> tempfile::TempDir {
 }
 
 pub fn captured(log: LogConfig) -> CreateOptions {
-    CreateOptions {
-        stdin: berth::Stdio::Null,
-        stdout: berth::Stdio::Null,
-        stderr: berth::Stdio::Null,
-        detached: true,
-        log: Some(log),
-        ..Default::default()
+    {
+        let mut create_options = CreateOptions::default();
+        create_options.stdin = berth::Stdio::Null;
+        create_options.stdout = berth::Stdio::Null;
+        create_options.stderr = berth::Stdio::Null;
+        create_options.detached = true;
+        create_options.log = Some(log);
+        create_options
     }
 }

@@ -25,6 +25,7 @@ use crate::stdio::{Pty, Stdio};
 /// Choices for [`Runtime::create_with`](crate::Runtime::create_with) that
 /// are not part of the OCI spec.
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct CreateOptions {
     /// The container's stdin.
     pub stdin: Stdio,

@@ -24,6 +24,7 @@ use crate::stdio::{ParentEnds, Pty, Stdio};
 
 /// Choices for [`Container::exec`].
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct ExecOptions {
     /// The process's stdin.
     pub stdin: Stdio,

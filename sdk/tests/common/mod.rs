@@ -18,10 +18,11 @@ pub fn config() -> Config {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     );
-    Config {
-        root: PathBuf::from("/run").join(&name),
-        cgroup_parent: name,
-        ..Config::default()
+    {
+        let mut config = Config::default();
+        config.root = PathBuf::from("/run").join(&name);
+        config.cgroup_parent = name;
+        config
     }
 }
 
@@ -119,12 +120,10 @@ pub async fn run(rt: &Runtime, name: &str, spec: Spec) -> berth::Result<Output> 
 }
 
 pub async fn create_piped(rt: &Runtime, name: &str, spec: Spec) -> berth::Result<Container> {
-    let opts = CreateOptions {
-        stdin: Stdio::Null,
-        stdout: Stdio::Piped,
-        stderr: Stdio::Piped,
-        ..Default::default()
-    };
+    let mut opts = CreateOptions::default();
+    opts.stdin = Stdio::Null;
+    opts.stdout = Stdio::Piped;
+    opts.stderr = Stdio::Piped;
     rt.create_with(&id(name), bundle(spec), opts).await
 }
 
