@@ -3,6 +3,11 @@
 //! The rest of the shim never names a `berth` item: when the SDK's public
 //! API changes (option structs, `delete`, signals, sync/async status), this
 //! module is the only one to adapt.
+//!
+//! Option structs are made with `Default::default()` and then assigned
+//! field by field (never with a struct literal), so that they may become
+//! `#[non_exhaustive]`.
+#![allow(clippy::field_reassign_with_default)]
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -59,7 +64,7 @@ fn sdk(op: &'static str) -> impl FnOnce(berth::Error) -> Error {
     move |source| Error::Sdk {
         op,
         code: code_of(&source),
-        source,
+        source: Box::new(source),
     }
 }
 

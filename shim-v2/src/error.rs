@@ -15,7 +15,7 @@ pub enum Error {
         code: Code,
         /// The SDK's error.
         #[source]
-        source: berth::Error,
+        source: Box<berth::Error>,
     },
     /// No task or process of this id.
     #[error("{0}: not found")]
@@ -48,7 +48,7 @@ pub enum Error {
     },
     /// containerd's shim library failed.
     #[error("shim: {0}")]
-    Shim(#[from] containerd_shim::Error),
+    Shim(Box<containerd_shim::Error>),
 }
 
 /// A result with the shim's [`Error`].
@@ -78,6 +78,12 @@ impl Error {
             Error::Sdk { code, .. } => *code,
             Error::Io { .. } | Error::Shim(_) => Code::UNKNOWN,
         }
+    }
+}
+
+impl From<containerd_shim::Error> for Error {
+    fn from(e: containerd_shim::Error) -> Self {
+        Error::Shim(Box::new(e))
     }
 }
 

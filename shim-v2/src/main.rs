@@ -30,9 +30,11 @@ fn main() {
     };
     // The SDK reaps its own children (through pidfds): the shim library
     // must neither reap nor make the shim a subreaper.
-    let mut config = containerd_shim::Config::default();
-    config.no_reaper = true;
-    config.no_sub_reaper = true;
+    let config = containerd_shim::Config {
+        no_reaper: true,
+        no_sub_reaper: true,
+        ..Default::default()
+    };
     runtime.block_on(containerd_shim::asynchronous::run::<shim::BerthShim>(
         RUNTIME_ID,
         Some(config),
