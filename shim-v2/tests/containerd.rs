@@ -938,3 +938,97 @@ fn a_task_survives_a_containerd_restart() {
     );
     c.assert_clean();
 }
+
+#[test]
+fn the_containers_of_a_pod_share_one_shim() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let c = Containerd::start();
+    for id in ["pod-a", "pod-b"] {
+        check(
+            c.run()
+                .args(["-d", "--annotation", "io.kubernetes.cri.sandbox-id=pod1"])
+                .args(["--env", &format!("WHO={id}"), IMAGE, id, "sleep", "1000"])
+                .output()
+                .unwrap(),
+            "ctr run -d in a pod",
+        );
+        c.wait_status(id, "RUNNING");
+    }
+    let shims = shims_of(&c.ns);
+    assert_eq!(shims.len(), 1, "one shim for the pod: {shims:?}");
+    for id in ["pod-a", "pod-b"] {
+        let out = check(
+            c.ctr()
+                .args(["task", "exec", "--fifo-dir"])
+                .arg(c.path("fifo"))
+                .args(["--exec-id", "x", id, "sh", "-c", "echo $WHO"])
+                .output()
+                .unwrap(),
+            "ctr task exec in a pod",
+        );
+        assert_eq!(out.trim(), id);
+    }
+    // The first container goes; the shim stays for the second.
+    for (n, id) in ["pod-a", "pod-b"].into_iter().enumerate() {
+        check(
+            c.ctr()
+                .args(["task", "kill", "--signal", "SIGKILL", id])
+                .output()
+                .unwrap(),
+            "ctr task kill",
+        );
+        c.wait_status(id, "STOPPED");
+        check(
+            c.ctr().args(["task", "delete", id]).output().unwrap(),
+            "delete",
+        );
+        check(
+            c.ctr().args(["container", "rm", id]).output().unwrap(),
+            "rm",
+        );
+        if n == 0 {
+            assert_eq!(shims_of(&c.ns), shims, "the pod's shim went early");
+            assert_eq!(c.status("pod-b").as_deref(), Some("RUNNING"));
+        }
+    }
+    c.assert_clean();
+}
+
+#[test]
+fn a_killed_shim_is_cleaned_up_by_its_delete_command() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let c = Containerd::start();
+    check(
+        c.run()
+            .args(["-d", IMAGE, "orphan", "sleep", "1000"])
+            .output()
+            .unwrap(),
+        "ctr run -d",
+    );
+    c.wait_status("orphan", "RUNNING");
+    let shims = shims_of(&c.ns);
+    assert_eq!(shims.len(), 1, "{shims:?}");
+    let _ = Command::new("kill")
+        .args(["-9", &shims[0].to_string()])
+        .status();
+    // containerd sees the shim gone, runs `containerd-shim-berth-v2
+    // delete` (which removes the container the shim left) and forgets the
+    // task.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.status("orphan").is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the task stayed: {:?}",
+            c.tasks()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    check(
+        c.ctr()
+            .args(["container", "rm", "orphan"])
+            .output()
+            .unwrap(),
+        "ctr container rm",
+    );
+    c.assert_clean();
+}
