@@ -179,10 +179,10 @@ impl ProcIo {
     /// Waits until everything the process printed on its terminal has
     /// been copied out.
     pub async fn drain(&self) {
+        self.close_stdin();
         if let Some(t) = take(&self.output) {
             let _ = t.await;
         }
-        self.close_stdin();
     }
 }
 

@@ -36,6 +36,9 @@ use crate::error::{Error, Result};
 use crate::io::{Paths, ProcIo};
 use crate::options::RuntimeOptions;
 
+/// How long an exit waits for the process's terminal output to be copied.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How and when a process ended.
 #[derive(Debug, Clone, Copy)]
 struct Exited {
@@ -200,7 +203,12 @@ impl Shared {
     /// Records a process's exit once its output is drained, and announces
     /// it.
     async fn exited(&self, task: &Task, exec_id: &str, proc: &Proc, exit: Exit) {
-        proc.io().drain().await;
+        // A process that left a child holding its terminal would keep the
+        // copy going: the exit is not held back for that longer than this.
+        let drained = tokio::time::timeout(DRAIN_LIMIT, proc.io().drain()).await;
+        if drained.is_err() {
+            log::warn!("{}: output still open after the exit", task.id);
+        }
         let exited = Exited {
             code: exit.code,
             at: SystemTime::now(),
@@ -571,15 +579,16 @@ impl Service {
                 ..Default::default()
             });
         }
-        let exited = match task.init.exited() {
-            Some(e) => e,
+        let (exited, deleted) = match task.init.exited() {
+            Some(e) => (e, false),
             None => match containers::status(&task.ctr).await? {
                 Status::Created => {
-                    // Never started: removed as `runc delete` would.
+                    // Never started: removed (its process killed) as
+                    // `runc delete` would.
                     containers::delete(&task.ctr, true).await?;
-                    task.init.wait().await
+                    (task.init.wait().await, true)
                 }
-                Status::Stopped => task.init.wait().await,
+                Status::Stopped => (task.init.wait().await, false),
                 _ => {
                     return Err(Error::FailedPrecondition(format!(
                         "task {} is running",
@@ -588,7 +597,9 @@ impl Service {
                 }
             },
         };
-        containers::delete(&task.ctr, true).await?;
+        if !deleted {
+            containers::delete(&task.ctr, true).await?;
+        }
         if let Some(r) = &task.rootfs {
             unmount(r);
         }
