@@ -1032,3 +1032,57 @@ fn a_killed_shim_is_cleaned_up_by_its_delete_command() {
     );
     c.assert_clean();
 }
+
+/// The `berth` binary beside the shim (`cargo test --workspace` builds it;
+/// built here with the same profile if it is not there).
+fn berth_binary() -> PathBuf {
+    let dir = Path::new(SHIM).parent().unwrap();
+    let berth = dir.join("berth");
+    if !berth.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", "berth-cli", "--bin", "berth"]);
+        if dir.file_name() == Some("release".as_ref()) {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().unwrap();
+        assert!(status.success(), "cargo build -p berth-cli failed");
+    }
+    berth
+}
+
+#[test]
+fn the_runc_shim_still_runs_the_berth_binary() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let berth = berth_binary();
+    let c = Containerd::start();
+    // io.containerd.runc.v2 with BinaryName = berth (ctr's --runc-binary).
+    let runc = || {
+        let mut cmd = c.ctr();
+        cmd.args(["run", "--runc-binary"])
+            .arg(&berth)
+            .arg("--runc-root")
+            .arg(c.path("runc-root"))
+            .arg("--fifo-dir")
+            .arg(c.path("fifo"));
+        cmd
+    };
+    let out = check(
+        runc()
+            .args(["--rm", IMAGE, "runc1", "echo", "hi"])
+            .output()
+            .unwrap(),
+        "ctr run through runc.v2 + berth",
+    );
+    assert_eq!(out, "hi\n");
+    let out = runc()
+        .args(["--rm", IMAGE, "runc2", "sh", "-c", "exit 6"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6), "{out:?}");
+    let left = std::fs::read_dir(c.path("runc-root").join(&c.ns))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(left, 0, "berth state left under the runc root");
+    c.assert_clean();
+}
