@@ -684,6 +684,38 @@ fn detached_task_exec_ps_pause_metrics_kill_delete() {
         cgroup_value(&c, "pids", "task1", "pids.current")
     );
 
+    // Update: ctr 1.6 has no command for it, so through the shim's TTRPC
+    // socket, as containerd calls it.
+    let address = std::fs::read_to_string(
+        c.path("state")
+            .join("io.containerd.runtime.v2.task")
+            .join(&c.ns)
+            .join("task1")
+            .join("address"),
+    )
+    .unwrap();
+    update(
+        &address,
+        "task1",
+        r#"{"memory": {"limit": 33554432}, "pids": {"limit": 50}}"#,
+    );
+    assert_eq!(
+        cgroup_value(&c, "memory", "task1", "memory.limit_in_bytes"),
+        33554432
+    );
+    assert_eq!(cgroup_value(&c, "pids", "task1", "pids.max"), 50);
+
+    // Checkpoint is not implemented, and says so; the task runs on.
+    let out = c
+        .ctr()
+        .args(["task", "checkpoint", "task1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not implemented"), "{err}");
+    assert_eq!(c.status("task1").as_deref(), Some("RUNNING"));
+
     // kill: the task stops; delete: it is gone.
     check(
         c.ctr()
@@ -703,6 +735,37 @@ fn detached_task_exec_ps_pause_metrics_kill_delete() {
         "ctr container rm",
     );
     c.assert_clean();
+}
+
+/// Calls the shim's `Update` on `address` with `resources` (OCI
+/// `LinuxResources` JSON).
+fn update(address: &str, id: &str, resources: &str) {
+    use containerd_shim_protos::api::UpdateTaskRequest;
+    use containerd_shim_protos::protobuf::well_known_types::any::Any;
+    use containerd_shim_protos::protobuf::MessageField;
+    use containerd_shim_protos::shim_async::{Client, TaskClient};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let task = TaskClient::new(Client::connect(address.trim()).await.unwrap());
+        let req = UpdateTaskRequest {
+            id: id.to_string(),
+            resources: MessageField::some(Any {
+                type_url: "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources".into(),
+                value: resources.as_bytes().to_vec(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        task.update(
+            containerd_shim_protos::ttrpc::context::with_timeout(0),
+            &req,
+        )
+        .await
+        .unwrap();
+    });
 }
 
 /// `ctr events` until `done` holds for its output.
@@ -1084,5 +1147,44 @@ fn the_runc_shim_still_runs_the_berth_binary() {
         .map(|d| d.count())
         .unwrap_or(0);
     assert_eq!(left, 0, "berth state left under the runc root");
+    c.assert_clean();
+}
+
+#[test]
+fn the_options_file_sets_root_and_a_seccomp_profile() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let c = Containerd::start();
+    let profile = c.path("no-mkdir.json");
+    std::fs::write(
+        &profile,
+        serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let root = c.path("other-root");
+    let options = c.path("seccomp-options.json");
+    std::fs::write(
+        &options,
+        serde_json::json!({"root": root, "seccomp_profile": profile}).to_string(),
+    )
+    .unwrap();
+    let run = |id: &str, opts: &Path| {
+        let mut cmd = c.ctr();
+        cmd.args(["run", "--rm", "--runtime", RUNTIME, "--runtime-config-path"])
+            .arg(opts)
+            .arg("--fifo-dir")
+            .arg(c.path("fifo"))
+            .args([IMAGE, id, "sh", "-c"])
+            .arg("mkdir /tmp/x && echo made || echo refused");
+        check(cmd.output().unwrap(), "ctr run")
+    };
+    assert_eq!(run("plain", &c.path("berth.json")), "made\n");
+    assert_eq!(run("filtered", &options), "refused\n");
+    // The state went to the other root, and is gone.
+    assert!(root.is_dir(), "the options' root was not used");
+    assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
     c.assert_clean();
 }
