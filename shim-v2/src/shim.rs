@@ -16,6 +16,9 @@ use crate::containers;
 use crate::options::RuntimeOptions;
 use crate::service::Service;
 
+/// Where containerd's shim library puts shim sockets.
+const SOCKET_DIR: &str = "/run/containerd/s";
+
 /// The annotation that groups the containers of a pod into one shim.
 const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
 
@@ -122,6 +125,13 @@ impl Shim for BerthShim {
         }
         let rootfs = bundle.join("rootfs");
         let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
+        // The dead server's socket (it removes it itself when it exits).
+        if let Ok(address) = std::fs::read_to_string(bundle.join("address")) {
+            let path = Path::new(address.trim().trim_start_matches("unix://"));
+            if path.starts_with(SOCKET_DIR) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
         Ok(DeleteResponse {
             pid: 0,
             exit_status: 128 + 9,

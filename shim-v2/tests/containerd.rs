@@ -360,10 +360,33 @@ impl Containerd {
         self.path("berth")
     }
 
+    /// The socket the shim serving group `group` (a container id, or a
+    /// pod's sandbox id) listens on.
+    fn socket(&self, group: &str) -> PathBuf {
+        use sha2::{Digest, Sha256};
+        let key = self.path("containerd.sock").join(&self.ns).join(group);
+        let hash = Sha256::digest(key.as_os_str().as_encoded_bytes());
+        Path::new("/run/containerd/s").join(format!("{hash:x}"))
+    }
+
     /// Asserts that nothing of the test's containers is left: no task, no
-    /// shim process, no mount, no cgroup below `/<namespace>` and no berth
-    /// state.
-    fn assert_clean(&self) {
+    /// shim process or socket (of the shims of `groups`), no mount, no
+    /// cgroup below `/<namespace>` and no berth state.
+    fn assert_clean(&self, groups: &[&str]) {
+        // (A dead shim's socket goes with its delete command, which
+        // containerd may run after it dropped the task.)
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for g in groups {
+            let socket = self.socket(g);
+            while socket.exists() {
+                assert!(
+                    Instant::now() < deadline,
+                    "shim socket of {g} left: {}",
+                    socket.display()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         let tasks = self.tasks();
         assert!(tasks.is_empty(), "tasks left: {tasks:?}");
         // containerd reaps a shim after its Shutdown: wait for that.
@@ -549,7 +572,7 @@ fn run_prints_output_and_exit_code() {
     assert_eq!(out.status.code(), Some(4), "{out:?}");
     assert!(text.contains("/dev/pts/"), "{text}");
     assert!(text.contains("size 33 77"), "{text}");
-    c.assert_clean();
+    c.assert_clean(&["echo1", "exit3", "cat1", "tty1"]);
 }
 
 #[test]
@@ -579,6 +602,7 @@ fn detached_task_exec_ps_pause_metrics_kill_delete() {
         .map(|e| e.file_name())
         .collect();
     assert_eq!(state, ["task1"], "berth state");
+    assert!(c.socket("task1").exists(), "no shim socket where expected");
     let init_pid = c.tasks().into_iter().find(|t| t.0 == "task1").unwrap().1;
 
     // exec without a terminal: its own output, a pid other than 1.
@@ -734,7 +758,7 @@ fn detached_task_exec_ps_pause_metrics_kill_delete() {
         c.ctr().args(["container", "rm", "task1"]).output().unwrap(),
         "ctr container rm",
     );
-    c.assert_clean();
+    c.assert_clean(&["task1"]);
 }
 
 /// Calls the shim's `Update` on `address` with `resources` (OCI
@@ -941,7 +965,7 @@ fn events_come_in_order_and_oom_is_reported() {
     });
     assert!(topics.contains(&"/tasks/oom".to_string()), "{topics:?}");
     drop(events);
-    c.assert_clean();
+    c.assert_clean(&["warmup", "ev1", "ev2", "oom1"]);
 }
 
 #[test]
@@ -999,7 +1023,7 @@ fn a_task_survives_a_containerd_restart() {
             .unwrap(),
         "ctr container rm",
     );
-    c.assert_clean();
+    c.assert_clean(&["survivor"]);
 }
 
 #[test]
@@ -1054,7 +1078,7 @@ fn the_containers_of_a_pod_share_one_shim() {
             assert_eq!(c.status("pod-b").as_deref(), Some("RUNNING"));
         }
     }
-    c.assert_clean();
+    c.assert_clean(&["pod1", "pod-a", "pod-b"]);
 }
 
 #[test]
@@ -1093,7 +1117,7 @@ fn a_killed_shim_is_cleaned_up_by_its_delete_command() {
             .unwrap(),
         "ctr container rm",
     );
-    c.assert_clean();
+    c.assert_clean(&["orphan"]);
 }
 
 /// The `berth` binary beside the shim (`cargo test --workspace` builds it;
@@ -1147,7 +1171,7 @@ fn the_runc_shim_still_runs_the_berth_binary() {
         .map(|d| d.count())
         .unwrap_or(0);
     assert_eq!(left, 0, "berth state left under the runc root");
-    c.assert_clean();
+    c.assert_clean(&[]);
 }
 
 #[test]
@@ -1186,5 +1210,5 @@ fn the_options_file_sets_root_and_a_seccomp_profile() {
     // The state went to the other root, and is gone.
     assert!(root.is_dir(), "the options' root was not used");
     assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
-    c.assert_clean();
+    c.assert_clean(&["plain", "filtered"]);
 }
