@@ -45,7 +45,7 @@ cleanup() {
   fi
   # Shims of this namespace (by pid, found through their command lines).
   for p in /proc/[0-9]*; do
-    if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "-namespace $NS "; then
+    if (tr '\0' ' ' <"$p/cmdline") 2>/dev/null | grep -q -- "-namespace $NS "; then
       kill -9 "${p#/proc/}" 2>/dev/null
     fi
   done
@@ -71,7 +71,17 @@ TOML
 echo "{\"root\": \"$D/berth-shim\"}" >"$D/berth.json"
 mkdir -p "$D/bin" "$D/img"
 ln -s "$SHIM" "$D/bin/containerd-shim-berth-v2"
-PATH=$D/bin:$PATH containerd --config "$D/config.toml" >"$D/containerd.log" 2>&1 &
+# crun refuses hybrid cgroup hosts: on those, containerd (and so every shim
+# and runtime, berth's included) runs in a mount namespace without
+# /sys/fs/cgroup/unified, the same for all four.
+if mountpoint -q /sys/fs/cgroup/unified; then
+  echo "hybrid host: cgroup2 (/sys/fs/cgroup/unified) hidden from all runtimes, for crun"
+  PATH=$D/bin:$PATH unshare -m --propagation private \
+    sh -c 'umount -l /sys/fs/cgroup/unified && exec containerd --config "$1"' sh "$D/config.toml" \
+    >"$D/containerd.log" 2>&1 &
+else
+  PATH=$D/bin:$PATH containerd --config "$D/config.toml" >"$D/containerd.log" 2>&1 &
+fi
 DAEMON=$!
 CTR=(ctr --address "$D/c.sock" -n "$NS")
 for _ in $(seq 300); do "${CTR[@]}" version >/dev/null 2>&1 && break; sleep 0.1; done
@@ -88,10 +98,10 @@ IMAGE=localhost/latency:latest
 NAMES=(berth-shim runc.v2+berth runc.v2+runc runc.v2+crun)
 run_one() { # NAME ID
   case $1 in
-    berth-shim) "${CTR[@]}" run --rm --runtime io.containerd.berth.v2 --runtime-config-path "$D/berth.json" "$IMAGE" "$2" /bin/true ;;
-    runc.v2+berth) "${CTR[@]}" run --rm --runc-binary "$BERTH" --runc-root "$D/berth-root" "$IMAGE" "$2" /bin/true ;;
-    runc.v2+runc) "${CTR[@]}" run --rm --runc-binary "$(command -v runc)" --runc-root "$D/runc-root" "$IMAGE" "$2" /bin/true ;;
-    runc.v2+crun) "${CTR[@]}" run --rm --runc-binary "$(command -v crun)" --runc-root "$D/crun-root" "$IMAGE" "$2" /bin/true ;;
+    berth-shim) "${CTR[@]}" run --rm --fifo-dir "$D/fifo" --runtime io.containerd.berth.v2 --runtime-config-path "$D/berth.json" "$IMAGE" "$2" /bin/true ;;
+    runc.v2+berth) "${CTR[@]}" run --rm --fifo-dir "$D/fifo" --runc-binary "$BERTH" --runc-root "$D/berth-root" "$IMAGE" "$2" /bin/true ;;
+    runc.v2+runc) "${CTR[@]}" run --rm --fifo-dir "$D/fifo" --runc-binary "$(command -v runc)" --runc-root "$D/runc-root" "$IMAGE" "$2" /bin/true ;;
+    runc.v2+crun) "${CTR[@]}" run --rm --fifo-dir "$D/fifo" --runc-binary "$(command -v crun)" --runc-root "$D/crun-root" "$IMAGE" "$2" /bin/true ;;
   esac
 }
 
