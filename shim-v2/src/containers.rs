@@ -230,6 +230,11 @@ pub fn pids(ctr: &Container) -> Result<Vec<i32>> {
     ctr.pids().map_err(sdk("pids"))
 }
 
+/// Whether the host has only the unified (v2) cgroup hierarchy.
+pub fn unified_cgroups() -> bool {
+    matches!(berth::cgroups::layout(), berth::cgroups::Layout::V2)
+}
+
 /// One sample of the container's resource usage.
 pub fn stats(ctr: &Container) -> Result<Stats> {
     ctr.stats_now().map_err(sdk("stats"))

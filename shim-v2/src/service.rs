@@ -802,7 +802,10 @@ impl containerd_shim::Task for Service {
         let task = self.shared.task(&req.id)?;
         let stats = containers::stats(&task.ctr)?;
         Ok(StatsResponse {
-            stats: MessageField::some(crate::metrics::to_any(&stats)?),
+            stats: MessageField::some(crate::metrics::to_any(
+                &stats,
+                containers::unified_cgroups(),
+            )?),
             ..Default::default()
         })
     }
