@@ -1001,9 +1001,22 @@ fn a_task_survives_a_containerd_restart() {
         "ctr task exec after the restart",
     );
     assert_eq!(out, "still here\n");
+    // Kill with `all`: every process of the container (a background one
+    // too; its streams elsewhere, else ctr waits for their end, with runc
+    // as well).
     check(
         c.ctr()
-            .args(["task", "kill", "--signal", "SIGKILL", "survivor"])
+            .args(["task", "exec", "--fifo-dir"])
+            .arg(c.path("fifo"))
+            .args(["--exec-id", "bg", "survivor", "sh", "-c"])
+            .arg("sleep 1000 </dev/null >/dev/null 2>&1 &")
+            .output()
+            .unwrap(),
+        "ctr task exec of a background process",
+    );
+    check(
+        c.ctr()
+            .args(["task", "kill", "--all", "--signal", "SIGKILL", "survivor"])
             .output()
             .unwrap(),
         "ctr task kill",
