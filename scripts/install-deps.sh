@@ -17,7 +17,8 @@ PACKAGES=(
   coreutils       # chroot: berth-fixtures' rootfs tests run a shell chrooted
   podman          # a real client of the CLI: cli/tests/clients.rs (podman --runtime berth)
   conmon          # podman's container monitor, which calls berth create/start/exec
-  containerd      # the other real client: containerd + ctr + containerd-shim-runc-v2
+  containerd      # the other real client: containerd + ctr + containerd-shim-runc-v2; shim-v2/tests/containerd.rs runs containerd-shim-berth-v2 under it
+  bsdutils        # script: gives ctr a terminal in shim-v2/tests/containerd.rs (exec --tty, run -t)
   runc            # side-by-side benchmarks (cargo xtask bench-compare)
   crun            # side-by-side benchmarks
   cpio            # vm-tests: initramfs round-trip checks
