@@ -49,7 +49,7 @@ async fn network_runtime(
     Ok(berth::Runtime::new(config).await?)
 }
 
-async fn create_container(
+async fn create_container<I: super::Images>(
     g: &Global,
     flags: &CreateFlags,
     id: &str,
@@ -68,7 +68,7 @@ async fn create_container(
         );
     }
     let ctr = match &flags.image {
-        Some(image) => super::image::create(&rt, flags, id, image, command, preserved, log).await?,
+        Some(image) => I::create(&rt, flags, id, image, command, preserved, log).await?,
         None => create_from_bundle(&rt, flags, id, preserved, log).await?,
     };
     let finish = || -> Result<(), Box<dyn std::error::Error>> {
@@ -190,11 +190,11 @@ async fn create_from_bundle(
         .await?)
 }
 
-pub async fn create(g: &Global, c: Create, preserved: Vec<OwnedFd>) -> Outcome {
+pub async fn create<I: super::Images>(g: &Global, c: Create, preserved: Vec<OwnedFd>) -> Outcome {
     // Our parent (a shim, conmon) reaps the container, as with runc.
     berth::leave_children_to_parent();
     let log = log_config(&c.flags, false)?;
-    create_container(g, &c.flags, &c.id, &c.command, preserved, log).await?;
+    create_container::<I>(g, &c.flags, &c.id, &c.command, preserved, log).await?;
     Ok(0)
 }
 
@@ -203,7 +203,7 @@ pub async fn start(g: &Global, id: &str) -> Outcome {
     Ok(0)
 }
 
-pub async fn run(g: &Global, r: Run, preserved: Vec<OwnedFd>) -> Outcome {
+pub async fn run<I: super::Images>(g: &Global, r: Run, preserved: Vec<OwnedFd>) -> Outcome {
     if r.detach {
         berth::leave_children_to_parent();
     }
@@ -218,7 +218,7 @@ pub async fn run(g: &Global, r: Run, preserved: Vec<OwnedFd>) -> Outcome {
         && std::io::stdout().is_terminal()
         && std::io::stderr().is_terminal();
     let log = log_config(&r.flags, on_terminal)?;
-    let ctr = create_container(g, &r.flags, &r.id, &r.command, preserved, log).await?;
+    let ctr = create_container::<I>(g, &r.flags, &r.id, &r.command, preserved, log).await?;
     let pty = if r.flags.console_socket.is_none() {
         ctr.take_pty()
     } else {

@@ -11,8 +11,41 @@ use futures::StreamExt;
 use super::{runtime, Outcome};
 use crate::cli::{Commit, CreateFlags, Global, Images, Import, Pull, Rmi};
 
+/// `berth-images`' image commands: run here.
+#[derive(Debug)]
+pub struct InProcess;
+
+impl super::Images for InProcess {
+    const IN_PROCESS: bool = true;
+
+    async fn command(g: &Global, command: crate::cli::Command) -> Outcome {
+        use crate::cli::Command;
+        match command {
+            Command::Pull(c) => pull(g, c, false).await,
+            Command::Push(c) => pull(g, c, true).await,
+            Command::Images(c) => images(g, c).await,
+            Command::Rmi(c) => rmi(g, c).await,
+            Command::Commit(c) => commit(g, c).await,
+            Command::Import(c) => import(g, c).await,
+            _ => Err("not an image command".into()),
+        }
+    }
+
+    async fn create(
+        rt: &Runtime,
+        flags: &CreateFlags,
+        id: &str,
+        image: &str,
+        command: &[String],
+        preserved: Vec<std::os::fd::OwnedFd>,
+        log: Option<berth::LogConfig>,
+    ) -> Result<Container, Box<dyn std::error::Error>> {
+        create(rt, flags, id, image, command, preserved, log).await
+    }
+}
+
 /// Creates a container from a stored image.
-pub async fn create(
+async fn create(
     rt: &Runtime,
     flags: &CreateFlags,
     id: &str,
@@ -48,7 +81,7 @@ fn store(g: &Global) -> berth_image::Result<ImageStore> {
 }
 
 /// `pull`, or with `push` the other way; both show per-blob progress.
-pub async fn pull(g: &Global, p: Pull, push: bool) -> Outcome {
+async fn pull(g: &Global, p: Pull, push: bool) -> Outcome {
     let store = store(g)?;
     let credentials = match &p.creds {
         Some(c) => {
@@ -120,7 +153,7 @@ fn bar(digest: &str, done: u64, total: u64) -> String {
     )
 }
 
-pub async fn images(g: &Global, i: Images) -> Outcome {
+async fn images(g: &Global, i: Images) -> Outcome {
     let list = store(g)?.list()?;
     let mut out = std::io::stdout().lock();
     match (i.quiet, i.format.as_str()) {
@@ -159,7 +192,7 @@ pub async fn images(g: &Global, i: Images) -> Outcome {
     Ok(0)
 }
 
-pub async fn rmi(g: &Global, r: Rmi) -> Outcome {
+async fn rmi(g: &Global, r: Rmi) -> Outcome {
     let store = store(g)?;
     for reference in &r.references {
         store.untag(reference)?;
@@ -175,13 +208,13 @@ pub async fn rmi(g: &Global, r: Rmi) -> Outcome {
     Ok(0)
 }
 
-pub async fn commit(g: &Global, c: Commit) -> Outcome {
+async fn commit(g: &Global, c: Commit) -> Outcome {
     let digest = berth_image::commit(&runtime(g).await?, &c.id, &c.reference).await?;
     println!("{digest}");
     Ok(0)
 }
 
-pub async fn import(g: &Global, i: Import) -> Outcome {
+async fn import(g: &Global, i: Import) -> Outcome {
     let store = store(g)?;
     let name = store.import_layout(&i.dir, i.name.as_deref(), &i.reference)?;
     println!("{name}");

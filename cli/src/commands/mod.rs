@@ -2,7 +2,7 @@
 
 mod create;
 mod exec;
-mod image;
+pub mod image;
 mod kill;
 mod logs;
 mod spec;
@@ -14,16 +14,114 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
 
-use berth::{Config, Runtime};
+use berth::{Config, Container, LogConfig, Runtime};
 
-use crate::cli::{Cli, Command, Global};
+use crate::cli::{Cli, Command, CreateFlags, Global};
+
+pub use image::InProcess;
 
 /// The command's outcome: an exit code, or an error to report (exit 1).
 pub type Outcome = Result<u8, Box<dyn std::error::Error>>;
 
+/// Where the image commands are: in this binary ([`InProcess`], in
+/// `berth-images`) or in another one ([`Delegated`], in `berth`, which
+/// runs `berth-images` for them). A type parameter rather than a value, so
+/// that `berth` has none of the image code linked in.
+// Called on the current-thread runtime only: the futures need not be Send.
+#[allow(async_fn_in_trait)]
+pub trait Images {
+    /// Whether this binary runs the image commands itself.
+    const IN_PROCESS: bool;
+
+    /// Runs an image command (`pull`, `push`, `images`, `rmi`, `commit`,
+    /// `import`).
+    async fn command(g: &Global, command: Command) -> Outcome;
+
+    /// Creates a container from the stored image `image`.
+    async fn create(
+        rt: &Runtime,
+        flags: &CreateFlags,
+        id: &str,
+        image: &str,
+        command: &[String],
+        preserved: Vec<OwnedFd>,
+        log: Option<LogConfig>,
+    ) -> Result<Container, Box<dyn std::error::Error>>;
+}
+
+/// `berth`'s image commands: none in this binary; `main` runs
+/// `berth-images` for them before anything else.
+#[derive(Debug)]
+pub struct Delegated;
+
+impl Images for Delegated {
+    const IN_PROCESS: bool = false;
+
+    async fn command(_: &Global, _: Command) -> Outcome {
+        Err(NOT_HERE.into())
+    }
+
+    async fn create(
+        _: &Runtime,
+        _: &CreateFlags,
+        _: &str,
+        _: &str,
+        _: &[String],
+        _: Vec<OwnedFd>,
+        _: Option<LogConfig>,
+    ) -> Result<Container, Box<dyn std::error::Error>> {
+        Err(NOT_HERE.into())
+    }
+}
+
+const NOT_HERE: &str = "image commands run in berth-images (berth runs it for them)";
+
+/// The binary holding the image commands, next to this one.
+const IMAGES_BINARY: &str = "berth-images";
+
+/// Whether `cli` is an image command, or a create/run from an image.
+pub fn needs_images(cli: &Cli) -> bool {
+    match &cli.command {
+        Some(
+            Command::Pull(_)
+            | Command::Push(_)
+            | Command::Images(_)
+            | Command::Rmi(_)
+            | Command::Commit(_)
+            | Command::Import(_),
+        ) => true,
+        Some(Command::Create(c)) => c.flags.image.is_some(),
+        Some(Command::Run(r)) => r.flags.image.is_some(),
+        _ => false,
+    }
+}
+
+/// Replaces this process with `berth-images` (next to this binary), with
+/// the same arguments, descriptors and environment. Returns only on
+/// failure.
+pub fn exec_images(cli: &Cli) -> std::process::ExitCode {
+    use std::os::unix::process::CommandExt;
+    let logger = crate::log::Logger::new(&cli.global);
+    let binary = match std::env::current_exe() {
+        Ok(me) => me.with_file_name(IMAGES_BINARY),
+        Err(e) => {
+            logger.error(&format!("finding {IMAGES_BINARY}: {e}"));
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let e = std::process::Command::new(&binary)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    logger.error(&format!(
+        "image commands need {} (installed next to berth): {e}",
+        binary.display()
+    ));
+    std::process::ExitCode::FAILURE
+}
+
 /// Runs `cli`'s command. `preserved` are the descriptors of
 /// `--preserve-fds`, taken by `main` (this process's 3..3+n).
-pub async fn run(cli: Cli, preserved: Vec<OwnedFd>) -> Outcome {
+pub async fn run<I: Images>(cli: Cli, preserved: Vec<OwnedFd>) -> Outcome {
     let Some(command) = cli.command else {
         return spec::version();
     };
@@ -36,9 +134,9 @@ pub async fn run(cli: Cli, preserved: Vec<OwnedFd>) -> Outcome {
     }
     let g = &cli.global;
     match command {
-        Command::Create(c) => create::create(g, c, preserved).await,
+        Command::Create(c) => create::create::<I>(g, c, preserved).await,
         Command::Start(c) => create::start(g, &c.id).await,
-        Command::Run(c) => create::run(g, c, preserved).await,
+        Command::Run(c) => create::run::<I>(g, c, preserved).await,
         Command::State(c) => state::state(g, &c.id).await,
         Command::List(c) => state::list(g, c).await,
         Command::Ps(c) => state::ps(g, c).await,
@@ -54,12 +152,12 @@ pub async fn run(cli: Cli, preserved: Vec<OwnedFd>) -> Outcome {
         Command::Features => spec::features(),
         Command::Spec(c) => spec::spec(c),
         Command::Version => spec::version(),
-        Command::Pull(c) => image::pull(g, c, false).await,
-        Command::Push(c) => image::pull(g, c, true).await,
-        Command::Images(c) => image::images(g, c).await,
-        Command::Rmi(c) => image::rmi(g, c).await,
-        Command::Commit(c) => image::commit(g, c).await,
-        Command::Import(c) => image::import(g, c).await,
+        c @ (Command::Pull(_)
+        | Command::Push(_)
+        | Command::Images(_)
+        | Command::Rmi(_)
+        | Command::Commit(_)
+        | Command::Import(_)) => I::command(g, c).await,
         Command::Checkpoint(_) | Command::Restore(_) => Err(
             "checkpoint and restore are not supported by berth (no CRIU support): \
              nothing was done"
