@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 
 /// What [`ImageStore::gc`] removed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GcReport {
     /// Blobs removed.
     pub blobs: usize,

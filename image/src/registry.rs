@@ -61,6 +61,7 @@ impl Default for PullOptions {
 
 /// Progress of one layer (or the config) of a pull.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LayerProgress {
     /// The blob's digest.
     pub digest: String,
@@ -73,6 +74,7 @@ pub struct LayerProgress {
 
 /// A reference split for the distribution API.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RemoteRef {
     /// `host[:port]` as written (`registry-1.docker.io` for Docker Hub).
     pub registry: String,

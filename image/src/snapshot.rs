@@ -32,6 +32,7 @@ pub(crate) struct Record {
 
 /// A container's snapshot directories.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Snapshot {
     /// `images/snapshots/<id>`.
     pub dir: PathBuf,

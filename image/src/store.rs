@@ -41,6 +41,7 @@ pub(crate) struct Lock(#[allow(dead_code)] OwnedFd);
 
 /// A resolved image: its manifest and config.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Image {
     /// The reference it was found by (normalised), or its digest.
     pub reference: String,
@@ -72,6 +73,7 @@ impl Image {
 
 /// One tag in [`ImageStore::list`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ImageSummary {
     /// The normalised reference (`name:tag`).
     pub reference: String,

@@ -315,6 +315,7 @@ pub enum Driver {
 /// How a container is connected, as [`attachment`] reports it (and
 /// `berth state` prints it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Attachment {
     /// The driver.
     #[serde(default)]

@@ -21,6 +21,7 @@ use crate::error::Result;
 
 /// A sample of a container's resource usage.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Stats {
     /// CPU time.
     pub cpu: CpuStats,
@@ -37,6 +38,7 @@ pub struct Stats {
 /// Block I/O per device and operation, as the kernel counts it for the
 /// cgroup and its children (v1 `blkio.*_recursive`, v2 `io.stat`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct BlkioStats {
     /// Bytes read and written.
     #[serde(rename = "ioServiceBytesRecursive")]
@@ -48,6 +50,7 @@ pub struct BlkioStats {
 
 /// One device's counter for one operation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct BlkioEntry {
     /// The device's major number.
     pub major: u64,
@@ -62,6 +65,7 @@ pub struct BlkioEntry {
 
 /// Huge page usage of one page size.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct HugetlbStats {
     /// Bytes in use.
     pub usage: u64,
@@ -73,6 +77,7 @@ pub struct HugetlbStats {
 
 /// CPU time, in nanoseconds, and CFS throttling.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct CpuStats {
     /// Usage.
     pub usage: CpuUsage,
@@ -82,6 +87,7 @@ pub struct CpuStats {
 
 /// CPU usage in nanoseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct CpuUsage {
     /// All CPU time.
     pub total: u64,
@@ -95,6 +101,7 @@ pub struct CpuUsage {
 
 /// CFS throttling.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Throttling {
     /// Enforcement periods.
     pub periods: u64,
@@ -108,6 +115,7 @@ pub struct Throttling {
 
 /// Memory usage in bytes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct MemoryStats {
     /// Page cache.
     pub cache: u64,
@@ -121,6 +129,7 @@ pub struct MemoryStats {
 
 /// One memory counter.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct MemoryUsage {
     /// Limit (`u64::MAX`-like values mean none).
     pub limit: i64,
@@ -134,6 +143,7 @@ pub struct MemoryUsage {
 
 /// Process counts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct PidsStats {
     /// Processes now.
     pub current: u64,
