@@ -150,12 +150,16 @@ pub enum Error {
     },
 
     /// A cgroup operation failed.
-    #[error("cgroup {path}: {reason}")]
+    #[error("cgroup {path}: {reason}{}", source.as_ref().map(|s| format!(": {s}")).unwrap_or_default())]
     Cgroup {
         /// The cgroup path (relative to the hierarchy roots).
         path: String,
         /// What failed.
         reason: String,
+        /// The cause (cgroups-rs's error, with the kernel's errno below
+        /// it; see [`Error::errno`]), when there was one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
 
     /// The shim of a detached container failed to create it; the message is
@@ -341,13 +345,26 @@ impl Error {
         }
     }
 
-    /// The errno behind this error, when the kernel refused something.
+    /// The errno behind this error, when the kernel refused something
+    /// (found anywhere in the chain of causes).
     pub fn errno(&self) -> Option<i32> {
         match self {
             Error::Init { source, .. } | Error::Io { source, .. } | Error::Sys { source, .. } => {
                 source.raw_os_error()
             }
-            _ => None,
+            other => {
+                let mut cause = std::error::Error::source(other);
+                while let Some(e) = cause {
+                    if let Some(n) = e
+                        .downcast_ref::<io::Error>()
+                        .and_then(io::Error::raw_os_error)
+                    {
+                        return Some(n);
+                    }
+                    cause = e.source();
+                }
+                None
+            }
         }
     }
 }
@@ -355,5 +372,34 @@ impl Error {
 impl From<nix::Error> for Error {
     fn from(e: nix::Error) -> Self {
         Error::sys("system call", io::Error::from(e))
+    }
+}
+
+#[cfg(test)]
+mod errno_tests {
+    use super::Error;
+
+    /// An error whose cause is another error, as cgroups-rs nests them.
+    #[derive(Debug, thiserror::Error)]
+    #[error("write failed")]
+    struct Wrapped(#[source] std::io::Error);
+
+    #[test]
+    fn the_errno_is_found_below_a_cgroup_error() {
+        let e = Error::Cgroup {
+            path: "a/b".into(),
+            reason: "apply resources".into(),
+            source: Some(Box::new(Wrapped(std::io::Error::from_raw_os_error(
+                libc::EBUSY,
+            )))),
+        };
+        assert_eq!(e.errno(), Some(libc::EBUSY));
+        assert_eq!(e.to_string(), "cgroup a/b: apply resources: write failed");
+        let none = Error::Cgroup {
+            path: "a".into(),
+            reason: "no cgroup hierarchy is mounted".into(),
+            source: None,
+        };
+        assert_eq!(none.errno(), None);
     }
 }

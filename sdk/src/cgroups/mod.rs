@@ -271,6 +271,7 @@ impl Cgroup {
                     return Err(Error::Cgroup {
                         path,
                         reason: "no cgroup hierarchy is mounted".into(),
+                        source: None,
                     });
                 };
                 (dirs, procs_dir)
@@ -442,6 +443,20 @@ impl Cgroup {
         Error::Cgroup {
             path: self.path.clone(),
             reason,
+            source: None,
+        }
+    }
+
+    /// An error of this cgroup with its cause kept (and its errno with it).
+    fn error_from(
+        &self,
+        reason: &str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
+        Error::Cgroup {
+            path: self.path.clone(),
+            reason: reason.to_string(),
+            source: Some(Box::new(source)),
         }
     }
 }
@@ -451,6 +466,7 @@ fn normalize(path: &str) -> Result<String> {
     let refuse = |reason: &str| Error::Cgroup {
         path: path.to_string(),
         reason: reason.to_string(),
+        source: None,
     };
     let rel = path.trim_start_matches('/');
     if rel.is_empty() {

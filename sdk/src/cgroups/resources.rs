@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 
 impl Cgroup {
     pub(super) fn manager(&self) -> Result<FsManager> {
-        FsManager::new(self.path()).map_err(|e| self.error(format!("open cgroup manager: {e}")))
+        FsManager::new(self.path()).map_err(|e| self.error_from("open cgroup manager", e))
     }
 
     /// Checks and writes `resources` to the cgroup: cpu, cpuset, memory,
@@ -132,7 +132,7 @@ impl Cgroup {
         }
         self.manager()?
             .set(&rest)
-            .map_err(|e| self.error(format!("apply resources: {e}")))?;
+            .map_err(|e| self.error_from("apply resources", e))?;
 
         if let Some(idle) = resources.cpu().as_ref().and_then(|c| c.idle()) {
             self.write_file("cpu.idle", &idle.to_string())?;
@@ -192,7 +192,7 @@ impl Cgroup {
     pub async fn freeze(&self) -> Result<()> {
         self.manager()?
             .freeze(FreezerState::Frozen)
-            .map_err(|e| self.error(format!("freeze: {e}")))?;
+            .map_err(|e| self.error_from("freeze", e))?;
         let mut delay = std::time::Duration::from_micros(100);
         for _ in 0..40 {
             if self.frozen()? {
@@ -258,7 +258,7 @@ impl Cgroup {
     pub fn thaw(&self) -> Result<()> {
         self.manager()?
             .freeze(FreezerState::Thawed)
-            .map_err(|e| self.error(format!("thaw: {e}")))
+            .map_err(|e| self.error_from("thaw", e))
     }
 }
 

@@ -59,7 +59,7 @@ fn bad_paths_are_refused() {
     ] {
         for result in [Cgroup::create(bad), Cgroup::open(bad)] {
             match result {
-                Err(Error::Cgroup { path, reason }) => {
+                Err(Error::Cgroup { path, reason, .. }) => {
                     assert_eq!(path, bad);
                     assert!(!reason.is_empty());
                 }
