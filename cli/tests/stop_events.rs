@@ -312,7 +312,7 @@ fn watching(pid: u32) -> bool {
                 .collect()
         })
         .unwrap_or_default();
-    if berth::cgroups::layout() == berth::cgroups::Layout::V2 {
+    if berth::cgroup_layout() == berth::CgroupLayout::V2 {
         links
             .iter()
             .filter(|l| l.as_str() == "anon_inode:inotify")

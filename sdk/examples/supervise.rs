@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth::cgroups::Stats;
 use berth::oci_spec::runtime::{LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder, Spec};
+use berth::Stats;
 use berth::{Bundle, Config, CreateOptions, Event, Runtime, Stdio};
 use futures::StreamExt;
 

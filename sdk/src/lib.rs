@@ -20,7 +20,7 @@
 //!
 //! ## How a container starts
 //!
-//! The spec is first compiled into a [`plan::Plan`]: every path a C string,
+//! The spec is first compiled into a plan: every path a C string,
 //! every option a flag, every invalid value an [`Error::InvalidSpec`]
 //! before any process exists. Then one `clone3` (into the container's
 //! namespaces, sharing memory like `posix_spawn` so the cost does not grow
@@ -34,37 +34,51 @@
 //! [`Bundle`], [`Config`] and the option types, [`Error`], [`Event`],
 //! [`Stats`], [`Stdio`], [`Pty`], [`ExitStatus`], [`Status`], and
 //! [`extension`] for crates that extend the runtime (`berth-net`,
-//! `berth-image`). Modules hidden from this documentation (`plan`,
-//! `cgroups`, `host`, `security`, `shim`) are public only for berth's own
-//! CLI, tests, fuzzers and benches: they are not part of the API and change
-//! without notice.
+//! `berth-image`), the shim's [`shim::run_shim`], and a few functions of
+//! the host and security modules ([`cgroup_layout`],
+//! [`default_seccomp_profile`]). The internals (the plan, cgroup, host and
+//! security modules) are public only with the `internals` feature, for
+//! berth's own CLI, tests, fuzzers and benches: they are not part of the
+//! API and change without notice.
 
 #![deny(missing_docs)]
 
 mod bundle;
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod cgroups;
+#[cfg(not(feature = "internals"))]
+mod cgroups;
 mod container;
 mod error;
 mod exec;
 pub mod extension;
 mod hooks;
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod host;
+#[cfg(not(feature = "internals"))]
+mod host;
 mod inotify;
 pub mod logs;
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod plan;
+#[cfg(not(feature = "internals"))]
+mod plan;
 mod runtime;
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod security;
-#[doc(hidden)]
+#[cfg(not(feature = "internals"))]
+mod security;
 pub mod shim;
 mod signal;
 mod state;
 mod stdio;
 
 pub use bundle::Bundle;
+pub use cgroups::{layout as cgroup_layout, Layout as CgroupLayout};
 pub use cgroups::{
     BlkioEntry, BlkioStats, CpuStats, CpuUsage, HugetlbStats, MemoryStats, MemoryUsage, PidsStats,
     Stats, Throttling,
@@ -77,6 +91,9 @@ pub use error::{Error, InitStep, Result};
 pub use logs::{LogConfig, LogLine, LogOptions, LogStream};
 pub use oci_spec;
 pub use runtime::{Config, Runtime};
+pub use security::seccomp_default::{
+    apply as apply_default_seccomp_profile, profile as default_seccomp_profile,
+};
 pub use signal::Signal;
 pub use state::{ExitStatus, Status};
 pub use stdio::{take_preserved_fds, Pty, Stdio};

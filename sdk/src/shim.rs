@@ -200,6 +200,12 @@ pub(crate) async fn create_detached(
 /// The shim's main: what `berth shim --request FILE` runs. Returns the
 /// process's exit code. `extensions` are those the shim binary offers;
 /// a request naming another fails.
+///
+/// An embedder that ships its own binary as [`Config::shim`] calls it from
+/// that binary's `main` when started as `BINARY shim --request FILE`,
+/// before starting any async runtime (the shim runs its own).
+///
+/// [`Config::shim`]: crate::Config::shim
 pub fn run_shim(request: &Path, extensions: Vec<Arc<dyn Extension>>) -> i32 {
     let reply = exec::inherited_fd(REPLY_FD).map(std::fs::File::from);
     // Orphans of the container become ours (and are reaped below), and

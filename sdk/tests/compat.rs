@@ -174,7 +174,7 @@ async fn exec_runs_with_the_container_personality() {
 /// applies it.
 #[tokio::test]
 async fn kernel_tcp_limit_is_applied_on_v1() {
-    if berth::cgroups::layout() == berth::cgroups::Layout::V2 {
+    if berth::cgroup_layout() == berth::CgroupLayout::V2 {
         eprintln!("skipped: cgroup v2 has no kernelTCP limit (crun ignores it there too)");
         return;
     }

@@ -103,7 +103,7 @@ async fn mountinfo_shows_the_spec_mounts() {
         sys.1.split(',').any(|o| o == "ro"),
         "sysfs is not read-only"
     );
-    if berth::cgroups::layout() == berth::cgroups::Layout::V2 {
+    if berth::cgroup_layout() == berth::CgroupLayout::V2 {
         assert_eq!(find("/sys/fs/cgroup").2, "cgroup2");
     } else {
         // v1 and hybrid: a tmpfs with one mount per hierarchy.

@@ -237,7 +237,7 @@ pub async fn pids(ctr: &Container) -> Result<Vec<i32>> {
 
 /// Whether the host has only the unified (v2) cgroup hierarchy.
 pub fn unified_cgroups() -> bool {
-    matches!(berth::cgroups::layout(), berth::cgroups::Layout::V2)
+    matches!(berth::cgroup_layout(), berth::CgroupLayout::V2)
 }
 
 /// One sample of the container's resource usage.

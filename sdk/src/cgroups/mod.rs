@@ -354,6 +354,7 @@ impl Cgroup {
 
     /// Moves process `pid` (its whole thread group) into the cgroup in every
     /// hierarchy, including the cgroup2 mount of hybrid hosts.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // used by tests and the conformance oracle
     pub fn add_process(&self, pid: i32) -> Result<()> {
         let tgid = match u64::try_from(pid) {
             Ok(tgid) if tgid > 0 => CgroupPid::from(tgid),

@@ -28,7 +28,7 @@ impl Container {
 
     /// Sends `signal` to every process in the container's cgroup, child
     /// cgroups included, freezing it meanwhile so that none can fork away
-    /// (see [`Cgroup::kill_all`]).
+    /// (or one write to `cgroup.kill` for `SIGKILL` where the kernel has it).
     ///
     /// In a cgroup berth did not make (a `cgroupsPath` naming an existing
     /// one) other processes may live: then only the first process is

@@ -131,6 +131,7 @@ pub fn is_known(name: &str) -> bool {
 pub const TABLE_SOURCE: &str = table::SOURCE;
 
 /// Every name of the tables, sorted.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // used by tests and the conformance oracle
 pub fn names() -> &'static [&'static str] {
     &table::NAMES
 }

@@ -3,6 +3,10 @@
 //! distance known when it is written), and an interpreter that runs a
 //! program on a `seccomp_data` the way the kernel does, for tests.
 
+// The interpreter (decode, run, SeccompData) is the conformance oracle's
+// and the tests': only the compiler's half is used without `internals`.
+#![cfg_attr(not(feature = "internals"), allow(dead_code))]
+
 /// `struct sock_filter`: one instruction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Insn {

@@ -469,6 +469,7 @@ pub struct ProcessState<'a> {
 
 /// Connects to `listener` and sends `state` as JSON with `fd` as
 /// `SCM_RIGHTS`, as runc does for `listenerPath`.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // used by tests and the conformance oracle
 pub fn send_to_listener(
     listener: &Path,
     state: &ProcessState<'_>,
