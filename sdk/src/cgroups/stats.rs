@@ -360,6 +360,30 @@ impl StatsReader {
 }
 
 impl V1Files {
+    /// Total, per-CPU, user and system time (ns). (Not from
+    /// `cpuacct.usage_all`: its user and system columns are the tick-based
+    /// `cpustat` times, whose sum is not `cpuacct.usage`.)
+    fn cpu_usage(&self, buf: &mut Vec<u8>) -> (u64, Vec<u64>, u64, u64) {
+        let total = number(read(&self.cpuacct_usage, buf));
+        let percpu = read(&self.cpuacct_usage_percpu, buf)
+            .split_ascii_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        let [u, s] = &self.cpuacct_user_sys;
+        let (user, kernel) = if u.is_some() && s.is_some() {
+            (number(read(u, buf)), number(read(s, buf)))
+        } else {
+            // Clock ticks on kernels without the split files.
+            let acct = read(&self.cpuacct_stat, buf);
+            let ns_per_tick = 1_000_000_000 / clock_ticks();
+            (
+                field(acct, "user") * ns_per_tick,
+                field(acct, "system") * ns_per_tick,
+            )
+        };
+        (total, percpu, user, kernel)
+    }
+
     /// Reads one sample from the open files, with `buf` to read into.
     fn sample(&self, buf: &mut Vec<u8>) -> Result<Stats> {
         let files = self;
@@ -380,23 +404,7 @@ impl V1Files {
         };
         let memory_stat = read(&files.memory_stat, buf);
         let (cache, rss) = (field(memory_stat, "cache"), field(memory_stat, "rss"));
-        let total = number(read(&files.cpuacct_usage, buf));
-        let percpu = read(&files.cpuacct_usage_percpu, buf)
-            .split_ascii_whitespace()
-            .filter_map(|n| n.parse().ok())
-            .collect();
-        let [u, s] = &files.cpuacct_user_sys;
-        let (user, kernel) = if u.is_some() && s.is_some() {
-            (number(read(u, buf)), number(read(s, buf)))
-        } else {
-            // Clock ticks on kernels without the split files.
-            let acct = read(&files.cpuacct_stat, buf);
-            let ns_per_tick = 1_000_000_000 / clock_ticks();
-            (
-                field(acct, "user") * ns_per_tick,
-                field(acct, "system") * ns_per_tick,
-            )
-        };
+        let (total, percpu, user, kernel) = files.cpu_usage(buf);
         let blkio = BlkioStats {
             service_bytes: blkio_entries(read(&files.blkio[0], buf)),
             serviced: blkio_entries(read(&files.blkio[1], buf)),
@@ -443,32 +451,36 @@ impl V1Files {
 }
 
 /// The whole content of `file` as text (`""` if it is absent or
-/// unreadable), read from offset 0 into `buf`.
+/// unreadable), read from offset 0 into `buf`. `buf` keeps its length
+/// between reads (it only grows), so its bytes are initialised once, not
+/// zeroed again for every file of every sample.
 fn read<'b>(file: &Option<File>, buf: &'b mut Vec<u8>) -> &'b str {
-    buf.clear();
     let Some(f) = file else { return "" };
+    if buf.len() < 4096 {
+        buf.resize(4096, 0);
+    }
+    let mut len = 0;
     loop {
-        let len = buf.len();
-        if buf.capacity() - len < 1024 {
-            buf.reserve(4096);
+        if buf.len() - len < 1024 {
+            buf.resize(buf.len() * 2, 0);
         }
-        buf.resize(buf.capacity(), 0);
         let room = buf.len() - len;
         match f.read_at(&mut buf[len..], len as u64) {
             Ok(n) => {
-                buf.truncate(len + n);
+                len += n;
                 // A short read of a cgroup (or regular) file is its end.
                 if n < room {
                     break;
                 }
             }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => {
-                buf.clear();
+                len = 0;
                 break;
             }
         }
     }
-    std::str::from_utf8(buf).unwrap_or("")
+    std::str::from_utf8(&buf[..len]).unwrap_or("")
 }
 
 /// A file holding one number; 0 if it holds anything else (e.g. `max`).
@@ -629,5 +641,9 @@ mod reader_tests {
         assert_eq!(read(&f, &mut buf), text);
         assert_eq!(field(read(&f, &mut buf), "k2999"), 2999);
         assert_eq!(read(&None, &mut buf), "");
+        // A shorter file after a longer one: only its own bytes.
+        let small = dir.path().join("small");
+        std::fs::write(&small, "7\n").unwrap();
+        assert_eq!(read(&Some(File::open(&small).unwrap()), &mut buf), "7\n");
     }
 }
