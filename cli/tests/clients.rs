@@ -7,105 +7,19 @@
 //! stores are never touched, and with `--network none`: podman's default
 //! bridge would change the host's nftables and `ip_forward`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 
-fn require(tool: &str) {
-    berth_fixtures::require_root();
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "{tool} is not installed: run scripts/install-deps.sh"
-    );
-}
-
-fn check(out: Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Unmounts (lazily) everything mounted below `dir`, deepest first.
-fn unmount_below(dir: &Path) {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let mut points: Vec<&str> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|p| Path::new(p).starts_with(dir))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for p in points {
-        let _ = Command::new("umount").args(["-l", p]).status();
-    }
-}
-
-fn mounts_below(dir: &Path) -> usize {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|p| Path::new(p).starts_with(dir))
-        .count()
-}
-
-/// Removes the cgroup directory `rel` (and what is below it) in every
-/// hierarchy, deepest first. Clients create cgroups of their own (podman's
-/// `<parent>/conmon`) that they never remove.
-fn remove_cgroups(rel: &str) {
-    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let top = h.path().join(rel);
-        if !top.is_dir() {
-            continue;
-        }
-        let mut dirs = vec![];
-        let mut todo = vec![top];
-        while let Some(d) = todo.pop() {
-            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    todo.push(e.path());
-                }
-            }
-            dirs.push(d);
-        }
-        for d in dirs.iter().rev() {
-            let _ = std::fs::remove_dir(d);
-        }
-    }
-}
+use berth_fixtures::host::{
+    check, mounts_below, remove_cgroups, require_tool as require, unmount_below, RemoveIfNew,
+};
 
 /// The client tests share host paths the clients insist on (below); one at
 /// a time, so that "did it exist before?" means before any of them.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// A host directory a client creates whatever it is told (podman's blob
-/// cache in /var/lib/containers/cache, containerd's shim sockets in
-/// /run/containerd/s): removed at the end if it did not exist before.
-struct RemoveIfNew(&'static str, bool);
-
-impl RemoveIfNew {
-    fn new(dir: &'static str) -> RemoveIfNew {
-        RemoveIfNew(dir, Path::new(dir).exists())
-    }
-}
-
-impl Drop for RemoveIfNew {
-    fn drop(&mut self) {
-        if !self.1 {
-            let _ = std::fs::remove_dir_all(self.0);
-        }
-    }
-}
 
 /// A podman with its own storage and cgroup parent, using berth as its OCI
 /// runtime.
@@ -212,7 +126,7 @@ impl Drop for Podman {
         remove_cgroups(&self.cgroup_parent);
         if !std::thread::panicking() {
             assert_eq!(
-                mounts_below(self.dir.path()),
+                mounts_below(self.dir.path()).len(),
                 0,
                 "podman left mounts behind"
             );
@@ -407,7 +321,7 @@ impl Drop for Containerd {
         unmount_below(self.dir.path());
         if !std::thread::panicking() {
             assert_eq!(
-                mounts_below(self.dir.path()),
+                mounts_below(self.dir.path()).len(),
                 0,
                 "containerd left mounts behind"
             );

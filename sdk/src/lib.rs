@@ -26,7 +26,6 @@
 //! namespaces, sharing memory like `posix_spawn` so the cost does not grow
 //! with the embedding process) starts a child that walks the plan with raw
 //! system calls and blocks before `execve` until [`Container::start`].
-
 //!
 //! ## What is API
 //!
@@ -43,35 +42,31 @@
 
 #![deny(missing_docs)]
 
+/// Declares modules that are public only with the `internals` feature (for
+/// berth's own CLI, tests, fuzzers and benches; not API).
+macro_rules! internal_modules {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[cfg(feature = "internals")]
+            #[doc(hidden)]
+            pub mod $name;
+            #[cfg(not(feature = "internals"))]
+            mod $name;
+        )*
+    };
+}
+
+internal_modules!(cgroups, host, plan, security);
+
 mod bundle;
-#[cfg(feature = "internals")]
-#[doc(hidden)]
-pub mod cgroups;
-#[cfg(not(feature = "internals"))]
-mod cgroups;
 mod container;
 mod error;
 mod exec;
 pub mod extension;
 mod hooks;
-#[cfg(feature = "internals")]
-#[doc(hidden)]
-pub mod host;
-#[cfg(not(feature = "internals"))]
-mod host;
 mod inotify;
 pub mod logs;
-#[cfg(feature = "internals")]
-#[doc(hidden)]
-pub mod plan;
-#[cfg(not(feature = "internals"))]
-mod plan;
 mod runtime;
-#[cfg(feature = "internals")]
-#[doc(hidden)]
-pub mod security;
-#[cfg(not(feature = "internals"))]
-mod security;
 pub mod shim;
 mod signal;
 mod state;

@@ -22,94 +22,10 @@ const SHIM: &str = env!("CARGO_BIN_EXE_containerd-shim-berth-v2");
 const RUNTIME: &str = "io.containerd.berth.v2";
 const IMAGE: &str = "localhost/berth-shim-test:latest";
 
-fn require(tool: &str) {
-    berth_fixtures::require_root();
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "{tool} is not installed: run scripts/install-deps.sh"
-    );
-}
-
-fn check(out: Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Unmounts (lazily) everything mounted below `dir`, deepest first.
-fn unmount_below(dir: &Path) {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let mut points: Vec<&str> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|p| Path::new(p).starts_with(dir))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for p in points {
-        let _ = Command::new("umount").args(["-l", p]).status();
-    }
-}
-
-fn mounts_below(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|p| Path::new(p).starts_with(dir))
-        .map(str::to_string)
-        .collect()
-}
-
-/// Every cgroup directory below `/<rel>` in every hierarchy, deepest first
-/// (the `rel` directories themselves included).
-fn cgroups_of(rel: &str) -> Vec<PathBuf> {
-    let mut dirs = vec![];
-    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let top = h.path().join(rel);
-        if !top.is_dir() || h.path().is_symlink() {
-            continue;
-        }
-        let mut todo = vec![top];
-        while let Some(d) = todo.pop() {
-            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    todo.push(e.path());
-                }
-            }
-            dirs.push(d);
-        }
-    }
-    dirs.sort_by_key(|d| std::cmp::Reverse(d.as_os_str().len()));
-    dirs
-}
-
-/// A host directory containerd creates whatever it is told
-/// (`/run/containerd/s` for shim sockets): removed at the end if it did
-/// not exist before.
-struct RemoveIfNew(&'static str, bool);
-
-impl RemoveIfNew {
-    fn new(dir: &'static str) -> RemoveIfNew {
-        RemoveIfNew(dir, Path::new(dir).exists())
-    }
-}
-
-impl Drop for RemoveIfNew {
-    fn drop(&mut self) {
-        if !self.1 {
-            let _ = std::fs::remove_dir_all(self.0);
-        }
-    }
-}
+use berth_fixtures::host::{
+    cgroups_below as cgroups_of, check, mounts_below, require_tool as require, unmount_below,
+    RemoveIfNew,
+};
 
 /// The tests share `/run/containerd`: one at a time, so that "did it exist
 /// before?" means before any of them.
