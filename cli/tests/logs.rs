@@ -182,6 +182,7 @@ async fn run_d_captures_every_line_of_both_streams() {
 
     let all: Vec<LogLine> = ctr
         .logs(LogOptions::default())
+        .await
         .unwrap()
         .map(|l| l.unwrap())
         .collect()
@@ -251,7 +252,10 @@ async fn follow_sees_new_lines_and_ends_with_the_container() {
         .unwrap();
     // A second handle, as another process would have.
     let other = rt.get(&id).await.unwrap();
-    let mut follow = other.logs(LogOptions::default().follow(true)).unwrap();
+    let mut follow = other
+        .logs(LogOptions::default().follow(true))
+        .await
+        .unwrap();
     let cli = Command::new(BERTH)
         .arg("--root")
         .arg(env.root())
@@ -472,7 +476,7 @@ async fn bad_log_settings_are_typed_errors() {
         })
         .await
         .unwrap();
-    let e = ctr.logs(LogOptions::default()).err().unwrap();
+    let e = ctr.logs(LogOptions::default()).await.err().unwrap();
     assert!(matches!(e, berth::Error::Unsupported(_)), "{e}");
     let out = env.berth(&["logs", &id]);
     assert!(!out.status.success());
@@ -609,6 +613,7 @@ async fn follow_reads_through_rotations() {
         .await
         .unwrap()
         .logs(LogOptions::default().follow(true))
+        .await
         .unwrap();
     ctr.start().await.unwrap();
     let lines: Vec<LogLine> = tokio::time::timeout(

@@ -19,7 +19,7 @@ const HELPER_ENV: &str = "BERTH_EVENTS_HELPER";
 /// Returns once the container printed `want` (its captured output,
 /// followed).
 async fn printed(ctr: &Container, want: &str) {
-    let mut lines = ctr.logs(LogOptions::default().follow(true)).unwrap();
+    let mut lines = ctr.logs(LogOptions::default().follow(true)).await.unwrap();
     while let Some(l) = lines.next().await {
         if l.unwrap().line == want.as_bytes() {
             return;

@@ -20,7 +20,7 @@
 //! let mut net = NetworkOptions::default();
 //! net.mode = Some(Network::Bridge("berth0".into()));
 //! net.add_to(&mut opts);
-//! let ctr = rt.create_with("web", berth::Bundle::from_dir("bundle")?, opts).await?;
+//! let ctr = rt.create_with("web", berth::Bundle::from_dir("bundle").await?, opts).await?;
 //! println!("{:?}", berth_net::attachment(&ctr)?);
 //! # Ok(()) }
 //! ```

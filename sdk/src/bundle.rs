@@ -17,14 +17,21 @@ pub struct Bundle {
 }
 
 impl Bundle {
-    /// Reads `dir/config.json`.
+    /// Reads `dir/config.json`, on tokio's blocking pool.
     ///
     /// ```no_run
-    /// let bundle = berth::Bundle::from_dir("/srv/bundles/web")?;
-    /// # Ok::<(), berth::Error>(())
+    /// # async fn demo() -> berth::Result<()> {
+    /// let bundle = berth::Bundle::from_dir("/srv/bundles/web").await?;
+    /// # Ok(()) }
     /// ```
-    pub fn from_dir(dir: impl AsRef<Path>) -> Result<Bundle> {
-        let dir = absolute(dir.as_ref())?;
+    pub async fn from_dir(dir: impl AsRef<Path>) -> Result<Bundle> {
+        let dir = dir.as_ref().to_path_buf();
+        crate::container::blocking(move || Bundle::read(&dir)).await
+    }
+
+    /// [`from_dir`](Self::from_dir) on the calling thread.
+    fn read(dir: &Path) -> Result<Bundle> {
+        let dir = absolute(dir)?;
         let config = dir.join("config.json");
         if !config.exists() {
             return Err(Error::Bundle {

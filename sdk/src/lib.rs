@@ -10,7 +10,7 @@
 //! use berth::{Bundle, Config, Runtime};
 //!
 //! let rt = Runtime::new(Config::default()).await?;
-//! let ctr = rt.create("hello", Bundle::from_dir("bundle")?).await?;
+//! let ctr = rt.create("hello", Bundle::from_dir("bundle").await?).await?;
 //! ctr.start().await?;
 //! let status = ctr.wait().await?;
 //! ctr.delete().await?;

@@ -48,7 +48,7 @@ impl Default for Config {
 /// ```no_run
 /// # async fn demo() -> berth::Result<()> {
 /// let rt = berth::Runtime::new(berth::Config::default()).await?;
-/// let ctr = rt.create("web", berth::Bundle::from_dir("bundle")?).await?;
+/// let ctr = rt.create("web", berth::Bundle::from_dir("bundle").await?).await?;
 /// ctr.start().await?;
 /// let status = ctr.wait().await?;
 /// println!("exited: {status}");

@@ -569,7 +569,7 @@ async fn invalid_seccomp_profiles_fail_before_any_process() {
         "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_PDP11"],
     });
     std::fs::write(dir.path().join("config.json"), json.to_string()).unwrap();
-    match berth::Bundle::from_dir(dir.path()) {
+    match berth::Bundle::from_dir(dir.path()).await {
         Err(Error::InvalidSpec { field, .. }) => {
             assert_eq!(field, "linux.seccomp.architectures[1]")
         }

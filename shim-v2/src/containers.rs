@@ -118,7 +118,7 @@ pub async fn create(
     streams: Streams,
 ) -> Result<Container> {
     let bundle = match seccomp {
-        None => berth::Bundle::from_dir(bundle),
+        None => berth::Bundle::from_dir(bundle).await,
         Some(profile) => {
             let mut spec = load_spec(bundle)?;
             let mut linux = spec.linux().clone().unwrap_or_default();

@@ -173,7 +173,7 @@ async fn create_from_bundle(
     preserved: Vec<OwnedFd>,
     log: Option<LogConfig>,
 ) -> Result<Container, Box<dyn std::error::Error>> {
-    let bundle = Bundle::from_dir(&flags.bundle)?;
+    let bundle = Bundle::from_dir(&flags.bundle).await?;
     let terminal = bundle
         .spec
         .process()

@@ -32,7 +32,7 @@ pub async fn logs(g: &Global, l: Logs) -> Outcome {
     if let Some(s) = &l.since {
         opts = opts.since(parse_since(s, SystemTime::now())?);
     }
-    let mut lines = ctr.logs(opts)?;
+    let mut lines = ctr.logs(opts).await?;
     let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
     let mut err = std::io::BufWriter::new(std::io::stderr().lock());
     while let Some(line) = lines.next().await {

@@ -24,18 +24,19 @@ impl Container {
     /// ```no_run
     /// # async fn demo(ctr: berth::Container) -> berth::Result<()> {
     /// use futures::StreamExt;
-    /// let mut lines = ctr.logs(berth::LogOptions::default().follow(true).tail(10))?;
+    /// let mut lines = ctr.logs(berth::LogOptions::default().follow(true).tail(10)).await?;
     /// while let Some(line) = lines.next().await {
     ///     let line = line?;
     ///     println!("{} {}", line.stream.as_str(), String::from_utf8_lossy(&line.line));
     /// }
     /// # Ok(()) }
     /// ```
-    pub fn logs(
+    pub async fn logs(
         &self,
         opts: LogOptions,
     ) -> Result<impl Stream<Item = Result<LogLine>> + Send + 'static> {
-        let p = self.load()?;
+        let me = self.clone();
+        let p = super::blocking(move || me.load()).await?;
         let log = p.log.ok_or_else(|| {
             Error::Unsupported(format!(
                 "container {:?} has no captured output (it was not created with CreateOptions::log)",
