@@ -63,14 +63,16 @@ pub(crate) fn masquerade6(name: &str, subnet: super::Ipv6Net) -> String {
 }
 
 /// The IPv6 side of [`ports`]: mappings without a host address, to the
-/// container's IPv6 address `addr`.
+/// container's IPv6 address `addr`. Not for `::1`: a connection to it
+/// rewritten towards the container never gets its replies (IPv6 has no
+/// `route_localnet`), so the port proxy listens there instead.
 pub(crate) fn ports6(id: &str, addr: std::net::Ipv6Addr, ports: &[PortMapping]) -> String {
     let tag = ctr_tag(id);
     let mut s = String::new();
     for p in ports.iter().filter(|p| p.host_ip.is_none()) {
-        for chain in ["prerouting", "output"] {
+        for (chain, skip) in [("prerouting", ""), ("output", "ip6 daddr != ::1 ")] {
             s += &format!(
-                "add rule ip6 {TABLE} {chain} fib daddr type local {} dport {} dnat to [{addr}]:{} comment \"{tag}\"\n",
+                "add rule ip6 {TABLE} {chain} {skip}fib daddr type local {} dport {} dnat to [{addr}]:{} comment \"{tag}\"\n",
                 p.protocol.as_str(),
                 p.host_port,
                 p.container_port
