@@ -14,6 +14,11 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    // The port proxy forks: it must start with one thread, and before
+    // anything is opened.
+    if let Some(cli::Command::PortProxy(p)) = &args.command {
+        return berth_net::port_proxy_main(&p.spec);
+    }
     // The shim runs its own (single-threaded) async runtime.
     if let Some(cli::Command::Shim(s)) = &args.command {
         // What a detached container may ask of extensions: the same as

@@ -66,6 +66,7 @@ pub async fn run(cli: Cli, preserved: Vec<OwnedFd>) -> Outcome {
                 .into(),
         ),
         Command::Shim(_) => unreachable!("handled in main before the runtime starts"),
+        Command::PortProxy(_) => unreachable!("handled in main before the runtime starts"),
     }
 }
 
