@@ -119,6 +119,16 @@ pub(crate) fn start(
         reason: format!("port proxy on [::1] ({}): {reason}", program.display()),
     };
     let spec = serde_json::to_string(&spec).map_err(|e| failed(e.to_string()))?;
+    // A proxy reparented to a child subreaper (berth's shim is one) would
+    // keep it from exiting, as the shim reaps all it inherits before it
+    // goes. So this process is none while the proxy's first process runs
+    // and exits: the proxy goes to the next subreaper above, or to init.
+    // Nothing else is orphaned meanwhile: the container waits, blocked,
+    // for its start.
+    let subreaper = nix::sys::prctl::get_child_subreaper().unwrap_or(false);
+    if subreaper {
+        let _ = nix::sys::prctl::set_child_subreaper(false);
+    }
     // Waits for the first process and reads its stdout to the end: the
     // proxy it forks points its own stdout at /dev/null at once.
     let out = Command::new(program)
@@ -128,8 +138,11 @@ pub(crate) fn start(
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .current_dir("/")
-        .output()
-        .map_err(|e| Error::io("start port proxy", program, e))?;
+        .output();
+    if subreaper {
+        let _ = nix::sys::prctl::set_child_subreaper(true);
+    }
+    let out = out.map_err(|e| Error::io("start port proxy", program, e))?;
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.trim();
     if !out.status.success() {
