@@ -242,14 +242,14 @@ mod tests {
     }
 
     #[test]
-    fn v6_rules_go_to_the_ip6_table_and_skip_v4_host_addresses() {
+    fn v6_rules_go_to_the_ip6_table_and_skip_v4_host_addresses_and_ipv6_loopback() {
         let any: PortMapping = "8080:80".parse().unwrap();
         let v4only: PortMapping = "127.0.0.1:8081:81/udp".parse().unwrap();
         let s = ports6("web", "fd00::2".parse().unwrap(), &[any, v4only]);
         assert_eq!(
             s,
             "add rule ip6 berth prerouting fib daddr type local tcp dport 8080 dnat to [fd00::2]:80 comment \"berth ctr web\"\n\
-             add rule ip6 berth output fib daddr type local tcp dport 8080 dnat to [fd00::2]:80 comment \"berth ctr web\"\n"
+             add rule ip6 berth output ip6 daddr != ::1 fib daddr type local tcp dport 8080 dnat to [fd00::2]:80 comment \"berth ctr web\"\n"
         );
         assert_eq!(
             masquerade6("n", "fd00::/64".parse().unwrap()),
