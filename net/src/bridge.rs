@@ -383,12 +383,11 @@ pub(super) async fn release(
     id: String,
     host_netns: Option<PathBuf>,
 ) -> Result<()> {
-    // First: a proxy left in a namespace that is otherwise gone would keep
-    // it alive.
-    proxy::stop(&root.join(&id))?;
     if host_netns.as_ref().is_some_and(|p| !p.exists()) {
         // The namespace that played the host is gone, and with it every
-        // link and rule in it: only the lease is left to drop.
+        // link and rule in it: only the lease is left to drop, and the
+        // port proxy, which would keep the namespace alive.
+        proxy::stop(&root.join(&id))?;
         let store = Store::new(&root);
         let lock = store.lock()?;
         if let Some(mut st) = store.load(&lock, &name)? {

@@ -32,7 +32,8 @@
 //!   to `eth0` in the container, an address from the network's subnet
 //!   (IPAM), a default route via the bridge, `/etc/hosts`,
 //!   `/etc/hostname` and `/etc/resolv.conf`, outbound NAT and published
-//!   ports as nftables rules;
+//!   ports as nftables rules (and on a dual-stack network, for `[::1]`, a
+//!   userland proxy: [`Settings::port_proxy`]);
 //! - [`Network::Cni`]: whatever the plugins of a CNI network configuration
 //!   make (see [`CniConfig`]; `bridge`, `host-local`, `portmap`, ...).
 //!
