@@ -28,7 +28,9 @@
 //!   The creator reaps it at once, so no zombie is left with a
 //!   long-running embedder, and the child, the proxy, is reparented to
 //!   init (or to the nearest subreaper): it survives its creator, and holds
-//!   none of the creator's descriptors, nor its terminal.
+//!   none of the creator's descriptors, nor its terminal. A creator that is
+//!   a child subreaper (berth's shim, which reaps all it inherits before it
+//!   exits) is none while this runs, so the proxy never holds it up.
 //! - The creator records the proxy (pid and start time) in the container's
 //!   state directory (`port-proxy.json`) before attach returns.
 //! - Release (delete, or a failed create) kills it through a pidfd, and
