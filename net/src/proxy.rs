@@ -131,25 +131,15 @@ pub(crate) fn start(
     if subreaper {
         let _ = nix::sys::prctl::set_child_subreaper(false);
     }
-    // Waits for the first process and reads its stdout to the end: the
-    // proxy it forks points its own stdout at /dev/null at once.
-    let out = Command::new(program)
-        .arg(SUBCOMMAND)
-        .arg(&spec)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .current_dir("/")
-        .output();
+    let answer = ask(program, &spec);
     if subreaper {
         let _ = nix::sys::prctl::set_child_subreaper(true);
     }
-    let out = out.map_err(|e| Error::io("start port proxy", program, e))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.trim();
-    if !out.status.success() {
+    let (line, status) = answer?;
+    let line = line.trim();
+    if !status.success() {
         let why = line.strip_prefix("error: ").unwrap_or(line);
-        return Err(failed(format!("{} ({})", why, out.status)));
+        return Err(failed(format!("{why} ({status})")));
     }
     let pid: i32 = line
         .strip_prefix("ready ")
@@ -164,6 +154,88 @@ pub(crate) fn start(
         return Err(e.into());
     }
     Ok(())
+}
+
+/// How long the proxy's first process may take to answer and exit.
+const ANSWER_TIME: Duration = Duration::from_secs(10);
+
+/// Runs the proxy's first process with `spec`: its answer (one line, at
+/// most 4 KiB) and its exit status, within [`ANSWER_TIME`]; a program
+/// that answers nothing or never exits is killed, an error.
+fn ask(program: &Path, spec: &str) -> Result<(String, std::process::ExitStatus)> {
+    let mut child = Command::new(program)
+        .arg(SUBCOMMAND)
+        .arg(spec)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .current_dir("/")
+        .spawn()
+        .map_err(|e| Error::io("start port proxy", program, e))?;
+    let deadline = std::time::Instant::now() + ANSWER_TIME;
+    let answer = child
+        .stdout
+        .take()
+        .ok_or_else(|| std::io::Error::other("no stdout"))
+        .and_then(|out| first_line(out, deadline));
+    let status = answer.and_then(|line| {
+        // Our child until waited for: its pid cannot be recycled here.
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok((line, status));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(std::io::Error::from(std::io::ErrorKind::TimedOut));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
+    status.map_err(|e| {
+        let _ = child.kill();
+        let _ = child.wait();
+        Error::io("wait for the port proxy's answer", program, e)
+    })
+}
+
+/// The first line `out` gives before `deadline` (what came before its
+/// end, if it ends first).
+fn first_line(
+    mut out: std::process::ChildStdout,
+    deadline: std::time::Instant,
+) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    loop {
+        if let Some(i) = buf.iter().position(|b| *b == b'\n') {
+            buf.truncate(i);
+            break;
+        }
+        if buf.len() > 4096 {
+            return Err(std::io::Error::other("an answer longer than 4 KiB"));
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::from(std::io::ErrorKind::TimedOut));
+        }
+        let timeout = nix::poll::PollTimeout::try_from(left).unwrap_or(nix::poll::PollTimeout::MAX);
+        let mut fds = [nix::poll::PollFd::new(
+            out.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        match nix::poll::poll(&mut fds, timeout) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let mut chunk = [0u8; 512];
+        match out.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
 /// Kills the proxy recorded in the state directory `dir`, if it still
@@ -468,6 +540,21 @@ mod tests {
         let me = HostProcess::this().unwrap();
         assert_eq!(start_time(me.pid), Some(me.start_time));
         assert_eq!(start_time(i32::MAX), None);
+    }
+
+    #[test]
+    fn a_proxy_program_that_misbehaves_is_an_error_in_bounded_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = ["8080:80".parse().unwrap()];
+        let a: IpAddr = "fd00::2".parse().unwrap();
+        let t = std::time::Instant::now();
+        // Prints forever; answers and exits with a failure; no program.
+        for program in ["/usr/bin/yes", "/bin/false", "/nonexistent/proxy"] {
+            let e = start(Path::new(program), dir.path(), None, "n", a, &ports).unwrap_err();
+            assert!(e.to_string().contains(program), "{e}");
+        }
+        assert!(t.elapsed() < ANSWER_TIME, "{:?}", t.elapsed());
+        assert!(!dir.path().join(RECORD_FILE).exists());
     }
 
     #[test]
