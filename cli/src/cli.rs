@@ -117,6 +117,10 @@ pub enum Command {
     /// Supervise a detached container for the SDK (internal).
     #[command(hide = true)]
     Shim(Shim),
+    /// Serve published ports of a dual-stack network on [::1] (internal:
+    /// started by berth-net, a process of its own).
+    #[command(name = "port-proxy", hide = true)]
+    PortProxy(PortProxy),
 }
 
 #[derive(Debug, Args)]
@@ -124,6 +128,12 @@ pub struct Shim {
     /// The SDK's request file.
     #[arg(long)]
     pub request: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PortProxy {
+    /// What to serve, as berth-net gives it.
+    pub spec: String,
 }
 
 /// A command berth does not implement: takes runc's flags and arguments,

@@ -10,6 +10,11 @@ use crate::{cli, commands, log};
 /// as `I` has them.
 pub fn main<I: commands::Images>() -> ExitCode {
     let args = cli::Cli::parse();
+    // The port proxy forks: it must start with one thread, and before
+    // anything is opened.
+    if let Some(cli::Command::PortProxy(p)) = &args.command {
+        return berth_net::port_proxy_main(&p.spec);
+    }
     if !I::IN_PROCESS && commands::needs_images(&args) {
         return commands::exec_images(&args);
     }

@@ -312,3 +312,103 @@ fn subnet6_makes_a_dual_stack_bridge() {
     ]);
     assert!(!out.status.success());
 }
+
+/// Whether process `pid` that started at `start` still runs (not a
+/// zombie, not a recycled pid).
+fn runs(pid: i64, start: u64) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return false;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f.first() != Some(&"Z") && f.get(19).and_then(|s| s.parse().ok()) == Some(start)
+}
+
+fn json_of(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+/// A published port of a dual-stack network answers on `[::1]` through
+/// the `berth port-proxy` process the CLI starts; with captured output (a
+/// shim parents the container) the shim still exits when the container
+/// does, not held by the proxy; delete stops the proxy.
+#[test]
+fn a_published_port_answers_on_ipv6_loopback_through_the_port_proxy() {
+    let f = Fixture::new();
+    let host = f.host_netns();
+    let b = bundle(&["sh", "-c", "echo pong | nc -l -p 8000"]);
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("ctr.log");
+    let out = f.berth(&[
+        "create",
+        "--bundle",
+        path(b.path()),
+        "--network",
+        "bridge=cli7",
+        "--subnet",
+        "10.214.0.0/24",
+        "--subnet6",
+        "fd00:214::/64",
+        "--publish",
+        "18130:8000",
+        "--host-netns",
+        &host,
+        "--log-path",
+        path(&log),
+        "cli7",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let dir = f.root.join("cli7");
+    let proxy = json_of(&dir.join("port-proxy.json"));
+    let (ppid, pstart) = (
+        proxy["pid"].as_i64().unwrap(),
+        proxy["start_time"].as_u64().unwrap(),
+    );
+    assert!(runs(ppid, pstart), "the proxy died with the CLI");
+    let shim = json_of(&dir.join("state.json"))["shim"].clone();
+    let (spid, sstart) = (
+        shim["pid"].as_i64().unwrap(),
+        shim["start_time"].as_u64().unwrap(),
+    );
+    assert!(f.berth(&["start", "cli7"]).status.success());
+
+    let ns = PathBuf::from(&host);
+    let got = std::thread::spawn(move || {
+        let f = std::fs::File::open(&ns).unwrap();
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        for _ in 0..200 {
+            let to: std::net::SocketAddr = "[::1]:18130".parse().unwrap();
+            if let Ok(mut s) =
+                std::net::TcpStream::connect_timeout(&to, std::time::Duration::from_secs(1))
+            {
+                use std::io::Read;
+                let mut text = String::new();
+                if s.read_to_string(&mut text).is_ok() && !text.is_empty() {
+                    return text;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        String::new()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(got, "pong\n");
+
+    // The container exits after one connection, and its shim with it.
+    for _ in 0..200 {
+        if !runs(spid, sstart) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!runs(spid, sstart), "the shim stays (held by the proxy?)");
+    assert!(runs(ppid, pstart), "the proxy went before delete");
+
+    let out = f.berth(&["delete", "cli7"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(!runs(ppid, pstart), "the proxy outlived delete");
+    assert_eq!(f.in_host(&["nft", "list", "ruleset"]).trim(), "");
+}

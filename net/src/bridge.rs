@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use super::addr::Ipv4Net;
 use super::ipam::{Locked, NetState, Store};
 use super::{
-    link, netns, nft, sysctl, Attachment, BridgeNetwork, NetworkOptions, PortMapping, Protocol,
+    link, netns, nft, proxy, sysctl, Attachment, BridgeNetwork, NetworkOptions, PortMapping,
+    Protocol,
 };
 use crate::error::{Error, Result};
 use crate::extension::Config;
@@ -216,10 +217,18 @@ fn bound_sockets(proto: Protocol) -> Result<Vec<(Ipv4Addr, u16)>> {
 }
 
 /// Connects container `id` (process `pid`): the bridge if missing, the
-/// sysctls, the NAT rules, the veth pair, and inside the container the
-/// address and the default route.
-pub(super) async fn attach(dir: &Path, id: &str, att: Attachment, pid: i32) -> Result<()> {
+/// sysctls, the NAT rules, the veth pair, inside the container the
+/// address and the default route, and on a dual-stack network the port
+/// proxy (`port_proxy`) for its published ports on `[::1]`.
+pub(super) async fn attach(
+    dir: &Path,
+    id: &str,
+    att: Attachment,
+    pid: i32,
+    port_proxy: Option<PathBuf>,
+) -> Result<()> {
     let root = dir.parent().unwrap_or(dir).to_path_buf();
+    let dir = dir.to_path_buf();
     let id = id.to_string();
     netns::run(att.host_netns.clone(), move || {
         let store = Store::new(&root);
@@ -305,7 +314,20 @@ pub(super) async fn attach(dir: &Path, id: &str, att: Attachment, pid: i32) -> R
                 }
                 Ok(())
             })?
-        })
+        })?;
+        // Last, once the container has its addresses; started from this
+        // thread, in the namespace playing the host.
+        if let (Some(program), Some(a6)) = (&port_proxy, att.address6) {
+            proxy::start(
+                program,
+                &dir,
+                att.host_netns.as_deref(),
+                &att.network,
+                a6.into(),
+                &att.ports,
+            )?;
+        }
+        Ok(())
     })
     .await
 }
@@ -363,7 +385,9 @@ pub(super) async fn release(
 ) -> Result<()> {
     if host_netns.as_ref().is_some_and(|p| !p.exists()) {
         // The namespace that played the host is gone, and with it every
-        // link and rule in it: only the lease is left to drop.
+        // link and rule in it: only the lease is left to drop, and the
+        // port proxy, which would keep the namespace alive.
+        proxy::stop(&root.join(&id))?;
         let store = Store::new(&root);
         let lock = store.lock()?;
         if let Some(mut st) = store.load(&lock, &name)? {
@@ -386,6 +410,7 @@ pub(super) async fn release(
 
 /// Under the lock, in the host namespace.
 fn teardown(store: &Store, lock: &Locked, root: &Path, name: &str, id: &str) -> Result<()> {
+    proxy::stop(&root.join(id))?;
     let Some(mut st) = store.load(lock, name)? else {
         return Ok(());
     };
@@ -478,8 +503,16 @@ pub(super) async fn recover(root: PathBuf) -> Result<()> {
             }
         };
         if host_netns.as_ref().is_some_and(|p| !p.exists()) {
-            // The namespace itself is gone, and with it everything in it.
+            // The namespace itself is gone, and with it everything in it
+            // but the port proxies, which would keep it alive.
             let lock = store.lock()?;
+            for lease in store
+                .load(&lock, &name)?
+                .map(|s| s.leases)
+                .unwrap_or_default()
+            {
+                proxy::stop(&root.join(&lease.id))?;
+            }
             store.remove(&lock, &name)?;
             continue;
         }

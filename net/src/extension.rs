@@ -34,6 +34,17 @@ pub struct Settings {
     /// Where CNI network configurations and plugins are found, for
     /// containers on a [`Network::Cni`](crate::Network::Cni).
     pub cni: CniConfig,
+    /// The program that serves published ports of dual-stack networks on
+    /// `[::1]`, which nftables cannot (IPv6 has no `route_localnet`): the
+    /// `berth` binary, or berth-net's `berth-port-proxy`. It is started as
+    /// `PROGRAM port-proxy SPEC` when a container with published ports
+    /// joins a dual-stack bridge, runs as a process of its own in
+    /// [`host_netns`](Settings::host_netns) (its creator may exit), and is
+    /// killed when the container is deleted, or by a later runtime's
+    /// recovery once the container is gone. `None`: no proxy, and the
+    /// ports answer on every address of the host but `[::1]`.
+    #[serde(default)]
+    pub port_proxy: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -42,6 +53,7 @@ impl Default for Settings {
             networks: vec![BridgeNetwork::default_network()],
             host_netns: None,
             cni: CniConfig::default(),
+            port_proxy: None,
         }
     }
 }
@@ -55,6 +67,7 @@ pub(crate) struct Config {
     pub networks: Vec<BridgeNetwork>,
     pub host_netns: Option<PathBuf>,
     pub cni: CniConfig,
+    pub port_proxy: Option<PathBuf>,
 }
 
 impl Config {
@@ -64,6 +77,7 @@ impl Config {
             networks: settings.networks,
             host_netns: settings.host_netns,
             cni: settings.cni,
+            port_proxy: settings.port_proxy,
         }
     }
 }
@@ -207,7 +221,10 @@ impl Extension for Networks {
     }
 
     fn attach<'a>(&'a self, cx: Attach<'a>) -> ExtensionFuture<'a, ()> {
-        Box::pin(async move { Ok(crate::attach(cx.state_dir, cx.id, cx.pid).await?) })
+        Box::pin(async move {
+            let proxy = self.settings.port_proxy.as_deref();
+            Ok(crate::attach(cx.state_dir, cx.id, cx.pid, proxy).await?)
+        })
     }
 
     fn release<'a>(&'a self, cx: Release<'a>) -> ExtensionFuture<'a, ()> {

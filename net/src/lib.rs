@@ -32,7 +32,8 @@
 //!   to `eth0` in the container, an address from the network's subnet
 //!   (IPAM), a default route via the bridge, `/etc/hosts`,
 //!   `/etc/hostname` and `/etc/resolv.conf`, outbound NAT and published
-//!   ports as nftables rules;
+//!   ports as nftables rules (and on a dual-stack network, for `[::1]`, a
+//!   userland proxy: [`Settings::port_proxy`]);
 //! - [`Network::Cni`]: whatever the plugins of a CNI network configuration
 //!   make (see [`CniConfig`]; `bridge`, `host-local`, `portmap`, ...).
 //!
@@ -58,12 +59,14 @@ mod link;
 mod macvlan;
 mod netns;
 mod nft;
+mod proxy;
 mod sysctl;
 
 pub use addr::{Ipv4Net, Ipv6Net};
 pub use cni::CniConfig;
 pub use error::{Error, Result};
 pub use extension::{attachment, Networks, Settings, EXTENSION_NAME};
+pub use proxy::port_proxy_main;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
@@ -492,14 +495,20 @@ pub(crate) async fn prepare(
 }
 
 /// Once the container's network namespace exists (its process is `pid`):
-/// connects it. A no-op for a container on no bridge.
-pub(crate) async fn attach(dir: &Path, id: &str, pid: i32) -> Result<()> {
+/// connects it, and starts `port_proxy` for its published ports on
+/// `[::1]` on a dual-stack bridge. A no-op for a container on no bridge.
+pub(crate) async fn attach(
+    dir: &Path,
+    id: &str,
+    pid: i32,
+    port_proxy: Option<&Path>,
+) -> Result<()> {
     if cni::is_attached(dir) {
         return cni::attach(dir, pid).await;
     }
     match Attachment::load(dir)? {
         Some(att) if att.driver == Driver::Macvlan => macvlan::attach(att, pid).await,
-        Some(att) => bridge::attach(dir, id, att, pid).await,
+        Some(att) => bridge::attach(dir, id, att, pid, port_proxy.map(Path::to_path_buf)).await,
         None => Ok(()),
     }
 }
@@ -561,7 +570,7 @@ pub(crate) async fn connect(
             return Err(e);
         }
     };
-    if let Err(e) = attach(dir, id, pid).await {
+    if let Err(e) = attach(dir, id, pid, config.port_proxy.as_deref()).await {
         let _ = files::unmount_from(pid, &mounted);
         let _ = release(dir, id).await;
         return Err(e);
@@ -573,7 +582,8 @@ pub(crate) async fn connect(
 }
 
 /// Removes everything the container's network made (rules, veth, lease,
-/// and with the network's last container its bridge and NAT). Idempotent.
+/// port proxy, and with the network's last container its bridge and NAT).
+/// Idempotent.
 pub(crate) async fn release(dir: &Path, id: &str) -> Result<()> {
     if cni::release(dir).await? {
         return Ok(());

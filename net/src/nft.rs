@@ -63,14 +63,16 @@ pub(crate) fn masquerade6(name: &str, subnet: super::Ipv6Net) -> String {
 }
 
 /// The IPv6 side of [`ports`]: mappings without a host address, to the
-/// container's IPv6 address `addr`.
+/// container's IPv6 address `addr`. Not for `::1`: a connection to it
+/// rewritten towards the container never gets its replies (IPv6 has no
+/// `route_localnet`), so the port proxy listens there instead.
 pub(crate) fn ports6(id: &str, addr: std::net::Ipv6Addr, ports: &[PortMapping]) -> String {
     let tag = ctr_tag(id);
     let mut s = String::new();
     for p in ports.iter().filter(|p| p.host_ip.is_none()) {
-        for chain in ["prerouting", "output"] {
+        for (chain, skip) in [("prerouting", ""), ("output", "ip6 daddr != ::1 ")] {
             s += &format!(
-                "add rule ip6 {TABLE} {chain} fib daddr type local {} dport {} dnat to [{addr}]:{} comment \"{tag}\"\n",
+                "add rule ip6 {TABLE} {chain} {skip}fib daddr type local {} dport {} dnat to [{addr}]:{} comment \"{tag}\"\n",
                 p.protocol.as_str(),
                 p.host_port,
                 p.container_port
@@ -240,14 +242,14 @@ mod tests {
     }
 
     #[test]
-    fn v6_rules_go_to_the_ip6_table_and_skip_v4_host_addresses() {
+    fn v6_rules_go_to_the_ip6_table_and_skip_v4_host_addresses_and_ipv6_loopback() {
         let any: PortMapping = "8080:80".parse().unwrap();
         let v4only: PortMapping = "127.0.0.1:8081:81/udp".parse().unwrap();
         let s = ports6("web", "fd00::2".parse().unwrap(), &[any, v4only]);
         assert_eq!(
             s,
             "add rule ip6 berth prerouting fib daddr type local tcp dport 8080 dnat to [fd00::2]:80 comment \"berth ctr web\"\n\
-             add rule ip6 berth output fib daddr type local tcp dport 8080 dnat to [fd00::2]:80 comment \"berth ctr web\"\n"
+             add rule ip6 berth output ip6 daddr != ::1 fib daddr type local tcp dport 8080 dnat to [fd00::2]:80 comment \"berth ctr web\"\n"
         );
         assert_eq!(
             masquerade6("n", "fd00::/64".parse().unwrap()),

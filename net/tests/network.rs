@@ -23,6 +23,7 @@ struct Config {
     host_netns: Option<PathBuf>,
     networks: Vec<BridgeNetwork>,
     cni: berth_net::CniConfig,
+    port_proxy: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -45,6 +46,7 @@ impl Config {
             host_netns: s.host_netns,
             networks: s.networks,
             cni: s.cni,
+            port_proxy: s.port_proxy,
         }
     }
 
@@ -54,6 +56,7 @@ impl Config {
         settings.host_netns = self.host_netns;
         settings.networks = self.networks;
         settings.cni = self.cni;
+        settings.port_proxy = self.port_proxy;
         let networks = Networks::new(settings);
         let config = {
             let mut config = berth::Config::default();
@@ -305,10 +308,13 @@ fn assert_host_clean(host: &Netns) {
 }
 
 /// Connects (retrying while the container's server is not up yet) and
-/// reads what the server sends.
+/// reads what the server sends. A connection that gets no answer at all
+/// (a SYN dropped) fails after a second rather than the kernel's minutes.
 fn fetch(to: SocketAddr) -> String {
     for _ in 0..200 {
-        if let Ok(mut s) = TcpStream::connect(to) {
+        if let Ok(mut s) = TcpStream::connect_timeout(&to, std::time::Duration::from_secs(1)) {
+            s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
             let mut out = String::new();
             if s.read_to_string(&mut out).is_ok() && !out.is_empty() {
                 return out;
@@ -1526,6 +1532,11 @@ struct UdpEcho {
 
 impl UdpEcho {
     fn start(pid: i32, port: u16) -> UdpEcho {
+        UdpEcho::start_at(pid, (Ipv4Addr::UNSPECIFIED, port).into())
+    }
+
+    /// An echo on `at` (`[::]:PORT` for IPv6 only).
+    fn start_at(pid: i32, at: SocketAddr) -> UdpEcho {
         let ns = format!("/proc/{pid}/ns/net");
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -1533,7 +1544,7 @@ impl UdpEcho {
         let thread = std::thread::spawn(move || {
             let f = std::fs::File::open(&ns).unwrap();
             nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            let sock = std::net::UdpSocket::bind(("0.0.0.0", port)).unwrap();
+            let sock = std::net::UdpSocket::bind(at).unwrap();
             sock.set_read_timeout(Some(std::time::Duration::from_millis(50)))
                 .unwrap();
             tx.send(()).unwrap();
@@ -1647,10 +1658,11 @@ async fn dual_stack_bridge_containers_ping_over_v6_and_ports_answer_on_v6() {
             subnet6: Some("fd00:206::/64".parse().unwrap()),
             ..BridgeNetwork::new("t6", "10.206.0.0/24".parse().unwrap())
         }],
+        port_proxy: Some(PORT_PROXY.into()),
         ..Config::base()
     })
     .await;
-    let mut opts = on_bridge(&["18096:8000"]);
+    let mut opts = on_bridge(&["18096:8000", "18097:7000/udp"]);
     opts.network.mode = Some(Network::Bridge("t6".into()));
     let server = rt
         .create_with(
@@ -1729,8 +1741,28 @@ async fn dual_stack_bridge_containers_ping_over_v6_and_ports_answer_on_v6() {
         host.run(|| fetch("127.0.0.1:18096".parse().unwrap())),
         "pong6\n"
     );
+    // And on [::1], where the port proxy listens (the DNAT rules leave
+    // ::1 to it), TCP and UDP.
+    assert_eq!(
+        host.run(|| fetch("[::1]:18096".parse().unwrap())),
+        "pong6\n"
+    );
+    assert!(rules.contains("ip6 daddr != ::1"), "{rules}");
+    let echo = UdpEcho::start_at(server.pid(), "[::]:7000".parse().unwrap());
+    assert_eq!(
+        host.run(|| udp_ask("[::1]:0", "[::1]:18097".parse().unwrap(), b"lo6")),
+        b"echo:lo6"
+    );
+    assert_eq!(echo.stop().len(), 1);
+    let proxy = port_proxy_of(&server).expect("a port proxy is recorded");
+    assert!(proxy.is_alive());
+    assert_detached_in(proxy.pid, &host);
 
     server.force_delete().await.unwrap();
+    assert!(!proxy.is_alive(), "the port proxy outlived its container");
+    assert!(host
+        .run(|| TcpStream::connect("[::1]:18096".parse::<SocketAddr>().unwrap()))
+        .is_err());
     assert_eq!(host.links(), ["lo", "wan0"]);
     assert_eq!(host.ruleset().trim(), "", "v4 or v6 rules left");
     assert_eq!(host.sysctl("ipv6/conf/all/forwarding"), "0");
@@ -1941,4 +1973,154 @@ async fn a_running_container_joins_a_cni_network() {
         out.stdout
     );
     assert_cni_clean(&host, &net, &[&att]);
+}
+
+/// berth-net's port proxy program.
+const PORT_PROXY: &str = env!("CARGO_BIN_EXE_berth-port-proxy");
+
+/// The port proxy recorded in `ctr`'s state directory.
+fn port_proxy_of(ctr: &berth::Container) -> Option<berth::extension::HostProcess> {
+    port_proxy_in(ctr.state_dir())
+}
+
+fn port_proxy_in(dir: &std::path::Path) -> Option<berth::extension::HostProcess> {
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("port-proxy.json")).ok()?).ok()?;
+    Some(berth::extension::HostProcess::new(
+        i32::try_from(v["pid"].as_i64()?).ok()?,
+        v["start_time"].as_u64()?,
+    ))
+}
+
+/// Process `pid` is in `host`'s network namespace, in a session other
+/// than this process's, and holds none of this process's descriptors:
+/// only /dev/null, sockets and its own event descriptors.
+fn assert_detached_in(pid: i32, host: &Netns) {
+    use std::os::unix::fs::MetadataExt;
+    let ino = |p: PathBuf| std::fs::metadata(p).unwrap().ino();
+    assert_eq!(
+        ino(format!("/proc/{pid}/ns/net").into()),
+        ino(host.path()),
+        "the proxy is not in the namespace playing the host"
+    );
+    let sid = |p| nix::unistd::getsid(p).unwrap();
+    assert_ne!(sid(Some(nix::unistd::Pid::from_raw(pid))), sid(None));
+    for e in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+        let target = std::fs::read_link(e.unwrap().path()).unwrap();
+        let t = target.to_string_lossy();
+        assert!(
+            t == "/dev/null" || t.starts_with("socket:") || t.starts_with("anon_inode:"),
+            "the proxy {pid} holds {t}"
+        );
+    }
+}
+
+/// The network of a test of the port proxy's recovery.
+fn proxy_config(root: PathBuf, cgroup_parent: String, host: PathBuf) -> Config {
+    Config {
+        root,
+        cgroup_parent,
+        host_netns: Some(host),
+        networks: vec![BridgeNetwork {
+            bridge: "bt7".into(),
+            subnet6: Some("fd00:207::/64".parse().unwrap()),
+            ..BridgeNetwork::new("t7", "10.207.0.0/24".parse().unwrap())
+        }],
+        port_proxy: Some(PORT_PROXY.into()),
+        ..Config::default()
+    }
+}
+
+/// Run by `a_port_proxy_whose_creator_was_killed_is_stopped_by_recovery`:
+/// creates a container with a published port on a dual-stack network,
+/// says so, and waits to be killed.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "run by a_port_proxy_whose_creator_was_killed_is_stopped_by_recovery"]
+async fn proxy_crash_helper() {
+    let (Ok(root), Ok(host), Ok(cgroup)) = (
+        std::env::var("PROXY_ROOT"),
+        std::env::var("PROXY_HOST"),
+        std::env::var("PROXY_CGROUP"),
+    ) else {
+        return;
+    };
+    let rt = NetRuntime::new(proxy_config(root.clone().into(), cgroup, host.into())).await;
+    let mut opts = on_bridge(&["18120:8000"]);
+    opts.network.mode = Some(Network::Bridge("t7".into()));
+    opts.stdout = Stdio::Null;
+    opts.stderr = Stdio::Null;
+    rt.create_with("p", common::bundle(common::spec("sleep 1000")), opts)
+        .await
+        .unwrap();
+    std::fs::write(format!("{root}/ready"), b"").unwrap();
+    std::future::pending::<()>().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_port_proxy_whose_creator_was_killed_is_stopped_by_recovery() {
+    let host = Netns::new("pxy");
+    let base = Config::base();
+    let config = proxy_config(base.root.clone(), base.cgroup_parent.clone(), host.path());
+    std::fs::create_dir_all(&config.root).unwrap();
+    let mut helper = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "proxy_crash_helper",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("PROXY_ROOT", &config.root)
+        .env("PROXY_HOST", host.path())
+        .env("PROXY_CGROUP", &config.cgroup_parent)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = config.root.join("ready");
+    while !ready.exists() {
+        assert!(helper.try_wait().unwrap().is_none(), "helper ended early");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The creator dies; its proxy lives on and serves.
+    helper.kill().unwrap();
+    helper.wait().unwrap();
+    std::fs::remove_file(&ready).unwrap();
+    let dir = config.root.join("p");
+    let proxy = port_proxy_in(&dir).expect("a port proxy is recorded");
+    assert!(proxy.is_alive(), "the proxy died with its creator");
+    assert_detached_in(proxy.pid, &host);
+    assert!(host
+        .run(|| TcpStream::connect("[::1]:18120".parse::<SocketAddr>().unwrap()))
+        .is_ok());
+
+    // While the container lives, a new runtime keeps its proxy.
+    drop(NetRuntime::new(config.clone()).await);
+    assert!(
+        proxy.is_alive(),
+        "recovery stopped the proxy of a live container"
+    );
+
+    // The container's process dies (nobody deletes it): the next runtime
+    // stops the proxy with the rest of the network.
+    let pid = rt_state(&config.root, "p");
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+    let ctr_process = berth::extension::container_process(&dir).unwrap();
+    for _ in 0..400 {
+        if !ctr_process.is_alive() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let rt = runtime_with(config.clone()).await;
+    assert!(
+        !proxy.is_alive(),
+        "recovery left the proxy of a gone container"
+    );
+    assert!(port_proxy_in(&dir).is_none(), "the proxy's record is left");
+    assert!(host
+        .run(|| TcpStream::connect("[::1]:18120".parse::<SocketAddr>().unwrap()))
+        .is_err());
+    rt.get("p").await.unwrap().force_delete().await.unwrap();
+    assert_host_clean(&host);
 }

@@ -19,6 +19,9 @@ async fn network_runtime(
 ) -> Result<berth::Runtime, Box<dyn std::error::Error>> {
     let mut settings = Settings::default();
     settings.host_netns = flags.host_netns.clone();
+    // This very binary's `port-proxy` subcommand serves published ports
+    // of dual-stack networks on [::1]; it outlives this process.
+    settings.port_proxy = Some(std::env::current_exe()?);
     settings.cni.conf_dir = flags.cni_conf_dir.clone();
     if !flags.cni_bin_dir.is_empty() {
         settings.cni.bin_dirs = flags.cni_bin_dir.clone();

@@ -164,6 +164,7 @@ pub async fn run<I: Images>(cli: Cli, preserved: Vec<OwnedFd>) -> Outcome {
                 .into(),
         ),
         Command::Shim(_) => unreachable!("handled in main before the runtime starts"),
+        Command::PortProxy(_) => unreachable!("handled in main before the runtime starts"),
     }
 }
 
