@@ -56,7 +56,9 @@ pub(super) async fn launch(
         let f: OwnedFd = std::fs::File::open(&j.path)
             .map_err(|e| Error::io("open namespace", &j.path, e))?
             .into();
-        if j.ns == Namespace::Pid {
+        // (Unless the child forks into it itself, after joining its user
+        // namespace.)
+        if j.ns == Namespace::Pid && !plan.forks_into_pid_namespace() {
             pid_ns = Some(f.try_clone().map_err(|e| Error::sys("dup", e))?);
         }
         joins.push(f);

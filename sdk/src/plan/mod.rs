@@ -291,6 +291,21 @@ pub enum Step {
     },
     /// Become root of the new user namespace (the parent mapped an id to 0).
     BecomeRoot,
+    /// Fork into the pid namespace joined with `setns` (which only moves
+    /// the caller's future children): without root, the parent cannot
+    /// enter a container's pid namespace itself, so the child does after
+    /// joining the user namespace, and forks, as runc's nsexec does. The
+    /// new process is the parent's child (`CLONE_PARENT`); the one that
+    /// forked it reports its pid (with a pidfd) and exits.
+    ForkIntoPidNamespace,
+    /// Write `/proc/self/oom_score_adj` (without root: the parent may not
+    /// write it for the child, and only a raise is allowed). Done before
+    /// the child makes itself non-dumpable, which would make the file
+    /// root's.
+    OomScoreAdj {
+        /// `process.oomScoreAdj`.
+        value: i32,
+    },
     /// `unshare(CLONE_NEWCGROUP)`, after the parent placed the process in its
     /// cgroup, so that the namespace is rooted there.
     UnshareCgroup,
@@ -527,6 +542,8 @@ impl Step {
             Step::AwaitParent => K::AwaitParent,
             Step::JoinNamespace { .. } => K::JoinNamespace,
             Step::BecomeRoot => K::BecomeRoot,
+            Step::ForkIntoPidNamespace => K::ForkIntoPidNamespace,
+            Step::OomScoreAdj { .. } => K::OomScoreAdj,
             Step::UnshareCgroup => K::UnshareCgroup,
             Step::SetSid => K::SetSid,
             Step::LoopbackUp => K::LoopbackUp,
@@ -648,6 +665,14 @@ impl Plan {
             .fold(0, |acc, ns| acc | ns.clone_flag())
     }
 
+    /// Whether the child forks into a pid namespace it joined
+    /// ([`Step::ForkIntoPidNamespace`]) rather than being cloned into it.
+    pub fn forks_into_pid_namespace(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s, Step::ForkIntoPidNamespace))
+    }
+
     /// The kind of step `index`, for [`Error::Init`](crate::Error::Init).
     pub(crate) fn step_kind(&self, index: usize) -> crate::InitStep {
         self.steps
@@ -671,6 +696,17 @@ impl Plan {
                 self.joins.get(*index).map(|j| j.path.clone()),
             ),
             Step::BecomeRoot => ("become root in the user namespace".into(), None),
+            Step::ForkIntoPidNamespace => (
+                "fork into the container's pid namespace".into(),
+                self.joins
+                    .iter()
+                    .find(|j| j.ns == Namespace::Pid)
+                    .map(|j| j.path.clone()),
+            ),
+            Step::OomScoreAdj { value } => (
+                format!("set oom_score_adj to {value} (process.oomScoreAdj)"),
+                Some("/proc/self/oom_score_adj".into()),
+            ),
             Step::UnshareCgroup => ("create cgroup namespace".into(), None),
             Step::UnshareTime { .. } => (
                 "create time namespace (linux.timeOffsets)".into(),
