@@ -81,13 +81,22 @@ impl Container {
     /// process, as far as this user may see them.
     pub async fn pids(&self) -> Result<Vec<i32>> {
         let me = self.clone();
-        super::blocking(move || match me.cgroup().and_then(|c| c.pids()) {
-            Ok(pids) => Ok(pids),
-            Err(e) if crate::security::rootless::is_rootless() => {
-                let pid = me.load()?.pid;
-                pids_in_pid_namespace(pid).ok_or(e)
+        super::blocking(move || {
+            let rootless = crate::security::rootless::is_rootless();
+            match me.cgroup().and_then(|c| c.pids()) {
+                Ok(pids) if !(rootless && pids.is_empty()) => Ok(pids),
+                // No cgroup (the directory read as empty, or missing).
+                r => {
+                    let fallback = rootless
+                        .then(|| me.load().ok())
+                        .flatten()
+                        .and_then(|p| pids_in_pid_namespace(p.pid));
+                    match fallback {
+                        Some(pids) => Ok(pids),
+                        None => r,
+                    }
+                }
             }
-            Err(e) => Err(e),
         })
         .await
     }

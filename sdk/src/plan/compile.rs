@@ -320,7 +320,14 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
             .any(|j| j.ns == Namespace::User || j.ns == Namespace::Pid)
             // The kernel applies oom_score_adj to every process sharing the
             // mm: the caller's own score would change with the container's.
-            && process.oom_score_adj().is_none(),
+            && process.oom_score_adj().is_none()
+            // A child whose ids become others than the caller's makes the
+            // kernel mark its mm non-dumpable (commit_creds): shared, that
+            // would be the embedder's, whose /proc files would turn root's
+            // (and an unprivileged embedder could no longer write a later
+            // child's maps, nor newuidmap check it).
+            && !(opts.rootless && maps_others(uid_map.as_deref(), gid_map.as_deref())),
+        rootless: opts.rootless,
         new_namespaces: new_namespaces.into_iter().collect(),
         joins,
         uid_map,
@@ -332,6 +339,13 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
         steps,
         exec,
     })
+}
+
+/// Whether a rendered uid or gid map maps more than the caller's own id.
+fn maps_others(uid_map: Option<&str>, gid_map: Option<&str>) -> bool {
+    use crate::security::rootless::maps_only_own_id;
+    uid_map.is_some_and(|m| !maps_only_own_id(m, nix::unistd::geteuid().as_raw()))
+        || gid_map.is_some_and(|m| !maps_only_own_id(m, nix::unistd::getegid().as_raw()))
 }
 
 /// Without root, `process.oomScoreAdj` is written by the child itself, as
@@ -565,6 +579,7 @@ pub fn compile_exec(
         new_namespaces: Vec::new(),
         joins,
         share_memory: false,
+        rootless: opts.rootless,
         uid_map: None,
         gid_map: None,
         rootfs: PathBuf::from("/"),

@@ -636,6 +636,13 @@ pub struct Plan {
     /// `oomScoreAdj` (the kernel applies it to every process sharing the
     /// mm, the caller included).
     pub share_memory: bool,
+    /// Planned for a runtime without root: a child that does not share
+    /// memory stays dumpable until the parent's set-up is done (a
+    /// non-dumpable process's `/proc` files are root's, which an
+    /// unprivileged parent, and `newuidmap`, could not write), and writes
+    /// its own `oom_score_adj` ([`Step::OomScoreAdj`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rootless: bool,
     /// Contents of `/proc/<pid>/uid_map`, written by the parent.
     pub uid_map: Option<String>,
     /// Contents of `/proc/<pid>/gid_map`.

@@ -94,8 +94,8 @@ pub(super) fn run(args: &ChildArgs) -> ! {
         cwd_prechecked: false,
         procfd: -1,
     };
-    // Without root, the child raises its own oom_score_adj while the file
-    // is still its own (non-dumpable, it would be root's).
+    // Without root, the child raises its own oom_score_adj first, while
+    // the file is still its own (see below).
     let mut first = 0;
     if let Some(step @ Step::OomScoreAdj { .. }) = args.plan.steps.first() {
         first = 1;
@@ -119,14 +119,15 @@ pub(super) fn run(args: &ChildArgs) -> ! {
     // read that copy or reach our binary through /proc/<pid>/exe. (A
     // shared-memory child must not: the flag would be the embedder's.)
     //
-    // Without root (a plan that starts with `OomScoreAdj`), the child stays
-    // dumpable until the parent has written its id maps: a non-dumpable
-    // process's /proc files are root's, which the unprivileged parent (and
-    // newuidmap) could not write. Until then it is in no namespace of a
-    // container's, and every process that could trace it is the same
-    // user's, who could trace the parent too.
-    let mut nondumpable = !args.plan.share_memory && !super::sabotage_bit(args, super::SABOTAGE_DUMPABLE);
-    if nondumpable && first == 0 {
+    // Without root, the child stays dumpable until the parent has written
+    // its id maps (the first `AwaitParent`): a non-dumpable process's /proc
+    // files are root's, which the unprivileged parent (and newuidmap)
+    // could not write. Until then it is in no namespace of a container's
+    // (an `exec` joins them after that step), and every process that could
+    // trace it is the same user's, who could trace the parent too.
+    let mut nondumpable =
+        !args.plan.share_memory && !super::sabotage_bit(args, super::SABOTAGE_DUMPABLE);
+    if nondumpable && !args.plan.rootless {
         let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         nondumpable = false;
     }
