@@ -211,7 +211,11 @@ fn a_real_user_runs_a_container_of_its_subordinate_ids_and_execs_ps_kills_delete
     let out = ok(berth_as(&user, &["run", "--bundle", b, &id]));
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0..2], ["0", "0"], "{out}");
-    assert_eq!(lines[2].split_whitespace().collect::<Vec<_>>()[2..4], ["1000", "1000"], "{out}");
+    assert_eq!(
+        lines[2].split_whitespace().collect::<Vec<_>>()[2..4],
+        ["1000", "1000"],
+        "{out}"
+    );
     assert_eq!(lines[3].trim(), format!("0 {subuid} 65536"), "{out}");
 
     write(serde_json::json!([
@@ -250,7 +254,11 @@ fn a_real_user_runs_a_container_of_its_subordinate_ids_and_execs_ps_kills_delete
     ));
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "0", "{out}");
-    assert_eq!(lines[1].split_whitespace().collect::<Vec<_>>()[2..4], ["1000", "1000"], "{out}");
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>()[2..4],
+        ["1000", "1000"],
+        "{out}"
+    );
     assert_eq!(lines[2].trim(), format!("0 {subgid} 65536"), "{out}");
     // In the container's pid namespace, where sleep is 1.
     assert!(lines[3].parse::<i32>().unwrap() > 1, "{out}");
@@ -273,8 +281,7 @@ fn a_real_user_runs_a_container_of_its_subordinate_ids_and_execs_ps_kills_delete
     ok(berth_as(&user, &["kill", &id, "KILL"]));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let state: Value =
-            serde_json::from_str(&ok(berth_as(&user, &["state", &id]))).unwrap();
+        let state: Value = serde_json::from_str(&ok(berth_as(&user, &["state", &id]))).unwrap();
         if state["status"] == "stopped" {
             break;
         }

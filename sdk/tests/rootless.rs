@@ -73,6 +73,42 @@ async fn as_nobody(dir: &Path) {
     }
     a.delete().await.unwrap();
     b.delete().await.unwrap();
+
+    // exec into a container whose user namespace maps only the caller.
+    let c = rt
+        .create_with(
+            &common::id("rootless-c"),
+            common::bundle(rootless_spec("echo ready; exec sleep 100")),
+            opts(),
+        )
+        .await
+        .unwrap();
+    c.start().await.unwrap();
+    let mut stdout = c.take_stdout().unwrap();
+    let mut ready = [0u8; 6];
+    stdout.read_exact(&mut ready).await.unwrap();
+    let mut process = c.spec().await.unwrap().process().clone().unwrap();
+    process.set_args(Some(vec![
+        "sh".into(),
+        "-c".into(),
+        "id -u; tr -s ' ' </proc/self/uid_map; cat /proc/self/setgroups; echo $$".into(),
+    ]));
+    let e = c
+        .exec(&process, {
+            let mut o = berth::ExecOptions::default();
+            o.stdout = Stdio::Piped;
+            o
+        })
+        .await
+        .unwrap();
+    let out = read_all(e.take_stdout().unwrap()).await;
+    assert_eq!(e.wait().await.unwrap(), ExitStatus::Exited(0), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0..3], ["0", &format!(" 0 {UID} 1"), "deny"], "{out}");
+    assert!(lines[3].parse::<i32>().unwrap() > 1, "{out}");
+    c.kill(berth::Signal::KILL).unwrap();
+    c.wait().await.unwrap();
+    c.delete().await.unwrap();
     let left: Vec<_> = std::fs::read_dir(dir.join("state"))
         .unwrap()
         .flatten()
@@ -159,10 +195,7 @@ fn subordinate_spec(script: &str, uid_base: u32, gid_base: u32) -> Spec {
     );
     spec.set_mounts(Some(mounts));
     // chown inside needs it (runc's default spec has no CAP_CHOWN).
-    berth_fixtures::bundle::add_capability(
-        &mut spec,
-        berth::oci_spec::runtime::Capability::Chown,
-    );
+    berth_fixtures::bundle::add_capability(&mut spec, berth::oci_spec::runtime::Capability::Chown);
     spec
 }
 
@@ -282,7 +315,10 @@ async fn as_user_with_subordinate_ids(dir: &Path, uid_base: u32, gid_base: u32) 
     let pid = ctr.pid();
     let host_uids = |pid: i32| -> String {
         let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        s.lines().find(|l| l.starts_with("Uid:")).unwrap().to_string()
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .unwrap()
+            .to_string()
     };
     assert_eq!(
         host_uids(pid)

@@ -178,7 +178,11 @@ fn check_ranges(
 /// other through the setuid `newuidmap`/`newgidmap`, which check the
 /// ranges against `/etc/subuid`/`/etc/subgid` and leave `setgroups`
 /// allowed (runc does the same). Blocking.
-pub(crate) fn write_id_maps(pid: i32, uid_map: Option<&str>, gid_map: Option<&str>) -> crate::Result<()> {
+pub(crate) fn write_id_maps(
+    pid: i32,
+    uid_map: Option<&str>,
+    gid_map: Option<&str>,
+) -> crate::Result<()> {
     let write = |file: &str, content: &str| -> crate::Result<()> {
         let path = PathBuf::from(format!("/proc/{pid}/{file}"));
         std::fs::write(&path, content).map_err(|e| crate::Error::io("write", path, e))
@@ -264,10 +268,7 @@ mod tests {
     fn subordinate_ranges_are_found_by_name_or_uid() {
         let text = "# c\nalice:100000:65536\nbob:200000:65536\n1001:300000:10\nalice:400000:0\nbad line\nalice:x:1\n";
         assert_eq!(subordinate_ranges(text, "alice", 1000), [(100000, 65536)]);
-        assert_eq!(
-            subordinate_ranges(text, "carol", 1001),
-            [(300000, 10)]
-        );
+        assert_eq!(subordinate_ranges(text, "carol", 1001), [(300000, 10)]);
         assert!(subordinate_ranges(text, "dave", 1002).is_empty());
     }
 
@@ -286,8 +287,8 @@ mod tests {
         let ok = [map(0, 1000, 1), map(1, 100000, 65536)];
         check_ranges(&ok, "linux.uidMappings", Ids::User, 1000, "alice", &ranges).unwrap();
         let bad = [map(0, 100000, 65537)];
-        let e = check_ranges(&bad, "linux.uidMappings", Ids::User, 1000, "alice", &ranges)
-            .unwrap_err();
+        let e =
+            check_ranges(&bad, "linux.uidMappings", Ids::User, 1000, "alice", &ranges).unwrap_err();
         match &e {
             crate::Error::SubordinateIds { field, range, .. } => {
                 assert_eq!(field, "linux.uidMappings[0]");
@@ -296,8 +297,11 @@ mod tests {
             e => panic!("{e:?}"),
         }
         assert!(e.to_string().contains("100000-165535"), "{e}");
-        let e = check_ranges(&bad, "linux.gidMappings", Ids::Group, 1000, "alice", &[])
-            .unwrap_err();
-        assert!(e.to_string().contains("/etc/subgid has no range for alice"), "{e}");
+        let e =
+            check_ranges(&bad, "linux.gidMappings", Ids::Group, 1000, "alice", &[]).unwrap_err();
+        assert!(
+            e.to_string().contains("/etc/subgid has no range for alice"),
+            "{e}"
+        );
     }
 }
