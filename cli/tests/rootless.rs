@@ -312,3 +312,41 @@ fn a_real_user_runs_a_container_of_its_subordinate_ids_and_execs_ps_kills_delete
         assert!(!text.contains(&format!("{name}:")), "{f}: {text}");
     }
 }
+
+#[test]
+fn a_user_without_subordinate_ids_gets_an_error_naming_the_range() {
+    berth_fixtures::require_root();
+    let user = berth_fixtures::users::TestUser::create_without_subordinate_ids("brn").unwrap();
+    let bundle = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(bundle.path(), Some(user.uid), Some(user.gid)).unwrap();
+    let b = bundle.path().to_str().unwrap();
+    ok(berth_as(&user, &["spec", "--rootless", "--bundle", b]));
+    let config = bundle.path().join("config.json");
+    let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    spec["root"]["path"] = berth_fixtures::rootfs::shared()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .into();
+    spec["process"]["terminal"] = false.into();
+    spec["process"]["args"] = serde_json::json!(["true"]);
+    // Its own uid as root, and 1..65536 from a range it does not have.
+    spec["linux"]["uidMappings"] = serde_json::json!([
+        {"containerID": 0, "hostID": user.uid, "size": 1},
+        {"containerID": 1, "hostID": 200000, "size": 65535}
+    ]);
+    std::fs::write(&config, spec.to_string()).unwrap();
+    let id = format!("rootless-nosubids-{}", std::process::id());
+    let out = berth_as(&user, &["run", "--bundle", b, &id]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("linux.uidMappings[1]")
+            && err.contains("200000-265534")
+            && err.contains(&format!("/etc/subuid has no range for {}", user.name)),
+        "{err}"
+    );
+    // Refused before anything existed.
+    assert!(!user.xdg().join("berth").join(&id).exists());
+    assert!(user.processes().is_empty());
+}
