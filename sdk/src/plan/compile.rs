@@ -117,8 +117,15 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
 
     let (uid_map, gid_map) = id_maps(&linux, is_new(Namespace::User), opts.rootless)?;
     let opts = &Options {
+        // Allowed in a new user namespace whose gid map newgidmap wrote;
+        // without one, where this process's own namespace allows it to
+        // its root (rootless podman's).
         rootless_setgroups: opts.rootless
-            && crate::security::rootless::setgroups_allowed(gid_map.as_deref()),
+            && if is_new(Namespace::User) {
+                crate::security::rootless::setgroups_allowed(gid_map.as_deref())
+            } else {
+                crate::security::rootless::own_setgroups_allowed()
+            },
         ..opts.clone()
     };
 
@@ -211,7 +218,12 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
         };
         dev_is_bound |= mount_steps(i, m, &at, &mut steps)?;
     }
-    let in_userns = is_new(Namespace::User) || has(Namespace::User);
+    // (Or the runtime itself runs in one, as root of a user's namespace
+    // under rootless podman: mknod is refused there too, and devices are
+    // bound from the host, as runc does.)
+    let in_userns = is_new(Namespace::User)
+        || has(Namespace::User)
+        || (opts.rootless && crate::security::rootless::in_user_namespace());
     device_steps(&linux, dev_is_bound, in_userns, &mut steps)?;
 
     if let Some(h) = spec.hooks() {

@@ -3,17 +3,49 @@
 
 use std::path::PathBuf;
 
-/// Whether this process runs without root (its effective uid is not 0).
+/// Whether this process runs without root: its effective uid is not 0, or
+/// it is root only in a user namespace other than the host's (as under
+/// rootless podman, which runs its OCI runtime as root of the user's
+/// namespace): what runc's rootless detection decides too.
 pub fn is_rootless() -> bool {
-    !nix::unistd::geteuid().is_root()
+    !nix::unistd::geteuid().is_root() || in_user_namespace()
+}
+
+/// Whether this process is in a user namespace other than the initial one
+/// (its uid map is not the identity of every id).
+pub fn in_user_namespace() -> bool {
+    static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| {
+            m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"]
+        })
+    })
+}
+
+/// Whether `setgroups` is allowed in this process's own user namespace for
+/// a root of it: root of a namespace whose gid map `newgidmap` wrote (as
+/// rootless podman's is) may set supplementary groups there.
+pub(crate) fn own_setgroups_allowed() -> bool {
+    nix::unistd::geteuid().is_root()
+        && std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "allow")
 }
 
 /// The default state root: `/run/berth` for root, else
 /// `$XDG_RUNTIME_DIR/berth` (as runc uses `$XDG_RUNTIME_DIR/runc`), else
-/// `/run/user/<uid>/berth`.
+/// `/run/user/<uid>/berth`. Root of a user namespace uses
+/// `$XDG_RUNTIME_DIR/berth` where that is set and `$USER` is not `root`
+/// (runc's rule: the namespace is then a user's).
 pub fn default_root() -> PathBuf {
     if !is_rootless() {
         return PathBuf::from("/run/berth");
+    }
+    if nix::unistd::geteuid().is_root() {
+        let xdg = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty());
+        let user_is_root = std::env::var_os("USER").is_some_and(|u| u == "root");
+        return match xdg {
+            Some(dir) if !user_is_root => PathBuf::from(dir).join("berth"),
+            _ => PathBuf::from("/run/berth"),
+        };
     }
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         Some(dir) => PathBuf::from(dir).join("berth"),
@@ -124,7 +156,8 @@ pub(crate) fn check_mappings(
 ) -> crate::Result<()> {
     let own = ids.own();
     let only_own = matches!(maps, [m] if m.host_id() == own && m.size() == 1);
-    if only_own {
+    // Root of a user namespace maps what its namespace maps, itself.
+    if only_own || nix::unistd::geteuid().is_root() {
         return Ok(());
     }
     let uid = nix::unistd::geteuid().as_raw();
@@ -173,7 +206,8 @@ fn check_ranges(
 }
 
 /// Writes the id maps of the new user namespace of `pid` from an
-/// unprivileged parent: a map of only the caller's own id directly (the
+/// unprivileged parent (or root of a user namespace, which writes them
+/// itself): a map of only the caller's own id directly (the
 /// gid map after denying `setgroups`, which the kernel requires), any
 /// other through the setuid `newuidmap`/`newgidmap`, which check the
 /// ranges against `/etc/subuid`/`/etc/subgid` and leave `setgroups`
@@ -187,6 +221,17 @@ pub(crate) fn write_id_maps(
         let path = PathBuf::from(format!("/proc/{pid}/{file}"));
         std::fs::write(&path, content).map_err(|e| crate::Error::io("write", path, e))
     };
+    if nix::unistd::geteuid().is_root() {
+        // Root of a user namespace (rootless podman's): CAP_SETUID and
+        // CAP_SETGID there let it write any map of the ids it has.
+        if let Some(map) = uid_map {
+            write("uid_map", map)?;
+        }
+        if let Some(map) = gid_map {
+            write("gid_map", map)?;
+        }
+        return Ok(());
+    }
     if let Some(map) = uid_map {
         if maps_only_own_id(map, Ids::User.own()) {
             write("uid_map", map)?;
