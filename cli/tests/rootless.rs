@@ -350,3 +350,114 @@ fn a_user_without_subordinate_ids_gets_an_error_naming_the_range() {
     assert!(!user.xdg().join("berth").join(&id).exists());
     assert!(user.processes().is_empty());
 }
+
+/// Rootless podman (`podman --runtime berth` as the user, its own storage,
+/// no network): podman runs berth as root of the user's namespace, which
+/// berth treats as rootless (as runc does).
+#[test]
+fn rootless_podman_runs_berth_as_a_real_user() {
+    berth_fixtures::require_root();
+    let user = berth_fixtures::users::TestUser::create("brp").unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("berth-rootless-podman-")
+        .tempdir()
+        .unwrap();
+    let d = dir.path();
+    for sub in ["", "store"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+        std::os::unix::fs::chown(d.join(sub), Some(user.uid), Some(user.gid)).unwrap();
+    }
+    std::fs::write(
+        d.join("containers.conf"),
+        "[containers]\nnetns = \"none\"\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
+    )
+    .unwrap();
+    let tar = d.join("rootfs.tar");
+    let rootfs = berth_fixtures::rootfs::shared().unwrap();
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::set_permissions(&tar, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let podman = |args: &[&str]| -> Output {
+        let mut c = user.command("podman");
+        c.env("HOME", d.join("store"))
+            .env("CONTAINERS_CONF", d.join("containers.conf"))
+            .arg("--root")
+            .arg(d.join("store/root"))
+            .arg("--runroot")
+            .arg(user.xdg().join("run"))
+            .arg("--tmpdir")
+            .arg(user.xdg().join("tmp"))
+            .args([
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "file",
+                "--storage-driver",
+                "vfs",
+                "--runtime",
+                BERTH,
+            ])
+            .args(args);
+        berth_fixtures::output_via_files(&mut c)
+    };
+    // Whatever happens, podman's own state goes (the user's drop then
+    // kills what is left and removes the user).
+    struct Reset<'a>(&'a dyn Fn(&[&str]) -> Output);
+    impl Drop for Reset<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["rm", "--all", "--force", "--time", "0"]);
+            let _ = (self.0)(&["system", "reset", "--force"]);
+        }
+    }
+    let _reset = Reset(&podman);
+
+    ok(podman(&[
+        "import",
+        tar.to_str().unwrap(),
+        "localhost/berth-test:latest",
+    ]));
+    let out = ok(podman(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "localhost/berth-test",
+        "echo",
+        "hi",
+    ]));
+    assert_eq!(out, "hi\n");
+
+    let id = ok(podman(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "localhost/berth-test",
+        "sleep",
+        "1000",
+    ]));
+    let id = id.trim();
+    // berth keeps its state under the user's $XDG_RUNTIME_DIR.
+    assert!(user.xdg().join("berth").join(id).is_dir());
+    let out = ok(podman(&["exec", id, "sh", "-c", "echo exec $$; id -u"]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("exec "), "{out}");
+    assert_ne!(lines[0], "exec 1", "{out}");
+    assert_eq!(lines[1], "0", "{out}");
+    let out = ok(podman(&["exec", "-t", id, "tty"]));
+    assert!(out.starts_with("/dev/pts/"), "{out:?}");
+    let status = ok(podman(&["inspect", "--format", "{{.State.Status}}", id]));
+    assert_eq!(status.trim(), "running");
+    ok(podman(&["stop", "--time", "1", id]));
+    let status = ok(podman(&["inspect", "--format", "{{.State.Status}}", id]));
+    assert_eq!(status.trim(), "exited");
+    ok(podman(&["rm", id]));
+    assert!(!user.xdg().join("berth").join(id).exists());
+}
