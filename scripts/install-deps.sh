@@ -28,6 +28,7 @@ PACKAGES=(
   skopeo          # places test images into that registry (oci: layout -> docker://)
   containernetworking-plugins # CNI plugins (bridge, host-local, portmap, firewall, tuning in /usr/lib/cni): sdk/tests/network.rs
   iptables        # what the portmap, firewall and bridge (ipMasq) CNI plugins call
+  uidmap          # setuid newuidmap/newgidmap: rootless containers mapping /etc/subuid and /etc/subgid ranges (sdk/tests/rootless.rs, cli/tests/rootless.rs)
 )
 
 if [[ $(id -u) -ne 0 ]]; then

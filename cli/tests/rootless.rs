@@ -142,3 +142,322 @@ fn rootless_container_runs_as_an_unprivileged_host_user_mapped_to_root() {
         .next()
         .is_none());
 }
+
+/// `berth <args>` as `user`, stdio in files (a container it leaves behind
+/// must not hold a pipe we read).
+fn berth_as(user: &berth_fixtures::users::TestUser, args: &[&str]) -> Output {
+    berth_fixtures::output_via_files(user.command(BERTH).args(args))
+}
+
+/// The real uid of `pid` on the host.
+fn host_uid(pid: i64) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_real_user_runs_a_container_of_its_subordinate_ids_and_execs_ps_kills_deletes_it() {
+    berth_fixtures::require_root();
+    let user = berth_fixtures::users::TestUser::create("brc").unwrap();
+    let (subuid, subgid) = (user.subuid.0, user.subgid.0);
+    let bundle = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(bundle.path(), Some(user.uid), Some(user.gid)).unwrap();
+    let b = bundle.path().to_str().unwrap();
+    ok(berth_as(&user, &["spec", "--rootless", "--bundle", b]));
+    let config = bundle.path().join("config.json");
+    let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    spec["root"]["path"] = berth_fixtures::rootfs::shared()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .into();
+    spec["process"]["terminal"] = false.into();
+    // 0..65536 inside: the user's subordinate ranges outside.
+    spec["linux"]["uidMappings"] =
+        serde_json::json!([{"containerID": 0, "hostID": subuid, "size": 65536}]);
+    spec["linux"]["gidMappings"] =
+        serde_json::json!([{"containerID": 0, "hostID": subgid, "size": 65536}]);
+    spec["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+        {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]}
+    ));
+    for set in ["bounding", "effective", "permitted"] {
+        spec["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push("CAP_CHOWN".into());
+    }
+    let write = |args: Value| {
+        let mut s = spec.clone();
+        s["process"]["args"] = args;
+        std::fs::write(&config, s.to_string()).unwrap();
+    };
+    let id = format!("rootless-subids-{}", std::process::id());
+
+    // id, chown 1000 and ls -ln inside show the container's ids.
+    write(serde_json::json!([
+        "sh",
+        "-c",
+        "id -u; id -g; touch /tmp/f; chown 1000:1000 /tmp/f; ls -ln /tmp/f; \
+         tr -s ' ' </proc/self/uid_map"
+    ]));
+    let out = ok(berth_as(&user, &["run", "--bundle", b, &id]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0..2], ["0", "0"], "{out}");
+    assert_eq!(
+        lines[2].split_whitespace().collect::<Vec<_>>()[2..4],
+        ["1000", "1000"],
+        "{out}"
+    );
+    assert_eq!(lines[3].trim(), format!("0 {subuid} 65536"), "{out}");
+
+    write(serde_json::json!([
+        "sh",
+        "-c",
+        "touch /tmp/f && chown 1000:1000 /tmp/f && exec sleep 1000"
+    ]));
+    ok(berth_as(&user, &["create", "--bundle", b, &id]));
+    ok(berth_as(&user, &["start", &id]));
+    let state: Value = serde_json::from_str(&ok(berth_as(&user, &["state", &id]))).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+    assert!(user.xdg().join("berth").join(&id).is_dir());
+    // Root inside is the first subordinate uid outside.
+    assert_eq!(host_uid(pid), subuid);
+    // The file chowned to 1000 inside is subuid+1000 outside (once the
+    // script got there).
+    let f = format!("/proc/{pid}/root/tmp/f");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    use std::os::unix::fs::MetadataExt;
+    while std::fs::metadata(&f).map_or(true, |m| m.uid() != subuid + 1000) {
+        assert!(std::time::Instant::now() < deadline, "{f} never chowned");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(std::fs::metadata(&f).unwrap().gid(), subgid + 1000);
+
+    // berth exec, from another process of the user's.
+    let out = ok(berth_as(
+        &user,
+        &[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "id -u; ls -ln /tmp/f; tr -s ' ' </proc/self/gid_map; echo $$",
+        ],
+    ));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "0", "{out}");
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>()[2..4],
+        ["1000", "1000"],
+        "{out}"
+    );
+    assert_eq!(lines[2].trim(), format!("0 {subgid} 65536"), "{out}");
+    // In the container's pid namespace, where sleep is 1.
+    assert!(lines[3].parse::<i32>().unwrap() > 1, "{out}");
+
+    // With a terminal (berth copies it to its stdout).
+    let out = ok(berth_as(
+        &user,
+        &["exec", "--tty", &id, "sh", "-c", "tty; id -u"],
+    ));
+    assert!(out.contains("/dev/pts/"), "{out:?}");
+
+    // ps: the container has no cgroup (none delegated here); its pid
+    // namespace lists it.
+    let out = ok(berth_as(&user, &["ps", "--format", "json", &id]));
+    let pids: Vec<i64> = serde_json::from_str(&out).unwrap();
+    assert_eq!(pids, [pid], "{out}");
+    let out = ok(berth_as(&user, &["ps", &id]));
+    assert!(out.contains("sleep 1000"), "{out}");
+
+    ok(berth_as(&user, &["kill", &id, "KILL"]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let state: Value = serde_json::from_str(&ok(berth_as(&user, &["state", &id]))).unwrap();
+        if state["status"] == "stopped" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{state}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    ok(berth_as(&user, &["delete", &id]));
+    assert!(!user.xdg().join("berth").join(&id).exists());
+    assert!(std::fs::read_dir(user.xdg().join("berth"))
+        .unwrap()
+        .next()
+        .is_none());
+    // Nothing of the user's is left (the killed process, reparented when
+    // `create` exited, may take a moment to be reaped).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !user.processes().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left behind: {:?}",
+            user.processes()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let name = user.name.clone();
+    drop(user);
+    for f in ["/etc/subuid", "/etc/subgid"] {
+        let text = std::fs::read_to_string(f).unwrap();
+        assert!(!text.contains(&format!("{name}:")), "{f}: {text}");
+    }
+}
+
+#[test]
+fn a_user_without_subordinate_ids_gets_an_error_naming_the_range() {
+    berth_fixtures::require_root();
+    let user = berth_fixtures::users::TestUser::create_without_subordinate_ids("brn").unwrap();
+    let bundle = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(bundle.path(), Some(user.uid), Some(user.gid)).unwrap();
+    let b = bundle.path().to_str().unwrap();
+    ok(berth_as(&user, &["spec", "--rootless", "--bundle", b]));
+    let config = bundle.path().join("config.json");
+    let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    spec["root"]["path"] = berth_fixtures::rootfs::shared()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .into();
+    spec["process"]["terminal"] = false.into();
+    spec["process"]["args"] = serde_json::json!(["true"]);
+    // Its own uid as root, and 1..65536 from a range it does not have.
+    spec["linux"]["uidMappings"] = serde_json::json!([
+        {"containerID": 0, "hostID": user.uid, "size": 1},
+        {"containerID": 1, "hostID": 200000, "size": 65535}
+    ]);
+    std::fs::write(&config, spec.to_string()).unwrap();
+    let id = format!("rootless-nosubids-{}", std::process::id());
+    let out = berth_as(&user, &["run", "--bundle", b, &id]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("linux.uidMappings[1]")
+            && err.contains("200000-265534")
+            && err.contains(&format!("/etc/subuid has no range for {}", user.name)),
+        "{err}"
+    );
+    // Refused before anything existed.
+    assert!(!user.xdg().join("berth").join(&id).exists());
+    assert!(user.processes().is_empty());
+}
+
+/// Rootless podman (`podman --runtime berth` as the user, its own storage,
+/// no network): podman runs berth as root of the user's namespace, which
+/// berth treats as rootless (as runc does).
+#[test]
+fn rootless_podman_runs_berth_as_a_real_user() {
+    berth_fixtures::require_root();
+    let user = berth_fixtures::users::TestUser::create("brp").unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("berth-rootless-podman-")
+        .tempdir()
+        .unwrap();
+    let d = dir.path();
+    for sub in ["", "store"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+        std::os::unix::fs::chown(d.join(sub), Some(user.uid), Some(user.gid)).unwrap();
+    }
+    std::fs::write(
+        d.join("containers.conf"),
+        "[containers]\nnetns = \"none\"\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
+    )
+    .unwrap();
+    let tar = d.join("rootfs.tar");
+    let rootfs = berth_fixtures::rootfs::shared().unwrap();
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::set_permissions(&tar, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let podman = |args: &[&str]| -> Output {
+        let mut c = user.command("podman");
+        c.env("HOME", d.join("store"))
+            .env("CONTAINERS_CONF", d.join("containers.conf"))
+            .arg("--root")
+            .arg(d.join("store/root"))
+            .arg("--runroot")
+            .arg(user.xdg().join("run"))
+            .arg("--tmpdir")
+            .arg(user.xdg().join("tmp"))
+            .args([
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "file",
+                "--storage-driver",
+                "vfs",
+                "--runtime",
+                BERTH,
+            ])
+            .args(args);
+        berth_fixtures::output_via_files(&mut c)
+    };
+    // Whatever happens, podman's own state goes (the user's drop then
+    // kills what is left and removes the user).
+    struct Reset<'a>(&'a dyn Fn(&[&str]) -> Output);
+    impl Drop for Reset<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["rm", "--all", "--force", "--time", "0"]);
+            let _ = (self.0)(&["system", "reset", "--force"]);
+        }
+    }
+    let _reset = Reset(&podman);
+
+    ok(podman(&[
+        "import",
+        tar.to_str().unwrap(),
+        "localhost/berth-test:latest",
+    ]));
+    let out = ok(podman(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "localhost/berth-test",
+        "echo",
+        "hi",
+    ]));
+    assert_eq!(out, "hi\n");
+
+    let id = ok(podman(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "localhost/berth-test",
+        "sleep",
+        "1000",
+    ]));
+    let id = id.trim();
+    // berth keeps its state under the user's $XDG_RUNTIME_DIR.
+    assert!(user.xdg().join("berth").join(id).is_dir());
+    let out = ok(podman(&["exec", id, "sh", "-c", "echo exec $$; id -u"]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("exec "), "{out}");
+    assert_ne!(lines[0], "exec 1", "{out}");
+    assert_eq!(lines[1], "0", "{out}");
+    let out = ok(podman(&["exec", "-t", id, "tty"]));
+    assert!(out.starts_with("/dev/pts/"), "{out:?}");
+    let status = ok(podman(&["inspect", "--format", "{{.State.Status}}", id]));
+    assert_eq!(status.trim(), "running");
+    ok(podman(&["stop", "--time", "1", id]));
+    let status = ok(podman(&["inspect", "--format", "{{.State.Status}}", id]));
+    assert_eq!(status.trim(), "exited");
+    ok(podman(&["rm", id]));
+    assert!(!user.xdg().join("berth").join(id).exists());
+}

@@ -117,6 +117,35 @@ pub enum Error {
     #[error("unsupported: {0}")]
     Unsupported(String),
 
+    /// Without root, an id mapping of the spec asks for host ids that are
+    /// not the caller's: neither its own id nor within its subordinate
+    /// ranges (`/etc/subuid`, `/etc/subgid`), or the caller has no such
+    /// range at all.
+    #[error("{field}: host ids {range} are not {user}'s: {reason}")]
+    SubordinateIds {
+        /// The mapping (`linux.uidMappings[1]`).
+        field: String,
+        /// The host ids it asks for (`100000-165535`).
+        range: String,
+        /// The user running the runtime.
+        user: String,
+        /// What is missing (no entry in `/etc/subuid`, or the ranges it has).
+        reason: String,
+    },
+
+    /// Without root (no `CAP_SYS_RESOURCE`), `process.oomScoreAdj` may only
+    /// raise the score the runtime's own process has, never lower it.
+    #[error(
+        "process.oomScoreAdj: {requested} is lower than this process's own {current}: \
+         only raising it is allowed without root"
+    )]
+    OomScoreAdjLowered {
+        /// The value the spec asks for.
+        requested: i32,
+        /// The runtime process's own `oom_score_adj`.
+        current: i32,
+    },
+
     /// A task berth ran in the background (on tokio's blocking pool, or
     /// spawned) ended without giving its result: it panicked, or it was
     /// cancelled as the runtime shut down. `task` names it.
@@ -207,6 +236,10 @@ pub enum InitStep {
     JoinNamespace,
     /// Becoming root of the new user namespace.
     BecomeRoot,
+    /// Forking into a joined pid namespace (`exec` without root).
+    ForkIntoPidNamespace,
+    /// Writing the process's own `oom_score_adj` (without root).
+    OomScoreAdj,
     /// Creating the cgroup namespace.
     UnshareCgroup,
     /// Creating the time namespace and setting its offsets.

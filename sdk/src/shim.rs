@@ -88,6 +88,8 @@ pub(crate) async fn create_detached(
         cgroup_path: None,
         seccomp: None,
         rootless: crate::security::rootless::is_rootless(),
+        // Worked out by the compiler from the gid map.
+        rootless_setgroups: false,
         personality: None,
     };
     if opts.log.is_some() {

@@ -267,6 +267,8 @@ async fn create_now(
         cgroup_path: Some(cgroup_path.clone()),
         seccomp: None,
         rootless: crate::security::rootless::is_rootless(),
+        // Worked out by the compiler from the gid map.
+        rootless_setgroups: false,
         personality: None,
     };
     // Every check of the spec happens here, before anything exists.
@@ -486,15 +488,17 @@ async fn build(
         "create.parent_setup",
         super::blocking(move || {
             let write_maps = || -> Result<()> {
+                if rootless {
+                    return crate::security::rootless::write_id_maps(
+                        pid,
+                        p2.uid_map.as_deref(),
+                        p2.gid_map.as_deref(),
+                    );
+                }
                 if let Some(map) = &p2.uid_map {
                     write_proc(pid, "uid_map", map)?;
                 }
                 if let Some(map) = &p2.gid_map {
-                    // An unprivileged parent may map its gid only once setgroups
-                    // is denied in the new user namespace.
-                    if rootless {
-                        write_proc(pid, "setgroups", "deny")?;
-                    }
                     write_proc(pid, "gid_map", map)?;
                 }
                 Ok(())

@@ -12,7 +12,7 @@ use tokio::net::unix::pipe;
 
 use super::create::init_error;
 use super::spawn::{go, launch, pass_seccomp_fd, recv, write_proc};
-use super::supervisor::Supervisor;
+use super::supervisor::{Supervisor, Unsupervised};
 use super::Container;
 use crate::cgroups::Cgroup;
 use crate::error::{Error, Result};
@@ -97,21 +97,21 @@ impl Container {
                 "exec into a container without a mount namespace of its own".into(),
             ));
         }
-        if crate::security::rootless::is_rootless() && joins.iter().any(|j| j.ns == Namespace::User)
-        {
-            // setns into the pid namespace needs CAP_SYS_ADMIN where the
-            // caller is, which an unprivileged parent has only after
-            // joining the user namespace: a second fork (as runc's
-            // nsexec does), which berth does not do yet.
-            return Err(Error::Unsupported(
-                "exec into a container of a user namespace, without root".into(),
-            ));
-        }
+        let rootless = crate::security::rootless::is_rootless();
+        // Without root, the process joins the container's user namespace
+        // first, then the others, and forks into its pid namespace
+        // (`Step::ForkIntoPidNamespace`). It may set supplementary groups
+        // where the container's gid map was written by newgidmap (which
+        // leaves setgroups allowed).
+        let setgroups = rootless
+            && std::fs::read_to_string(format!("/proc/{}/setgroups", p.pid))
+                .is_ok_and(|s| s.trim() == "allow");
         let plan_opts = plan::Options {
             preserve_fds: super::create::passed_count(&opts.pass_fds)?,
             seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
             personality: spec.linux().as_ref().and_then(|l| l.personality().clone()),
-            rootless: crate::security::rootless::is_rootless(),
+            rootless,
+            rootless_setgroups: setgroups,
             ..Default::default()
         };
         // The compile (seccomp included) and the cgroup open run on a
@@ -136,7 +136,7 @@ impl Container {
         })
         .await?;
 
-        let launched = launch(
+        let mut launched = launch(
             &plan,
             None,
             [opts.stdin, opts.stdout, opts.stderr],
@@ -144,6 +144,27 @@ impl Container {
             placement,
         )
         .await?;
+        if plan.forks_into_pid_namespace() {
+            // The first child joins the namespaces and forks; the process
+            // that goes on is ours too (CLONE_PARENT), and the first one
+            // exits (reaped as its `Unsupervised` handle drops).
+            go(&launched.sync)?;
+            match recv(&launched.sync).await? {
+                Some((r, Some(fd))) if r.kind == Report::FORKED => {
+                    launched.pid = r.step as i32;
+                    launched.pidfd = Unsupervised::new(fd);
+                }
+                Some((r, _)) if r.kind == Report::FAILED => return Err(init_error(&plan, r)),
+                _ => {
+                    return Err(Error::Init {
+                        kind: crate::InitStep::ForkIntoPidNamespace,
+                        step: "fork into the container's pid namespace".into(),
+                        path: None,
+                        source: std::io::Error::from_raw_os_error(libc::ECHILD),
+                    })
+                }
+            }
+        }
         let sync = launched.sync;
         let in_cgroup = launched.in_cgroup;
         // A plan that joins a container never shares our memory.

@@ -75,11 +75,54 @@ impl Container {
     }
 
     /// Pids (as the host sees them) of every process in the container,
-    /// read from its cgroup on tokio's blocking pool.
+    /// read from its cgroup on tokio's blocking pool. Without root, a
+    /// container that got no cgroup (none delegated) is listed by its pid
+    /// namespace instead: every process in the namespace of its first
+    /// process, as far as this user may see them.
     pub async fn pids(&self) -> Result<Vec<i32>> {
         let me = self.clone();
-        super::blocking(move || me.cgroup()?.pids()).await
+        super::blocking(move || {
+            let rootless = crate::security::rootless::is_rootless();
+            match me.cgroup().and_then(|c| c.pids()) {
+                Ok(pids) if !(rootless && pids.is_empty()) => Ok(pids),
+                // No cgroup (the directory read as empty, or missing).
+                r => {
+                    let fallback = rootless
+                        .then(|| me.load().ok())
+                        .flatten()
+                        .and_then(|p| pids_in_pid_namespace(p.pid));
+                    match fallback {
+                        Some(pids) => Ok(pids),
+                        None => r,
+                    }
+                }
+            }
+        })
+        .await
     }
+}
+
+/// The host pids of every process in the pid namespace of `pid`, if it has
+/// one of its own (not this process's); sorted.
+fn pids_in_pid_namespace(pid: i32) -> Option<Vec<i32>> {
+    use std::os::unix::fs::MetadataExt;
+    let ns = |p: &str| {
+        std::fs::metadata(format!("/proc/{p}/ns/pid"))
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    };
+    let theirs = ns(&pid.to_string())?;
+    if Some(theirs) == ns("self") {
+        return None;
+    }
+    let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| ns(&p.to_string()) == Some(theirs))
+        .collect();
+    pids.sort_unstable();
+    Some(pids)
 }
 
 /// `current` with every field `update` sets replaced (objects merged field

@@ -56,7 +56,9 @@ pub(super) async fn launch(
         let f: OwnedFd = std::fs::File::open(&j.path)
             .map_err(|e| Error::io("open namespace", &j.path, e))?
             .into();
-        if j.ns == Namespace::Pid {
+        // (Unless the child forks into it itself, after joining its user
+        // namespace.)
+        if j.ns == Namespace::Pid && !plan.forks_into_pid_namespace() {
             pid_ns = Some(f.try_clone().map_err(|e| Error::sys("dup", e))?);
         }
         joins.push(f);
@@ -259,6 +261,11 @@ pub(super) async fn recv(sync: &AsyncFd<OwnedFd>) -> Result<Option<(Report, Opti
             .await
             .map_err(|e| Error::sys("wait for container process", e))?;
         match guard.try_io(|fd| exec::recv_report(fd.get_ref())) {
+            // A child that exited without reading a go-ahead the parent
+            // had sent (it failed first) resets the socket; the kernel
+            // reports that before the report the child sent, which is
+            // still queued: read again.
+            Ok(Err(e)) if e.raw_os_error() == Some(libc::ECONNRESET) => continue,
             Ok(r) => return r.map_err(|e| Error::sys("read child report", e)),
             Err(_would_block) => continue,
         }

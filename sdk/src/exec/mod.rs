@@ -67,6 +67,9 @@ impl Report {
     pub const CREATED: u32 = 3;
     pub const FAILED: u32 = 4;
     pub const SECCOMP: u32 = 5;
+    /// The child forked into a joined pid namespace: `step` holds the new
+    /// process's pid, and a pidfd for it comes with the report.
+    pub const FORKED: u32 = 6;
     pub const SIZE: usize = std::mem::size_of::<Report>();
     /// The `step` of a [`Report::FAILED`] before the first step: while
     /// the child moved its own descriptors out of the range the container

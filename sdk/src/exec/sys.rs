@@ -285,6 +285,20 @@ pub(crate) fn setns(fd: c_int, nstype: c_int) -> SysResult<()> {
     sys!(libc::SYS_setns, fd, nstype).map(drop)
 }
 
+/// `clone(CLONE_PARENT | CLONE_PIDFD)` on the caller's own stack: a fork
+/// whose new process is a sibling of the caller (a child of the caller's
+/// parent). It returns twice: 0 in the new process, the new pid (in the
+/// caller's pid namespace) in the caller, which gets a pidfd for it in
+/// `pidfd`. Only for a caller that shares its memory with no one (each
+/// process goes on with its own copy of the stack). The exit signal is
+/// the caller's own, as `CLONE_PARENT` makes it.
+pub(crate) fn fork_sibling(pidfd: &mut c_int) -> SysResult<usize> {
+    let flags = (libc::CLONE_PARENT | libc::CLONE_PIDFD) as usize;
+    // parent_tid, where CLONE_PIDFD stores the pidfd, is the third
+    // argument on x86_64 and aarch64 alike.
+    sys!(libc::SYS_clone, flags, 0, pidfd as *mut c_int)
+}
+
 pub(crate) fn unshare(flags: c_int) -> SysResult<()> {
     sys!(libc::SYS_unshare, flags).map(drop)
 }

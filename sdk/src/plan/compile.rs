@@ -39,6 +39,13 @@ pub struct Options {
     /// container's user namespace (to be allowed to write its gid map), so
     /// the process keeps the groups it inherits.
     pub rootless: bool,
+    /// Without root: `setgroups` is allowed in the container's user
+    /// namespace all the same (its gid map was written by `newgidmap` from
+    /// the user's `/etc/subgid` ranges), so `process.user.additionalGids`
+    /// are set as with root. [`compile`] works it out from the spec; for
+    /// [`compile_exec`] the caller reads the container's
+    /// `/proc/<pid>/setgroups`.
+    pub rootless_setgroups: bool,
 }
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -109,8 +116,22 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
     }
 
     let (uid_map, gid_map) = id_maps(&linux, is_new(Namespace::User), opts.rootless)?;
+    let opts = &Options {
+        // Allowed in a new user namespace whose gid map newgidmap wrote;
+        // without one, where this process's own namespace allows it to
+        // its root (rootless podman's).
+        rootless_setgroups: opts.rootless
+            && if is_new(Namespace::User) {
+                crate::security::rootless::setgroups_allowed(gid_map.as_deref())
+            } else {
+                crate::security::rootless::own_setgroups_allowed()
+            },
+        ..opts.clone()
+    };
 
-    let mut steps = vec![Step::ResetSignals, Step::JoinCgroup, Step::AwaitParent];
+    let mut steps = Vec::new();
+    steps.extend(rootless_oom_score_adj(process, opts)?);
+    steps.extend([Step::ResetSignals, Step::JoinCgroup, Step::AwaitParent]);
     for (index, join) in joins.iter().enumerate() {
         // A pid namespace is entered by the cloning thread (setns only
         // affects children), not by the child itself.
@@ -197,7 +218,12 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
         };
         dev_is_bound |= mount_steps(i, m, &at, &mut steps)?;
     }
-    let in_userns = is_new(Namespace::User) || has(Namespace::User);
+    // (Or the runtime itself runs in one, as root of a user's namespace
+    // under rootless podman: mknod is refused there too, and devices are
+    // bound from the host, as runc does.)
+    let in_userns = is_new(Namespace::User)
+        || has(Namespace::User)
+        || (opts.rootless && crate::security::rootless::in_user_namespace());
     device_steps(&linux, dev_is_bound, in_userns, &mut steps)?;
 
     if let Some(h) = spec.hooks() {
@@ -306,17 +332,56 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
             .any(|j| j.ns == Namespace::User || j.ns == Namespace::Pid)
             // The kernel applies oom_score_adj to every process sharing the
             // mm: the caller's own score would change with the container's.
-            && process.oom_score_adj().is_none(),
+            && process.oom_score_adj().is_none()
+            // A child whose ids become others than the caller's makes the
+            // kernel mark its mm non-dumpable (commit_creds): shared, that
+            // would be the embedder's, whose /proc files would turn root's
+            // (and an unprivileged embedder could no longer write a later
+            // child's maps, nor newuidmap check it).
+            && !(opts.rootless && maps_others(uid_map.as_deref(), gid_map.as_deref())),
+        rootless: opts.rootless,
         new_namespaces: new_namespaces.into_iter().collect(),
         joins,
         uid_map,
         gid_map,
         rootfs,
         terminal,
-        oom_score_adj: process.oom_score_adj(),
+        // Without root the child writes its own (`Step::OomScoreAdj`).
+        oom_score_adj: process.oom_score_adj().filter(|_| !opts.rootless),
         steps,
         exec,
     })
+}
+
+/// Whether a rendered uid or gid map maps more than the caller's own id.
+fn maps_others(uid_map: Option<&str>, gid_map: Option<&str>) -> bool {
+    use crate::security::rootless::maps_only_own_id;
+    uid_map.is_some_and(|m| !maps_only_own_id(m, nix::unistd::geteuid().as_raw()))
+        || gid_map.is_some_and(|m| !maps_only_own_id(m, nix::unistd::getegid().as_raw()))
+}
+
+/// Without root, `process.oomScoreAdj` is written by the child itself, as
+/// its first step (`Step::OomScoreAdj`): only a raise over the caller's
+/// own value is allowed without `CAP_SYS_RESOURCE`, and a lower value is
+/// refused here with [`Error::OomScoreAdjLowered`].
+fn rootless_oom_score_adj(process: &Process, opts: &Options) -> Result<Option<Step>> {
+    let Some(value) = process.oom_score_adj().filter(|_| opts.rootless) else {
+        return Ok(None);
+    };
+    if !(-1000..=1000).contains(&value) {
+        return Err(Error::invalid(
+            "process.oomScoreAdj",
+            format!("{value} is outside -1000..=1000"),
+        ));
+    }
+    let current = crate::security::rootless::own_oom_score_adj()?;
+    if value < current {
+        return Err(Error::OomScoreAdjLowered {
+            requested: value,
+            current,
+        });
+    }
+    Ok(Some(Step::OomScoreAdj { value }))
 }
 
 /// The process's own settings, common to the container's first process and
@@ -435,7 +500,7 @@ fn process_steps(
         steps.push(Step::KeepCaps);
     }
     let gids = user.additional_gids().clone().unwrap_or_default();
-    match (rootless, gids.is_empty()) {
+    match (rootless && !opts.rootless_setgroups, gids.is_empty()) {
         (true, true) => {}
         (true, false) => {
             return Err(Error::invalid(
@@ -482,13 +547,26 @@ pub fn compile_exec(
     opts: &Options,
 ) -> Result<Plan> {
     let terminal = process.terminal().unwrap_or(false);
-    let mut steps = vec![Step::ResetSignals, Step::JoinCgroup, Step::AwaitParent];
+    let mut steps = Vec::new();
+    steps.extend(rootless_oom_score_adj(process, opts)?);
+    steps.extend([Step::ResetSignals, Step::JoinCgroup, Step::AwaitParent]);
     let mut joins = joins;
     joins.sort_by_key(|j| (j.ns != Namespace::User, j.ns == Namespace::Mount));
+    // Without root the parent cannot enter a pid namespace that a user
+    // namespace owns: the child joins the user namespace first, then the
+    // others (pid included), and forks into the pid namespace, as runc's
+    // nsexec does.
+    let joins_ns = |ns| joins.iter().any(|j: &Join| j.ns == ns);
+    let fork = opts.rootless && joins_ns(Namespace::User) && joins_ns(Namespace::Pid);
     for (index, join) in joins.iter().enumerate() {
-        if join.ns != Namespace::Pid {
+        if join.ns != Namespace::Pid || fork {
             steps.push(Step::JoinNamespace { index, ns: join.ns });
         }
+    }
+    if fork {
+        steps.push(Step::ForkIntoPidNamespace);
+        // The parent learns the new pid, then lets it go on.
+        steps.push(Step::AwaitParent);
     }
     if terminal {
         steps.push(Step::SetSid);
@@ -513,11 +591,12 @@ pub fn compile_exec(
         new_namespaces: Vec::new(),
         joins,
         share_memory: false,
+        rootless: opts.rootless,
         uid_map: None,
         gid_map: None,
         rootfs: PathBuf::from("/"),
         terminal,
-        oom_score_adj: process.oom_score_adj(),
+        oom_score_adj: process.oom_score_adj().filter(|_| !opts.rootless),
         steps,
         exec,
     })
@@ -620,6 +699,11 @@ fn id_maps(
             Some(format!("0 {} 1\n", nix::unistd::geteuid())),
             Some(format!("0 {} 1\n", nix::unistd::getegid())),
         ));
+    }
+    if rootless {
+        use crate::security::rootless::{check_mappings, Ids};
+        check_mappings(uids, "linux.uidMappings", Ids::User)?;
+        check_mappings(gids, "linux.gidMappings", Ids::Group)?;
     }
     Ok((
         Some(render(uids, "linux.uidMappings")?),

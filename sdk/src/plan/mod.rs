@@ -291,6 +291,21 @@ pub enum Step {
     },
     /// Become root of the new user namespace (the parent mapped an id to 0).
     BecomeRoot,
+    /// Fork into the pid namespace joined with `setns` (which only moves
+    /// the caller's future children): without root, the parent cannot
+    /// enter a container's pid namespace itself, so the child does after
+    /// joining the user namespace, and forks, as runc's nsexec does. The
+    /// new process is the parent's child (`CLONE_PARENT`); the one that
+    /// forked it reports its pid (with a pidfd) and exits.
+    ForkIntoPidNamespace,
+    /// Write `/proc/self/oom_score_adj` (without root: the parent may not
+    /// write it for the child, and only a raise is allowed). Done before
+    /// the child makes itself non-dumpable, which would make the file
+    /// root's.
+    OomScoreAdj {
+        /// `process.oomScoreAdj`.
+        value: i32,
+    },
     /// `unshare(CLONE_NEWCGROUP)`, after the parent placed the process in its
     /// cgroup, so that the namespace is rooted there.
     UnshareCgroup,
@@ -527,6 +542,8 @@ impl Step {
             Step::AwaitParent => K::AwaitParent,
             Step::JoinNamespace { .. } => K::JoinNamespace,
             Step::BecomeRoot => K::BecomeRoot,
+            Step::ForkIntoPidNamespace => K::ForkIntoPidNamespace,
+            Step::OomScoreAdj { .. } => K::OomScoreAdj,
             Step::UnshareCgroup => K::UnshareCgroup,
             Step::SetSid => K::SetSid,
             Step::LoopbackUp => K::LoopbackUp,
@@ -619,6 +636,13 @@ pub struct Plan {
     /// `oomScoreAdj` (the kernel applies it to every process sharing the
     /// mm, the caller included).
     pub share_memory: bool,
+    /// Planned for a runtime without root: a child that does not share
+    /// memory stays dumpable until the parent's set-up is done (a
+    /// non-dumpable process's `/proc` files are root's, which an
+    /// unprivileged parent, and `newuidmap`, could not write), and writes
+    /// its own `oom_score_adj` ([`Step::OomScoreAdj`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rootless: bool,
     /// Contents of `/proc/<pid>/uid_map`, written by the parent.
     pub uid_map: Option<String>,
     /// Contents of `/proc/<pid>/gid_map`.
@@ -648,6 +672,14 @@ impl Plan {
             .fold(0, |acc, ns| acc | ns.clone_flag())
     }
 
+    /// Whether the child forks into a pid namespace it joined
+    /// ([`Step::ForkIntoPidNamespace`]) rather than being cloned into it.
+    pub fn forks_into_pid_namespace(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s, Step::ForkIntoPidNamespace))
+    }
+
     /// The kind of step `index`, for [`Error::Init`](crate::Error::Init).
     pub(crate) fn step_kind(&self, index: usize) -> crate::InitStep {
         self.steps
@@ -671,6 +703,17 @@ impl Plan {
                 self.joins.get(*index).map(|j| j.path.clone()),
             ),
             Step::BecomeRoot => ("become root in the user namespace".into(), None),
+            Step::ForkIntoPidNamespace => (
+                "fork into the container's pid namespace".into(),
+                self.joins
+                    .iter()
+                    .find(|j| j.ns == Namespace::Pid)
+                    .map(|j| j.path.clone()),
+            ),
+            Step::OomScoreAdj { value } => (
+                format!("set oom_score_adj to {value} (process.oomScoreAdj)"),
+                Some("/proc/self/oom_score_adj".into()),
+            ),
             Step::UnshareCgroup => ("create cgroup namespace".into(), None),
             Step::UnshareTime { .. } => (
                 "create time namespace (linux.timeOffsets)".into(),

@@ -148,6 +148,7 @@ fn maximal_spec() {
         cgroup_path: Some("berth/maximal".into()),
         seccomp: None,
         rootless: false,
+        rootless_setgroups: false,
         personality: None,
     };
     insta::assert_yaml_snapshot!(compile(&spec, Path::new("/"), &Host::fixture(), &opts).unwrap());

@@ -94,13 +94,42 @@ pub(super) fn run(args: &ChildArgs) -> ! {
         cwd_prechecked: false,
         procfd: -1,
     };
+    // Without root, the child raises its own oom_score_adj first, while
+    // the file is still its own (see below).
+    let mut first = 0;
+    if let Some(step @ Step::OomScoreAdj { .. }) = args.plan.steps.first() {
+        first = 1;
+        if let Err(errno) = ex.step(step) {
+            report(
+                sync,
+                Report {
+                    kind: Report::FAILED,
+                    step: 0,
+                    errno,
+                    _pad: 0,
+                },
+                None,
+            );
+            sys::exit_group(EXIT_SETUP_FAILED);
+        }
+    }
     // A fork-like child (one that joins a pid or user namespace) has a copy
     // of the embedder's memory of its own: it alone goes non-dumpable, so
     // that without CAP_SYS_PTRACE nothing in the namespaces it joins can
     // read that copy or reach our binary through /proc/<pid>/exe. (A
     // shared-memory child must not: the flag would be the embedder's.)
-    if !args.plan.share_memory && !super::sabotage_bit(args, super::SABOTAGE_DUMPABLE) {
+    //
+    // Without root, the child stays dumpable until the parent has written
+    // its id maps (the first `AwaitParent`): a non-dumpable process's /proc
+    // files are root's, which the unprivileged parent (and newuidmap)
+    // could not write. Until then it is in no namespace of a container's
+    // (an `exec` joins them after that step), and every process that could
+    // trace it is the same user's, who could trace the parent too.
+    let mut nondumpable =
+        !args.plan.share_memory && !super::sabotage_bit(args, super::SABOTAGE_DUMPABLE);
+    if nondumpable && !args.plan.rootless {
         let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        nondumpable = false;
     }
     // The clone copied every descriptor of the embedding process: other
     // containers' sync sockets and pipes among them. Held here while this
@@ -119,7 +148,7 @@ pub(super) fn run(args: &ChildArgs) -> ! {
         );
         sys::exit_group(EXIT_SETUP_FAILED);
     }
-    for (i, step) in args.plan.steps.iter().enumerate() {
+    for (i, step) in args.plan.steps.iter().enumerate().skip(first) {
         if let Err(errno) = ex.step(step) {
             report(
                 sync,
@@ -132,6 +161,10 @@ pub(super) fn run(args: &ChildArgs) -> ! {
                 None,
             );
             sys::exit_group(exit_code(step, errno));
+        }
+        if nondumpable && matches!(step, Step::AwaitParent) {
+            let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+            nondumpable = false;
         }
     }
     // The plan always ends with `Exec`, which does not return on success.
@@ -273,6 +306,8 @@ impl Executor<'_> {
             }
             Step::JoinNamespace { index, ns } => namespaces::join(&self.fds, *index, *ns),
             Step::BecomeRoot => creds::become_root(),
+            Step::ForkIntoPidNamespace => namespaces::fork_into_pid_namespace(sync),
+            Step::OomScoreAdj { value } => process::oom_score_adj(*value),
             Step::UnshareCgroup => namespaces::unshare_cgroup(),
             Step::UnshareTime { offsets } => namespaces::unshare_time(offsets.as_ref()),
             Step::MemoryPolicy { mode, nodes } => sys::set_mempolicy(*mode, nodes),

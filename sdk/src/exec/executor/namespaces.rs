@@ -6,7 +6,7 @@ use libc::c_int;
 
 use super::super::sys::{self, SysResult};
 use super::fds::Fds;
-use super::{write_file, Fd};
+use super::{report, write_file, Fd, Report};
 use crate::plan::{CPath, Namespace};
 
 /// `Step::JoinNamespace`: `setns` into `plan.joins[index]` (a missing
@@ -14,6 +14,29 @@ use crate::plan::{CPath, Namespace};
 pub(super) fn join(fds: &Fds, index: usize, ns: Namespace) -> SysResult<()> {
     let fd = fds.joins.get(index).copied().unwrap_or(-1);
     sys::setns(fd, ns.clone_flag() as c_int)
+}
+
+/// `Step::ForkIntoPidNamespace`: after `setns` into a pid namespace, a
+/// fork puts the new process in it. The new process (the parent's child,
+/// through `CLONE_PARENT`) returns and goes on with the plan; this one
+/// reports its pid and pidfd to the parent and exits.
+pub(super) fn fork_into_pid_namespace(sync: c_int) -> SysResult<()> {
+    let mut pidfd: c_int = -1;
+    let pid = sys::fork_sibling(&mut pidfd)?;
+    if pid == 0 {
+        return Ok(());
+    }
+    report(
+        sync,
+        Report {
+            kind: Report::FORKED,
+            step: pid as u32,
+            errno: 0,
+            _pad: 0,
+        },
+        Some(pidfd),
+    );
+    sys::exit_group(0)
 }
 
 /// `Step::UnshareCgroup`.

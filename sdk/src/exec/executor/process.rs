@@ -30,6 +30,35 @@ pub(super) fn reset_signals() -> u32 {
 }
 
 /// `Step::Scheduler`: `sched_setattr` with the spec's attributes.
+/// `Step::OomScoreAdj`: writes `value` to `/proc/self/oom_score_adj`.
+pub(super) fn oom_score_adj(value: i32) -> SysResult<()> {
+    let mut buf = [0u8; 12];
+    write_file(c"/proc/self/oom_score_adj", decimal(value, &mut buf))
+}
+
+/// `value` in decimal, in `buf` (an i32 takes at most 11 bytes).
+fn decimal(value: i32, buf: &mut [u8; 12]) -> &[u8] {
+    let mut v = value.unsigned_abs();
+    let mut at = buf.len();
+    loop {
+        at = at.saturating_sub(1);
+        if let Some(b) = buf.get_mut(at) {
+            *b = b'0'.wrapping_add((v % 10) as u8);
+        }
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        at = at.saturating_sub(1);
+        if let Some(b) = buf.get_mut(at) {
+            *b = b'-';
+        }
+    }
+    buf.get(at..).unwrap_or_default()
+}
+
 pub(super) fn scheduler(s: &SchedAttr) -> SysResult<()> {
     sys::sched_setattr(&sys::SchedAttr {
         size: core::mem::size_of::<sys::SchedAttr>() as u32,
@@ -210,6 +239,16 @@ impl Executor<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oom_score_adj_is_written_in_decimal_without_allocating() {
+        let mut buf = [0u8; 12];
+        assert_eq!(decimal(0, &mut buf), b"0");
+        assert_eq!(decimal(500, &mut buf), b"500");
+        assert_eq!(decimal(-1000, &mut buf), b"-1000");
+        assert_eq!(decimal(i32::MIN, &mut buf), b"-2147483648");
+        assert_eq!(decimal(i32::MAX, &mut buf), b"2147483647");
+    }
 
     #[test]
     fn every_signal_but_kill_and_stop_is_reset() {
