@@ -196,3 +196,31 @@ async fn a_preexisting_cgroup_and_its_process_survive_delete() {
         .await
         .unwrap();
 }
+
+/// A container whose process runs as another user (uid 1000) changes its
+/// credentials while it may still share the embedder's memory: the kernel
+/// then marks that memory non-dumpable (commit_creds), which would make the
+/// embedder's /proc files root's and turn off its core dumps. The embedder
+/// stays as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_of_another_user_leaves_the_embedder_dumpable() {
+    let dumpable = || nix::sys::prctl::get_dumpable().unwrap();
+    assert!(dumpable(), "the test process starts dumpable");
+    let rt = runtime().await;
+    let mut spec = spec("id -u");
+    let mut process = spec.process().clone().unwrap();
+    let mut user = process.user().clone();
+    user.set_uid(1000);
+    user.set_gid(1000);
+    process.set_user(user);
+    spec.set_process(Some(process));
+    let ctr = create_piped(&rt, "otheruser", spec).await.unwrap();
+    assert!(dumpable(), "create made the embedder non-dumpable");
+    ctr.start().await.unwrap();
+    let out = finish(ctr).await.unwrap();
+    assert_eq!(out.stdout.trim(), "1000");
+    assert!(
+        dumpable(),
+        "the container's run made the embedder non-dumpable"
+    );
+}

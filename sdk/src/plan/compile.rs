@@ -336,9 +336,11 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
             // A child whose ids become others than the caller's makes the
             // kernel mark its mm non-dumpable (commit_creds): shared, that
             // would be the embedder's, whose /proc files would turn root's
-            // (and an unprivileged embedder could no longer write a later
-            // child's maps, nor newuidmap check it).
-            && !(opts.rootless && maps_others(uid_map.as_deref(), gid_map.as_deref())),
+            // and whose core dumps would stop (and an unprivileged embedder
+            // could no longer write a later child's maps, nor newuidmap
+            // check it).
+            && !(changes_ids(process, uid_map.as_deref(), gid_map.as_deref())
+                || opts.rootless && maps_others(uid_map.as_deref(), gid_map.as_deref())),
         rootless: opts.rootless,
         new_namespaces: new_namespaces.into_iter().collect(),
         joins,
@@ -354,6 +356,34 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
 }
 
 /// Whether a rendered uid or gid map maps more than the caller's own id.
+/// Whether the process's user and group, as the host sees them (through
+/// the id maps of a new user namespace), are other than this process's
+/// effective ones: then its `setresuid`/`setresgid` change the ids the
+/// kernel checks for the dumpable flag.
+fn changes_ids(process: &Process, uid_map: Option<&str>, gid_map: Option<&str>) -> bool {
+    let user = process.user();
+    let host_uid = host_id(user.uid(), uid_map);
+    let host_gid = host_id(user.gid(), gid_map);
+    host_uid != Some(nix::unistd::geteuid().as_raw())
+        || host_gid != Some(nix::unistd::getegid().as_raw())
+}
+
+/// The host id of `id` through `map` (lines of `inside outside count`, as
+/// `/proc/PID/uid_map` takes them); `id` itself without a map; `None` if
+/// the map does not map it.
+fn host_id(id: u32, map: Option<&str>) -> Option<u32> {
+    let Some(map) = map else { return Some(id) };
+    map.lines().find_map(|line| {
+        let mut f = line.split_ascii_whitespace().map(str::parse::<u32>);
+        let (Some(Ok(inside)), Some(Ok(outside)), Some(Ok(count))) = (f.next(), f.next(), f.next())
+        else {
+            return None;
+        };
+        let offset = id.checked_sub(inside).filter(|o| *o < count)?;
+        outside.checked_add(offset)
+    })
+}
+
 fn maps_others(uid_map: Option<&str>, gid_map: Option<&str>) -> bool {
     use crate::security::rootless::maps_only_own_id;
     uid_map.is_some_and(|m| !maps_only_own_id(m, nix::unistd::geteuid().as_raw()))
@@ -1389,6 +1419,18 @@ fn exec(process: &oci_spec::runtime::Process) -> Result<Exec> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn host_ids_go_through_the_map() {
+        use super::host_id;
+        assert_eq!(host_id(1000, None), Some(1000));
+        assert_eq!(host_id(0, Some("0 100000 65536")), Some(100_000));
+        assert_eq!(host_id(1000, Some("0 100000 65536")), Some(101_000));
+        assert_eq!(host_id(65536, Some("0 100000 65536")), None);
+        assert_eq!(host_id(5, Some("0 1000 1\n1 200000 100")), Some(200_004));
+        assert_eq!(host_id(0, Some("garbage")), None);
+        assert_eq!(host_id(9, Some("0 4294967290 10")), None);
+    }
+
     use super::*;
 
     #[test]
