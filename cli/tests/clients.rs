@@ -8,13 +8,14 @@
 //! bridge would change the host's nftables and `ip_forward`.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 
 use berth_fixtures::host::{
-    check, mounts_below, remove_cgroups, require_tool as require, unmount_below, RemoveIfNew,
+    check, mounts_below, remove_cgroups, require_tool as require, unmount_below, PrivateContainerd,
+    RemoveIfNew,
 };
 
 /// The client tests share host paths the clients insist on (below); one at
@@ -234,64 +235,19 @@ fn podman_runs_containers_with_berth() {
 
 /// A containerd of the test's own.
 struct Containerd {
-    dir: tempfile::TempDir,
-    daemon: Child,
-    // containerd 1.6 keeps shim sockets in /run/containerd/s whatever its
-    // config says.
-    _run: RemoveIfNew,
+    daemon: PrivateContainerd,
 }
 
 impl Containerd {
     fn start() -> Containerd {
-        require("containerd");
-        require("ctr");
         require("containerd-shim-runc-v2");
-        let dir = tempfile::Builder::new()
-            .prefix("berth-containerd-")
-            .tempdir()
-            .unwrap();
-        let d = dir.path();
-        let config = format!(
-            "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-             [grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n",
-            root = d.join("root").display(),
-            state = d.join("state").display(),
-            sock = d.join("containerd.sock").display(),
-        );
-        std::fs::write(d.join("config.toml"), config).unwrap();
-        let log = std::fs::File::create(d.join("containerd.log")).unwrap();
-        let daemon = Command::new("containerd")
-            .arg("--config")
-            .arg(d.join("config.toml"))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let c = Containerd {
-            dir,
-            daemon,
-            _run: RemoveIfNew::new("/run/containerd"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while c
-            .ctr()
-            .arg("version")
-            .output()
-            .map(|o| !o.status.success())
-            .unwrap_or(true)
-        {
-            assert!(Instant::now() < deadline, "containerd did not come up");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        c
+        let mut daemon = PrivateContainerd::new("berth-containerd-");
+        daemon.launch();
+        Containerd { daemon }
     }
 
     fn ctr(&self) -> Command {
-        let mut c = Command::new("ctr");
-        c.arg("--address")
-            .arg(self.dir.path().join("containerd.sock"))
-            .stdin(Stdio::null());
-        c
+        self.daemon.ctr()
     }
 
     /// `ctr run` with berth as the runtime binary and private state.
@@ -308,20 +264,17 @@ impl Containerd {
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.daemon.path(name)
     }
 }
 
 impl Drop for Containerd {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.daemon.id().to_string())
-            .status();
-        let _ = self.daemon.wait();
-        unmount_below(self.dir.path());
+        self.daemon.stop();
+        unmount_below(self.daemon.dir());
         if !std::thread::panicking() {
             assert_eq!(
-                mounts_below(self.dir.path()).len(),
+                mounts_below(self.daemon.dir()).len(),
                 0,
                 "containerd left mounts behind"
             );

@@ -23,8 +23,7 @@ const RUNTIME: &str = "io.containerd.berth.v2";
 const IMAGE: &str = "localhost/berth-shim-test:latest";
 
 use berth_fixtures::host::{
-    cgroups_below as cgroups_of, check, mounts_below, require_tool as require, unmount_below,
-    RemoveIfNew,
+    cgroups_below as cgroups_of, check, mounts_below, unmount_below, PrivateContainerd,
 };
 
 /// The tests share `/run/containerd`: one at a time, so that "did it exist
@@ -111,52 +110,30 @@ static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 /// A containerd of the test's own, with the berth shim on its `PATH`.
 struct Containerd {
-    dir: tempfile::TempDir,
-    daemon: Option<Child>,
+    daemon: PrivateContainerd,
     /// The containerd namespace the test uses.
     ns: String,
-    _run: RemoveIfNew,
 }
 
 impl Containerd {
     fn start() -> Containerd {
-        require("containerd");
-        require("ctr");
-        let dir = tempfile::Builder::new()
-            .prefix("berth-shim-containerd-")
-            .tempdir()
-            .unwrap();
-        let d = dir.path();
-        let config = format!(
-            "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-             [grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n",
-            root = d.join("root").display(),
-            state = d.join("state").display(),
-            sock = d.join("containerd.sock").display(),
-        );
-        std::fs::write(d.join("config.toml"), config).unwrap();
+        let daemon = PrivateContainerd::new("berth-shim-containerd-");
+        let d = daemon.dir();
         // The shim's options: its state root in the test's directory.
         std::fs::write(
             d.join("berth.json"),
             serde_json::json!({"root": d.join("berth")}).to_string(),
         )
         .unwrap();
-        let bin = d.join("bin");
-        std::fs::create_dir(&bin).unwrap();
-        std::os::unix::fs::symlink(SHIM, bin.join("containerd-shim-berth-v2")).unwrap();
+        std::os::unix::fs::symlink(SHIM, d.join("bin/containerd-shim-berth-v2")).unwrap();
         let ns = format!(
             "berth-shim-{}-{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::SeqCst)
         );
-        let mut c = Containerd {
-            dir,
-            daemon: None,
-            ns,
-            _run: RemoveIfNew::new("/run/containerd"),
-        };
+        let mut c = Containerd { daemon, ns };
         c.launch();
-        let archive = image_archive(c.dir.path());
+        let archive = image_archive(c.daemon.dir());
         check(
             c.ctr()
                 .args(["images", "import"])
@@ -170,54 +147,17 @@ impl Containerd {
 
     /// Starts the daemon and waits until it answers.
     fn launch(&mut self) {
-        let d = self.dir.path();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(d.join("containerd.log"))
-            .unwrap();
-        let path = format!(
-            "{}:{}",
-            d.join("bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let daemon = Command::new("containerd")
-            .arg("--config")
-            .arg(d.join("config.toml"))
-            .env("PATH", path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.daemon = Some(daemon);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self
-            .ctr()
-            .arg("version")
-            .output()
-            .map(|o| !o.status.success())
-            .unwrap_or(true)
-        {
-            assert!(Instant::now() < deadline, "containerd did not come up");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.daemon.launch();
     }
 
     /// Stops the daemon (SIGTERM) and waits for it.
     fn stop(&mut self) {
-        if let Some(mut d) = self.daemon.take() {
-            let _ = Command::new("kill").arg(d.id().to_string()).status();
-            let _ = d.wait();
-        }
+        self.daemon.stop();
     }
 
     fn ctr(&self) -> Command {
-        let mut c = Command::new("ctr");
-        c.arg("--address")
-            .arg(self.path("containerd.sock"))
-            .args(["--namespace", &self.ns])
-            .stdin(Stdio::null());
+        let mut c = self.daemon.ctr();
+        c.args(["--namespace", &self.ns]);
         c
     }
 
@@ -232,7 +172,7 @@ impl Containerd {
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.daemon.path(name)
     }
 
     /// `ctr task ls` as (id, pid, status) rows.
@@ -315,7 +255,7 @@ impl Containerd {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        let mounts: Vec<String> = mounts_below(self.dir.path())
+        let mounts: Vec<String> = mounts_below(self.daemon.dir())
             .into_iter()
             // The snapshotter's own mounts are containerd's, not a task's.
             .filter(|m| m.contains("/rootfs"))
@@ -338,7 +278,7 @@ impl Containerd {
 impl Drop for Containerd {
     fn drop(&mut self) {
         // Best effort on failure: remove what a failed test left.
-        if self.daemon.is_some() {
+        if self.daemon.is_running() {
             for (id, _, _) in self.tasks_quiet() {
                 let _ = self.ctr().args(["task", "rm", "-f", &id]).output();
             }
@@ -352,7 +292,7 @@ impl Drop for Containerd {
         for pid in shims_of(&self.ns) {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         }
-        unmount_below(self.dir.path());
+        unmount_below(self.daemon.dir());
         for d in cgroups_of(&self.ns) {
             let _ = std::fs::remove_dir(d);
         }
