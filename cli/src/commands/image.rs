@@ -31,6 +31,7 @@ impl super::Images for InProcess {
         }
     }
 
+    /// Creates a container from a stored image.
     async fn create(
         rt: &Runtime,
         flags: &CreateFlags,
@@ -40,39 +41,25 @@ impl super::Images for InProcess {
         preserved: Vec<std::os::fd::OwnedFd>,
         log: Option<berth::LogConfig>,
     ) -> Result<Container, Box<dyn std::error::Error>> {
-        create(rt, flags, id, image, command, preserved, log).await
-    }
-}
-
-/// Creates a container from a stored image.
-async fn create(
-    rt: &Runtime,
-    flags: &CreateFlags,
-    id: &str,
-    image: &str,
-    command: &[String],
-    preserved: Vec<std::os::fd::OwnedFd>,
-    log: Option<berth::LogConfig>,
-) -> Result<Container, Box<dyn std::error::Error>> {
-    if flags.console_socket.is_some() && !flags.tty {
-        return Err("--console-socket given without --tty".into());
-    }
-    let mut overrides = ImageOverrides::default();
-    overrides.cmd = (!command.is_empty()).then(|| command.to_vec());
-    overrides.entrypoint = flags.entrypoint.as_ref().map(|e| {
-        if e.is_empty() {
-            vec![]
-        } else {
-            vec![e.clone()]
+        if flags.console_socket.is_some() && !flags.tty {
+            return Err("--console-socket given without --tty".into());
         }
-    });
-    overrides.env = flags.env.clone();
-    overrides.workdir = flags.workdir.clone();
-    overrides.user = flags.user.clone();
-    overrides.hostname = None;
-    overrides.terminal = flags.tty;
-    let opts = super::create::options(flags, preserved, log);
-    Ok(berth_image::create_container(rt, id, image, overrides, opts).await?)
+        let mut overrides = ImageOverrides::default();
+        overrides.cmd = (!command.is_empty()).then(|| command.to_vec());
+        overrides.entrypoint = flags.entrypoint.as_ref().map(|e| {
+            if e.is_empty() {
+                vec![]
+            } else {
+                vec![e.clone()]
+            }
+        });
+        overrides.env = flags.env.clone();
+        overrides.workdir = flags.workdir.clone();
+        overrides.user = flags.user.clone();
+        overrides.terminal = flags.tty;
+        let opts = super::create::options(flags, preserved, log);
+        Ok(berth_image::create_container(rt, id, image, overrides, opts).await?)
+    }
 }
 
 /// The image store under `--root`.
