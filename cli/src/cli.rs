@@ -173,7 +173,8 @@ pub struct CreateFlags {
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: u32,
     /// The network to join: none, host, bridge[=NAME], macvlan=PARENT,
-    /// overlay=NAME or cni=NAME (a CNI configuration in --cni-conf-dir).
+    /// overlay=NAME, cni=NAME (a CNI configuration in --cni-conf-dir) or
+    /// slirp4netns (user-mode networking, without root; no --publish).
     /// Without it, the spec's namespaces decide.
     #[arg(long, value_name = "MODE")]
     pub network: Option<berth_net::Network>,
