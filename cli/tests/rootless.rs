@@ -616,9 +616,36 @@ fn a_real_users_container_on_slirp4netns_reaches_the_hosts_loopback() {
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("slirp4netns"), "{err}");
 
+    // The container's process killed (as by a crash): the next runtime's
+    // recovery (`run` of another container) stops its slirp4netns.
+    let state: Value = serde_json::from_str(&ok(berth_as(&user, &["state", &id]))).unwrap();
+    let pid = state["pid"].as_i64().unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let gone = |p: i32| {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+        stat.is_empty() || stat.contains(") Z ")
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !gone(pid) {
+        assert!(std::time::Instant::now() < deadline, "{pid} still runs");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!gone(slirp[0]));
+    write(serde_json::json!(["true"]));
+    let other = format!("{id}-other");
+    ok(berth_as(&user, &["run", "--bundle", b, &other]));
+    assert!(gone(slirp[0]), "recovery left slirp4netns {}", slirp[0]);
+    assert!(!user
+        .xdg()
+        .join("berth")
+        .join(&id)
+        .join("slirp4netns.json")
+        .exists());
     ok(berth_as(&user, &["delete", "--force", &id]));
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", slirp[0])).unwrap_or_default();
-    assert!(stat.is_empty() || stat.contains(") Z "), "{stat}");
     let left: Vec<_> = std::fs::read_dir(user.xdg().join("berth"))
         .unwrap()
         .flatten()
