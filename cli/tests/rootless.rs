@@ -504,7 +504,8 @@ fn berth_as_with_tun(
 
 /// A real user's container on `--network slirp4netns` reaches a server on
 /// the host's loopback through 10.0.2.2, from `run` and (slirp4netns
-/// having outlived `create`) from `exec`; delete leaves no process.
+/// having outlived `create`) from `exec`, and publishes a port on the
+/// host's loopback; recovery after a crash and delete leave no process.
 #[test]
 fn a_real_users_container_on_slirp4netns_reaches_the_hosts_loopback() {
     berth_fixtures::require_root();
@@ -562,11 +563,35 @@ fn a_real_users_container_on_slirp4netns_reaches_the_hosts_loopback() {
     assert_eq!(out, "inet 10.0.2.100/24\nfrom-the-hos", "{out}");
 
     // create exits; slirp4netns stays, a process of the user's.
-    write(serde_json::json!(["sleep", "1000"]));
+    // A port published on the host's loopback, forwarded by slirp4netns.
+    let host_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let publish = format!("127.0.0.1:{host_port}:8000");
+    write(serde_json::json!([
+        "nc",
+        "-ll",
+        "-p",
+        "8000",
+        "-e",
+        "echo",
+        "from-the-container"
+    ]));
     ok(berth_as_with_tun(
         &user,
         &scratch,
-        &["create", "--network", "slirp4netns", "--bundle", b, &id],
+        &[
+            "create",
+            "--network",
+            "slirp4netns",
+            "-p",
+            &publish,
+            "--bundle",
+            b,
+            &id,
+        ],
     ));
     let slirp: Vec<i32> = user
         .processes()
@@ -598,23 +623,19 @@ fn a_real_users_container_on_slirp4netns_reaches_the_hosts_loopback() {
     ok(berth_as(&user, &["start", &id]));
     let out = ok(berth_as(&user, &["exec", &id, "wget", "-q", "-O-", &url]));
     assert_eq!(out, "from-the-hos", "{out}");
-    // Publishing is refused on this network.
-    let refused = berth_as(
-        &user,
-        &[
-            "create",
-            "--network",
-            "slirp4netns",
-            "-p",
-            "8080:80",
-            "--bundle",
-            b,
-            "other",
-        ],
-    );
-    assert!(!refused.status.success());
-    let err = String::from_utf8_lossy(&refused.stderr);
-    assert!(err.contains("slirp4netns"), "{err}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        use std::io::Read;
+        let mut got = String::new();
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", host_port)) {
+            let _ = s.read_to_string(&mut got);
+        }
+        if got == "from-the-container\n" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{got:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 
     // The container's process killed (as by a crash): the next runtime's
     // recovery (`run` of another container) stops its slirp4netns.
@@ -639,6 +660,8 @@ fn a_real_users_container_on_slirp4netns_reaches_the_hosts_loopback() {
     let other = format!("{id}-other");
     ok(berth_as(&user, &["run", "--bundle", b, &other]));
     assert!(gone(slirp[0]), "recovery left slirp4netns {}", slirp[0]);
+    // Its published port is free again.
+    drop(std::net::TcpListener::bind(("127.0.0.1", host_port)).unwrap());
     assert!(!user
         .xdg()
         .join("berth")

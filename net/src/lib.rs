@@ -37,7 +37,8 @@
 //! - [`Network::Cni`]: whatever the plugins of a CNI network configuration
 //!   make (see [`CniConfig`]; `bridge`, `host-local`, `portmap`, ...);
 //! - [`Network::Slirp4netns`]: user-mode networking by `slirp4netns`, for
-//!   an unprivileged user's containers (no published ports).
+//!   an unprivileged user's containers (published ports forwarded by
+//!   slirp4netns).
 //!
 //! The host side runs in [`Settings::host_netns`]
 //! (the runtime's own namespace by default), so a test or an embedding
@@ -101,8 +102,8 @@ pub enum Network {
     Cni(String),
     /// User-mode networking by `slirp4netns` (in `PATH`), which needs no
     /// privilege: `tap0` with 10.0.2.100/24, the gateway 10.0.2.2 (also
-    /// the host's loopback) and DNS on 10.0.2.3. Ports cannot be
-    /// published on it.
+    /// the host's loopback) and DNS on 10.0.2.3. Published ports are
+    /// forwarded by slirp4netns (on the host's loopback too).
     Slirp4netns,
 }
 
@@ -300,8 +301,8 @@ pub struct NetworkOptions {
     /// The network to join; `None` keeps what the spec's
     /// `linux.namespaces` says.
     pub mode: Option<Network>,
-    /// Ports to publish (bridge, overlay and CNI networks; on a CNI
-    /// network, the `portMappings` capability of its plugins).
+    /// Ports to publish (bridge, overlay, CNI and slirp4netns networks; on
+    /// a CNI network, the `portMappings` capability of its plugins).
     pub publish: Vec<PortMapping>,
     /// A fixed address instead of the next free one (bridge networks only).
     pub address: Option<Ipv4Addr>,
@@ -396,10 +397,11 @@ impl Attachment {
 pub(crate) fn adjust_spec(spec: &mut Spec, opts: &NetworkOptions) -> Result<()> {
     let bridged = matches!(opts.mode, Some(Network::Bridge(_) | Network::Overlay(_)));
     let cni = matches!(opts.mode, Some(Network::Cni(_)));
-    if !bridged && !cni && !opts.publish.is_empty() {
+    let slirp = opts.mode == Some(Network::Slirp4netns);
+    if !bridged && !cni && !slirp && !opts.publish.is_empty() {
         return Err(Error::invalid_option(
             "network.publish",
-            "ports can be published only on a bridge, overlay or CNI network (not on slirp4netns)",
+            "ports can be published only on a bridge, overlay, CNI or slirp4netns network",
         ));
     }
     if !cni && !opts.cni_args.is_empty() {
@@ -633,9 +635,9 @@ pub(crate) async fn recover(root: &Path) -> Result<()> {
 
 /// Starts slirp4netns for a container on [`Network::Slirp4netns`] (its
 /// process is `pid`, its state directory `dir`).
-pub(crate) async fn attach_slirp(dir: &Path, pid: i32) -> Result<()> {
+pub(crate) async fn attach_slirp(dir: &Path, pid: i32, ports: Vec<PortMapping>) -> Result<()> {
     let d = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || slirp::start(&d, pid))
+    tokio::task::spawn_blocking(move || slirp::start(&d, pid, &ports))
         .await
         .map_err(|e| Error::sys("start slirp4netns", std::io::Error::other(e)))?
 }

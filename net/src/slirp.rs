@@ -20,7 +20,9 @@
 //! kills it through a pidfd; recovery does so for a container whose
 //! process is gone.
 //!
-//! Published ports are refused on this network.
+//! Published ports are forwarded by slirp4netns itself: it gets an API
+//! socket in the state directory (`slirp4netns.sock`), and each port an
+//! `add_hostfwd` there, before attach returns.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -30,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::proxy;
+use crate::PortMapping;
 
 /// The record in a container's state directory.
 pub(crate) const RECORD_FILE: &str = "slirp4netns.json";
@@ -37,6 +40,8 @@ pub(crate) const RECORD_FILE: &str = "slirp4netns.json";
 const LOG_FILE: &str = "slirp4netns.log";
 /// The program, found in `PATH`.
 const PROGRAM: &str = "slirp4netns";
+/// Its API socket, in the state directory, when ports are published.
+const API_SOCKET: &str = "slirp4netns.sock";
 
 /// What is recorded: slirp4netns (the fields [`proxy::stop_recorded`]
 /// reads) and the container's process it serves.
@@ -49,7 +54,7 @@ struct Record {
 
 /// Starts slirp4netns for the container whose process is `pid` (state
 /// directory `dir`) and records it. Blocking.
-pub(crate) fn start(dir: &Path, pid: i32) -> Result<()> {
+pub(crate) fn start(dir: &Path, pid: i32, ports: &[PortMapping]) -> Result<()> {
     let failed = |reason: String| Error::Network {
         network: "slirp4netns".into(),
         reason,
@@ -66,6 +71,17 @@ pub(crate) fn start(dir: &Path, pid: i32) -> Result<()> {
     // Joining the user namespace one is in already is an error (EINVAL).
     if std::fs::read_link(&userns).ok() != own_userns {
         args.push(format!("--userns-path={userns}"));
+    }
+    let api = dir.join(API_SOCKET);
+    if !ports.is_empty() {
+        // sun_path holds 108 bytes, the last a NUL.
+        if api.as_os_str().len() > 107 {
+            return Err(failed(format!(
+                "the API socket path {} is too long for a socket",
+                api.display()
+            )));
+        }
+        args.push(format!("--api-socket={}", api.display()));
     }
     args.extend([pid.to_string(), "tap0".into()]);
     let log = dir.join(LOG_FILE);
@@ -131,7 +147,53 @@ pub(crate) fn start(dir: &Path, pid: i32) -> Result<()> {
         let _ = proxy::kill(record.slirp);
         return Err(e.into());
     }
+    for p in ports {
+        if let Err(reason) = forward(&api, p) {
+            let _ = stop(dir);
+            return Err(failed(format!(
+                "publishing {}:{}/{}: {reason}",
+                p.host_port,
+                p.container_port,
+                p.protocol.as_str()
+            )));
+        }
+    }
     Ok(())
+}
+
+/// Asks slirp4netns (API socket `api`) to forward `p`.
+fn forward(api: &Path, p: &PortMapping) -> std::result::Result<(), String> {
+    use std::io::{Read, Write};
+    let request = serde_json::json!({
+        "execute": "add_hostfwd",
+        "arguments": {
+            "proto": p.protocol.as_str(),
+            "host_addr": p.host_ip.map_or("0.0.0.0".to_string(), |a| a.to_string()),
+            "host_port": p.host_port,
+            "guest_port": p.container_port,
+        }
+    });
+    let mut s = std::os::unix::net::UnixStream::connect(api).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(proxy::ANSWER_TIME))
+        .map_err(|e| e.to_string())?;
+    s.write_all(request.to_string().as_bytes())
+        .and_then(|()| s.shutdown(std::net::Shutdown::Write))
+        .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    s.take(4096)
+        .read_to_string(&mut answer)
+        .map_err(|e| e.to_string())?;
+    let v: serde_json::Value =
+        serde_json::from_str(&answer).map_err(|_| format!("unexpected answer {answer:?}"))?;
+    match v.get("error") {
+        None if v.get("return").is_some() => Ok(()),
+        Some(e) => Err(e
+            .get("desc")
+            .and_then(|d| d.as_str())
+            .unwrap_or("refused")
+            .to_string()),
+        None => Err(format!("unexpected answer {answer:?}")),
+    }
 }
 
 /// Runs `cmd` (the `sh` above): slirp4netns's pid, and whether it became
@@ -165,6 +227,7 @@ fn run(mut cmd: Command) -> Result<(String, bool)> {
 pub(crate) fn stop(dir: &Path) -> Result<()> {
     proxy::stop_recorded(&dir.join(RECORD_FILE))?;
     let _ = std::fs::remove_file(dir.join(LOG_FILE));
+    let _ = std::fs::remove_file(dir.join(API_SOCKET));
     Ok(())
 }
 
