@@ -29,6 +29,7 @@ PACKAGES=(
   containernetworking-plugins # CNI plugins (bridge, host-local, portmap, firewall, tuning in /usr/lib/cni): sdk/tests/network.rs
   iptables        # what the portmap, firewall and bridge (ipMasq) CNI plugins call
   uidmap          # setuid newuidmap/newgidmap: rootless containers mapping /etc/subuid and /etc/subgid ranges (sdk/tests/rootless.rs, cli/tests/rootless.rs)
+  slirp4netns     # user-mode networking of rootless containers, --network slirp4netns (cli/tests/rootless.rs)
 )
 
 if [[ $(id -u) -ne 0 ]]; then

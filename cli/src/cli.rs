@@ -173,12 +173,13 @@ pub struct CreateFlags {
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: u32,
     /// The network to join: none, host, bridge[=NAME], macvlan=PARENT,
-    /// overlay=NAME or cni=NAME (a CNI configuration in --cni-conf-dir).
+    /// overlay=NAME, cni=NAME (a CNI configuration in --cni-conf-dir) or
+    /// slirp4netns (user-mode networking, without root).
     /// Without it, the spec's namespaces decide.
     #[arg(long, value_name = "MODE")]
     pub network: Option<berth_net::Network>,
-    /// Publish a container port on the host (bridge, overlay and CNI
-    /// networks; repeatable):
+    /// Publish a container port on the host (bridge, overlay, CNI and
+    /// slirp4netns networks; repeatable):
     /// [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp].
     #[arg(short = 'p', long, value_name = "PORTS")]
     pub publish: Vec<berth_net::PortMapping>,

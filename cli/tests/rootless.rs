@@ -461,3 +461,227 @@ fn rootless_podman_runs_berth_as_a_real_user() {
     ok(podman(&["rm", id]));
     assert!(!user.xdg().join("berth").join(id).exists());
 }
+
+/// `berth <args>` as `user`, where `/dev/net/tun` is usable by everyone
+/// (as udev makes it on Debian). Where the host's is not, the command
+/// runs in a mount namespace of its own where a node of the same device
+/// with mode 0666 (on a tmpfs at `scratch`) is bound over it: the host's
+/// `/dev` is not changed.
+fn berth_as_with_tun(
+    user: &berth_fixtures::users::TestUser,
+    scratch: &Path,
+    args: &[&str],
+) -> Output {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata("/dev/net/tun")
+        .unwrap()
+        .permissions()
+        .mode();
+    if mode & 0o006 == 0o006 {
+        return berth_as(user, args);
+    }
+    std::fs::create_dir_all(scratch).unwrap();
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-ec"])
+        .arg(
+            r#"d=$1; shift; mount -t tmpfs -o mode=0755 tun "$d"; mknod -m 0666 "$d/tun" c 10 200; mount --bind "$d/tun" /dev/net/tun; exec "$@""#,
+        )
+        .arg("sh")
+        .arg(scratch)
+        .args([
+            "setpriv".to_string(),
+            format!("--reuid={}", user.uid),
+            format!("--regid={}", user.gid),
+            "--clear-groups".into(),
+            "--".into(),
+            BERTH.into(),
+        ])
+        .args(args)
+        .env("XDG_RUNTIME_DIR", user.xdg())
+        .env_remove("BERTH_ROOT");
+    berth_fixtures::output_via_files(&mut cmd)
+}
+
+/// A real user's container on `--network slirp4netns` reaches a server on
+/// the host's loopback through 10.0.2.2, from `run` and (slirp4netns
+/// having outlived `create`) from `exec`, and publishes a port on the
+/// host's loopback; recovery after a crash and delete leave no process.
+#[test]
+fn a_real_users_container_on_slirp4netns_reaches_the_hosts_loopback() {
+    berth_fixtures::require_root();
+    if Command::new("slirp4netns")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        panic!("slirp4netns is not installed (scripts/install-deps.sh)");
+    }
+    // An HTTP server on 127.0.0.1 only.
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for s in server.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 12\r\n\r\nfrom-the-host");
+        }
+    });
+    let user = berth_fixtures::users::TestUser::create("brs").unwrap();
+    let bundle = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(bundle.path(), Some(user.uid), Some(user.gid)).unwrap();
+    let b = bundle.path().to_str().unwrap();
+    ok(berth_as(&user, &["spec", "--rootless", "--bundle", b]));
+    let config = bundle.path().join("config.json");
+    let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    spec["root"]["path"] = berth_fixtures::rootfs::shared()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .into();
+    spec["process"]["terminal"] = false.into();
+    let write = |args: Value| {
+        let mut s = spec.clone();
+        s["process"]["args"] = args;
+        std::fs::write(&config, s.to_string()).unwrap();
+    };
+    let url = format!("http://10.0.2.2:{port}/");
+    let id = format!("rootless-slirp-{}", std::process::id());
+
+    write(serde_json::json!([
+        "sh",
+        "-c",
+        format!("ip -4 addr show tap0 | grep -o 'inet [0-9./]*'; wget -q -O- {url}")
+    ]));
+    let scratch = bundle.path().join("tun");
+    let out = ok(berth_as_with_tun(
+        &user,
+        &scratch,
+        &["run", "--network", "slirp4netns", "--bundle", b, &id],
+    ));
+    assert_eq!(out, "inet 10.0.2.100/24\nfrom-the-hos", "{out}");
+
+    // create exits; slirp4netns stays, a process of the user's.
+    // A port published on the host's loopback, forwarded by slirp4netns.
+    let host_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let publish = format!("127.0.0.1:{host_port}:8000");
+    write(serde_json::json!([
+        "nc",
+        "-ll",
+        "-p",
+        "8000",
+        "-e",
+        "echo",
+        "from-the-container"
+    ]));
+    ok(berth_as_with_tun(
+        &user,
+        &scratch,
+        &[
+            "create",
+            "--network",
+            "slirp4netns",
+            "-p",
+            &publish,
+            "--bundle",
+            b,
+            &id,
+        ],
+    ));
+    let slirp: Vec<i32> = user
+        .processes()
+        .into_iter()
+        .filter(|p| {
+            // (The one of `run`, killed, may still await its reaping.)
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .is_ok_and(|s| s.contains("(slirp4netns) ") && !s.contains(") Z "))
+        })
+        .collect();
+    let show = |ps: &[i32]| {
+        ps.iter()
+            .map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(slirp.len(), 1, "{:#?}", show(&user.processes()));
+    // It holds none of its creator's descriptors: /dev/null, its log,
+    // and its own sockets and devices.
+    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", slirp[0]))
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read_link(e.path()).unwrap().display().to_string())
+        .collect();
+    assert!(
+        fds.iter()
+            .all(|f| !f.starts_with("pipe:") && !f.contains("/dev/pts")),
+        "{fds:?}"
+    );
+    ok(berth_as(&user, &["start", &id]));
+    let out = ok(berth_as(&user, &["exec", &id, "wget", "-q", "-O-", &url]));
+    assert_eq!(out, "from-the-hos", "{out}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        use std::io::Read;
+        let mut got = String::new();
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", host_port)) {
+            let _ = s.read_to_string(&mut got);
+        }
+        if got == "from-the-container\n" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{got:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    // The container's process killed (as by a crash): the next runtime's
+    // recovery (`run` of another container) stops its slirp4netns.
+    let state: Value = serde_json::from_str(&ok(berth_as(&user, &["state", &id]))).unwrap();
+    let pid = state["pid"].as_i64().unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let gone = |p: i32| {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+        stat.is_empty() || stat.contains(") Z ")
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !gone(pid) {
+        assert!(std::time::Instant::now() < deadline, "{pid} still runs");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!gone(slirp[0]));
+    write(serde_json::json!(["true"]));
+    let other = format!("{id}-other");
+    ok(berth_as(&user, &["run", "--bundle", b, &other]));
+    assert!(gone(slirp[0]), "recovery left slirp4netns {}", slirp[0]);
+    // Its published port is free again.
+    drop(std::net::TcpListener::bind(("127.0.0.1", host_port)).unwrap());
+    assert!(!user
+        .xdg()
+        .join("berth")
+        .join(&id)
+        .join("slirp4netns.json")
+        .exists());
+    ok(berth_as(&user, &["delete", "--force", &id]));
+    let left: Vec<_> = std::fs::read_dir(user.xdg().join("berth"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !user.processes().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left behind: {:?}",
+            user.processes()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -222,6 +222,10 @@ impl Extension for Networks {
 
     fn attach<'a>(&'a self, cx: Attach<'a>) -> ExtensionFuture<'a, ()> {
         Box::pin(async move {
+            let options = parse(cx.request)?;
+            if options.mode == Some(crate::Network::Slirp4netns) {
+                return Ok(crate::attach_slirp(cx.state_dir, cx.pid, options.publish).await?);
+            }
             let proxy = self.settings.port_proxy.as_deref();
             Ok(crate::attach(cx.state_dir, cx.id, cx.pid, proxy).await?)
         })

@@ -35,7 +35,10 @@
 //!   ports as nftables rules (and on a dual-stack network, for `[::1]`, a
 //!   userland proxy: [`Settings::port_proxy`]);
 //! - [`Network::Cni`]: whatever the plugins of a CNI network configuration
-//!   make (see [`CniConfig`]; `bridge`, `host-local`, `portmap`, ...).
+//!   make (see [`CniConfig`]; `bridge`, `host-local`, `portmap`, ...);
+//! - [`Network::Slirp4netns`]: user-mode networking by `slirp4netns`, for
+//!   an unprivileged user's containers (published ports forwarded by
+//!   slirp4netns).
 //!
 //! The host side runs in [`Settings::host_netns`]
 //! (the runtime's own namespace by default), so a test or an embedding
@@ -60,6 +63,7 @@ mod macvlan;
 mod netns;
 mod nft;
 mod proxy;
+mod slirp;
 mod sysctl;
 
 pub use addr::{Ipv4Net, Ipv6Net};
@@ -96,13 +100,18 @@ pub enum Network {
     /// The CNI network of this name: the configuration list in
     /// [`CniConfig::conf_dir`] whose `name` it is.
     Cni(String),
+    /// User-mode networking by `slirp4netns` (in `PATH`), which needs no
+    /// privilege: `tap0` with 10.0.2.100/24, the gateway 10.0.2.2 (also
+    /// the host's loopback) and DNS on 10.0.2.3. Published ports are
+    /// forwarded by slirp4netns (on the host's loopback too).
+    Slirp4netns,
 }
 
 impl FromStr for Network {
     type Err = String;
 
     /// `none`, `host`, `bridge`, `bridge=NAME`, `macvlan=PARENT`,
-    /// `overlay=NAME`, `cni=NAME`.
+    /// `overlay=NAME`, `cni=NAME`, `slirp4netns`.
     fn from_str(s: &str) -> Result<Self, String> {
         let (kind, arg) = match s.split_once('=') {
             Some((k, a)) => (k, Some(a)),
@@ -120,9 +129,10 @@ impl FromStr for Network {
             ("macvlan", a) => Network::Macvlan(need(a)?),
             ("overlay", a) => Network::Overlay(need(a)?),
             ("cni", a) => Network::Cni(need(a)?),
+            ("slirp4netns", None) => Network::Slirp4netns,
             _ => {
                 return Err(format!(
-                    "{s:?}: expected none, host, bridge[=NAME], macvlan=PARENT, overlay=NAME or cni=NAME"
+                    "{s:?}: expected none, host, bridge[=NAME], macvlan=PARENT, overlay=NAME, cni=NAME or slirp4netns"
                 ))
             }
         })
@@ -291,8 +301,8 @@ pub struct NetworkOptions {
     /// The network to join; `None` keeps what the spec's
     /// `linux.namespaces` says.
     pub mode: Option<Network>,
-    /// Ports to publish (bridge, overlay and CNI networks; on a CNI
-    /// network, the `portMappings` capability of its plugins).
+    /// Ports to publish (bridge, overlay, CNI and slirp4netns networks; on
+    /// a CNI network, the `portMappings` capability of its plugins).
     pub publish: Vec<PortMapping>,
     /// A fixed address instead of the next free one (bridge networks only).
     pub address: Option<Ipv4Addr>,
@@ -387,10 +397,11 @@ impl Attachment {
 pub(crate) fn adjust_spec(spec: &mut Spec, opts: &NetworkOptions) -> Result<()> {
     let bridged = matches!(opts.mode, Some(Network::Bridge(_) | Network::Overlay(_)));
     let cni = matches!(opts.mode, Some(Network::Cni(_)));
-    if !bridged && !cni && !opts.publish.is_empty() {
+    let slirp = opts.mode == Some(Network::Slirp4netns);
+    if !bridged && !cni && !slirp && !opts.publish.is_empty() {
         return Err(Error::invalid_option(
             "network.publish",
-            "ports can be published only on a bridge, overlay or CNI network",
+            "ports can be published only on a bridge, overlay, CNI or slirp4netns network",
         ));
     }
     if !cni && !opts.cni_args.is_empty() {
@@ -424,7 +435,8 @@ pub(crate) fn adjust_spec(spec: &mut Spec, opts: &NetworkOptions) -> Result<()> 
         | Network::Bridge(_)
         | Network::Macvlan(_)
         | Network::Overlay(_)
-        | Network::Cni(_) => {
+        | Network::Cni(_)
+        | Network::Slirp4netns => {
             if let Some(i) = at {
                 if namespaces[i].path().is_some() {
                     return Err(Error::invalid_spec(
@@ -585,6 +597,10 @@ pub(crate) async fn connect(
 /// port proxy, and with the network's last container its bridge and NAT).
 /// Idempotent.
 pub(crate) async fn release(dir: &Path, id: &str) -> Result<()> {
+    let d = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || slirp::stop(&d))
+        .await
+        .map_err(|e| Error::sys("stop slirp4netns", std::io::Error::other(e)))??;
     if cni::release(dir).await? {
         return Ok(());
     }
@@ -609,8 +625,21 @@ pub(crate) async fn release(dir: &Path, id: &str) -> Result<()> {
 /// Releases the networks of containers that are gone (their state removed,
 /// their process dead, or their creation abandoned by a crashed process).
 pub(crate) async fn recover(root: &Path) -> Result<()> {
+    let r = root.to_path_buf();
+    tokio::task::spawn_blocking(move || slirp::recover(&r))
+        .await
+        .map_err(|e| Error::sys("stop slirp4netns", std::io::Error::other(e)))??;
     cni::recover(root).await?;
     bridge::recover(root.to_path_buf()).await
+}
+
+/// Starts slirp4netns for a container on [`Network::Slirp4netns`] (its
+/// process is `pid`, its state directory `dir`).
+pub(crate) async fn attach_slirp(dir: &Path, pid: i32, ports: Vec<PortMapping>) -> Result<()> {
+    let d = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || slirp::start(&d, pid, &ports))
+        .await
+        .map_err(|e| Error::sys("start slirp4netns", std::io::Error::other(e)))?
 }
 
 /// Makes `peers` the peers of overlay `name` on this host (see
@@ -666,7 +695,17 @@ mod tests {
         assert_eq!("macvlan=eth0".parse(), Ok(Network::Macvlan("eth0".into())));
         assert_eq!("overlay=o".parse(), Ok(Network::Overlay("o".into())));
         assert_eq!("cni=podman".parse(), Ok(Network::Cni("podman".into())));
-        for bad in ["", "bridge=", "macvlan", "host=x", "wifi", "cni", "cni="] {
+        assert_eq!("slirp4netns".parse(), Ok(Network::Slirp4netns));
+        for bad in [
+            "",
+            "bridge=",
+            "macvlan",
+            "host=x",
+            "wifi",
+            "cni",
+            "cni=",
+            "slirp4netns=x",
+        ] {
             assert!(bad.parse::<Network>().is_err(), "{bad}");
         }
     }

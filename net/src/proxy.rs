@@ -157,7 +157,7 @@ pub(crate) fn start(
 }
 
 /// How long the proxy's first process may take to answer and exit.
-const ANSWER_TIME: Duration = Duration::from_secs(10);
+pub(crate) const ANSWER_TIME: Duration = Duration::from_secs(10);
 
 /// Runs the proxy's first process with `spec`: its answer (one line, at
 /// most 4 KiB) and its exit status, within [`ANSWER_TIME`]; a program
@@ -200,14 +200,27 @@ fn ask(program: &Path, spec: &str) -> Result<(String, std::process::ExitStatus)>
 /// The first line `out` gives before `deadline` (what came before its
 /// end, if it ends first).
 fn first_line(
-    mut out: std::process::ChildStdout,
+    out: std::process::ChildStdout,
     deadline: std::time::Instant,
 ) -> std::io::Result<String> {
+    let mut buf = read_until(out, deadline, |b| b.contains(&b'\n'))?;
+    if let Some(i) = buf.iter().position(|b| *b == b'\n') {
+        buf.truncate(i);
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// What `out` gives until `done` holds for it or `out` ends, before
+/// `deadline` (at most 4 KiB).
+pub(crate) fn read_until(
+    mut out: std::process::ChildStdout,
+    deadline: std::time::Instant,
+    done: impl Fn(&[u8]) -> bool,
+) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut buf = Vec::new();
     loop {
-        if let Some(i) = buf.iter().position(|b| *b == b'\n') {
-            buf.truncate(i);
+        if done(&buf) {
             break;
         }
         if buf.len() > 4096 {
@@ -235,13 +248,19 @@ fn first_line(
             Err(e) => return Err(e),
         }
     }
-    Ok(String::from_utf8_lossy(&buf).into_owned())
+    Ok(buf)
 }
 
 /// Kills the proxy recorded in the state directory `dir`, if it still
 /// runs, and removes the record. Idempotent.
 pub(crate) fn stop(dir: &Path) -> Result<()> {
-    let path = dir.join(RECORD_FILE);
+    stop_recorded(&dir.join(RECORD_FILE))
+}
+
+/// Kills the process recorded (a [`HostProcess`]) in the file `path`, if
+/// it still runs, and removes the record. Idempotent.
+pub(crate) fn stop_recorded(path: &Path) -> Result<()> {
+    let path = path.to_path_buf();
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -259,7 +278,7 @@ pub(crate) fn stop(dir: &Path) -> Result<()> {
 
 /// Kills `p` through a pidfd and waits until it has exited (its sockets
 /// closed). A pid now used by another process is left alone.
-fn kill(p: HostProcess) -> Result<()> {
+pub(crate) fn kill(p: HostProcess) -> Result<()> {
     use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
     let Some(pid) = Pid::from_raw(p.pid) else {
         return Ok(());
@@ -267,7 +286,7 @@ fn kill(p: HostProcess) -> Result<()> {
     let fd = match pidfd_open(pid, PidfdFlags::empty()) {
         Ok(fd) => fd,
         Err(rustix::io::Errno::SRCH) => return Ok(()),
-        Err(e) => return Err(Error::sys("pidfd_open of the port proxy", e)),
+        Err(e) => return Err(Error::sys("pidfd_open of a helper process", e)),
     };
     // The pidfd names whichever process has the pid now: it is the proxy
     // only if that process started when the proxy did.
@@ -276,7 +295,7 @@ fn kill(p: HostProcess) -> Result<()> {
     }
     match pidfd_send_signal(&fd, Signal::KILL) {
         Ok(()) | Err(rustix::io::Errno::SRCH) => {}
-        Err(e) => return Err(Error::sys("kill the port proxy", e)),
+        Err(e) => return Err(Error::sys("kill a helper process", e)),
     }
     // Readable once it has exited.
     let mut fds = [nix::poll::PollFd::new(
@@ -285,16 +304,16 @@ fn kill(p: HostProcess) -> Result<()> {
     )];
     match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(5000u16)) {
         Ok(0) => Err(Error::sys(
-            "wait for the port proxy",
+            "wait for a helper process to exit",
             std::io::Error::from(std::io::ErrorKind::TimedOut),
         )),
         Ok(_) => Ok(()),
-        Err(e) => Err(Error::sys("wait for the port proxy", e)),
+        Err(e) => Err(Error::sys("wait for a helper process to exit", e)),
     }
 }
 
 /// Field 22 of `/proc/<pid>/stat`, `None` when the process is gone.
-fn start_time(pid: i32) -> Option<u64> {
+pub(crate) fn start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields are counted
     // after its last `)`, where field 3 begins.
