@@ -143,6 +143,27 @@ fn rootless_container_runs_as_an_unprivileged_host_user_mapped_to_root() {
         .is_none());
 }
 
+/// A bundle of `user`'s own, made by `berth spec --rootless` run as that
+/// user, on the shared rootfs and without a terminal: its directory, its
+/// `config.json`, and the spec to edit and write there.
+fn rootless_bundle(
+    user: &berth_fixtures::users::TestUser,
+) -> (tempfile::TempDir, std::path::PathBuf, Value) {
+    let bundle = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(bundle.path(), Some(user.uid), Some(user.gid)).unwrap();
+    let b = bundle.path().to_str().unwrap();
+    ok(berth_as(user, &["spec", "--rootless", "--bundle", b]));
+    let config = bundle.path().join("config.json");
+    let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    spec["root"]["path"] = berth_fixtures::rootfs::shared()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .into();
+    spec["process"]["terminal"] = false.into();
+    (bundle, config, spec)
+}
+
 /// `berth <args>` as `user`, stdio in files (a container it leaves behind
 /// must not hold a pipe we read).
 fn berth_as(user: &berth_fixtures::users::TestUser, args: &[&str]) -> Output {
@@ -168,18 +189,8 @@ fn a_real_user_runs_a_container_of_its_subordinate_ids_and_execs_ps_kills_delete
     berth_fixtures::require_root();
     let user = berth_fixtures::users::TestUser::create("brc").unwrap();
     let (subuid, subgid) = (user.subuid.0, user.subgid.0);
-    let bundle = tempfile::tempdir().unwrap();
-    std::os::unix::fs::chown(bundle.path(), Some(user.uid), Some(user.gid)).unwrap();
+    let (bundle, config, mut spec) = rootless_bundle(&user);
     let b = bundle.path().to_str().unwrap();
-    ok(berth_as(&user, &["spec", "--rootless", "--bundle", b]));
-    let config = bundle.path().join("config.json");
-    let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
-    spec["root"]["path"] = berth_fixtures::rootfs::shared()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .into();
-    spec["process"]["terminal"] = false.into();
     // 0..65536 inside: the user's subordinate ranges outside.
     spec["linux"]["uidMappings"] =
         serde_json::json!([{"containerID": 0, "hostID": subuid, "size": 65536}]);
@@ -317,18 +328,8 @@ fn a_real_user_runs_a_container_of_its_subordinate_ids_and_execs_ps_kills_delete
 fn a_user_without_subordinate_ids_gets_an_error_naming_the_range() {
     berth_fixtures::require_root();
     let user = berth_fixtures::users::TestUser::create_without_subordinate_ids("brn").unwrap();
-    let bundle = tempfile::tempdir().unwrap();
-    std::os::unix::fs::chown(bundle.path(), Some(user.uid), Some(user.gid)).unwrap();
+    let (bundle, config, mut spec) = rootless_bundle(&user);
     let b = bundle.path().to_str().unwrap();
-    ok(berth_as(&user, &["spec", "--rootless", "--bundle", b]));
-    let config = bundle.path().join("config.json");
-    let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
-    spec["root"]["path"] = berth_fixtures::rootfs::shared()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .into();
-    spec["process"]["terminal"] = false.into();
     spec["process"]["args"] = serde_json::json!(["true"]);
     // Its own uid as root, and 1..65536 from a range it does not have.
     spec["linux"]["uidMappings"] = serde_json::json!([
@@ -529,18 +530,8 @@ fn a_real_users_container_on_slirp4netns_reaches_the_hosts_loopback() {
         }
     });
     let user = berth_fixtures::users::TestUser::create("brs").unwrap();
-    let bundle = tempfile::tempdir().unwrap();
-    std::os::unix::fs::chown(bundle.path(), Some(user.uid), Some(user.gid)).unwrap();
+    let (bundle, config, spec) = rootless_bundle(&user);
     let b = bundle.path().to_str().unwrap();
-    ok(berth_as(&user, &["spec", "--rootless", "--bundle", b]));
-    let config = bundle.path().join("config.json");
-    let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
-    spec["root"]["path"] = berth_fixtures::rootfs::shared()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .into();
-    spec["process"]["terminal"] = false.into();
     let write = |args: Value| {
         let mut s = spec.clone();
         s["process"]["args"] = args;
