@@ -8,6 +8,7 @@
 
 mod containers;
 mod error;
+mod events;
 mod io;
 mod metrics;
 mod options;

@@ -16,7 +16,6 @@ use containerd_shim::api::{
     StateResponse, StatsRequest, StatsResponse, Status as ApiStatus, UpdateTaskRequest,
     WaitRequest, WaitResponse,
 };
-use containerd_shim::asynchronous::publisher::RemotePublisher;
 use containerd_shim::asynchronous::ExitSignal;
 use containerd_shim::event::Event;
 use containerd_shim::protos::api::ProcessInfo;
@@ -26,13 +25,14 @@ use containerd_shim::protos::events::task::{
 };
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::protobuf::MessageField;
-use containerd_shim::{Context, TtrpcContext, TtrpcResult};
+use containerd_shim::{TtrpcContext, TtrpcResult};
 use futures::StreamExt;
 use oci_spec::runtime::{LinuxResources, Process};
 use tokio::sync::watch;
 
 use crate::containers::{self, Container, ExecProcess, Exit, Runtime, Status};
 use crate::error::{Error, Result};
+use crate::events::Publisher;
 use crate::io::{Paths, ProcIo};
 use crate::options::RuntimeOptions;
 
@@ -148,7 +148,7 @@ impl Task {
 /// The state the service shares with its background tasks.
 struct Shared {
     namespace: String,
-    publisher: RemotePublisher,
+    publisher: Publisher,
     exit: Arc<ExitSignal>,
     tasks: Mutex<HashMap<String, Arc<Task>>>,
     runtimes: tokio::sync::Mutex<HashMap<PathBuf, Runtime>>,
@@ -170,14 +170,7 @@ pub struct Service {
 
 impl Shared {
     async fn publish(&self, event: impl Event) {
-        let topic = event.topic();
-        if let Err(e) = self
-            .publisher
-            .publish(Context::default(), &topic, &self.namespace, Box::new(event))
-            .await
-        {
-            log::warn!("publish {topic}: {e}");
-        }
+        self.publisher.publish(event).await;
     }
 
     fn task(&self, id: &str) -> Result<Arc<Task>> {
@@ -213,7 +206,8 @@ impl Shared {
             code: exit.code,
             at: SystemTime::now(),
         };
-        proc.exit.send_replace(Some(exited));
+        // containerd has the event before a waiter can see the exit (and
+        // delete the task, whose TaskDelete must come after it).
         self.publish(TaskExit {
             container_id: task.id.clone(),
             id: if exec_id.is_empty() {
@@ -227,18 +221,19 @@ impl Shared {
             ..Default::default()
         })
         .await;
+        proc.exit.send_replace(Some(exited));
     }
 }
 
 impl Service {
-    /// A service publishing events of `namespace` through `publisher`, that
-    /// raises `exit` once its last task is gone and containerd asks it to
-    /// shut down.
-    pub fn new(namespace: &str, publisher: RemotePublisher, exit: Arc<ExitSignal>) -> Service {
+    /// A service publishing events of `namespace` to containerd at
+    /// `events_address`, that raises `exit` once its last task is gone and
+    /// containerd asks it to shut down.
+    pub fn new(namespace: &str, events_address: &str, exit: Arc<ExitSignal>) -> Service {
         Service {
             shared: Arc::new(Shared {
                 namespace: namespace.to_string(),
-                publisher,
+                publisher: Publisher::new(events_address, namespace),
                 exit,
                 tasks: Mutex::new(HashMap::new()),
                 runtimes: tokio::sync::Mutex::new(HashMap::new()),
@@ -835,6 +830,8 @@ impl containerd_shim::Task for Service {
             .unwrap_or_else(|p| p.into_inner())
             .is_empty();
         if empty {
+            // What is still in flight (an OOM kill's event) goes out first.
+            self.shared.publisher.flush().await;
             self.shared.exit.signal();
         }
         Ok(Empty::new())

@@ -147,6 +147,9 @@ impl Shim for BerthShim {
     }
 
     async fn create_task_service(&self, publisher: RemotePublisher) -> Service {
-        Service::new(&self.namespace, publisher, self.exit.clone())
+        // Events are forwarded by the service's own publisher, which awaits
+        // each one (this one only queues them, and loses the queue when the
+        // shim exits).
+        Service::new(&self.namespace, &publisher.address, self.exit.clone())
     }
 }

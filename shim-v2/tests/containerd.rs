@@ -648,8 +648,9 @@ fn update(address: &str, id: &str, resources: &str) {
     });
 }
 
-/// `ctr events` until `done` holds for its output.
-struct Events(Child, std::sync::mpsc::Receiver<String>);
+/// `ctr events` until `done` holds for its output; the daemon's log (with
+/// the shims' own) is shown if it never does.
+struct Events(Child, std::sync::mpsc::Receiver<String>, PathBuf);
 
 impl Events {
     fn start(c: &Containerd) -> Events {
@@ -672,7 +673,7 @@ impl Events {
                 }
             }
         });
-        Events(child, rx)
+        Events(child, rx, c.path("containerd.log"))
     }
 
     /// The topics of the events about container `id` seen until `done`
@@ -693,7 +694,15 @@ impl Events {
             if done(&topics) {
                 return topics;
             }
-            assert!(Instant::now() < deadline, "events so far: {text}");
+            if Instant::now() >= deadline {
+                let log = std::fs::read_to_string(&self.2).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(60).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                panic!(
+                    "events so far: {text}\ncontainerd's log, last lines:\n{}",
+                    tail.join("\n")
+                );
+            }
             if let Ok(more) = self.1.recv_timeout(Duration::from_millis(200)) {
                 text.push_str(&more);
             }
@@ -816,6 +825,7 @@ fn events_come_in_order_and_oom_is_reported() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "{out:?}");
+    eprintln!("ctr run oom1: {out:?}");
     let topics = events.until("oom1", |t| {
         t.iter().any(|t| t == "/tasks/oom") && t.iter().any(|t| t == "/tasks/delete")
     });
