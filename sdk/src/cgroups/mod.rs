@@ -394,21 +394,31 @@ impl Cgroup {
     /// directory is busy (processes still exiting) it retries with a backoff
     /// from 1 ms, for up to 2 s in all, then fails with [`Error::Io`] carrying
     /// `EBUSY`. Then removes the parents that became empty, up to but not
-    /// including the hierarchy root, leaving those still in use. A cgroup that
+    /// including the hierarchy root, leaving those still in use or that
+    /// the caller may not remove. A cgroup that
     /// does not exist is deleted already.
     pub async fn delete(&self) -> Result<()> {
         let deadline = Instant::now() + DELETE_TIMEOUT;
         let depth = self.path.split('/').count();
         for dir in &self.dirs {
             remove_tree(dir, deadline).await?;
-            // Stop at the first parent still in use (or being removed by another delete).
+            // Stop at the first parent still in use (or being removed by
+            // another delete), or not ours to remove (rootless, the top of
+            // the subtree delegated to the user).
             for parent in dir.ancestors().skip(1).take(depth - 1) {
                 match fs::remove_dir(parent) {
                     Ok(()) => {}
                     Err(e)
                         if matches!(
                             e.raw_os_error(),
-                            Some(libc::ENOTEMPTY | libc::EBUSY | libc::ENOENT | libc::ENODEV)
+                            Some(
+                                libc::ENOTEMPTY
+                                    | libc::EBUSY
+                                    | libc::ENOENT
+                                    | libc::ENODEV
+                                    | libc::EACCES
+                                    | libc::EPERM
+                            )
                         ) =>
                     {
                         break

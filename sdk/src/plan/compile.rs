@@ -207,7 +207,7 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let cgroup_view = match (is_new(Namespace::Cgroup), &opts.cgroup_path) {
             (false, Some(path)) => CgroupView::Bind(path, opts.rootless),
-            _ => CgroupView::Mount,
+            (_, path) => CgroupView::Mount(path.as_deref()),
         };
         let at = MountAt {
             rootfs: &rootfs,
@@ -1020,6 +1020,7 @@ fn mount_steps(
             } else {
                 Create::File
             },
+            fallback_binds: Vec::new(),
         }));
         steps.extend(rec_attrs);
         return Ok(is_dev);
@@ -1064,6 +1065,7 @@ fn mount_steps(
         remount_flags: None,
         propagation: opts.propagation,
         create: Create::Dir,
+        fallback_binds: Vec::new(),
     }));
     steps.extend(rec_attrs);
     Ok(false)
@@ -1101,8 +1103,9 @@ fn refuse_non_directory(rootfs: &Path, dest: &Path, fstype: &str, field: &str) -
 #[derive(Debug, Clone, Copy)]
 enum CgroupView<'a> {
     /// Fresh cgroup mounts: inside a cgroup namespace they are rooted at the
-    /// container's own cgroup.
-    Mount,
+    /// container's own cgroup (this path, if it has one). Where the kernel
+    /// refuses a fresh cgroup2 mount, that directory is bound instead.
+    Mount(Option<&'a str>),
     /// Binds of the container's own directories (this path in every
     /// hierarchy), for a container sharing the host's cgroup namespace.
     /// Rootless (`true`), a hierarchy where that directory does not exist
@@ -1142,6 +1145,7 @@ fn cgroup_steps(
             remount_flags: Some(libc::MS_REMOUNT | libc::MS_BIND | fs_flags),
             propagation: 0,
             create: Create::Dir,
+            fallback_binds: Vec::new(),
         }))
     };
     if let [only] = host.cgroup_mounts.as_slice() {
@@ -1149,6 +1153,20 @@ fn cgroup_steps(
             if let CgroupView::Bind(path, _) = view {
                 steps.push(bind(only, target, path)?);
                 return Ok(());
+            }
+            // The kernel refuses a fresh cgroup2 mount in a user namespace
+            // without a cgroup namespace of its own (EPERM), and onto a
+            // mount of the same hierarchy (EBUSY: a rootless spec binds the
+            // host's /sys, which has it). runc binds the container's cgroup
+            // instead, else (none was made: nothing delegated) the caller's.
+            let mut fallback_binds = Vec::new();
+            if let CgroupView::Mount(Some(path)) = view {
+                let own = only.host_dir.join(path.trim_start_matches('/'));
+                fallback_binds.push(cpath(own.as_os_str().as_encoded_bytes(), field)?);
+            }
+            if let Some(own) = own_cgroup(only) {
+                let own = only.host_dir.join(own.trim_start_matches('/'));
+                fallback_binds.push(cpath(own.as_os_str().as_encoded_bytes(), field)?);
             }
             steps.push(Step::Mount(MountStep {
                 source: CPath::new("cgroup2"),
@@ -1159,6 +1177,7 @@ fn cgroup_steps(
                 remount_flags: None,
                 propagation: opts.propagation,
                 create: Create::Dir,
+                fallback_binds,
             }));
             return Ok(());
         }
@@ -1173,6 +1192,7 @@ fn cgroup_steps(
         remount_flags: None,
         propagation: 0,
         create: Create::Dir,
+        fallback_binds: Vec::new(),
     }));
     for h in &host.cgroup_mounts {
         let sub = in_root(&target.path.join(&h.name), field)?;
@@ -1191,6 +1211,7 @@ fn cgroup_steps(
             remount_flags: None,
             propagation: 0,
             create: Create::Dir,
+            fallback_binds: Vec::new(),
         }));
     }
     if flags & libc::MS_RDONLY != 0 {

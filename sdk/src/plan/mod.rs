@@ -182,6 +182,11 @@ pub struct MountStep {
     pub propagation: u64,
     /// What to create if the target does not exist.
     pub create: Create,
+    /// Host directories to bind instead, the first that exists, if the
+    /// kernel refuses this mount with `EPERM` or `EBUSY` (a cgroup2 mount
+    /// in a user namespace; see the compiler's `cgroup_steps`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fallback_binds: Vec<CPath>,
 }
 
 /// A device node inside the container's `/dev`.

@@ -32,20 +32,37 @@ impl Executor<'_> {
     /// `Step::Mount`, on the target's descriptor (its `self/fd` link).
     pub(super) fn mount(&mut self, m: &MountStep) -> SysResult<()> {
         let mut buf = [0u8; 32];
+        let mut remount_flags = m.remount_flags;
         {
             let fd = Fd(self.resolve(&m.target, m.create)?);
             let target = proc_fd_path(fd.0, &mut buf);
-            sys::mount(
+            match sys::mount(
                 m.source.as_ref().map(|s| s.as_c()),
                 target,
                 m.fstype.as_ref().map(|s| s.as_c()),
                 m.flags,
                 m.data.as_ref().map(|s| s.as_c()),
-            )?;
+            ) {
+                Ok(()) => {}
+                Err(e @ (libc::EPERM | libc::EBUSY)) if !m.fallback_binds.is_empty() => {
+                    bind_first(&m.fallback_binds, target, e)?;
+                    // A bind takes its flags from a remount.
+                    let kept = m.flags & libc::MS_RDONLY;
+                    remount_flags = Some(
+                        libc::MS_REMOUNT
+                            | libc::MS_BIND
+                            | libc::MS_NOSUID
+                            | libc::MS_NODEV
+                            | libc::MS_NOEXEC
+                            | kept,
+                    );
+                }
+                Err(e) => return Err(e),
+            }
         }
         // Later calls act on the new mount: resolve the path again so that
         // it leads onto the mount just made, not the directory beneath it.
-        for flags in after_mount(m.remount_flags, m.propagation) {
+        for flags in after_mount(remount_flags, m.propagation) {
             let fd = Fd(self.resolve(&m.target, m.create)?);
             sys::mount(None, proc_fd_path(fd.0, &mut buf), None, flags, None)?;
         }
@@ -181,6 +198,24 @@ fn locked(f_flags: u64) -> u64 {
 
 /// The flags of the `mount` calls that follow a mount's own: its remount
 /// (read-only binds), then its propagation (none when 0).
+/// Binds the first of `sources` that exists onto `target`; `refused`
+/// (the error of the mount they stand in for) if none does.
+fn bind_first(sources: &[crate::plan::CPath], target: &CStr, refused: c_int) -> SysResult<()> {
+    for source in sources {
+        match sys::mount(
+            Some(source.as_c()),
+            target,
+            None,
+            libc::MS_BIND | libc::MS_REC,
+            None,
+        ) {
+            Err(libc::ENOENT) => continue,
+            r => return r,
+        }
+    }
+    Err(refused)
+}
+
 fn after_mount(remount_flags: Option<u64>, propagation: u64) -> impl Iterator<Item = u64> {
     [remount_flags, (propagation != 0).then_some(propagation)]
         .into_iter()
