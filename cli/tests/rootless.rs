@@ -352,8 +352,8 @@ fn a_user_without_subordinate_ids_gets_an_error_naming_the_range() {
     assert!(user.processes().is_empty());
 }
 
-/// Rootless podman (`podman --runtime berth` as the user, its own storage,
-/// no network): podman runs berth as root of the user's namespace, which
+/// Rootless podman (`podman --runtime berth` as the user, its own storage;
+/// no network, then podman's slirp4netns): podman runs berth as root of the user's namespace, which
 /// berth treats as rootless (as runc does).
 #[test]
 fn rootless_podman_runs_berth_as_a_real_user() {
@@ -385,8 +385,9 @@ fn rootless_podman_runs_berth_as_a_real_user() {
         .unwrap();
     assert!(status.success());
     std::fs::set_permissions(&tar, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let tun_scratch = d.join("tun");
     let podman = |args: &[&str]| -> Output {
-        let mut c = user.command("podman");
+        let mut c = user.command_with_tun("podman", &tun_scratch);
         c.env("HOME", d.join("store"))
             .env("CONTAINERS_CONF", d.join("containers.conf"))
             .arg("--root")
@@ -461,46 +462,53 @@ fn rootless_podman_runs_berth_as_a_real_user() {
     assert_eq!(status.trim(), "exited");
     ok(podman(&["rm", id]));
     assert!(!user.xdg().join("berth").join(id).exists());
+
+    // podman's own rootless network: slirp4netns, started by podman on the
+    // network namespace of the container berth made; 10.0.2.2 is the
+    // host's loopback.
+    let port = loopback_http_server();
+    let url = format!("http://10.0.2.2:{port}/");
+    let out = ok(podman(&[
+        "run",
+        "--rm",
+        "--network",
+        "slirp4netns:allow_host_loopback=true",
+        "localhost/berth-test",
+        "wget",
+        "-q",
+        "-O-",
+        &url,
+    ]));
+    assert_eq!(out, "from-the-hos", "{out}");
 }
 
-/// `berth <args>` as `user`, where `/dev/net/tun` is usable by everyone
-/// (as udev makes it on Debian). Where the host's is not, the command
-/// runs in a mount namespace of its own where a node of the same device
-/// with mode 0666 (on a tmpfs at `scratch`) is bound over it: the host's
-/// `/dev` is not changed.
+/// `berth <args>` as `user`, with a `/dev/net/tun` it can open
+/// ([`TestUser::command_with_tun`](berth_fixtures::users::TestUser::command_with_tun)).
 fn berth_as_with_tun(
     user: &berth_fixtures::users::TestUser,
     scratch: &Path,
     args: &[&str],
 ) -> Output {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata("/dev/net/tun")
-        .unwrap()
-        .permissions()
-        .mode();
-    if mode & 0o006 == 0o006 {
-        return berth_as(user, args);
-    }
-    std::fs::create_dir_all(scratch).unwrap();
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-ec"])
-        .arg(
-            r#"d=$1; shift; mount -t tmpfs -o mode=0755 tun "$d"; mknod -m 0666 "$d/tun" c 10 200; mount --bind "$d/tun" /dev/net/tun; exec "$@""#,
-        )
-        .arg("sh")
-        .arg(scratch)
-        .args([
-            "setpriv".to_string(),
-            format!("--reuid={}", user.uid),
-            format!("--regid={}", user.gid),
-            "--clear-groups".into(),
-            "--".into(),
-            BERTH.into(),
-        ])
-        .args(args)
-        .env("XDG_RUNTIME_DIR", user.xdg())
-        .env_remove("BERTH_ROOT");
+    let mut cmd = user.command_with_tun(BERTH, scratch);
+    cmd.args(args);
     berth_fixtures::output_via_files(&mut cmd)
+}
+
+/// An HTTP server on 127.0.0.1 only, answering `from-the-hos` (its
+/// Content-Length cuts the body short, as `wget` shows it); its port.
+fn loopback_http_server() -> u16 {
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for s in server.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 12\r\n\r\nfrom-the-host");
+        }
+    });
+    port
 }
 
 /// A real user's container on `--network slirp4netns` reaches a server on
@@ -517,18 +525,7 @@ fn a_real_users_container_on_slirp4netns_reaches_the_hosts_loopback() {
     {
         panic!("slirp4netns is not installed (scripts/install-deps.sh)");
     }
-    // An HTTP server on 127.0.0.1 only.
-    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = server.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        use std::io::{Read, Write};
-        for s in server.incoming() {
-            let Ok(mut s) = s else { continue };
-            let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf);
-            let _ = s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 12\r\n\r\nfrom-the-host");
-        }
-    });
+    let port = loopback_http_server();
     let user = berth_fixtures::users::TestUser::create("brs").unwrap();
     let (bundle, config, spec) = rootless_bundle(&user);
     let b = bundle.path().to_str().unwrap();
