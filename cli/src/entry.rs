@@ -9,6 +9,14 @@ use crate::{cli, commands, log};
 /// Parses the command line and runs the command, with the image commands
 /// as `I` has them.
 pub fn main<I: commands::Images>() -> ExitCode {
+    // The image store's helper unshares a user namespace: it must start
+    // with one thread, and takes its own arguments.
+    if I::IN_PROCESS {
+        let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        if raw.get(1).is_some_and(|a| a == berth_image::HELPER_COMMAND) {
+            return berth_image::helper_main(&raw[2..]);
+        }
+    }
     let args = cli::Cli::parse();
     // The port proxy forks: it must start with one thread, and before
     // anything is opened.
@@ -24,7 +32,7 @@ pub fn main<I: commands::Images>() -> ExitCode {
         // `create` offers (a request carries the settings).
         let extensions: Vec<std::sync::Arc<dyn berth::extension::Extension>> = vec![
             std::sync::Arc::new(berth_net::Networks::default()),
-            std::sync::Arc::new(berth_image::Snapshots),
+            std::sync::Arc::new(berth_image::Snapshots::default()),
         ];
         let code = berth::shim::run_shim(&s.request, extensions);
         return ExitCode::from(u8::try_from(code).unwrap_or(1));

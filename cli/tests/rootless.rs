@@ -673,3 +673,116 @@ fn a_real_users_container_on_slirp4netns_reaches_the_hosts_loopback() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// An image whose files belong to several users, pulled (imported) and run
+/// by a real user with subordinate ids: the layers are written as the
+/// container's users (in a user namespace with the container's mappings),
+/// the container's overlay is mounted in its own user namespace, and
+/// inside, owners, whiteouts and opaque directories are the image's.
+/// Delete, `rmi` and the store's garbage collection remove what the user
+/// cannot remove itself; nothing is left.
+#[test]
+fn a_real_user_runs_an_image_whose_files_belong_to_other_users() {
+    use berth_fixtures::image::{busybox_layer, sh, write_layout, Comp, Layer};
+    berth_fixtures::require_root();
+    let user = berth_fixtures::users::TestUser::create("bri").unwrap();
+    let layout = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(layout.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let owned = Layer::new()
+        .owned_dir("srv", 0o755, 33, 33)
+        .owned_file("srv/www", b"w", 0o644, 33, 33)
+        .dir("home", 0o755)
+        .owned_dir("home/u", 0o755, 1000, 1001)
+        .owned_file("home/u/note", b"n", 0o644, 1000, 1001)
+        .file("etc/gone", b"g", 0o644)
+        .dir("opq", 0o755)
+        .file("opq/old", b"o", 0o644)
+        .into_tar();
+    let deletes = Layer::new()
+        .file("etc/.wh.gone", b"", 0o644)
+        .dir("opq", 0o755)
+        .file("opq/.wh..wh..opq", b"", 0o644)
+        .file("opq/new", b"n", 0o644)
+        .into_tar();
+    write_layout(
+        layout.path(),
+        "owned",
+        &[
+            (busybox_layer(), Comp::Gzip),
+            (owned, Comp::Gzip),
+            (deletes, Comp::Plain),
+        ],
+        &sh(
+            "stat -c '%u:%g %n' /srv /srv/www /home/u /home/u/note; ls /opq; \
+             test -e /etc/gone && echo gone-present || echo gone-absent; id -u; \
+             touch /tmp/x && stat -c '%u:%g' /tmp/x",
+        ),
+        false,
+    );
+    let images = env!("CARGO_BIN_EXE_berth-images");
+    let as_user = |program: &str, args: &[&str]| -> Output {
+        berth_fixtures::output_via_files(user.command(program).args(args))
+    };
+    let l = layout.path().to_str().unwrap();
+    ok(as_user(images, &["import", l, "test/owned"]));
+    let store = user.xdg().join("berth/images");
+
+    let id = format!("rootless-image-{}", std::process::id());
+    let out = ok(as_user(BERTH, &["run", "--image", "test/owned", &id]));
+    assert_eq!(
+        out,
+        "33:33 /srv\n33:33 /srv/www\n1000:1001 /home/u\n1000:1001 /home/u/note\n\
+         new\ngone-absent\n0\n0:0\n",
+        "{out}"
+    );
+    // Unpacked for the run: on the host, the layer's files belong to the user's subordinate ids:
+    // container id n (n ≥ 1) is host id first + n - 1.
+    let www = std::fs::read_dir(store.join("layers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("srv/www"))
+        .find(|p| p.exists())
+        .expect("a layer with srv/www");
+    let meta = std::fs::metadata(&www).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (user.subuid.0 + 32, user.subgid.0 + 32),
+        "{}",
+        www.display()
+    );
+
+    // The overlay was mounted in the container only.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&id), "{mounts}");
+    // `run` deleted it: its writable layer went with it.
+    assert!(!store.join("snapshots").join(&id).exists());
+
+    // A writable layer with a directory of 1000's (not the user's to
+    // empty): removed all the same.
+    let out = ok(as_user(
+        BERTH,
+        &[
+            "run",
+            "--image",
+            "test/owned",
+            "--user",
+            "1000:1001",
+            &id,
+            "sh",
+            "-c",
+            "mkdir /tmp/d && touch /tmp/d/f && stat -c '%u:%g' /tmp/d/f",
+        ],
+    ));
+    assert_eq!(out, "1000:1001\n");
+    assert!(!store.join("snapshots").join(&id).exists());
+
+    ok(as_user(images, &["rmi", "test/owned"]));
+    let layers: Vec<_> = std::fs::read_dir(store.join("layers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(layers.is_empty(), "layers left: {layers:?}");
+    assert!(user.processes().is_empty(), "{:?}", user.processes());
+}

@@ -23,6 +23,13 @@ impl ImageStore {
         let name = super::reference::normalize(reference)?;
         let snap = self.snapshot(id);
         let record = snap.record()?;
+        if record.rootless {
+            // Its files belong to host ids of the user's subordinate range,
+            // which the diff would have to map back.
+            return Err(Error::Unsupported(format!(
+                "commit of {id}: a rootless container's layer cannot be committed yet"
+            )));
+        }
         let base = self.image_by_digest(
             record.image.clone(),
             digest::parse(&record.manifest, "snapshot.json")?,

@@ -2,6 +2,9 @@
 //! and the [`Snapshots`] extension that removes their writable layer when
 //! they are deleted.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
 use berth::extension::{Extension, ExtensionFuture, Release};
 use berth::{Container, CreateOptions, Runtime, Status};
 
@@ -16,31 +19,95 @@ pub const EXTENSION_NAME: &str = "image";
 /// [`create_container`] is recorded with it, and deleting the container
 /// unmounts its rootfs and removes its writable layer. Register it in
 /// [`Config::extensions`](berth::Config::extensions).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Snapshots;
+///
+/// A runtime without root also needs the store's helper program
+/// ([`Snapshots::with_helper`], [`ImageStore::with_helper`]): its
+/// containers' files belong to the user's subordinate ids.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshots {
+    helper: Option<PathBuf>,
+}
+
+impl Snapshots {
+    /// Snapshots of a store that, without root, writes and removes through
+    /// `helper` (see [`ImageStore::with_helper`]).
+    ///
+    /// ```
+    /// let images = berth_image::Snapshots::with_helper("/usr/bin/berth-images");
+    /// let mut config = berth::Config::default();
+    /// config.extensions.push(std::sync::Arc::new(images));
+    /// ```
+    pub fn with_helper(helper: impl Into<PathBuf>) -> Snapshots {
+        Snapshots {
+            helper: Some(helper.into()),
+        }
+    }
+
+    /// The image store of runtime root `root`, with the helper if any.
+    fn store(&self, root: &Path) -> Result<ImageStore> {
+        let store = ImageStore::open(root)?;
+        Ok(match &self.helper {
+            Some(h) => store.with_helper(h),
+            None => store,
+        })
+    }
+}
 
 impl Extension for Snapshots {
     fn name(&self) -> &str {
         EXTENSION_NAME
     }
 
+    fn settings(&self) -> serde_json::Value {
+        serde_json::json!({ "helper": self.helper })
+    }
+
+    fn with_settings(
+        &self,
+        settings: &serde_json::Value,
+    ) -> berth::Result<Option<Arc<dyn Extension>>> {
+        let helper = settings
+            .get("helper")
+            .and_then(|h| h.as_str())
+            .map(PathBuf::from);
+        Ok(Some(Arc::new(Snapshots { helper })))
+    }
+
     fn release<'a>(&'a self, cx: Release<'a>) -> ExtensionFuture<'a, ()> {
         let dir = cx.state_dir.to_path_buf();
+        let this = self.clone();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || crate::snapshot::release(&dir))
-                .await
-                .map_err(|e| Error::TaskFailed {
-                    task: "snapshot release",
-                    reason: e.to_string(),
-                })??;
+            tokio::task::spawn_blocking(move || {
+                crate::snapshot::release(&dir, |root| this.store(root))
+            })
+            .await
+            .map_err(|e| Error::TaskFailed {
+                task: "snapshot release",
+                reason: e.to_string(),
+            })??;
             Ok(())
         })
     }
 }
 
-/// The image store of `rt`'s root (`<root>/images`).
+/// The image store of `rt`'s root (`<root>/images`), with the helper of
+/// `rt`'s [`Snapshots`] extension if it has one.
 pub fn store(rt: &Runtime) -> Result<ImageStore> {
-    ImageStore::open(&rt.config().root)
+    let root = &rt.config().root;
+    let snapshots = rt
+        .config()
+        .extensions
+        .iter()
+        .find(|e| e.name() == EXTENSION_NAME)
+        .map(|e| e.settings());
+    match snapshots
+        .as_ref()
+        .and_then(|s| s.get("helper"))
+        .and_then(|h| h.as_str())
+    {
+        Some(helper) => Ok(ImageStore::open(root)?.with_helper(helper)),
+        None => ImageStore::open(root),
+    }
 }
 
 /// Creates a container from a stored image: its layers (unpacked once,
@@ -52,7 +119,7 @@ pub fn store(rt: &Runtime) -> Result<ImageStore> {
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// let mut config = berth::Config::default();
-/// config.extensions.push(std::sync::Arc::new(berth_image::Snapshots));
+/// config.extensions.push(std::sync::Arc::new(berth_image::Snapshots::default()));
 /// let rt = berth::Runtime::new(config).await?;
 /// let store = berth_image::store(&rt)?;
 /// store.import_layout(std::path::Path::new("busybox-oci"), None, "busybox")?;
@@ -83,11 +150,38 @@ pub async fn create_container(
     let store = store(rt)?;
     let (id_owned, image_ref) = (id.to_string(), image_ref.to_string());
     let s = store.clone();
-    let (snap, spec) = tokio::task::spawn_blocking(move || {
+    let (snap, spec, rootfs_mount) = tokio::task::spawn_blocking(move || {
         let image = s.image(&image_ref)?;
         let snap = s.prepare(&id_owned, &image)?;
-        match crate::build_spec(&image.config, &image.reference, &snap.rootfs(), &overrides) {
-            Ok(spec) => Ok((snap, spec)),
+        let built = (|| -> Result<(berth::oci_spec::runtime::Spec, Option<berth::RootfsMount>)> {
+            let Some(mount) = s.rootfs_mount(&id_owned)? else {
+                let spec =
+                    crate::build_spec(&image.config, &image.reference, &snap.rootfs(), &overrides)?;
+                return Ok((spec, None));
+            };
+            // Not mounted here: the image's files are read from its
+            // layers, top first.
+            let mut dirs: Vec<PathBuf> = image
+                .diff_ids()?
+                .iter()
+                .rev()
+                .map(|d| s.layer_dir(d))
+                .collect();
+            dirs.insert(0, snap.upper());
+            let mut spec = crate::spec::build_in(
+                &image.config,
+                &image.reference,
+                &snap.rootfs(),
+                &dirs,
+                &overrides,
+            )?;
+            if let Some(mappings) = s.mappings()? {
+                crate::spec::in_user_namespace(&mut spec, &mappings);
+            }
+            Ok((spec, Some(mount)))
+        })();
+        match built {
+            Ok((spec, mount)) => Ok((snap, spec, mount)),
             Err(e) => {
                 let _ = s.remove_snapshot(&id_owned);
                 Err(e)
@@ -108,6 +202,7 @@ pub async fn create_container(
     };
     opts.extensions
         .insert(EXTENSION_NAME.into(), serde_json::Value::Null);
+    opts.rootfs_mount = rootfs_mount;
     match rt.create_with(id, bundle, opts).await {
         Ok(c) => Ok(c),
         Err(e) => {

@@ -89,8 +89,7 @@ impl ImageStore {
                 continue;
             }
             if !layers.contains(&name) {
-                fs::remove_dir_all(e.path())
-                    .map_err(|err| Error::io("remove layer", e.path(), err))?;
+                self.remove_tree(&e.path())?;
                 if !name.starts_with(".tmp-") {
                     report.layers += 1;
                 }

@@ -64,6 +64,8 @@ impl ImageStore {
     /// Unpacks into a temporary directory and renames it into place; on
     /// any error nothing of the layer is left.
     fn unpack_one(&self, blob: &Digest, diff_id: &Digest) -> Result<()> {
+        // A user's layers are written as the ids its containers map.
+        let mappings = self.mappings()?;
         let dest = self.layer_dir(diff_id);
         let tmp = self.root().join("layers").join(format!(
             ".tmp-{}",
@@ -73,10 +75,15 @@ impl ImageStore {
                 .unwrap_or("x")
         ));
         fs::create_dir(&tmp).map_err(|e| Error::io("create layer directory", &tmp, e))?;
-        let result = unpack::unpack(&self.blob_path(blob), blob, diff_id, &tmp)
+        let blob_path = self.blob_path(blob);
+        let unpacked = match (self.unprivileged(), &mappings) {
+            (Some(u), Some(m)) => u.unpack(m, &blob_path, blob, diff_id, &tmp),
+            _ => unpack::unpack(&blob_path, blob, diff_id, &tmp),
+        };
+        let result = unpacked
             .and_then(|()| fs::rename(&tmp, &dest).map_err(|e| Error::io("store layer", &dest, e)));
         if result.is_err() {
-            let _ = fs::remove_dir_all(&tmp);
+            let _ = self.remove_tree(&tmp);
         }
         result
     }

@@ -28,6 +28,7 @@ pub(crate) mod snapshot;
 mod spec;
 mod store;
 pub mod unpack;
+mod userns;
 
 pub use containers::{commit, create_container, rollback, store, Snapshots, EXTENSION_NAME};
 pub use error::{Error, Result};
@@ -38,3 +39,4 @@ pub use sign::{signature_tag, SignaturePolicy, SIGNATURE_ANNOTATION};
 pub use snapshot::Snapshot;
 pub use spec::{build as build_spec, ImageOverrides, EXPOSED_PORTS_ANNOTATION};
 pub use store::{Image, ImageStore, ImageSummary};
+pub use userns::{helper_main, HELPER_COMMAND};

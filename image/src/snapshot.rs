@@ -28,6 +28,11 @@ pub(crate) struct Record {
     pub manifest: String,
     /// The layers below the upper dir, base first.
     pub diff_ids: Vec<String>,
+    /// A user's snapshot: its overlay is mounted in the container's own
+    /// user namespace (with `userxattr`), never on the host, and its
+    /// files are removed through the store's helper.
+    #[serde(default)]
+    pub rootless: bool,
 }
 
 /// A container's snapshot directories.
@@ -80,7 +85,7 @@ impl ImageStore {
         }
         let result = self.prepare_in(&snap, image);
         if result.is_err() {
-            let _ = fs::remove_dir_all(&snap.dir);
+            let _ = self.remove_tree(&snap.dir);
         }
         result.map(|()| snap)
     }
@@ -90,6 +95,7 @@ impl ImageStore {
             image: image.reference.clone(),
             manifest: image.digest.to_string(),
             diff_ids: image.diff_ids()?.iter().map(|d| d.to_string()).collect(),
+            rootless: self.unprivileged().is_some(),
         };
         let p = snap.dir.join("snapshot.json");
         fs::write(&p, serde_json::to_vec(&record).expect("serialisable"))
@@ -98,7 +104,77 @@ impl ImageStore {
         for d in [snap.upper(), snap.work(), snap.rootfs()] {
             fs::create_dir(&d).map_err(|e| Error::io("create snapshot", &d, e))?;
         }
+        if record.rootless {
+            // Mounted by the container, in its user namespace.
+            return Ok(());
+        }
         self.mount(snap, &image.diff_ids()?, &lowers)
+    }
+
+    /// The overlay a user's container mounts on its rootfs, in its own
+    /// user namespace ([`berth::CreateOptions::rootfs_mount`]); `None` for
+    /// a snapshot root mounted on the host.
+    pub fn rootfs_mount(&self, id: &str) -> Result<Option<berth::RootfsMount>> {
+        let snap = self.snapshot(id);
+        let record = snap.record()?;
+        if !record.rootless {
+            return Ok(None);
+        }
+        let ids = record
+            .diff_ids
+            .iter()
+            .map(|d| super::digest::parse(d, "snapshot.json"))
+            .collect::<Result<Vec<_>>>()?;
+        let _lock = self.lock()?;
+        // `userxattr` implies no metacopy and no redirects followed (the
+        // kernel refuses them spelled out), so the upper dir is a full diff.
+        let data = self.overlay_data(&snap, &ids, "userxattr,index=off")?;
+        Ok(Some(berth::RootfsMount::new("overlay", "overlay", data)))
+    }
+
+    /// mount(2)'s options for `snap`'s overlay of layers `ids` (base
+    /// first), by their short links, with `more` options after them; at
+    /// most a page, as mount(2) takes.
+    fn overlay_data(&self, snap: &Snapshot, ids: &[Digest], more: &str) -> Result<String> {
+        let lowers = self.short_lowers(snap, ids)?;
+        let data = format!(
+            "lowerdir={},upperdir={},workdir={},{more}",
+            lowers.join(":"),
+            snap.upper().display(),
+            snap.work().display()
+        );
+        if data.len() >= 4096 {
+            return Err(Error::Unsupported(format!(
+                "{} layers do not fit mount(2)'s options",
+                ids.len()
+            )));
+        }
+        Ok(data)
+    }
+
+    /// The lower directories of `snap` (its layers `ids`, base first), top
+    /// first, by the short links of `images/l` (an empty directory for an
+    /// image without layers). The caller holds the lock.
+    fn short_lowers(&self, snap: &Snapshot, ids: &[Digest]) -> Result<Vec<String>> {
+        if ids.is_empty() {
+            let empty = snap.dir.join("empty");
+            if !empty.is_dir() {
+                fs::create_dir(&empty).map_err(|e| Error::io("create snapshot", &empty, e))?;
+            }
+            return Ok(vec![empty.display().to_string()]);
+        }
+        let links = self.root().join("l");
+        fs::create_dir_all(&links).map_err(|e| Error::io("create layer links", &links, e))?;
+        let mut names = Vec::new();
+        for id in ids.iter().rev() {
+            let link = links.join(&id.digest()[..12]);
+            if fs::symlink_metadata(&link).is_err() {
+                symlink(format!("../layers/{}", id.digest()), &link)
+                    .map_err(|e| Error::io("create layer link", &link, e))?;
+            }
+            names.push(link.display().to_string());
+        }
+        Ok(names)
     }
 
     fn mount(&self, snap: &Snapshot, diff_ids: &[Digest], lowers: &[PathBuf]) -> Result<()> {
@@ -112,46 +188,15 @@ impl ImageStore {
         match mount_fsconfig(snap, &lowers) {
             Ok(()) => Ok(()),
             Err(e) if e == rustix::io::Errno::NOSYS || e == rustix::io::Errno::INVAL => {
-                let ids: Vec<&Digest> = diff_ids.iter().rev().collect();
-                self.mount_legacy(snap, &lowers, &ids)
+                self.mount_legacy(snap, diff_ids)
             }
             Err(e) => Err(Error::io("mount overlay", snap.rootfs(), e.into())),
         }
     }
 
-    fn mount_legacy(&self, snap: &Snapshot, lowers: &[PathBuf], ids: &[&Digest]) -> Result<()> {
-        let links = self.root().join("l");
-        fs::create_dir_all(&links).map_err(|e| Error::io("create layer links", &links, e))?;
-        let mut names = Vec::new();
-        for (lower, id) in lowers
-            .iter()
-            .zip(ids.iter().copied().map(Some).chain(std::iter::repeat(None)))
-        {
-            match id {
-                Some(id) => {
-                    let link = links.join(&id.digest()[..12]);
-                    if fs::symlink_metadata(&link).is_err() {
-                        symlink(format!("../layers/{}", id.digest()), &link)
-                            .map_err(|e| Error::io("create layer link", &link, e))?;
-                    }
-                    names.push(link);
-                }
-                None => names.push(lower.clone()),
-            }
-        }
-        let lowerdir: Vec<String> = names.iter().map(|p| p.display().to_string()).collect();
-        let data = format!(
-            "lowerdir={},upperdir={},workdir={},index=off,redirect_dir=off,metacopy=off",
-            lowerdir.join(":"),
-            snap.upper().display(),
-            snap.work().display()
-        );
-        if data.len() >= 4096 {
-            return Err(Error::Unsupported(format!(
-                "{} layers do not fit mount(2)'s options on this kernel (no lowerdir+)",
-                lowers.len()
-            )));
-        }
+    fn mount_legacy(&self, snap: &Snapshot, diff_ids: &[Digest]) -> Result<()> {
+        // (No `lowerdir+` on this kernel: one page of options.)
+        let data = self.overlay_data(snap, diff_ids, "index=off,redirect_dir=off,metacopy=off")?;
         nix::mount::mount(
             Some("overlay"),
             &snap.rootfs(),
@@ -169,8 +214,11 @@ impl ImageStore {
             return Ok(());
         }
         let _lock = self.lock()?;
-        unmount(&snap.rootfs())?;
-        fs::remove_dir_all(&snap.dir).map_err(|e| Error::io("remove snapshot", &snap.dir, e))
+        // A user's store never mounts on the host.
+        if self.unprivileged().is_none() {
+            unmount(&snap.rootfs())?;
+        }
+        self.remove_tree(&snap.dir)
     }
 
     /// Resets container `id`'s rootfs to its image: the upper dir is
@@ -180,10 +228,16 @@ impl ImageStore {
         let snap = self.snapshot(id);
         let record = snap.record()?;
         let _lock = self.lock()?;
-        unmount(&snap.rootfs())?;
+        if !record.rootless {
+            unmount(&snap.rootfs())?;
+        }
         for d in [snap.upper(), snap.work()] {
-            fs::remove_dir_all(&d).map_err(|e| Error::io("reset snapshot", &d, e))?;
+            self.remove_tree(&d)?;
             fs::create_dir(&d).map_err(|e| Error::io("reset snapshot", &d, e))?;
+        }
+        if record.rootless {
+            // The container mounts it again when it is created.
+            return Ok(());
         }
         let ids = record
             .diff_ids
@@ -232,8 +286,12 @@ fn unmount(p: &Path) -> Result<()> {
 }
 
 /// Removes the snapshot of the container whose state directory is
-/// `state_dir` (`<root>/<id>`), if it has one: called by delete.
-pub(crate) fn release(state_dir: &Path) -> Result<()> {
+/// `state_dir` (`<root>/<id>`), if it has one, from the store `open`
+/// gives for the runtime root: called by delete.
+pub(crate) fn release(
+    state_dir: &Path,
+    open: impl FnOnce(&Path) -> Result<ImageStore>,
+) -> Result<()> {
     let (Some(root), Some(id)) = (
         state_dir.parent(),
         state_dir.file_name().and_then(|n| n.to_str()),
@@ -243,5 +301,5 @@ pub(crate) fn release(state_dir: &Path) -> Result<()> {
     if !root.join("images/snapshots").join(id).exists() {
         return Ok(());
     }
-    ImageStore::open(root)?.remove_snapshot(id)
+    open(root)?.remove_snapshot(id)
 }

@@ -4,7 +4,7 @@
 
 use std::io::Read;
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::{Root, Spec, User};
@@ -42,6 +42,20 @@ pub fn build(
     config: &ImageConfiguration,
     reference: &str,
     rootfs: &Path,
+    o: &ImageOverrides,
+) -> Result<Spec> {
+    build_in(config, reference, rootfs, &[rootfs.to_path_buf()], o)
+}
+
+/// [`build`], with user and group names looked up in the first of `dirs`
+/// that has the file (a rootless snapshot's layers, top first: its rootfs
+/// is mounted only in the container). A file deleted by a higher layer is
+/// still read from a lower one.
+pub(crate) fn build_in(
+    config: &ImageConfiguration,
+    reference: &str,
+    rootfs: &Path,
+    dirs: &[PathBuf],
     o: &ImageOverrides,
 ) -> Result<Spec> {
     let empty = oci_spec::image::Config::default();
@@ -95,7 +109,7 @@ pub fn build(
         .clone()
         .or_else(|| c.user().clone())
         .unwrap_or_default();
-    let user = resolve_user(rootfs, &user_spec)?;
+    let user = resolve_user(dirs, &user_spec)?;
 
     let mut spec = Spec::default();
     spec.set_hostname(Some(o.hostname.clone().unwrap_or_else(|| "berth".into())));
@@ -124,7 +138,10 @@ pub fn build(
 
 /// `uid[:gid]` or names looked up in the image's `/etc/passwd` and
 /// `/etc/group`, read with the rootfs as root (a symlink cannot lead out).
-fn resolve_user(rootfs: &Path, s: &str) -> Result<User> {
+fn resolve_user(dirs: &[PathBuf], s: &str) -> Result<User> {
+    let find = |file: &str, pred: &dyn Fn(&[&str]) -> bool| {
+        dirs.iter().find_map(|d| lookup(d, file, pred))
+    };
     let mut user = User::default();
     if s.is_empty() {
         return Ok(user);
@@ -137,10 +154,10 @@ fn resolve_user(rootfs: &Path, s: &str) -> Result<User> {
     let (uid, primary) = match u.parse::<u32>() {
         Ok(uid) => (
             uid,
-            lookup(rootfs, "etc/passwd", |f| f[2] == u).and_then(|f| f[3].parse().ok()),
+            find("etc/passwd", &|f| f[2] == u).and_then(|f| f[3].parse().ok()),
         ),
         Err(_) => {
-            let f = lookup(rootfs, "etc/passwd", |f| f[0] == u)
+            let f = find("etc/passwd", &|f| f[0] == u)
                 .ok_or_else(|| bad(format!("user {u:?} is not in the image's /etc/passwd")))?;
             let uid = f[2]
                 .parse()
@@ -151,7 +168,7 @@ fn resolve_user(rootfs: &Path, s: &str) -> Result<User> {
     let gid = match g {
         Some(g) => match g.parse::<u32>() {
             Ok(gid) => gid,
-            Err(_) => lookup(rootfs, "etc/group", |f| f[0] == g)
+            Err(_) => find("etc/group", &|f| f[0] == g)
                 .and_then(|f| f[2].parse().ok())
                 .ok_or_else(|| bad(format!("group {g:?} is not in the image's /etc/group")))?,
         },
@@ -164,7 +181,7 @@ fn resolve_user(rootfs: &Path, s: &str) -> Result<User> {
 
 /// The first line of a colon-separated file in the rootfs (with at least
 /// four fields) matching `pred`.
-fn lookup(rootfs: &Path, file: &str, pred: impl Fn(&[&str]) -> bool) -> Option<Vec<String>> {
+fn lookup(rootfs: &Path, file: &str, pred: &dyn Fn(&[&str]) -> bool) -> Option<Vec<String>> {
     let root: OwnedFd = rustix::fs::open(
         rootfs,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -189,4 +206,24 @@ fn lookup(rootfs: &Path, file: &str, pred: impl Fn(&[&str]) -> bool) -> Option<V
         .filter(|f| f.len() >= 4)
         .find(|f| pred(f))
         .map(|f| f.iter().map(|s| s.to_string()).collect())
+}
+
+/// Puts the container in a user namespace of its own with `mappings` (a
+/// rootless snapshot's: its files belong to those ids).
+pub(crate) fn in_user_namespace(spec: &mut Spec, mappings: &berth::rootless::IdMappings) {
+    use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let mut namespaces = linux.namespaces().clone().unwrap_or_default();
+    if !namespaces
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::User)
+    {
+        let mut user = LinuxNamespace::default();
+        user.set_typ(LinuxNamespaceType::User);
+        namespaces.push(user);
+    }
+    linux.set_namespaces(Some(namespaces));
+    linux.set_uid_mappings(Some(mappings.uid.clone()));
+    linux.set_gid_mappings(Some(mappings.gid.clone()));
+    spec.set_linux(Some(linux));
 }

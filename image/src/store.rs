@@ -33,6 +33,8 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct ImageStore {
     root: PathBuf,
+    /// Without root: how layers are written as the containers' users.
+    unprivileged: Option<crate::userns::Unprivileged>,
 }
 
 /// The store lock; released on drop.
@@ -91,7 +93,56 @@ impl ImageStore {
             let d = root.join(dir);
             fs::create_dir_all(&d).map_err(|e| Error::io("create image store", &d, e))?;
         }
-        Ok(ImageStore { root })
+        Ok(ImageStore {
+            root,
+            unprivileged: None,
+        })
+    }
+
+    /// The store as a user without root uses it: layers written, and the
+    /// containers' files removed, by `helper` (run as `helper image-helper
+    /// …`, see [`helper_main`](crate::helper_main)) in a user namespace
+    /// with the ids the user's containers get
+    /// ([`berth::rootless::default_id_mappings`]); containers' overlays
+    /// mounted in their own user namespace. A store used by root is
+    /// returned as it is.
+    ///
+    /// Writing a layer fails with [`berth::Error::SubordinateIds`] (as
+    /// [`Error::Runtime`]) when the user has no subordinate ids: an image's
+    /// files belong to several users.
+    pub fn with_helper(mut self, helper: impl Into<PathBuf>) -> ImageStore {
+        if !nix::unistd::geteuid().is_root() {
+            self.unprivileged = Some(crate::userns::Unprivileged {
+                program: helper.into(),
+            });
+        }
+        self
+    }
+
+    /// The id mappings of a user's store (its layers' and its containers'),
+    /// `None` for root's.
+    pub(crate) fn mappings(&self) -> Result<Option<berth::rootless::IdMappings>> {
+        self.unprivileged
+            .as_ref()
+            .map(|u| u.mappings(&self.root))
+            .transpose()
+    }
+
+    /// How this store writes as the containers' users, if it is a user's.
+    pub(crate) fn unprivileged(&self) -> Option<&crate::userns::Unprivileged> {
+        self.unprivileged.as_ref()
+    }
+
+    /// Removes `dir` (a layer, a container's writable layer): through the
+    /// helper in a user's store, whose files are not all the user's.
+    pub(crate) fn remove_tree(&self, dir: &Path) -> Result<()> {
+        match &self.unprivileged {
+            Some(u) => u.remove_tree(&u.mappings(&self.root)?, dir),
+            None => match fs::remove_dir_all(dir) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::io("remove", dir, e)),
+                _ => Ok(()),
+            },
+        }
     }
 
     /// The store directory (`<runtime root>/images`).

@@ -11,8 +11,10 @@
 //! hardlinks whose target is absolute or climbs out, and whiteouts of `.`
 //! or `..`. Whiteouts become overlayfs whiteouts: `.wh.NAME` a 0:0
 //! character device `NAME`, `.wh..wh..opq` the `trusted.overlay.opaque=y`
-//! xattr on its directory. `trusted.overlay.*` xattrs in the layer itself
-//! are dropped, so a layer cannot forge overlay metadata.
+//! xattr on its directory (`user.overlay.opaque=y` for an overlay mounted
+//! with `userxattr` in a user namespace, see [`OverlayXattrs`]).
+//! `trusted.overlay.*` and `user.overlay.*` xattrs in the layer itself are
+//! dropped, so a layer cannot forge overlay metadata.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
@@ -49,10 +51,42 @@ fn unsafe_(reason: impl Into<String>) -> Fail {
     Fail::Unsafe(reason.into())
 }
 
+/// Which xattrs the overlay that will use a layer reads its metadata from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OverlayXattrs {
+    /// `trusted.overlay.*`: an overlay mounted by the host's root.
+    #[default]
+    Trusted,
+    /// `user.overlay.*`: an overlay mounted with `userxattr` in a user
+    /// namespace (a rootless container's), where `trusted.*` cannot be set.
+    User,
+}
+
+impl OverlayXattrs {
+    fn opaque(self) -> &'static str {
+        match self {
+            OverlayXattrs::Trusted => "trusted.overlay.opaque",
+            OverlayXattrs::User => "user.overlay.opaque",
+        }
+    }
+}
+
 /// Unpacks the layer blob at `blob` into `dest` (which must exist and be
 /// empty), checking that the uncompressed stream hashes to `diff_id`.
 /// On error, `dest` may hold part of the layer: the caller removes it.
 pub fn unpack(blob: &Path, layer: &Digest, diff_id: &Digest, dest: &Path) -> Result<()> {
+    unpack_with(blob, layer, diff_id, dest, OverlayXattrs::Trusted)
+}
+
+/// [`unpack`], with opaque directories marked for an overlay that reads
+/// `xattrs`.
+pub fn unpack_with(
+    blob: &Path,
+    layer: &Digest,
+    diff_id: &Digest,
+    dest: &Path,
+    xattrs: OverlayXattrs,
+) -> Result<()> {
     let file = File::open(blob).map_err(|e| Error::io("open layer blob", blob, e))?;
     let mut buffered = BufReader::with_capacity(1 << 20, file);
     let head = buffered
@@ -79,6 +113,7 @@ pub fn unpack(blob: &Path, layer: &Digest, diff_id: &Digest, dest: &Path) -> Res
         root,
         cached: None,
         buf: vec![0; 1 << 17],
+        xattrs,
     };
     {
         let mut archive = tar::Archive::new(&mut hashed);
@@ -134,6 +169,7 @@ struct Unpacker {
     /// The last parent directory opened, by its components.
     cached: Option<(Vec<Vec<u8>>, OwnedFd)>,
     buf: Vec<u8>,
+    xattrs: OverlayXattrs,
 }
 
 const DIR_FLAGS: OFlags = OFlags::RDONLY
@@ -217,7 +253,7 @@ impl Unpacker {
         if let Some(target) = name.strip_prefix(b".wh.") {
             let dir = self.dir(parent, true)?;
             if target == b".wh..opq" {
-                rustix::fs::fsetxattr(&dir, "trusted.overlay.opaque", b"y", XattrFlags::empty())?;
+                rustix::fs::fsetxattr(&dir, self.xattrs.opaque(), b"y", XattrFlags::empty())?;
                 return Ok(());
             }
             if target.starts_with(b".wh.") {
@@ -390,7 +426,9 @@ impl Meta {
                     "mtime" => m.mtime = num().unwrap_or(m.mtime),
                     k => {
                         if let Some(name) = k.strip_prefix("SCHILY.xattr.") {
-                            if !name.starts_with("trusted.overlay.") {
+                            if !name.starts_with("trusted.overlay.")
+                                && !name.starts_with("user.overlay.")
+                            {
                                 m.xattrs
                                     .push((name.to_string(), ext.value_bytes().to_vec()));
                             }

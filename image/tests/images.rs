@@ -17,7 +17,7 @@ async fn runtime() -> TestRuntime {
     let mut config = common::config();
     config
         .extensions
-        .push(std::sync::Arc::new(berth_image::Snapshots));
+        .push(std::sync::Arc::new(berth_image::Snapshots::default()));
     common::runtime_with(config).await
 }
 use images_support::*;

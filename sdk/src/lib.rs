@@ -66,6 +66,7 @@ pub mod extension;
 mod hooks;
 mod inotify;
 pub mod logs;
+pub mod rootless;
 mod runtime;
 pub mod shim;
 mod signal;
@@ -80,7 +81,7 @@ pub use cgroups::{
 };
 pub use container::{
     leave_children_to_parent, validate_id, Container, CreateOptions, Event, ExecOptions,
-    ExecProcess, STOP_SIGNAL_ANNOTATION,
+    ExecProcess, RootfsMount, STOP_SIGNAL_ANNOTATION,
 };
 pub use error::{Error, InitStep, Result};
 pub use logs::{LogConfig, LogLine, LogOptions, LogStream};

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncBufReadExt;
 
 use crate::bundle::Bundle;
-use crate::container::{create, validate_id, Container, CreateOptions};
+use crate::container::{create, validate_id, Container, CreateOptions, RootfsMount};
 use crate::error::{Error, Result};
 use crate::exec;
 use crate::extension::Extension;
@@ -56,6 +56,9 @@ struct Request {
     /// Capture the container's output here.
     #[serde(default)]
     log: Option<LogConfig>,
+    /// [`CreateOptions::rootfs_mount`].
+    #[serde(default)]
+    rootfs_mount: Option<RootfsMount>,
 }
 
 /// The shim's answer on descriptor 3.
@@ -91,6 +94,7 @@ pub(crate) async fn create_detached(
         // Worked out by the compiler from the gid map.
         rootless_setgroups: false,
         personality: None,
+        rootfs_mount: opts.rootfs_mount.clone(),
     };
     if opts.log.is_some() {
         let terminal = bundle
@@ -128,6 +132,7 @@ pub(crate) async fn create_detached(
         extensions: opts.extensions.clone(),
         extension_settings,
         log: opts.log.clone(),
+        rootfs_mount: opts.rootfs_mount.clone(),
     };
     let request_path = config.root.join(format!(".{id}.shim-request.json"));
     let json = serde_json::to_vec(&request).map_err(|e| Error::State {
@@ -297,6 +302,7 @@ async fn create_and_record(
         no_pivot: req.no_pivot,
         pass_fds,
         extensions: req.extensions,
+        rootfs_mount: req.rootfs_mount,
         ..Default::default()
     };
     // The container writes into pipes that only the shim reads.

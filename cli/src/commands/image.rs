@@ -62,9 +62,14 @@ impl super::Images for InProcess {
     }
 }
 
-/// The image store under `--root`.
+/// The image store under `--root`, with this binary as its helper
+/// without root.
 fn store(g: &Global) -> berth_image::Result<ImageStore> {
-    ImageStore::open(super::config(g).root)
+    let store = ImageStore::open(super::config(g).root)?;
+    Ok(match super::images_binary() {
+        Ok(helper) => store.with_helper(helper),
+        Err(_) => store,
+    })
 }
 
 /// `pull`, or with `push` the other way; both show per-blob progress.

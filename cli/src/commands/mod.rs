@@ -96,14 +96,29 @@ pub fn needs_images(cli: &Cli) -> bool {
     }
 }
 
+/// `berth-images`, next to this binary: it runs the image commands, and is
+/// the image store's helper without root (`berth-images image-helper`).
+pub fn images_binary() -> std::io::Result<std::path::PathBuf> {
+    Ok(std::env::current_exe()?.with_file_name(IMAGES_BINARY))
+}
+
+/// The image snapshots extension, with `berth-images` as the store's
+/// helper (used only without root).
+pub fn snapshots() -> berth_image::Snapshots {
+    match images_binary() {
+        Ok(helper) => berth_image::Snapshots::with_helper(helper),
+        Err(_) => berth_image::Snapshots::default(),
+    }
+}
+
 /// Replaces this process with `berth-images` (next to this binary), with
 /// the same arguments, descriptors and environment. Returns only on
 /// failure.
 pub fn exec_images(cli: &Cli) -> std::process::ExitCode {
     use std::os::unix::process::CommandExt;
     let logger = crate::log::Logger::new(&cli.global);
-    let binary = match std::env::current_exe() {
-        Ok(me) => me.with_file_name(IMAGES_BINARY),
+    let binary = match images_binary() {
+        Ok(binary) => binary,
         Err(e) => {
             logger.error(&format!("finding {IMAGES_BINARY}: {e}"));
             return std::process::ExitCode::FAILURE;
@@ -182,7 +197,7 @@ pub fn config(g: &Global) -> Config {
 /// `networks` and image snapshots.
 pub fn config_with_extensions(g: &Global, networks: berth_net::Networks) -> Config {
     let mut config = config(g);
-    config.extensions = vec![Arc::new(networks), Arc::new(berth_image::Snapshots)];
+    config.extensions = vec![Arc::new(networks), Arc::new(snapshots())];
     config
 }
 

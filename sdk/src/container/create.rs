@@ -54,6 +54,50 @@ pub struct CreateOptions {
     /// `stdout`/`stderr` choices above apply to the shim itself. The
     /// container's stdin is then `/dev/null`.
     pub log: Option<crate::logs::LogConfig>,
+    /// A filesystem mounted on the rootfs directory inside the container's
+    /// mount namespace, before anything else is mounted there: an image's
+    /// overlay for a container without root, which only the container's
+    /// own user namespace may mount (see `berth-image`). It is never
+    /// visible on the host, and goes with the container's mount namespace.
+    /// Needs a new mount namespace.
+    pub rootfs_mount: Option<RootfsMount>,
+}
+
+/// A filesystem to mount on a container's rootfs
+/// ([`CreateOptions::rootfs_mount`]).
+///
+/// ```
+/// let overlay = berth::RootfsMount::new(
+///     "overlay",
+///     "overlay",
+///     "lowerdir=/l,upperdir=/u,workdir=/w,userxattr",
+/// );
+/// assert_eq!(overlay.fstype, "overlay");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct RootfsMount {
+    /// The filesystem type.
+    pub fstype: String,
+    /// The `source` argument of mount(2).
+    pub source: String,
+    /// The filesystem's options, comma-separated, as mount(2) takes them.
+    pub data: String,
+}
+
+impl RootfsMount {
+    /// A mount of `fstype` from `source` with options `data`.
+    pub fn new(
+        fstype: impl Into<String>,
+        source: impl Into<String>,
+        data: impl Into<String>,
+    ) -> RootfsMount {
+        RootfsMount {
+            fstype: fstype.into(),
+            source: source.into(),
+            data: data.into(),
+        }
+    }
 }
 
 /// Creates a container. The work runs in a task of its own so that a
@@ -270,6 +314,7 @@ async fn create_now(
         // Worked out by the compiler from the gid map.
         rootless_setgroups: false,
         personality: None,
+        rootfs_mount: opts.rootfs_mount.clone(),
     };
     // Every check of the spec happens here, before anything exists.
     let mut plan = super::phase("create.compile", compile(&bundle, &plan_opts)).await?;

@@ -16,8 +16,8 @@ mod supervisor;
 mod wait;
 
 pub use create::validate_id;
-pub use create::CreateOptions;
 pub(crate) use create::{create, passed_count, sweep_temporaries};
+pub use create::{CreateOptions, RootfsMount};
 pub use events::Event;
 pub use exec::{ExecOptions, ExecProcess};
 pub use stop::STOP_SIGNAL_ANNOTATION;

@@ -46,6 +46,9 @@ pub struct Options {
     /// [`compile_exec`] the caller reads the container's
     /// `/proc/<pid>/setgroups`.
     pub rootless_setgroups: bool,
+    /// A filesystem to mount on the rootfs inside the container's mount
+    /// namespace ([`CreateOptions::rootfs_mount`](crate::CreateOptions::rootfs_mount)).
+    pub rootfs_mount: Option<crate::RootfsMount>,
 }
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -191,6 +194,21 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
             "linux.rootfsPropagation",
             "shared or unbindable needs a mount namespace of the container's own",
         ));
+    }
+    if let Some(m) = &opts.rootfs_mount {
+        if !own_mounts {
+            return Err(Error::Unsupported(format!(
+                "a {} mount on the rootfs needs a mount namespace of the container's own",
+                m.fstype
+            )));
+        }
+        let field = "the rootfs mount";
+        steps.push(Step::MountRootfs {
+            rootfs: rootfs_c.clone(),
+            fstype: cpath(m.fstype.as_bytes(), field)?,
+            source: cpath(m.source.as_bytes(), field)?,
+            data: cpath(m.data.as_bytes(), field)?,
+        });
     }
     steps.push(Step::BindRootfs {
         rootfs: rootfs_c.clone(),

@@ -326,6 +326,19 @@ pub enum Step {
         #[serde(serialize_with = "ms_flags")]
         flags: u64,
     },
+    /// Mount a filesystem on the rootfs directory itself, in the
+    /// container's mount namespace, before [`Step::BindRootfs`]: a rootless
+    /// container's image overlay, which only its user namespace may mount.
+    MountRootfs {
+        /// Absolute host path of the rootfs.
+        rootfs: CPath,
+        /// The filesystem type (`overlay`).
+        fstype: CPath,
+        /// `source` argument of mount(2).
+        source: CPath,
+        /// Its options (`lowerdir=…,upperdir=…`).
+        data: CPath,
+    },
     /// Bind the rootfs onto itself (so `pivot_root` can use it) and open it
     /// as the anchor of every later in-root resolution.
     BindRootfs {
@@ -553,6 +566,7 @@ impl Step {
             Step::SetSid => K::SetSid,
             Step::LoopbackUp => K::LoopbackUp,
             Step::Propagation { .. } => K::Propagation,
+            Step::MountRootfs { .. } => K::Mount,
             Step::BindRootfs { .. } => K::BindRootfs,
             Step::Mount(_) => K::Mount,
             Step::Remount { .. } => K::Remount,
@@ -728,6 +742,10 @@ impl Plan {
             Step::SetSid => ("setsid".into(), None),
             Step::LoopbackUp => ("bring up lo".into(), None),
             Step::Propagation { target, .. } => ("set mount propagation".into(), p(target)),
+            Step::MountRootfs { rootfs, fstype, .. } => (
+                format!("mount {} on the rootfs", fstype.as_c().to_string_lossy()),
+                p(rootfs),
+            ),
             Step::BindRootfs { rootfs } => ("bind rootfs".into(), p(rootfs)),
             Step::Mount(m) => (
                 format!(

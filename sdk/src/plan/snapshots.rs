@@ -150,6 +150,11 @@ fn maximal_spec() {
         rootless: false,
         rootless_setgroups: false,
         personality: None,
+        rootfs_mount: Some(crate::RootfsMount::new(
+            "overlay",
+            "overlay",
+            "lowerdir=/l2:/l1,upperdir=/u,workdir=/w,userxattr",
+        )),
     };
     insta::assert_yaml_snapshot!(compile(&spec, Path::new("/"), &Host::fixture(), &opts).unwrap());
 }

@@ -137,7 +137,7 @@ pub(crate) fn maps_only_own_id(map: &str, own: u32) -> bool {
     matches!(lines.as_slice(), [l] if l.get(1) == Some(&own.to_string().as_str()) && l.get(2) == Some(&"1"))
 }
 
-fn user_name(uid: u32) -> String {
+pub(crate) fn user_name(uid: u32) -> String {
     nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
         .ok()
         .flatten()

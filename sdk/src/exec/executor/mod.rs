@@ -316,6 +316,18 @@ impl Executor<'_> {
             Step::Propagation { target, flags } => {
                 sys::mount(None, target.as_c(), None, *flags, None)
             }
+            Step::MountRootfs {
+                rootfs,
+                fstype,
+                source,
+                data,
+            } => sys::mount(
+                Some(source.as_c()),
+                rootfs.as_c(),
+                Some(fstype.as_c()),
+                0,
+                Some(data.as_c()),
+            ),
             Step::BindRootfs { rootfs } => self.bind_rootfs(rootfs.as_c()),
             Step::Mount(m) => self.mount(m),
             Step::Remount { target, flags } => self.remount(target, *flags),
