@@ -349,6 +349,36 @@ fn a_user_without_subordinate_ids_gets_an_error_naming_the_range() {
     );
     // Refused before anything existed.
     assert!(!user.xdg().join("berth").join(&id).exists());
+
+    // An image's layers need the ranges too: refused, naming them, and
+    // no snapshot is left.
+    let layout = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(layout.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    berth_fixtures::image::write_layout(
+        layout.path(),
+        "bb",
+        &[(
+            berth_fixtures::image::busybox_layer(),
+            berth_fixtures::image::Comp::Gzip,
+        )],
+        &berth_fixtures::image::sh("true"),
+        false,
+    );
+    let images = env!("CARGO_BIN_EXE_berth-images");
+    let l = layout.path().to_str().unwrap();
+    ok(berth_fixtures::output_via_files(
+        user.command(images).args(["import", l, "test/bb"]),
+    ));
+    let out = berth_as(&user, &["run", "--image", "test/bb", &id]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("/etc/subuid has no range for {}", user.name)),
+        "{err}"
+    );
+    let snapshots = user.xdg().join("berth/images/snapshots");
+    assert_eq!(std::fs::read_dir(&snapshots).unwrap().count(), 0);
+    assert!(!user.xdg().join("berth").join(&id).exists());
     assert!(user.processes().is_empty());
 }
 

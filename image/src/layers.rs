@@ -66,6 +66,14 @@ impl ImageStore {
     fn unpack_one(&self, blob: &Digest, diff_id: &Digest) -> Result<()> {
         // A user's layers are written as the ids its containers map.
         let mappings = self.mappings()?;
+        if mappings.is_none() && !nix::unistd::geteuid().is_root() {
+            return Err(Error::Unsupported(
+                "unpacking a layer without root needs the store's helper \
+                 (ImageStore::with_helper, Snapshots::with_helper): its files belong to \
+                 several users"
+                    .into(),
+            ));
+        }
         let dest = self.layer_dir(diff_id);
         let tmp = self.root().join("layers").join(format!(
             ".tmp-{}",

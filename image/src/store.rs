@@ -133,14 +133,18 @@ impl ImageStore {
         self.unprivileged.as_ref()
     }
 
-    /// Removes `dir` (a layer, a container's writable layer): through the
-    /// helper in a user's store, whose files are not all the user's.
+    /// Removes `dir` (a layer, a container's writable layer); what the
+    /// user of a user's store may not remove (files of the container's
+    /// other users), through the helper.
     pub(crate) fn remove_tree(&self, dir: &Path) -> Result<()> {
-        match &self.unprivileged {
-            Some(u) => u.remove_tree(&u.mappings(&self.root)?, dir),
-            None => match fs::remove_dir_all(dir) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::io("remove", dir, e)),
-                _ => Ok(()),
+        match fs::remove_dir_all(dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => match &self.unprivileged {
+                Some(u) if e.kind() == io::ErrorKind::PermissionDenied => {
+                    u.remove_tree(&u.mappings(&self.root)?, dir)
+                }
+                _ => Err(Error::io("remove", dir, e)),
             },
         }
     }

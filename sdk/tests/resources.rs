@@ -47,6 +47,26 @@ fn memory_limit_file() -> &'static str {
     }
 }
 
+/// Waits for `events` to end with the container, and checks they were one
+/// OOM kill of its only process.
+async fn assert_one_oom_kill(events: impl futures::Stream<Item = berth::Result<Event>>) {
+    let all: Vec<Event> = tokio::time::timeout(Duration::from_secs(30), events.collect::<Vec<_>>())
+        .await
+        .expect("the events stream did not end with the container")
+        .into_iter()
+        .map(|e| e.unwrap())
+        .collect();
+    assert_eq!(
+        all,
+        [
+            Event::Created,
+            Event::Started,
+            Event::Oom,
+            Event::Exited(ExitStatus::Signaled(9))
+        ]
+    );
+}
+
 #[tokio::test]
 async fn allocating_past_the_memory_limit_is_an_oom_event_and_exit() {
     let rt = runtime().await;
@@ -66,22 +86,7 @@ async fn allocating_past_the_memory_limit_is_an_oom_event_and_exit() {
     let ctr = create_piped(&rt, "oom", spec).await.unwrap();
     let events = ctr.events();
     ctr.start().await.unwrap();
-    let all: Vec<Event> = tokio::time::timeout(Duration::from_secs(30), events.collect::<Vec<_>>())
-        .await
-        .expect("the events stream did not end with the container")
-        .into_iter()
-        .map(|e| e.unwrap())
-        .collect();
-    // One OOM kill, of the container's only process.
-    assert_eq!(
-        all,
-        [
-            Event::Created,
-            Event::Started,
-            Event::Oom,
-            Event::Exited(ExitStatus::Signaled(9))
-        ]
-    );
+    assert_one_oom_kill(events).await;
     let oom_file = if v2() {
         "memory.events"
     } else {
@@ -917,21 +922,7 @@ async fn rootless_limits(dir: &std::path::Path, delegated: Option<String>) {
     assert_eq!(procs.trim(), ctr.pid().to_string());
     let events = ctr.events();
     ctr.start().await.unwrap();
-    let all: Vec<Event> = tokio::time::timeout(Duration::from_secs(30), events.collect::<Vec<_>>())
-        .await
-        .expect("the events stream did not end with the container")
-        .into_iter()
-        .map(|e| e.unwrap())
-        .collect();
-    assert_eq!(
-        all,
-        [
-            Event::Created,
-            Event::Started,
-            Event::Oom,
-            Event::Exited(ExitStatus::Signaled(9))
-        ]
-    );
+    assert_one_oom_kill(events).await;
     let mut seen = String::new();
     tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut seen)
         .await
