@@ -138,6 +138,9 @@ impl Drop for Podman {
 #[test]
 fn podman_runs_containers_with_berth() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    // podman runs berth with its default state root, as it does runc
+    // (`/run/runc`); made here, removed here.
+    let _default_root = berth_fixtures::host::RemoveIfNew::new("/run/berth");
     let p = Podman::new();
     let out = check(
         p.run()
