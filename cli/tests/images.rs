@@ -2,7 +2,7 @@
 //! create with --image, commit, rmi. Run as root.
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use berth_fixtures::image::{busybox_layer, sh, write_layout, Comp, Layer};
 
@@ -134,61 +134,10 @@ fn import_run_commit_run_rmi() {
     assert_eq!(root.ok(&["images", "-q"]), "");
 }
 
-/// Debian's docker-registry on a free 127.0.0.1 port, from a temp dir;
-/// killed on drop.
-struct Registry(
-    std::process::Child,
-    #[allow(dead_code)] tempfile::TempDir,
-    String,
-);
-
-impl Registry {
-    fn start() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry (scripts/install-deps.sh installs it)");
-        let reg = Registry(child, dir, addr);
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(&reg.2).is_ok() {
-                return reg;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("docker-registry did not listen on {}", reg.2);
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn push_rmi_pull_and_run_through_a_local_registry() {
     let root = Root::new();
-    let reg = Registry::start();
+    let reg = berth_fixtures::image::Registry::start();
     let layout = tempfile::tempdir().unwrap();
     write_layout(
         layout.path(),
@@ -197,7 +146,7 @@ fn push_rmi_pull_and_run_through_a_local_registry() {
         &sh("echo pulled"),
         false,
     );
-    let reference = format!("{}/cli/img:1", reg.2);
+    let reference = format!("{}/cli/img:1", reg.addr());
     root.ok(&["import", layout.path().to_str().unwrap(), &reference]);
     let pushed = root.ok(&["push", &reference]);
     root.ok(&["rmi", &reference]);
@@ -217,7 +166,7 @@ fn push_rmi_pull_and_run_through_a_local_registry() {
     );
     let id = format!("cli-pull-{}", std::process::id());
     assert_eq!(root.ok(&["run", "--image", &reference, &id]), "pulled\n");
-    let out = root.berth(&["pull", &format!("{}/cli/absent:1", reg.2)]);
+    let out = root.berth(&["pull", &format!("{}/cli/absent:1", reg.addr())]);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("404"),

@@ -704,8 +704,8 @@ fn a_real_users_container_on_slirp4netns_reaches_the_hosts_loopback() {
     }
 }
 
-/// An image whose files belong to several users, pulled (imported) and run
-/// by a real user with subordinate ids: the layers are written as the
+/// An image whose files belong to several users, pulled from a registry and
+/// run by a real user with subordinate ids: the layers are written as the
 /// container's users (in a user namespace with the container's mappings),
 /// the container's overlay is mounted in its own user namespace, and
 /// inside, owners, whiteouts and opaque directories are the image's.
@@ -749,16 +749,31 @@ fn a_real_user_runs_an_image_whose_files_belong_to_other_users() {
         ),
         false,
     );
+    // Pushed to a registry on the host's loopback (from a store of
+    // root's own), pulled from there by the user.
     let images = env!("CARGO_BIN_EXE_berth-images");
+    let registry = berth_fixtures::image::Registry::start();
+    let reference = format!("{}/rootless/owned:1", registry.addr());
+    let root_store = tempfile::tempdir().unwrap();
+    let as_root = |args: &[&str]| -> Output {
+        berth_fixtures::output_via_files(
+            Command::new(images)
+                .arg("--root")
+                .arg(root_store.path())
+                .args(args),
+        )
+    };
+    let l = layout.path().to_str().unwrap();
+    ok(as_root(&["import", l, &reference]));
+    ok(as_root(&["push", &reference]));
     let as_user = |program: &str, args: &[&str]| -> Output {
         berth_fixtures::output_via_files(user.command(program).args(args))
     };
-    let l = layout.path().to_str().unwrap();
-    ok(as_user(images, &["import", l, "test/owned"]));
+    ok(as_user(images, &["pull", &reference]));
     let store = user.xdg().join("berth/images");
 
     let id = format!("rootless-image-{}", std::process::id());
-    let out = ok(as_user(BERTH, &["run", "--image", "test/owned", &id]));
+    let out = ok(as_user(BERTH, &["run", "--image", &reference, &id]));
     assert_eq!(
         out,
         "33:33 /srv\n33:33 /srv/www\n1000:1001 /home/u\n1000:1001 /home/u/note\n\
@@ -795,7 +810,7 @@ fn a_real_user_runs_an_image_whose_files_belong_to_other_users() {
         &[
             "run",
             "--image",
-            "test/owned",
+            &reference,
             "--user",
             "1000:1001",
             &id,
@@ -807,7 +822,7 @@ fn a_real_user_runs_an_image_whose_files_belong_to_other_users() {
     assert_eq!(out, "1000:1001\n");
     assert!(!store.join("snapshots").join(&id).exists());
 
-    ok(as_user(images, &["rmi", "test/owned"]));
+    ok(as_user(images, &["rmi", &reference]));
     let layers: Vec<_> = std::fs::read_dir(store.join("layers"))
         .unwrap()
         .flatten()
