@@ -170,6 +170,21 @@ fn berth_as(user: &berth_fixtures::users::TestUser, args: &[&str]) -> Output {
     berth_fixtures::output_via_files(user.command(BERTH).args(args))
 }
 
+/// Waits (10 s at most) until nothing of `user`'s runs: a killed process
+/// reparented when `create` exited, or a shim ending after `delete`, may
+/// take a moment to be reaped.
+fn assert_no_process_left(user: &berth_fixtures::users::TestUser) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !user.processes().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left behind: {:?}",
+            user.processes()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// The real uid of `pid` on the host.
 fn host_uid(pid: i64) -> u32 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -305,17 +320,7 @@ fn a_real_user_runs_a_container_of_its_subordinate_ids_and_execs_ps_kills_delete
         .unwrap()
         .next()
         .is_none());
-    // Nothing of the user's is left (the killed process, reparented when
-    // `create` exited, may take a moment to be reaped).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !user.processes().is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "left behind: {:?}",
-            user.processes()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    assert_no_process_left(&user);
     let name = user.name.clone();
     drop(user);
     for f in ["/etc/subuid", "/etc/subgid"] {
@@ -693,15 +698,7 @@ fn a_real_users_container_on_slirp4netns_reaches_the_hosts_loopback() {
         .map(|e| e.file_name())
         .collect();
     assert!(left.is_empty(), "{left:?}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !user.processes().is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "left behind: {:?}",
-            user.processes()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    assert_no_process_left(&user);
 }
 
 /// An image whose files belong to several users, pulled from a registry and
@@ -822,6 +819,22 @@ fn a_real_user_runs_an_image_whose_files_belong_to_other_users() {
     assert_eq!(out, "1000:1001\n");
     assert!(!store.join("snapshots").join(&id).exists());
 
+    // Created for later (a shim keeps it, and mounts its overlay in the
+    // container's namespaces), started, exec'd into, killed, deleted.
+    ok(as_user(
+        BERTH,
+        &["create", "--image", &reference, &id, "sleep", "1000"],
+    ));
+    ok(as_user(BERTH, &["start", &id]));
+    let out = ok(as_user(
+        BERTH,
+        &["exec", &id, "stat", "-c", "%u:%g", "/srv/www"],
+    ));
+    assert_eq!(out, "33:33\n");
+    ok(as_user(BERTH, &["kill", &id, "KILL"]));
+    ok(as_user(BERTH, &["delete", "--force", &id]));
+    assert!(!store.join("snapshots").join(&id).exists());
+
     ok(as_user(images, &["rmi", &reference]));
     let layers: Vec<_> = std::fs::read_dir(store.join("layers"))
         .unwrap()
@@ -829,5 +842,5 @@ fn a_real_user_runs_an_image_whose_files_belong_to_other_users() {
         .map(|e| e.file_name())
         .collect();
     assert!(layers.is_empty(), "layers left: {layers:?}");
-    assert!(user.processes().is_empty(), "{:?}", user.processes());
+    assert_no_process_left(&user);
 }
