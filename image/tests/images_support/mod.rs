@@ -96,54 +96,28 @@ pub fn mounted_below(path: &Path) -> bool {
         .any(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&p)))
 }
 
-/// Debian's docker-registry serving on 127.0.0.1 from a temp dir; killed
-/// and removed on drop.
+/// Debian's docker-registry serving on 127.0.0.1 from a temp dir
+/// ([`berth_fixtures::image::Registry`]), with skopeo pushes and a look at
+/// its storage.
 pub struct Registry {
-    child: std::process::Child,
-    pub dir: tempfile::TempDir,
+    inner: berth_fixtures::image::Registry,
     /// `127.0.0.1:<port>`.
     pub addr: String,
 }
 
 impl Registry {
     pub async fn start() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let config = dir.path().join("config.yml");
-        fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let child = std::process::Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("docker-registry (scripts/install-deps.sh installs it)");
-        let reg = Registry { child, dir, addr };
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(&reg.addr).await.is_ok() {
-                return reg;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        panic!("docker-registry did not listen on {}", reg.addr);
+        let inner = tokio::task::spawn_blocking(berth_fixtures::image::Registry::start)
+            .await
+            .unwrap();
+        let addr = inner.addr().to_string();
+        Registry { inner, addr }
     }
 
     /// Pushes the image named `name` of an OCI layout (all platforms) to
     /// `repo_tag` with skopeo.
     pub fn push_layout(&self, layout: &Path, name: &str, repo_tag: &str) {
-        let policy = self.dir.path().join("policy.json");
+        let policy = self.inner.dir().join("policy.json");
         fs::write(
             &policy,
             r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
@@ -171,18 +145,11 @@ impl Registry {
 
     /// The registry's stored copy of blob `hex`.
     pub fn blob_file(&self, hex: &str) -> PathBuf {
-        self.dir
-            .path()
+        self.inner
+            .dir()
             .join("data/docker/registry/v2/blobs/sha256")
             .join(&hex[..2])
             .join(hex)
             .join("data")
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
