@@ -153,33 +153,7 @@ pub async fn create_container(
     let (snap, spec, rootfs_mount) = tokio::task::spawn_blocking(move || {
         let image = s.image(&image_ref)?;
         let snap = s.prepare(&id_owned, &image)?;
-        let built = (|| -> Result<(berth::oci_spec::runtime::Spec, Option<berth::RootfsMount>)> {
-            let Some(mount) = s.rootfs_mount(&id_owned)? else {
-                let spec =
-                    crate::build_spec(&image.config, &image.reference, &snap.rootfs(), &overrides)?;
-                return Ok((spec, None));
-            };
-            // Not mounted here: the image's files are read from its
-            // layers, top first.
-            let mut dirs: Vec<PathBuf> = image
-                .diff_ids()?
-                .iter()
-                .rev()
-                .map(|d| s.layer_dir(d))
-                .collect();
-            dirs.insert(0, snap.upper());
-            let mut spec = crate::spec::build_in(
-                &image.config,
-                &image.reference,
-                &snap.rootfs(),
-                &dirs,
-                &overrides,
-            )?;
-            if let Some(mappings) = s.mappings()? {
-                crate::spec::in_user_namespace(&mut spec, &mappings);
-            }
-            Ok((spec, Some(mount)))
-        })();
+        let built = spec_and_mount(&s, &image, &snap, &id_owned, &overrides);
         match built {
             Ok((spec, mount)) => Ok((snap, spec, mount)),
             Err(e) => {
@@ -212,6 +186,42 @@ pub async fn create_container(
             Err(e.into())
         }
     }
+}
+
+/// The spec of container `id` made from `image` with snapshot `snap`, and
+/// the overlay the container mounts itself (a user's snapshot; `None` for
+/// one mounted on the host).
+fn spec_and_mount(
+    store: &ImageStore,
+    image: &crate::Image,
+    snap: &crate::Snapshot,
+    id: &str,
+    overrides: &ImageOverrides,
+) -> Result<(berth::oci_spec::runtime::Spec, Option<berth::RootfsMount>)> {
+    let Some(mount) = store.rootfs_mount(id)? else {
+        let spec = crate::build_spec(&image.config, &image.reference, &snap.rootfs(), overrides)?;
+        return Ok((spec, None));
+    };
+    // Not mounted here: the image's files are read from its layers, top
+    // first.
+    let mut dirs: Vec<PathBuf> = image
+        .diff_ids()?
+        .iter()
+        .rev()
+        .map(|d| store.layer_dir(d))
+        .collect();
+    dirs.insert(0, snap.upper());
+    let mut spec = crate::spec::build_in(
+        &image.config,
+        &image.reference,
+        &snap.rootfs(),
+        &dirs,
+        overrides,
+    )?;
+    if let Some(mappings) = store.mappings()? {
+        crate::spec::in_user_namespace(&mut spec, &mappings);
+    }
+    Ok((spec, Some(mount)))
 }
 
 /// Resets a stopped container's rootfs to its image (drops every change it
