@@ -10,6 +10,12 @@
 //! Containers made from images ([`create_container`]) meet the runtime
 //! through the [`Snapshots`] extension, which removes their writable layer
 //! when they are deleted.
+//!
+//! Without root, an image's files are written as the container's users
+//! (the user's subordinate ids) by a helper program in a user namespace,
+//! and a container mounts its overlay in its own namespaces: give the store
+//! a program that calls [`helper_main`] ([`ImageStore::with_helper`],
+//! [`Snapshots::with_helper`]); berth's `berth-images` is one.
 
 #![deny(missing_docs)]
 
