@@ -77,11 +77,11 @@ pub use bundle::Bundle;
 pub use cgroups::{layout as cgroup_layout, Layout as CgroupLayout};
 pub use cgroups::{
     BlkioEntry, BlkioStats, CpuStats, CpuUsage, HugetlbStats, MemoryStats, MemoryUsage, PidsStats,
-    Stats, Throttling,
+    Stats, StatsDetail, Throttling,
 };
 pub use container::{
     leave_children_to_parent, validate_id, Container, CreateOptions, Event, ExecOptions,
-    ExecProcess, RootfsMount, STOP_SIGNAL_ANNOTATION,
+    ExecProcess, RootfsMount, StatsSampler, StatsTick, STOP_SIGNAL_ANNOTATION,
 };
 pub use error::{Error, InitStep, Result};
 pub use logs::{LogConfig, LogLine, LogOptions, LogStream};

@@ -369,6 +369,109 @@ async fn the_stats_stream_samples_until_the_container_ends() {
     ctr.delete().await.unwrap();
 }
 
+/// Kernel CPU counters of container `id` in ns: total, user, system
+/// (v1: `cpuacct.usage`, `cpuacct.usage_user`, `cpuacct.usage_sys`; v2:
+/// `cpu.stat`'s µs).
+fn kernel_cpu(rt: &TestRuntime, id: &str) -> [u64; 3] {
+    if v2() {
+        let stat = cg(rt, "cpu", id, "cpu.stat");
+        let field = |k: &str| -> u64 {
+            stat.lines()
+                .find_map(|l| l.strip_prefix(k)?.strip_prefix(' ')?.trim().parse().ok())
+                .unwrap()
+        };
+        [
+            field("usage_usec"),
+            field("user_usec"),
+            field("system_usec"),
+        ]
+        .map(|us| us * 1000)
+    } else {
+        ["cpuacct.usage", "cpuacct.usage_user", "cpuacct.usage_sys"]
+            .map(|f| cg(rt, "cpuacct", id, f).trim().parse().unwrap())
+    }
+}
+
+/// One sampler for many containers: every tick has a sample of each, CPU
+/// time agrees with the kernel's own counters, a usage-only sample leaves
+/// the limits out (v1), and a container that exits leaves the sampler.
+#[tokio::test]
+async fn one_sampler_samples_many_containers_until_each_ends() {
+    let rt = runtime().await;
+    let limit = 64i64 << 20;
+    let mem = LinuxResourcesBuilder::default()
+        .memory(LinuxMemoryBuilder::default().limit(limit).build().unwrap())
+        .build()
+        .unwrap();
+    let busy = create_piped(
+        &rt,
+        "sampled-busy",
+        with_resources(spec("while :; do :; done"), mem.clone()),
+    )
+    .await
+    .unwrap();
+    let idle = create_piped(&rt, "sampled-idle", with_resources(spec("sleep 100"), mem))
+        .await
+        .unwrap();
+    for c in [&busy, &idle] {
+        c.start().await.unwrap();
+    }
+    let interval = Duration::from_millis(50);
+    let mut full = berth::StatsSampler::new(interval);
+    let mut usage = berth::StatsSampler::with_detail(interval, berth::StatsDetail::Usage);
+    for c in [&busy, &idle, &busy] {
+        full.add(c).unwrap();
+        usage.add(c).unwrap();
+    }
+    assert_eq!(full.len(), 2, "a container added twice is sampled once");
+
+    let mut last_busy_cpu = 0;
+    for _ in 0..3 {
+        let before = kernel_cpu(&rt, busy.id());
+        let tick = full.next().await.unwrap();
+        let after = kernel_cpu(&rt, busy.id());
+        let ids: Vec<&str> = tick.samples.iter().map(|(c, _)| c.id()).collect();
+        assert_eq!(ids, [busy.id(), idle.id()]);
+        assert!(tick.ended.is_empty());
+        let s = tick.samples[0].1.as_ref().unwrap();
+        let cpu = &s.cpu.usage;
+        // Each counter read between the kernel's own readings of it.
+        for (name, got, lo, hi) in [
+            ("total", cpu.total, before[0], after[0]),
+            ("user", cpu.user, before[1], after[1]),
+            ("kernel", cpu.kernel, before[2], after[2]),
+        ] {
+            assert!(lo <= got && got <= hi, "{name}: {lo} <= {got} <= {hi}");
+        }
+        if !v2() {
+            assert_eq!(cpu.percpu.iter().sum::<u64>(), cpu.total);
+        }
+        assert!(cpu.total > last_busy_cpu, "a busy loop's CPU time grows");
+        last_busy_cpu = cpu.total;
+        assert_eq!(s.memory.usage.limit, limit);
+        assert!(s.pids.current >= 1);
+    }
+    let tick = usage.next().await.unwrap();
+    let s = tick.samples[1].1.as_ref().unwrap();
+    assert!(s.memory.usage.usage > 0 && s.pids.current >= 1);
+    assert!(s.cpu.usage.total > 0);
+    // v1 reads no limit for a usage sample; v2 always reads everything.
+    assert_eq!(s.memory.usage.limit, if v2() { limit } else { 0 });
+
+    busy.kill(berth::Signal::KILL).unwrap();
+    busy.wait().await.unwrap();
+    let tick = full.next().await.unwrap();
+    let ended: Vec<&str> = tick.ended.iter().map(|c| c.id()).collect();
+    assert_eq!(ended, [busy.id()]);
+    assert_eq!(tick.samples.len(), 1);
+    assert_eq!(full.len(), 1);
+    assert!(full.remove(idle.id()));
+    assert!(!full.remove(idle.id()));
+    assert!(full.next().await.unwrap().samples.is_empty());
+    busy.delete().await.unwrap();
+    idle.force_delete().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_paused_container_can_be_force_deleted() {
     let rt = runtime().await;

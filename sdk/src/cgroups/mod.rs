@@ -22,7 +22,7 @@ pub(crate) use events::OomWatch;
 
 pub use stats::{
     BlkioEntry, BlkioStats, CpuStats, CpuUsage, HugetlbStats, MemoryStats, MemoryUsage, PidsStats,
-    Stats, StatsReader, Throttling,
+    Stats, StatsDetail, StatsReader, Throttling,
 };
 pub use validate::HostLimits;
 pub(crate) use validate::{needs_delegation, parse_list as parse_node_list};

@@ -171,7 +171,9 @@ impl Container {
     /// at once), ending when the container ends (fused: `None` ever after).
     ///
     /// The cgroup's files are opened at the first sample and re-read for
-    /// each later one, so a stream costs a few microseconds per sample.
+    /// each later one. To watch many containers, a
+    /// [`StatsSampler`](crate::StatsSampler) samples them all on one
+    /// ticker, which costs less per sample than a stream each.
     pub fn stats(&self, interval: Duration) -> impl Stream<Item = Result<Stats>> + Send + 'static {
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
