@@ -74,6 +74,10 @@ struct Host {
     layout: Layout,
     /// The host's cgroup and cgroup2 mounts, each hierarchy once.
     mounts: Vec<CgroupMount>,
+    /// cgroups-rs's v1 hierarchy (v1 and hybrid hosts), cloned for each
+    /// handle: making one parses `/proc/self/mountinfo` again, which cost a
+    /// few hundred microseconds per container created.
+    v1: Option<V1>,
 }
 
 /// The host's layout and cgroup mounts, read once from `/proc/self/mountinfo`
@@ -88,9 +92,11 @@ fn host() -> &'static Host {
         let mounts = mountinfo::parse(&text);
         let root_is_cgroup2 = nix::sys::statfs::statfs(CGROUP_ROOT)
             .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
+        let layout = mountinfo::layout(&mounts, root_is_cgroup2);
         Host {
-            layout: mountinfo::layout(&mounts, root_is_cgroup2),
+            layout,
             mounts,
+            v1: (layout != Layout::V2).then(V1::new),
         }
     })
 }
@@ -249,7 +255,7 @@ impl Cgroup {
         let layout = host.layout;
         let hier: Box<dyn Hierarchy> = match layout {
             Layout::V2 => Box::new(V2::new()),
-            Layout::V1 | Layout::Hybrid => Box::new(V1::new()),
+            Layout::V1 | Layout::Hybrid => Box::new(host.v1.clone().unwrap_or_default()),
         };
         let inner = cgroups_rs::fs::Cgroup::load(hier, &path);
         let (dirs, procs_dir) = match layout {

@@ -131,9 +131,13 @@ impl Cgroup {
         if self.layout == Layout::V2 {
             drop_without_v2_file(&mut rest);
         }
-        self.manager()?
-            .set(&rest)
-            .map_err(|e| self.error_from("apply resources", e))?;
+        // Making the manager reads /proc twice: not for nothing to set
+        // (runc's default spec has only device rules).
+        if rest != LinuxResources::default() {
+            self.manager()?
+                .set(&rest)
+                .map_err(|e| self.error_from("apply resources", e))?;
+        }
 
         if let Some(idle) = resources.cpu().as_ref().and_then(|c| c.idle()) {
             self.write_file("cpu.idle", &idle.to_string())?;
