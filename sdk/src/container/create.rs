@@ -220,9 +220,20 @@ impl Partial<'_> {
 
 /// Compiles `spec` on a blocking thread (the seccomp compile alone takes
 /// tens of milliseconds).
-async fn compile(bundle: &Bundle, opts: &plan::Options) -> Result<Arc<Plan>> {
+/// The plan, and the spec as the state's `config.json` holds it (made from
+/// the same copy: the spec, a seccomp profile's hundreds of entries with
+/// it, is copied once per create, not once per use).
+async fn compile(bundle: &Bundle, opts: &plan::Options) -> Result<(Arc<Plan>, Vec<u8>)> {
     let (spec, dir, opts) = (bundle.spec.clone(), bundle.dir.clone(), opts.clone());
-    super::blocking(move || plan::compile(&spec, &dir, Host::get(), &opts).map(Arc::new)).await
+    super::blocking(move || {
+        let plan = plan::compile(&spec, &dir, Host::get(), &opts).map(Arc::new)?;
+        let json = serde_json::to_vec(&spec).map_err(|e| Error::InvalidSpec {
+            field: "(the whole spec)".into(),
+            reason: format!("cannot be serialized: {e}"),
+        })?;
+        Ok((plan, json))
+    })
+    .await
 }
 
 /// Makes the state directory `<root>/<id>` with its first record (status
@@ -317,7 +328,8 @@ async fn create_now(
         rootfs_mount: opts.rootfs_mount.clone(),
     };
     // Every check of the spec happens here, before anything exists.
-    let mut plan = super::phase("create.compile", compile(&bundle, &plan_opts)).await?;
+    let (mut plan, mut spec_json) =
+        super::phase("create.compile", compile(&bundle, &plan_opts)).await?;
     let first = Persisted {
         id: id.to_string(),
         bundle: bundle.dir.clone(),
@@ -392,14 +404,23 @@ async fn create_now(
         all.extend(mounts);
         bundle.spec.set_mounts(Some(all));
         match compile(&bundle, &plan_opts).await {
-            Ok(p) => plan = p,
+            Ok(p) => (plan, spec_json) = p,
             Err(e) => {
                 partial.undo().await;
                 return Err(e);
             }
         }
     }
-    let result = build(first, &bundle, opts, plan, &mut partial, &config.extensions).await;
+    let result = build(
+        first,
+        &bundle,
+        spec_json,
+        opts,
+        plan,
+        &mut partial,
+        &config.extensions,
+    )
+    .await;
     let result = match result {
         Ok(c) => Ok(c),
         Err(e) => {
@@ -415,17 +436,15 @@ async fn create_now(
 /// applies the spec's limits. Blocking.
 fn setup_cgroup(
     p: &Persisted,
-    spec_linux: &oci_spec::runtime::Linux,
+    resources: Option<&oci_spec::runtime::LinuxResources>,
+    devices: &[oci_spec::runtime::LinuxDevice],
 ) -> Result<(Option<Cgroup>, Option<crate::cgroups::Placement>)> {
     let rootless = crate::security::rootless::is_rootless();
     let cgroup = match Cgroup::create(&p.cgroup_path) {
         Ok(cg) => Some(cg),
         // Without root, cgroups only where they were delegated to us.
         Err(e) if rootless => {
-            let needs = spec_linux
-                .resources()
-                .as_ref()
-                .and_then(crate::cgroups::needs_delegation);
+            let needs = resources.and_then(crate::cgroups::needs_delegation);
             if let Some(field) = needs {
                 return Err(Error::Unsupported(format!(
                     "linux.resources.{field}: the cgroup {} is not delegated to this user ({e})",
@@ -439,8 +458,7 @@ fn setup_cgroup(
     };
     let mut placement = None;
     if let Some(cgroup) = &cgroup {
-        if let Some(resources) = spec_linux.resources() {
-            let devices = spec_linux.devices().as_deref().unwrap_or_default();
+        if let Some(resources) = resources {
             cgroup.apply_for_create(resources, devices)?;
         }
         placement = Some(cgroup.placement()?);
@@ -451,6 +469,7 @@ fn setup_cgroup(
 async fn build(
     mut persisted: Persisted,
     bundle: &Bundle,
+    spec_json: Vec<u8>,
     opts: CreateOptions,
     plan: Arc<Plan>,
     partial: &mut Partial<'_>,
@@ -458,20 +477,19 @@ async fn build(
 ) -> Result<Container> {
     let dir = partial.dir.clone();
     let id = persisted.id.clone();
-    let spec_linux = bundle.spec.linux().clone().unwrap_or_default();
-    let (d, spec, p3) = (dir.clone(), bundle.spec.clone(), plan.clone());
+    // What the cgroup needs, not all of `linux` (its seccomp profile).
+    let linux = bundle.spec.linux().as_ref();
+    let resources = linux.and_then(|l| l.resources().clone());
+    let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
+    let (d, p3) = (dir.clone(), plan.clone());
     let rec = persisted.clone();
     let made = super::phase(
         "create.prepare",
         super::blocking(move || {
             let made = (|| -> Result<_> {
-                spec.save(d.join(state::SPEC_FILE)).map_err(|e| {
-                    Error::io(
-                        "save spec",
-                        d.join(state::SPEC_FILE),
-                        std::io::Error::other(e),
-                    )
-                })?;
+                let spec_file = d.join(state::SPEC_FILE);
+                std::fs::write(&spec_file, &spec_json)
+                    .map_err(|e| Error::io("save spec", &spec_file, e))?;
                 if !p3.new_namespaces.contains(&crate::plan::Namespace::Mount) {
                     super::host_mounts::record(&d, &p3.rootfs)?;
                 }
@@ -484,7 +502,7 @@ async fn build(
                     .open(&fifo_path)
                     .map_err(|e| Error::io("open exec fifo", &fifo_path, e))?
                     .into();
-                let (cgroup, placement) = setup_cgroup(&rec, &spec_linux)?;
+                let (cgroup, placement) = setup_cgroup(&rec, resources.as_ref(), &devices)?;
                 Ok((fifo, cgroup, placement))
             })();
             Ok(made)

@@ -403,8 +403,6 @@ where
         .map_err(|e| Error::sys("task", std::io::Error::other(e)))?
 }
 
-/// Runs `f` on tokio's blocking pool: file, cgroup and `/proc` work never
-/// runs on an async worker.
 /// Times `fut` as one phase of a verb: a debug-level `tracing` span named
 /// `phase` whose `name` field says which (`create.clone`). The phase
 /// benchmark (`benches/examples/phases.rs`) reads them.
@@ -416,6 +414,8 @@ pub(crate) fn phase<F: std::future::Future>(
     fut.instrument(tracing::debug_span!("phase", name))
 }
 
+/// Runs `f` on tokio's blocking pool: file, cgroup and `/proc` work never
+/// runs on an async worker.
 pub(crate) async fn blocking<T, F>(f: F) -> Result<T>
 where
     F: FnOnce() -> Result<T> + Send + 'static,
