@@ -6,6 +6,9 @@
 //!
 //! `throughput: N containers/s at M in flight`
 //!
+//! `--max-blocking T` caps tokio's blocking pool (an embedder's choice; by
+//! default it grows to about as many threads as containers in flight).
+//!
 //! `cargo run --release -p berth-benches --example throughput -- --in-flight 50 --count 2000`
 
 use berth_benches::{cleanup, concurrent, runtime, true_spec};
@@ -13,12 +16,14 @@ use berth_benches::{cleanup, concurrent, runtime, true_spec};
 struct Args {
     count: usize,
     in_flight: usize,
+    max_blocking: Option<usize>,
 }
 
 fn args() -> Args {
     let mut a = Args {
         count: 2000,
         in_flight: 50,
+        max_blocking: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -26,8 +31,9 @@ fn args() -> Args {
         match (flag.as_str(), value) {
             ("--count", Some(v)) if v > 0 => a.count = v,
             ("--in-flight", Some(v)) if v > 0 => a.in_flight = v,
+            ("--max-blocking", Some(v)) if v > 0 => a.max_blocking = Some(v),
             _ => {
-                eprintln!("usage: throughput [--count N] [--in-flight M]");
+                eprintln!("usage: throughput [--count N] [--in-flight M] [--max-blocking T]");
                 std::process::exit(2);
             }
         }
@@ -37,10 +43,11 @@ fn args() -> Args {
 
 fn main() {
     let a = args();
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(t) = a.max_blocking {
+        builder.max_blocking_threads(t);
+    }
+    let tokio = builder.enable_all().build().expect("tokio runtime");
     tokio.block_on(async {
         let rt = runtime().await;
         let spec = true_spec();
