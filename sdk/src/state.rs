@@ -113,6 +113,14 @@ pub(crate) struct Persisted {
     /// Missing in state written before this field existed: owned.
     #[serde(default)]
     pub cgroup_owned: Option<bool>,
+    /// How many of the cgroup's ancestors delete may remove once they are
+    /// empty, from the closest up (recorded before the cgroup is made):
+    /// those the create made, and those at or below the runtime's own
+    /// `cgroup_parent`. A parent someone else made (a Kubernetes pod's
+    /// cgroup, with the pod's limits) is never removed. Missing in state
+    /// written before this field existed: every emptied parent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_parents_owned: Option<usize>,
     /// Where the shim captures the container's output (the path always
     /// set), if it does.
     #[serde(default)]
@@ -193,6 +201,11 @@ impl Persisted {
     /// Whether delete may kill in and remove the container's cgroup.
     pub(crate) fn owns_cgroup(&self) -> bool {
         self.cgroup_owned.unwrap_or(true)
+    }
+
+    /// How many of the cgroup's ancestors delete may remove once empty.
+    pub(crate) fn cgroup_parents_owned(&self) -> usize {
+        self.cgroup_parents_owned.unwrap_or(usize::MAX)
     }
 
     pub(crate) fn save(&self, dir: &Path) -> Result<()> {

@@ -927,6 +927,51 @@ async fn cgroups_paths_absolute_relative_and_nested() {
     }
 }
 
+/// A parent cgroup someone else made (as the kubelet makes a pod's, with
+/// the pod's limits) outlives its last container; the parents berth made
+/// for an absolute `cgroupsPath` go with it.
+#[tokio::test]
+async fn a_parent_cgroup_berth_did_not_make_outlives_its_containers() {
+    let rt = runtime().await;
+    let pod = format!("berth-test-pod-{}", std::process::id());
+    let pod_cgroup = berth::cgroups::Cgroup::create(&pod).unwrap();
+    let limit = (96u64 << 20).to_string();
+    let memory_dir = |rel: &str| {
+        if v2() {
+            format!("/sys/fs/cgroup/{rel}")
+        } else {
+            format!("/sys/fs/cgroup/memory/{rel}")
+        }
+    };
+    let limit_file = format!("{}/{}", memory_dir(&pod), memory_limit_file());
+    std::fs::write(&limit_file, &limit).unwrap();
+
+    for (id, path) in [
+        ("in-pod", format!("/{pod}/ctr")),
+        ("in-made", format!("/{pod}/made/ctr")),
+    ] {
+        let mut s = spec("true");
+        let mut linux = s.linux().clone().unwrap();
+        linux.set_cgroups_path(Some(path.into()));
+        s.set_linux(Some(linux));
+        let ctr = create_piped(&rt, id, s).await.unwrap();
+        ctr.start().await.unwrap();
+        ctr.wait().await.unwrap();
+        ctr.delete().await.unwrap();
+    }
+    for leaf in ["ctr", "made/ctr", "made"] {
+        let dir = memory_dir(&format!("{pod}/{leaf}"));
+        assert!(!std::path::Path::new(&dir).exists(), "{dir} left");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&limit_file).unwrap().trim(),
+        limit,
+        "the pod's cgroup lost its limit"
+    );
+    pod_cgroup.delete().await.unwrap();
+    assert!(!std::path::Path::new(&memory_dir(&pod)).exists());
+}
+
 /// The unprivileged user of the rootless test (`nobody`).
 const ROOTLESS_UID: u32 = 65534;
 /// Set in the rootless test's second run (as [`ROOTLESS_UID`]): its state

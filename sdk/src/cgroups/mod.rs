@@ -293,6 +293,32 @@ impl Cgroup {
         })
     }
 
+    /// How many ancestors of the cgroup `path` a container's delete may
+    /// remove once they are empty, from the closest up: those missing now
+    /// (the create about to happen makes them), and those at or below
+    /// `own_parent` (the runtime's `cgroup_parent`, berth's to tidy); the
+    /// count stops at the first ancestor that is neither. Checked before
+    /// [`Cgroup::create`], like [`Cgroup::exists`].
+    pub(crate) fn removable_parents(path: &str, own_parent: &str) -> Result<usize> {
+        let path = normalize(path)?;
+        let own = own_parent.trim_matches('/');
+        let mut count = 0;
+        for (i, _) in path.rmatch_indices('/') {
+            let ancestor = &path[..i];
+            let below_own = !own.is_empty()
+                && (ancestor == own
+                    || ancestor
+                        .strip_prefix(own)
+                        .is_some_and(|rest| rest.starts_with('/')));
+            if below_own || !Cgroup::open(ancestor)?.exists() {
+                count += 1;
+            } else {
+                break;
+            }
+        }
+        Ok(count)
+    }
+
     /// Whether the cgroup exists (in any hierarchy). Checked before
     /// [`Cgroup::create`] to record whether berth made it: only a cgroup
     /// berth made is killed in and removed on delete.
@@ -404,6 +430,12 @@ impl Cgroup {
     /// the caller may not remove. A cgroup that
     /// does not exist is deleted already.
     pub async fn delete(&self) -> Result<()> {
+        self.delete_with_parents(usize::MAX).await
+    }
+
+    /// [`Cgroup::delete`], removing at most `parents` emptied ancestors
+    /// (the closest first).
+    pub(crate) async fn delete_with_parents(&self, parents: usize) -> Result<()> {
         let deadline = Instant::now() + DELETE_TIMEOUT;
         let depth = self.path.split('/').count();
         for dir in &self.dirs {
@@ -411,7 +443,7 @@ impl Cgroup {
             // Stop at the first parent still in use (or being removed by
             // another delete), or not ours to remove (rootless, the top of
             // the subtree delegated to the user).
-            for parent in dir.ancestors().skip(1).take(depth - 1) {
+            for parent in dir.ancestors().skip(1).take((depth - 1).min(parents)) {
                 match fs::remove_dir(parent) {
                     Ok(()) => {}
                     Err(e)

@@ -319,3 +319,46 @@ fn ebpf_device_filter_decides_opens_and_mknod() {
     drop(fd);
     fs::remove_dir(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn only_missing_parents_and_the_runtimes_own_are_removable() {
+    if !can_run("only_missing_parents_and_the_runtimes_own_are_removable") {
+        return;
+    }
+    let kept = unique_parent("kept");
+    let made = Cgroup::create(&kept).unwrap();
+    // `kept` exists and is someone else's: a create under it may remove
+    // only what it makes itself.
+    assert_eq!(
+        Cgroup::removable_parents(&format!("{kept}/pod/ctr"), "berth").unwrap(),
+        1
+    );
+    assert_eq!(
+        Cgroup::removable_parents(&format!("/{kept}/ctr"), "berth").unwrap(),
+        0
+    );
+    // At or below the runtime's own parent, existing or not.
+    assert_eq!(
+        Cgroup::removable_parents(&format!("{kept}/pod/ctr"), &kept).unwrap(),
+        2
+    );
+    assert_eq!(
+        Cgroup::removable_parents(&format!("{kept}/ctr"), &format!("/{kept}/")).unwrap(),
+        1
+    );
+    // A sibling name sharing the prefix is not below it.
+    assert_eq!(
+        Cgroup::removable_parents(&format!("{kept}/ctr"), &kept[..kept.len() - 1]).unwrap(),
+        0
+    );
+    // Nothing above a top-level cgroup.
+    assert_eq!(Cgroup::removable_parents("ctr", "berth").unwrap(), 0);
+
+    // delete_with_parents stops where it is told.
+    let leaf = Cgroup::create(&format!("{kept}/pod/ctr")).unwrap();
+    leaf.delete_with_parents(1).await.unwrap();
+    assert!(!Cgroup::open(&format!("{kept}/pod")).unwrap().exists());
+    assert!(made.exists(), "a parent it was not told to remove is gone");
+    made.delete().await.unwrap();
+    assert_gone(&made);
+}

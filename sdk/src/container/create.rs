@@ -173,8 +173,9 @@ pub(crate) fn passed_count(fds: &[OwnedFd]) -> Result<u32> {
 struct Partial<'a> {
     dir: PathBuf,
     dir_created: bool,
-    /// The cgroup, if berth made it (a pre-existing one is never removed).
-    cgroup: Option<Cgroup>,
+    /// The cgroup, if berth made it (a pre-existing one is never removed),
+    /// and how many of its emptied parents may go with it.
+    cgroup: Option<(Cgroup, usize)>,
     child: Option<(Arc<Supervisor>, exec::ChildMemory)>,
     /// Extensions that may have made something (their prepare began).
     extensions: Vec<&'a dyn Extension>,
@@ -191,8 +192,8 @@ impl Partial<'_> {
             }
             super::supervisor::unregister(&self.dir);
         }
-        if let Some(cg) = self.cgroup.take() {
-            if let Err(e) = cg.delete().await {
+        if let Some((cg, parents)) = self.cgroup.take() {
+            if let Err(e) = cg.delete_with_parents(parents).await {
                 tracing::warn!(error = %e, "could not remove cgroup of failed container");
             }
         }
@@ -349,10 +350,12 @@ async fn create_now(
             .flatten(),
         // Set below, in the first record, before the cgroup is made.
         cgroup_owned: None,
+        cgroup_parents_owned: None,
         log: None,
         extensions: opts.extensions.keys().cloned().collect(),
     };
     let (root, mut rec) = (config.root.clone(), first);
+    let own_parent = config.cgroup_parent.clone();
     // Held until the container is created: no other start, kill or delete
     // acts on a half-made container.
     let (lock, first) = super::phase(
@@ -362,6 +365,8 @@ async fn create_now(
             // that exists): recorded before it is made, so that a creator
             // killed at any instant leaves a record of what to remove.
             rec.cgroup_owned = Some(!Cgroup::open(&rec.cgroup_path)?.exists());
+            rec.cgroup_parents_owned =
+                Some(Cgroup::removable_parents(&rec.cgroup_path, &own_parent)?);
             Ok((make_state_dir(&root, &rec)?, rec))
         }),
     )
@@ -511,7 +516,10 @@ async fn build(
     .await?;
     // Only a cgroup berth made is removed if the create fails.
     if persisted.cgroup_owned == Some(true) {
-        partial.cgroup = Some(Cgroup::open(&persisted.cgroup_path)?);
+        partial.cgroup = Some((
+            Cgroup::open(&persisted.cgroup_path)?,
+            persisted.cgroup_parents_owned(),
+        ));
     }
     let (fifo, cgroup, placement) = made?;
     let rootless = crate::security::rootless::is_rootless();

@@ -88,7 +88,9 @@ impl Container {
             if cgroup.exists() && cgroup.pids().is_ok_and(|p| !p.is_empty()) {
                 let _ = cgroup.kill_all(crate::Signal::KILL).await;
             }
-            if let Err(e) = super::phase("delete.cgroup", cgroup.delete()).await {
+            let parents = p.cgroup_parents_owned();
+            let removed = cgroup.delete_with_parents(parents);
+            if let Err(e) = super::phase("delete.cgroup", removed).await {
                 errors.push(e);
             }
         }
