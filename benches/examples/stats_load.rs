@@ -4,7 +4,7 @@
 //! three ways, one after the other: a `Container::stats` stream per
 //! container, then one `StatsSampler` for all of them (one shared ticker),
 //! then the same with `StatsDetail::Usage` (the counters without limits,
-//! peaks, block I/O and huge pages).
+//! throttling, peaks, block I/O and huge pages).
 //!
 //! `cargo run --release -p berth-benches --example stats_load [N] [SECONDS]`
 

@@ -40,7 +40,7 @@ pub struct Stats {
 /// On v1 and hybrid hosts each part is a file (or four) of its own, and
 /// reading a cgroup file costs about 2 µs when the caches are cold, as
 /// they are when samples are 100 ms apart: a full sample reads 16 files on
-/// a host with swap accounting, a usage sample 7. On v2 hosts every sample
+/// a host with swap accounting, a usage sample 6. On v2 hosts every sample
 /// is a full one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -48,10 +48,11 @@ pub enum StatsDetail {
     /// Everything [`Stats`] holds, as runc's `events --stats` reports it.
     #[default]
     Full,
-    /// Only what a running container changes from one sample to the next
-    /// that a dashboard plots: all of [`CpuStats`], memory and memory+swap
-    /// usage, page cache and rss, and the process count. Limits, peaks,
-    /// failure counts, block I/O and huge pages read as zero.
+    /// Only what a container consumes, as a dashboard plots it: CPU time
+    /// (total, per CPU, user, system), memory and memory+swap usage, page
+    /// cache and rss, and the process count. Limits and what they cause
+    /// (CFS throttling, failure counts), peaks, block I/O and huge pages
+    /// read as zero.
     Usage,
 }
 
@@ -371,7 +372,7 @@ impl V1Files {
                 .then(|| open(&cpuacct, "cpuacct.stat"))
                 .flatten(),
             cpuacct_usage_all: usage_all,
-            cpu_stat: open(&cpu, "cpu.stat"),
+            cpu_stat: open(if full { &cpu } else { &None }, "cpu.stat"),
             memory_stat: open(&memory, "memory.stat"),
             memory: [counters("memory."), counters("memory.memsw.")],
             pids_current: open(&pids, "pids.current"),
