@@ -162,3 +162,13 @@ impl Stream for StatsSampler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_sampler_can_move_to_another_task() {
+        fn send<T: Send + Unpin>() {}
+        send::<super::StatsSampler>();
+        send::<super::StatsTick>();
+    }
+}
