@@ -1,8 +1,9 @@
 //! Prints where the time of one container lifecycle goes: create, start,
 //! wait and delete as medians over many runs, then the SDK's own phase
-//! spans (`create.clone`, `start.release`, …) as mean milliseconds per
-//! lifecycle, so that waiting (a lock, a blocking-pool hop, the child's
-//! set-up) shows apart from work.
+//! spans (`create.clone`, `start.release`, …) as milliseconds per
+//! lifecycle with each span's median and 90th percentile, so that waiting
+//! (a lock, a blocking-pool hop, the child's set-up) shows apart from work,
+//! and the tail shows where it is.
 //!
 //! `cargo run --release -p berth-benches --example phases [-- --runs N]`
 
@@ -61,9 +62,12 @@ async fn main() {
             v[v.len() * 9 / 10]
         );
     }
-    println!("phase spans, mean ms per lifecycle:");
-    for (name, ms, count) in spans.take(n as u64) {
-        println!("  {name:22} {ms:.3} ms  ({count} spans)");
+    println!("phase spans: ms per lifecycle, then one span's median and p90:");
+    for s in spans.take(n as u64) {
+        println!(
+            "  {:22} {:.3} ms  median {:.3}  p90 {:.3}  ({} spans)",
+            s.name, s.per_lifecycle_ms, s.p50_ms, s.p90_ms, s.count
+        );
     }
     cleanup(&rt);
 }

@@ -1,6 +1,6 @@
 //! The SDK's phase spans (`tracing` spans named `phase`, with a `name`
-//! field such as `create.clone`), timed from creation to close and summed
-//! per name: where a lifecycle's wall time goes.
+//! field such as `create.clone`), timed from creation to close and kept per
+//! name: where a lifecycle's wall time goes, and which phase has the tail.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -12,9 +12,24 @@ use tracing::Subscriber;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
-/// Total time and count of each phase seen since [`PhaseTimes::install`].
+/// Every duration of each phase seen since [`PhaseTimes::install`].
 #[derive(Debug, Clone, Default)]
-pub struct PhaseTimes(Arc<Mutex<BTreeMap<String, (Duration, u64)>>>);
+pub struct PhaseTimes(Arc<Mutex<BTreeMap<String, Vec<Duration>>>>);
+
+/// One phase's times over a run.
+#[derive(Debug, Clone)]
+pub struct PhaseStat {
+    /// The span's `name` (`create.clone`).
+    pub name: String,
+    /// Its total time divided by the lifecycles, ms.
+    pub per_lifecycle_ms: f64,
+    /// The median and 90th percentile of one span, ms.
+    pub p50_ms: f64,
+    /// See `p50_ms`.
+    pub p90_ms: f64,
+    /// How many spans there were.
+    pub count: usize,
+}
 
 impl PhaseTimes {
     /// Installs a global subscriber that records phase spans (and nothing
@@ -30,18 +45,28 @@ impl PhaseTimes {
         times
     }
 
-    /// Each phase's total time divided by `per` (lifecycles), in ms, with
-    /// how many spans it had, in name order; then clears the totals.
-    pub fn take(&self, per: u64) -> Vec<(String, f64, u64)> {
+    /// Each phase's times, `per` lifecycles, in name order; then clears
+    /// them.
+    pub fn take(&self, per: u64) -> Vec<PhaseStat> {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let out = map
-            .iter()
-            .map(|(name, (total, n))| {
-                (
-                    name.clone(),
-                    total.as_secs_f64() * 1e3 / per.max(1) as f64,
-                    *n,
-                )
+            .iter_mut()
+            .map(|(name, times)| {
+                times.sort();
+                let at = |q: usize| {
+                    times
+                        .get(times.len() * q / 100)
+                        .copied()
+                        .unwrap_or_default()
+                };
+                PhaseStat {
+                    name: name.clone(),
+                    per_lifecycle_ms: ms(times.iter().sum::<Duration>()) / per.max(1) as f64,
+                    p50_ms: ms(at(50)),
+                    p90_ms: ms(at(90)),
+                    count: times.len(),
+                }
             })
             .collect();
         map.clear();
@@ -88,8 +113,6 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<S> for Ph
             return;
         };
         let mut map = (self.0).0.lock().unwrap_or_else(|p| p.into_inner());
-        let e = map.entry(name.clone()).or_default();
-        e.0 += t0.elapsed();
-        e.1 += 1;
+        map.entry(name.clone()).or_default().push(t0.elapsed());
     }
 }
