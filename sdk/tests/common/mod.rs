@@ -51,7 +51,9 @@ impl Drop for TestRuntime {
             .unwrap_or_default();
         left.retain(|n| n != "network");
         if std::thread::panicking() {
-            // Keep what `berth delete --force` needs to clean up.
+            // Keep what `berth delete --force` needs to clean up, but stop
+            // what runs: a failed test must not leave a busy loop behind.
+            let _ = berth_fixtures::leaks::kill_processes_in(&c.cgroup_parent);
             return;
         }
         let _ = std::fs::remove_dir_all(c.root.join("network"));
