@@ -220,10 +220,9 @@ impl Partial<'_> {
 }
 
 /// Compiles `spec` on a blocking thread (the seccomp compile alone takes
-/// tens of milliseconds).
-/// The plan, and the spec as the state's `config.json` holds it (made from
-/// the same copy: the spec, a seccomp profile's hundreds of entries with
-/// it, is copied once per create, not once per use).
+/// tens of milliseconds), and serializes it there for the state's
+/// `config.json` from the same copy: the spec, with a seccomp profile's
+/// hundreds of entries, is copied once per create, not once per use.
 async fn compile(bundle: &Bundle, opts: &plan::Options) -> Result<(Arc<Plan>, Vec<u8>)> {
     let (spec, dir, opts) = (bundle.spec.clone(), bundle.dir.clone(), opts.clone());
     super::blocking(move || {
