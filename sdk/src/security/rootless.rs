@@ -137,11 +137,32 @@ pub(crate) fn maps_only_own_id(map: &str, own: u32) -> bool {
     matches!(lines.as_slice(), [l] if l.get(1) == Some(&own.to_string().as_str()) && l.get(2) == Some(&"1"))
 }
 
+/// The name of user `uid`, as `/etc/subuid` lines name it: from
+/// `/etc/passwd` first (as runc and shadow's `newuidmap` read it; a static
+/// binary's NSS cannot load its modules reliably), then from NSS (LDAP and
+/// the like), else the number.
 pub(crate) fn user_name(uid: u32) -> String {
-    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+    std::fs::read_to_string("/etc/passwd")
         .ok()
-        .flatten()
-        .map_or_else(|| uid.to_string(), |u| u.name)
+        .and_then(|passwd| passwd_name(&passwd, uid))
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+        })
+        .unwrap_or_else(|| uid.to_string())
+}
+
+/// The name of the first `passwd(5)` entry of `uid`.
+fn passwd_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut f = line.split(':');
+        let name = f.next()?;
+        let id = f.nth(1)?;
+        (!name.is_empty() && !name.starts_with('#') && id.parse::<u32>().ok() == Some(uid))
+            .then(|| name.to_string())
+    })
 }
 
 /// Checks, before any process exists, that every range of `maps` (the
@@ -298,6 +319,19 @@ fn helper_op(ids: Ids) -> &'static str {
 mod tests {
     use super::*;
     use oci_spec::runtime::LinuxIdMappingBuilder;
+
+    #[test]
+    fn a_user_name_comes_from_its_passwd_entry() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n\
+                      # a comment:x:1000\n\
+                      alice:x:1000:1000::/home/alice:/bin/sh\n\
+                      alias:x:1000:1000::/home/alias:/bin/sh\n";
+        assert_eq!(passwd_name(passwd, 1000).as_deref(), Some("alice"));
+        assert_eq!(passwd_name(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(passwd_name(passwd, 1001), None);
+        // This machine's own file agrees with NSS for root.
+        assert_eq!(user_name(0), "root");
+    }
 
     fn map(c: u32, h: u32, n: u32) -> oci_spec::runtime::LinuxIdMapping {
         LinuxIdMappingBuilder::default()
