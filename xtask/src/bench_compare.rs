@@ -5,9 +5,13 @@
 //! The runs are interleaved (berth crun runc berth crun runc …) so that
 //! machine noise hits all alike. Each run is one runtime process spawned
 //! directly by this one; its wall time is measured from the spawn to the
-//! reap, and its peak RSS is the `ru_maxrss` that `wait4` reports (the
-//! number GNU `time -f %M` prints, which is also shown once per runtime as
-//! a cross-check). crun refuses hybrid cgroup hosts, so on those it runs in
+//! reap. Its peak RSS is measured in separate runs under GNU `time -f %M`
+//! (up to 30, interleaved too): the `ru_maxrss` of a child of this process
+//! is never below this process's own peak (~6 MiB), because `execve`
+//! records the old address space's peak in the process's `maxrss`, and a
+//! spawned child's old address space is (a copy of) this one's. A small
+//! program in between, as `time` is, removes that floor. crun refuses
+//! hybrid cgroup hosts, so on those it runs in
 //! a private mount namespace without the cgroup2 mount (set up in the forked
 //! child before `execve`; the cost of that set-up is measured and shown).
 //!
@@ -42,7 +46,8 @@ pub struct Summary {
     pub min_ms: f64,
     /// Slowest run, milliseconds.
     pub max_ms: f64,
-    /// Median peak RSS of the runtime process (and its reaped children), KiB.
+    /// Median peak RSS of the runtime process (and its reaped children),
+    /// KiB, from the runs under GNU `time`.
     pub rss_kib: u64,
     /// The largest peak RSS seen, KiB.
     pub rss_max_kib: u64,
@@ -99,17 +104,16 @@ pub fn run(
     let out_dir = root.join("target/bench-compare");
     std::fs::create_dir_all(&out_dir)?;
 
-    if !skip_build {
-        println!("--- building berth (release)");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--release", "-p", "berth-cli"])
-            .current_dir(&root)
-            .status()?;
-        ensure!(status.success(), "cargo build --release failed");
-    }
-    let berth = root.join("target/release/berth");
-    ensure!(berth.exists(), "{} is missing", berth.display());
+    let berth = if skip_build {
+        root.join("target/dist/berth")
+    } else {
+        crate::dist::build(&root)?
+    };
+    ensure!(
+        berth.exists(),
+        "{} is missing: run `cargo xtask dist`",
+        berth.display()
+    );
     ensure_tools(&root)?;
 
     println!("--- preparing the bundle");
@@ -134,7 +138,7 @@ pub fn run(
         }
     );
     let exit7 = out_dir.join("bundle-exit7");
-    make_exit7_bundle(&bundle, &exit7)?;
+    with_args(&bundle, &exit7, &["sh", "-c", "exit 7"])?;
 
     let tag = format!("bc{}", std::process::id());
     let state_base = PathBuf::from(format!("/run/berth-bench-compare-{}", std::process::id()));
@@ -207,7 +211,6 @@ struct Runner {
 struct Outcome {
     wall: Duration,
     cpu: Duration,
-    rss_kib: u64,
     code: i32,
     stderr: String,
 }
@@ -241,8 +244,8 @@ impl Runner {
 }
 
 /// Spawns `cmd` (stdin and stdout on /dev/null, stderr piped) and reaps it
-/// with `wait4`, returning the wall time from spawn to reap and the peak
-/// RSS. With `hide_cgroup2`, the child first enters a private mount
+/// with `wait4`, returning the wall time from spawn to reap and the CPU
+/// time. With `hide_cgroup2`, the child first enters a private mount
 /// namespace and unmounts `/sys/fs/cgroup/unified` (crun's hybrid-host
 /// workaround).
 fn spawn_measured(cmd: &mut Command, hide_cgroup2: bool) -> Result<Outcome> {
@@ -293,7 +296,6 @@ fn spawn_measured(cmd: &mut Command, hide_cgroup2: bool) -> Result<Outcome> {
     Ok(Outcome {
         wall,
         cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
-        rss_kib: usage.ru_maxrss as u64,
         code,
         stderr,
     })
@@ -337,10 +339,19 @@ fn measure(
                 .entry(r.name)
                 .or_default()
                 .push(out.wall.as_secs_f64() * 1e3);
-            rss.entry(r.name).or_default().push(out.rss_kib);
             cpu.entry(r.name)
                 .or_default()
                 .push(out.cpu.as_secs_f64() * 1e3);
+        }
+    }
+    let rss_runs = runs.min(30);
+    println!("--- {rss_runs} interleaved runs each under GNU time (peak RSS)");
+    for i in 0..rss_runs {
+        for r in runners {
+            let id = format!("{tag}-{}-rss{i}", r.name);
+            let kib = gnu_time_rss(r, bundle, &id)
+                .with_context(|| format!("{} run {id} under GNU time failed", r.name))?;
+            rss.entry(r.name).or_default().push(kib);
         }
     }
     let crun_workaround_ms = if hybrid { workaround_cost()? } else { 0.0 };
@@ -469,13 +480,41 @@ fn subdirs(d: &Path) -> Vec<PathBuf> {
 }
 
 /// A second bundle on the same rootfs whose process exits 7.
-fn make_exit7_bundle(bundle: &Path, dir: &Path) -> Result<()> {
+/// Writes into `dir` the config of `bundle` without its seccomp profile,
+/// pointing at `bundle`'s rootfs.
+pub fn without_seccomp(bundle: &Path, dir: &Path) -> Result<()> {
+    derive_bundle(bundle, dir, |spec| {
+        if let Some(linux) = spec.get_mut("linux").and_then(|l| l.as_object_mut()) {
+            linux.remove("seccomp");
+        }
+    })
+}
+
+/// Writes into `dir` the config of `bundle` running `args` instead,
+/// pointing at `bundle`'s rootfs.
+pub fn with_args(bundle: &Path, dir: &Path, args: &[&str]) -> Result<()> {
+    derive_bundle(bundle, dir, |spec| {
+        spec["process"]["args"] = serde_json::json!(args);
+    })
+}
+
+/// A bundle in `dir` sharing `bundle`'s rootfs, its config changed by `edit`.
+fn derive_bundle(
+    bundle: &Path,
+    dir: &Path,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> Result<()> {
     std::fs::create_dir_all(dir)?;
-    let mut spec = berth_fixtures::bundle::spec(&["sh".into(), "-c".into(), "exit 7".into()]);
-    let mut root = spec.root().clone().context("root")?;
-    root.set_path(bundle.join("rootfs").canonicalize()?);
-    spec.set_root(Some(root));
-    berth_fixtures::bundle::write_config(dir, &spec)
+    let text = std::fs::read_to_string(bundle.join("config.json"))?;
+    let mut spec: serde_json::Value = serde_json::from_str(&text)?;
+    edit(&mut spec);
+    let rootfs = bundle.join("rootfs").canonicalize()?;
+    spec["root"]["path"] = serde_json::Value::String(rootfs.display().to_string());
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_string_pretty(&spec)?,
+    )?;
+    Ok(())
 }
 
 /// Installs crun, runc and GNU time (scripts/install-deps.sh) if missing.

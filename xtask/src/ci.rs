@@ -19,6 +19,9 @@ const STEPS: &[&[&str]] = &[
     &["test", "--workspace"],
     // One pure cgroup v1 and one pure cgroup v2 guest (README: Tests).
     &["xtask", "vm-test", "--kernel", "5.10", "--cgroup", "v1,v2"],
+    // The shipped binary (static, hot text together) runs containers as
+    // the dynamic one does, beside crun and runc.
+    &["xtask", "bench-compare", "--runs", "5"],
 ];
 
 /// Prints versions, then runs each of [`STEPS`] from the workspace root,

@@ -4,7 +4,9 @@
 mod bench_compare;
 mod bundle;
 mod ci;
+mod dist;
 mod fuzz;
+mod hot_text;
 mod public_api;
 mod rootfs;
 mod vm_test;
@@ -46,7 +48,7 @@ enum Command {
         /// A previous results JSON to compare with.
         #[arg(long, value_name = "JSON")]
         compare: Option<PathBuf>,
-        /// Use the existing target/release/berth instead of building it.
+        /// Use the existing target/dist/berth instead of building it.
         #[arg(long)]
         skip_build: bool,
         /// Another berth binary (e.g. built before a change) to time in the
@@ -57,6 +59,17 @@ enum Command {
         /// fixtures' Docker-like profile).
         #[arg(long)]
         no_seccomp: bool,
+    },
+    /// Build the runtime binary as shipped: static, with the functions the
+    /// runtime commands execute placed together (cli/hot-text.txt), into
+    /// target/dist/berth.
+    Dist,
+    /// Trace the runtime commands one instruction at a time and write the
+    /// functions they execute to cli/hot-text.txt (root; a few minutes).
+    HotText {
+        /// Where to write the list instead.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Print the public surface of a published crate (berth, berth-net,
     /// berth-image), one item a line, as the public-API snapshot test sees
@@ -178,6 +191,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             no_seccomp,
         ),
         Command::Ci => ci::run(),
+        Command::Dist => dist::build(&ci::workspace_root()).map(drop),
+        Command::HotText { out } => hot_text::run(out.as_deref()),
         Command::PublicApi { krate } => {
             let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .parent()
