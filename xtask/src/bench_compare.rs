@@ -56,8 +56,6 @@ pub struct Summary {
     /// sensitive to a busy machine than wall time.
     #[serde(default)]
     pub cpu_ms: f64,
-    /// GNU `time -f %M` of one extra run, KiB (cross-check of `rss_kib`).
-    pub gnu_time_rss_kib: Option<u64>,
 }
 
 /// One bench-compare run, as written to JSON.
@@ -368,7 +366,6 @@ fn measure(
             rss_kib: median_u(m),
             rss_max_kib: m.iter().copied().max().unwrap_or(0),
             cpu_ms: median_f(&cpu[r.name]),
-            gnu_time_rss_kib: gnu_time_rss(r, bundle, &format!("{tag}-{}-gnutime", r.name)),
         });
     }
     let med = |name: &str| {
@@ -479,7 +476,6 @@ fn subdirs(d: &Path) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
-/// A second bundle on the same rootfs whose process exits 7.
 /// Writes into `dir` the config of `bundle` without its seccomp profile,
 /// pointing at `bundle`'s rootfs.
 pub fn without_seccomp(bundle: &Path, dir: &Path) -> Result<()> {
@@ -579,13 +575,11 @@ fn print_report(r: &Report) {
         "\n{} runs each, interleaved; load average {:.2} before, {:.2} after",
         r.runs, r.load_before, r.load_after
     );
-    println!(
-        "\n| runtime | median ms | min ms | max ms | CPU ms | peak RSS KiB (median / max) | GNU time %M KiB |"
-    );
-    println!("|---|---|---|---|---|---|---|");
+    println!("\n| runtime | median ms | min ms | max ms | CPU ms | peak RSS KiB (median / max) |");
+    println!("|---|---|---|---|---|---|");
     for s in &r.summaries {
         println!(
-            "| {} ({}) | {:.2} | {:.2} | {:.2} | {:.2} | {} / {} | {} |",
+            "| {} ({}) | {:.2} | {:.2} | {:.2} | {:.2} | {} / {} |",
             s.runtime,
             s.version,
             s.median_ms,
@@ -594,8 +588,6 @@ fn print_report(r: &Report) {
             s.cpu_ms,
             s.rss_kib,
             s.rss_max_kib,
-            s.gnu_time_rss_kib
-                .map_or("-".to_string(), |k| k.to_string())
         );
     }
     println!(
@@ -735,7 +727,6 @@ mod tests {
             rss_kib: kib,
             rss_max_kib: kib + 10,
             cpu_ms: ms / 2.0,
-            gnu_time_rss_kib: Some(kib),
         };
         Report {
             timestamp: 1,
