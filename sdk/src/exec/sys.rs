@@ -219,6 +219,23 @@ pub(crate) fn fsmount(fd: c_int, flags: u32, attrs: u32) -> SysResult<c_int> {
     sys!(libc::SYS_fsmount, fd, flags, attrs).map(|fd| fd as c_int)
 }
 
+/// `MOVE_MOUNT_F_EMPTY_PATH`: the source is the mount `from` itself.
+pub(crate) const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
+
+/// `move_mount(from, "", to_dir, to, MOVE_MOUNT_F_EMPTY_PATH)` (Linux 5.2):
+/// attaches the detached mount `from` at `to` (relative to `to_dir`).
+pub(crate) fn move_mount_fd(from: c_int, to_dir: c_int, to: &CStr) -> SysResult<()> {
+    sys!(
+        libc::SYS_move_mount,
+        from,
+        c"".as_ptr(),
+        to_dir,
+        to.as_ptr(),
+        MOVE_MOUNT_F_EMPTY_PATH
+    )
+    .map(drop)
+}
+
 pub(crate) fn close(fd: c_int) -> SysResult<()> {
     sys!(libc::SYS_close, fd).map(drop)
 }

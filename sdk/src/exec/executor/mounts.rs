@@ -144,6 +144,16 @@ impl Executor<'_> {
         // host, and detach it.
         sys::fchdir(oldroot.0)?;
         sys::mount(None, c".", None, libc::MS_SLAVE | libc::MS_REC, None)?;
+        if self.procfd >= 0 {
+            // Closing a mount that was never attached anywhere (fsmount's)
+            // unmounts it then and waits for an expedited RCU grace period,
+            // serialized across the whole machine: one more per container
+            // besides this detach and the namespace's end. Attached in the
+            // old root (over its /proc, now a slave: seen by nobody), it
+            // leaves with it below and stays usable through the descriptor.
+            // Where that fails, it is closed as before.
+            let _ = sys::move_mount_fd(self.procfd, oldroot.0, c"proc");
+        }
         sys::umount2(c".", libc::MNT_DETACH)?;
         sys::chdir(c"/")
     }
