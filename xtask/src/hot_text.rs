@@ -64,14 +64,88 @@ pub fn run(out: Option<&Path>) -> Result<()> {
         .stderr(Stdio::null())
         .status();
     let _ = std::fs::remove_dir_all(&state);
-    let offsets = result?;
+    let traces = result?;
 
     let elf = std::fs::read(&berth).with_context(|| format!("reading {}", berth.display()))?;
     let segments = load_segments(&elf)?;
     let symbols = function_symbols(&berth)?;
+    let members = c_library_members()?;
+    // Each pattern: which commands run it (bit i: COMMANDS[i]) and its size.
+    let mut units: HashMap<String, Unit> = HashMap::new();
+    let mut sized: HashSet<(String, u64)> = HashSet::new();
+    for (bit, offsets) in traces.iter().enumerate() {
+        for i in functions_executed(offsets, &segments, &symbols) {
+            let sym = &symbols[i];
+            // Functions LLVM merged share an address and one section, named
+            // after one of them: every name is listed, the size counted once.
+            let first = symbols.partition_point(|s| s.addr < sym.addr);
+            for (k, alias) in symbols[first..=i].iter().enumerate() {
+                let names = match members.get(alias.name.as_str()) {
+                    Some(files) => files.clone(),
+                    None => vec![pattern(&alias.name)],
+                };
+                for name in names {
+                    let counts = k == 0 && sized.insert((name.clone(), sym.addr));
+                    let unit = units.entry(name).or_default();
+                    unit.commands |= 1 << bit;
+                    if counts {
+                        unit.size += sym.size;
+                    }
+                }
+            }
+        }
+    }
+    let ordered = layout(&units);
+    let text = list_text(&ordered, &units);
+    std::fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?;
+    let bytes: u64 = units.values().map(|u| u.size).sum();
+    println!(
+        "{} patterns, {} KiB, written to {}",
+        units.len(),
+        bytes / 1024,
+        out.display()
+    );
+    let laid_out: Vec<Unit> = ordered.iter().map(|n| units[n]).collect();
+    for (bit, (name, _)) in COMMANDS.iter().enumerate() {
+        println!(
+            "{name}: {} of {} windows of 64 KiB",
+            windows(&laid_out, 1 << bit),
+            windows(&laid_out, u8::MAX)
+        );
+    }
+    Ok(())
+}
+
+/// The commands traced, in the order of their bits in [`Unit::commands`],
+/// each with its arguments (`--bundle` is added for those that take one).
+const COMMANDS: [(&str, &[&str]); 8] = [
+    ("run (seccomp)", &["run", "ht-run"]),
+    ("run (no seccomp)", &["run", "ht-run-plain"]),
+    ("create", &["create", "ht-detached"]),
+    ("state", &["state", "ht-detached"]),
+    ("list", &["list"]),
+    ("start", &["start", "ht-detached"]),
+    ("kill", &["kill", "ht-detached", "KILL"]),
+    ("delete", &["delete", "ht-detached"]),
+];
+
+/// What the list places: one pattern's commands and code size.
+#[derive(Debug, Default, Clone, Copy)]
+struct Unit {
+    /// Bit `i` set: `COMMANDS[i]` runs it.
+    commands: u8,
+    size: u64,
+}
+
+/// The indices in `symbols` of the functions whose code `offsets` (file
+/// offsets of the binary) fall in.
+fn functions_executed(
+    offsets: &HashSet<u64>,
+    segments: &[Segment],
+    symbols: &[Symbol],
+) -> BTreeSet<usize> {
     let mut hit = BTreeSet::new();
-    let mut bytes = 0u64;
-    for off in offsets {
+    for &off in offsets {
         let Some(addr) = segments
             .iter()
             .find(|s| (s.offset..s.offset + s.size).contains(&off))
@@ -80,92 +154,150 @@ pub fn run(out: Option<&Path>) -> Result<()> {
             continue;
         };
         let i = symbols.partition_point(|s| s.addr <= addr);
-        let Some(sym) = i.checked_sub(1).map(|i| &symbols[i]) else {
-            continue;
-        };
-        if addr >= sym.addr + sym.size.max(1) || hit.contains(&sym.name) {
-            continue;
-        }
-        bytes += sym.size;
-        // Functions LLVM merged share an address and one section, named
-        // after one of them: list every name.
-        let first = symbols.partition_point(|s| s.addr < sym.addr);
-        for alias in symbols[first..i].iter() {
-            hit.insert(alias.name.clone());
-        }
-    }
-    let members = c_library_members()?;
-    let mut patterns = BTreeSet::new();
-    for name in &hit {
-        match members.get(name.as_str()) {
-            Some(files) => patterns.extend(files.iter().cloned()),
-            None => {
-                patterns.insert(pattern(name));
+        if let Some(i) = i.checked_sub(1) {
+            if addr < symbols[i].addr + symbols[i].size.max(1) {
+                hit.insert(i);
             }
         }
     }
-    let mut text = HEADER.to_string();
-    for p in &patterns {
-        text.push_str(p);
-        text.push('\n');
-    }
-    std::fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?;
-    println!(
-        "{} functions executed, {} KiB; {} patterns written to {}",
-        hit.len(),
-        bytes / 1024,
-        patterns.len(),
-        out.display()
-    );
-    Ok(())
+    hit
 }
 
-/// Runs each command under the tracer; returns the union of the binary's
-/// file offsets executed.
+/// The patterns in the order that keeps each command's code in the fewest
+/// 64 KiB windows: grouped by the set of commands that run them, the
+/// groups in binary-reflected Gray code order of those sets (so that most
+/// commands' groups are adjacent), under whichever ranking of the commands
+/// touches the fewest windows in all. Within a group, by name.
+fn layout(units: &HashMap<String, Unit>) -> Vec<String> {
+    let mut groups: Vec<Unit> = Vec::new();
+    for unit in units.values() {
+        match groups.iter_mut().find(|g| g.commands == unit.commands) {
+            Some(g) => g.size += unit.size,
+            None => groups.push(*unit),
+        }
+    }
+    let mut best: Option<(usize, Vec<Unit>)> = None;
+    for ranking in permutations(COMMANDS.len()) {
+        let key = |c: u8| {
+            let ranked = ranking
+                .iter()
+                .enumerate()
+                .filter(|(_, &bit)| c & (1 << bit) != 0)
+                .fold(0u8, |k, (rank, _)| k | (0x80 >> rank));
+            // The position of `ranked` in the reflected Gray code sequence.
+            let mut pos = ranked;
+            let mut shift = ranked >> 1;
+            while shift != 0 {
+                pos ^= shift;
+                shift >>= 1;
+            }
+            std::cmp::Reverse(pos)
+        };
+        let mut candidate = groups.clone();
+        candidate.sort_by_key(|g| key(g.commands));
+        let cost: usize = (0..COMMANDS.len())
+            .map(|bit| windows(&candidate, 1 << bit))
+            .sum();
+        if best.as_ref().is_none_or(|(c, _)| cost < *c) {
+            best = Some((cost, candidate));
+        }
+    }
+    let mut names: Vec<&String> = units.keys().collect();
+    names.sort();
+    best.unwrap_or_default()
+        .1
+        .iter()
+        .flat_map(|g| {
+            names
+                .iter()
+                .filter(|n| units[**n].commands == g.commands)
+                .map(|n| (*n).clone())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Every order of `0..n`.
+fn permutations(n: usize) -> Vec<Vec<usize>> {
+    if n == 0 {
+        return vec![Vec::new()];
+    }
+    let mut out = Vec::new();
+    for rest in permutations(n - 1) {
+        for at in 0..=rest.len() {
+            let mut p = rest.clone();
+            p.insert(at, n - 1);
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// How many 64 KiB windows the units run by any of `commands` touch when
+/// `units` are laid out in order.
+fn windows(units: &[Unit], commands: u8) -> usize {
+    const WINDOW: u64 = 64 * 1024;
+    let mut at = 0u64;
+    let mut touched = BTreeSet::new();
+    for unit in units {
+        if unit.commands & commands != 0 && unit.size > 0 {
+            touched.extend(at / WINDOW..=(at + unit.size - 1) / WINDOW);
+        }
+        at += unit.size;
+    }
+    touched.len()
+}
+
+/// The list file: the header, then the patterns in `order`, each group
+/// under a comment naming the commands that run it.
+fn list_text(order: &[String], units: &HashMap<String, Unit>) -> String {
+    let mut text = HEADER.to_string();
+    let mut group = None;
+    for name in order {
+        let commands = units[name].commands;
+        if group != Some(commands) {
+            let names: Vec<&str> = COMMANDS
+                .iter()
+                .enumerate()
+                .filter(|(bit, _)| commands & (1 << bit) != 0)
+                .map(|(_, (name, _))| *name)
+                .collect();
+            text.push_str(&format!("# {}\n", names.join(", ")));
+            group = Some(commands);
+        }
+        text.push_str(name);
+        text.push('\n');
+    }
+    text
+}
+
+/// Runs each of [`COMMANDS`] under the tracer; returns the binary's file
+/// offsets each executed.
 fn trace_commands(
     berth: &Path,
     state: &Path,
     bundle: &Path,
     plain: &Path,
     sleeper: &Path,
-) -> Result<HashSet<u64>> {
-    let cli = |args: &[&str], bundle: Option<&Path>| {
+) -> Result<Vec<HashSet<u64>>> {
+    let mut traces = Vec::new();
+    for (what, args) in COMMANDS {
         let mut cmd = Command::new(berth);
         cmd.arg("--root").arg(state).args(args);
+        let bundle = match what {
+            "run (seccomp)" => Some(bundle),
+            "run (no seccomp)" => Some(plain),
+            "create" => Some(sleeper),
+            _ => None,
+        };
         if let Some(b) = bundle {
             cmd.arg("--bundle").arg(b);
         }
-        cmd
-    };
-    let mut all = HashSet::new();
-    let steps: Vec<(&str, Command)> = vec![
-        ("run (seccomp)", {
-            let mut c = cli(&["run"], Some(bundle));
-            c.arg("ht-run");
-            c
-        }),
-        ("run (no seccomp)", {
-            let mut c = cli(&["run"], Some(plain));
-            c.arg("ht-run-plain");
-            c
-        }),
-        ("create", {
-            let mut c = cli(&["create"], Some(sleeper));
-            c.arg("ht-detached");
-            c
-        }),
-        ("state", cli(&["state", "ht-detached"], None)),
-        ("list", cli(&["list"], None)),
-        ("start", cli(&["start", "ht-detached"], None)),
-        ("kill", cli(&["kill", "ht-detached", "KILL"], None)),
-        ("delete", cli(&["delete", "ht-detached"], None)),
-    ];
-    for (what, mut cmd) in steps {
         let (offsets, n) = trace(&mut cmd, berth).with_context(|| format!("tracing {what}"))?;
         println!("{what}: {n} instructions, {} distinct", offsets.len());
-        all.extend(offsets);
+        traces.push(offsets);
     }
-    Ok(all)
+    Ok(traces)
 }
 
 /// One executable mapping of the traced binary in a task.
@@ -443,31 +575,34 @@ fn c_library_members() -> Result<HashMap<String, Vec<String>>> {
         let out = Command::new("cc")
             .arg(format!("-print-file-name={lib}"))
             .output()?;
-        let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if !Path::new(&path).is_absolute() {
+        let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if !path.is_absolute() {
             continue;
         }
-        let Ok(out) = Command::new("nm")
-            .args(["-A", "--defined-only"])
-            .arg(&path)
-            .output()
-        else {
-            continue;
-        };
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            let [location, kind, name] = f.as_slice() else {
+        for archive in archives(&path) {
+            let Ok(out) = Command::new("nm")
+                .args(["-A", "--defined-only"])
+                .arg(&archive)
+                .output()
+            else {
                 continue;
             };
-            if !matches!(*kind, "T" | "t" | "W" | "w" | "i") {
-                continue;
-            }
-            // `archive:member:address`
-            if let Some(member) = location.rsplit(':').nth(1) {
-                let entry = format!("{lib}:{member}");
-                let files = members.entry((*name).to_string()).or_default();
-                if !files.contains(&entry) {
-                    files.push(entry);
+            let name = archive_pattern(&archive);
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                let [location, kind, function] = f.as_slice() else {
+                    continue;
+                };
+                if !matches!(*kind, "T" | "t" | "W" | "w" | "i") {
+                    continue;
+                }
+                // `archive:member:address`
+                if let Some(member) = location.rsplit(':').nth(1) {
+                    let entry = format!("{name}:{member}");
+                    let files = members.entry((*function).to_string()).or_default();
+                    if !files.contains(&entry) {
+                        files.push(entry);
+                    }
                 }
             }
         }
@@ -475,9 +610,59 @@ fn c_library_members() -> Result<HashMap<String, Vec<String>>> {
     Ok(members)
 }
 
+/// The archives `path` stands for: itself, or those its linker script
+/// names (`GROUP ( /usr/lib/…/libm-2.36.a /usr/lib/…/libmvec.a )`, as
+/// glibc installs `libm.a`).
+fn archives(path: &Path) -> Vec<PathBuf> {
+    let Ok(head) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    if head.starts_with(b"!<arch>") {
+        return vec![path.to_path_buf()];
+    }
+    let text = String::from_utf8_lossy(&head);
+    text.split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+        .filter(|w| w.ends_with(".a"))
+        .map(|w| match Path::new(w) {
+            p if p.is_absolute() => p.to_path_buf(),
+            p => path.parent().unwrap_or(Path::new("/")).join(p),
+        })
+        .filter(|p| p.is_file())
+        .collect()
+}
+
+/// How the list names an archive: its file name, with a version in it as
+/// `*` (`libm-2.36.a` is `libm*.a`), so that another glibc still matches.
+fn archive_pattern(archive: &Path) -> String {
+    let name = archive
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match name.split_once('-') {
+        Some((stem, rest))
+            if rest.starts_with(|c: char| c.is_ascii_digit()) && rest.ends_with(".a") =>
+        {
+            format!("{stem}*.a")
+        }
+        _ => name,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{pattern, HEADER};
+    use super::{archive_pattern, layout, pattern, windows, Unit, HEADER};
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    #[test]
+    fn a_versioned_archive_is_named_for_any_version() {
+        assert_eq!(
+            archive_pattern(Path::new("/usr/lib/libm-2.36.a")),
+            "libm*.a"
+        );
+        assert_eq!(archive_pattern(Path::new("/usr/lib/libc.a")), "libc.a");
+        assert_eq!(archive_pattern(Path::new("libmvec.a")), "libmvec.a");
+    }
 
     #[test]
     fn the_checked_in_list_names_nothing_build_specific() {
@@ -495,6 +680,31 @@ mod tests {
                 "{line}"
             );
         }
+    }
+
+    #[test]
+    fn code_one_command_runs_is_kept_out_of_the_windows_of_the_others() {
+        const KIB: u64 = 1024;
+        // Command 0 runs everything; command 1 only the two `shared` ones,
+        // which by name would lie on either side of `b_only_0`.
+        let units: HashMap<String, Unit> = [
+            ("a_shared", 0b11, 30 * KIB),
+            ("b_only_0", 0b01, 200 * KIB),
+            ("c_shared", 0b11, 30 * KIB),
+        ]
+        .into_iter()
+        .map(|(n, commands, size)| (n.to_string(), Unit { commands, size }))
+        .collect();
+        let by_name: Vec<Unit> = ["a_shared", "b_only_0", "c_shared"]
+            .iter()
+            .map(|n| units[*n])
+            .collect();
+        assert_eq!(windows(&by_name, 0b10), 3);
+        let order = layout(&units);
+        assert_eq!(order.len(), 3);
+        let laid_out: Vec<Unit> = order.iter().map(|n| units[n]).collect();
+        assert_eq!(windows(&laid_out, 0b10), 1, "{order:?}");
+        assert_eq!(windows(&laid_out, 0b01), 5, "{order:?}");
     }
 
     #[test]
