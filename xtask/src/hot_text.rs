@@ -106,7 +106,7 @@ pub fn run(out: Option<&Path>) -> Result<()> {
         out.display()
     );
     let laid_out: Vec<Unit> = ordered.iter().map(|n| units[n]).collect();
-    for (bit, (name, _)) in COMMANDS.iter().enumerate() {
+    for (bit, (name, _, _)) in COMMANDS.iter().enumerate() {
         println!(
             "{name}: {} of {} windows of 64 KiB",
             windows(&laid_out, 1 << bit),
@@ -116,17 +116,33 @@ pub fn run(out: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
+/// The bundle a traced command takes with `--bundle`.
+#[derive(Clone, Copy)]
+enum BundleArg {
+    None,
+    /// `/bin/true` with the fixtures' seccomp profile.
+    Seccomp,
+    /// `/bin/true` without a profile.
+    Plain,
+    /// `sleep`, so that the container still runs when `kill` comes.
+    Sleeper,
+}
+
 /// The commands traced, in the order of their bits in [`Unit::commands`],
-/// each with its arguments (`--bundle` is added for those that take one).
-const COMMANDS: [(&str, &[&str]); 8] = [
-    ("run (seccomp)", &["run", "ht-run"]),
-    ("run (no seccomp)", &["run", "ht-run-plain"]),
-    ("create", &["create", "ht-detached"]),
-    ("state", &["state", "ht-detached"]),
-    ("list", &["list"]),
-    ("start", &["start", "ht-detached"]),
-    ("kill", &["kill", "ht-detached", "KILL"]),
-    ("delete", &["delete", "ht-detached"]),
+/// each with its arguments and bundle.
+const COMMANDS: [(&str, &[&str], BundleArg); 8] = [
+    ("run (seccomp)", &["run", "ht-run"], BundleArg::Seccomp),
+    (
+        "run (no seccomp)",
+        &["run", "ht-run-plain"],
+        BundleArg::Plain,
+    ),
+    ("create", &["create", "ht-detached"], BundleArg::Sleeper),
+    ("state", &["state", "ht-detached"], BundleArg::None),
+    ("list", &["list"], BundleArg::None),
+    ("start", &["start", "ht-detached"], BundleArg::None),
+    ("kill", &["kill", "ht-detached", "KILL"], BundleArg::None),
+    ("delete", &["delete", "ht-detached"], BundleArg::None),
 ];
 
 /// What the list places: one pattern's commands and code size.
@@ -260,7 +276,7 @@ fn list_text(order: &[String], units: &HashMap<String, Unit>) -> String {
                 .iter()
                 .enumerate()
                 .filter(|(bit, _)| commands & (1 << bit) != 0)
-                .map(|(_, (name, _))| *name)
+                .map(|(_, (name, _, _))| *name)
                 .collect();
             text.push_str(&format!("# {}\n", names.join(", ")));
             group = Some(commands);
@@ -281,14 +297,14 @@ fn trace_commands(
     sleeper: &Path,
 ) -> Result<Vec<HashSet<u64>>> {
     let mut traces = Vec::new();
-    for (what, args) in COMMANDS {
+    for (what, args, bundle_arg) in COMMANDS {
         let mut cmd = Command::new(berth);
         cmd.arg("--root").arg(state).args(args);
-        let bundle = match what {
-            "run (seccomp)" => Some(bundle),
-            "run (no seccomp)" => Some(plain),
-            "create" => Some(sleeper),
-            _ => None,
+        let bundle = match bundle_arg {
+            BundleArg::Seccomp => Some(bundle),
+            BundleArg::Plain => Some(plain),
+            BundleArg::Sleeper => Some(sleeper),
+            BundleArg::None => None,
         };
         if let Some(b) = bundle {
             cmd.arg("--bundle").arg(b);
