@@ -472,6 +472,17 @@ async fn one_sampler_samples_many_containers_until_each_ends() {
     assert!(s.cpu.usage.total > 0);
     // v1 reads no limit for a usage sample; v2 always reads everything.
     assert_eq!(s.memory.usage.limit, if v2() { limit } else { 0 });
+    // v1 memory+swap usage, read from its file or, with no swap in use on
+    // the host, taken from the memory usage: either way the kernel's own
+    // count for an idle container.
+    let memsw = format!(
+        "/sys/fs/cgroup/memory/{}/{}/memory.memsw.usage_in_bytes",
+        rt.config().cgroup_parent,
+        idle.id()
+    );
+    if let (false, Ok(text)) = (v2(), std::fs::read_to_string(&memsw)) {
+        assert_eq!(s.memory.swap.usage, text.trim().parse::<u64>().unwrap());
+    }
 
     busy.kill(berth::Signal::KILL).unwrap();
     busy.wait().await.unwrap();

@@ -25,6 +25,7 @@ pub use stats::{
     Stats, StatsDetail, StatsReader, Throttling,
 };
 pub use validate::HostLimits;
+pub(crate) use stats::Swap;
 pub(crate) use validate::{needs_delegation, parse_list as parse_node_list};
 
 use std::fs;

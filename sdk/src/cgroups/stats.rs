@@ -40,8 +40,8 @@ pub struct Stats {
 /// On v1 and hybrid hosts each part is a file (or four) of its own, and
 /// reading a cgroup file costs about 2 µs when the caches are cold, as
 /// they are when samples are 100 ms apart: a full sample reads 16 files on
-/// a host with swap accounting, a usage sample 6. On v2 hosts every sample
-/// is a full one.
+/// a host with swap accounting, a usage sample 6 (15 and 5 while no swap
+/// is in use on the host). On v2 hosts every sample is a full one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StatsDetail {
@@ -178,9 +178,8 @@ impl Cgroup {
     pub fn stats(&self) -> Result<Stats> {
         match self.layout {
             Layout::V2 => self.manager_stats(),
-            Layout::V1 | Layout::Hybrid => {
-                V1Files::open_with(&self.path, StatsDetail::Full).sample(&mut Vec::new())
-            }
+            Layout::V1 | Layout::Hybrid => V1Files::open_with(&self.path, StatsDetail::Full)
+                .sample(&mut Vec::new(), Swap::on_host()),
         }
     }
 
@@ -400,17 +399,38 @@ impl StatsReader {
     pub fn sample(&mut self) -> Result<Stats> {
         match &self.source {
             Source::Manager(cgroup) => cgroup.manager_stats(),
-            Source::V1(files) => files.sample(&mut self.buf),
+            Source::V1(files) => files.sample(&mut self.buf, Swap::on_host()),
         }
     }
 
     /// Reads one sample now into `buf`, which a caller sampling many
-    /// cgroups in turn shares between them: one buffer stays in the CPU's
-    /// cache where a buffer per cgroup would not.
-    pub(crate) fn sample_into(&mut self, buf: &mut Vec<u8>) -> Result<Stats> {
+    /// cgroups in turn shares between them (one buffer stays in the CPU's
+    /// cache where a buffer per cgroup would not), with `swap` looked up
+    /// once for all of them.
+    pub(crate) fn sample_into(&mut self, buf: &mut Vec<u8>, swap: Swap) -> Result<Stats> {
         match &self.source {
             Source::Manager(cgroup) => cgroup.manager_stats(),
-            Source::V1(files) => files.sample(buf),
+            Source::V1(files) => files.sample(buf, swap),
+        }
+    }
+}
+
+/// Whether any swap is in use on the host, which decides whether v1's
+/// memory+swap usage must be read or is the memory usage itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Swap {
+    /// Some page of some process is in swap (or `sysinfo` failed).
+    InUse,
+    /// No page is in swap, no swap device is active (`sysinfo`).
+    Unused,
+}
+
+impl Swap {
+    /// The host's swap now: one `sysinfo` call.
+    pub(crate) fn on_host() -> Swap {
+        match nix::sys::sysinfo::sysinfo() {
+            Ok(info) if info.swap_total() == info.swap_free() => Swap::Unused,
+            _ => Swap::InUse,
         }
     }
 }
@@ -444,18 +464,28 @@ impl V1Files {
     }
 
     /// Reads one sample from the open files, with `buf` to read into.
-    fn sample(&self, buf: &mut Vec<u8>) -> Result<Stats> {
+    ///
+    /// With no swap in use on the host, memory+swap usage is not read:
+    /// v1 charges every page to `memsw` when it charges it to `memory` and
+    /// uncharges both together, so the two differ only by the cgroup's
+    /// pages in swap.
+    fn sample(&self, buf: &mut Vec<u8>, host_swap: Swap) -> Result<Stats> {
         let files = self;
-        let mut memory = |i: usize| {
+        let mut memory = |i: usize, usage_known: Option<u64>| {
             let [usage, max, limit, failcnt] = &files.memory[i];
             MemoryUsage {
-                usage: number(read(usage, buf)),
+                usage: usage_known.unwrap_or_else(|| number(read(usage, buf))),
                 max: number(read(max, buf)),
                 limit: number(read(limit, buf)),
                 failcnt: number(read(failcnt, buf)),
             }
         };
-        let (usage, swap) = (memory(0), memory(1));
+        let usage = memory(0, None);
+        let swap_accounted = files.memory[1][0].is_some();
+        let swap = memory(
+            1,
+            (swap_accounted && host_swap == Swap::Unused).then_some(usage.usage),
+        );
         let pids = PidsStats {
             current: number(read(&files.pids_current, buf)),
             // "max" (no limit) reads as 0, as cgroups-rs reports it.

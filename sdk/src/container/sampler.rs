@@ -4,10 +4,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::{FutureExt, Stream};
+use futures::Stream;
 
 use super::Container;
-use crate::cgroups::{Stats, StatsDetail, StatsReader};
+use crate::cgroups::{Stats, StatsDetail, StatsReader, Swap};
 use crate::error::Result;
 
 /// Samples the resource usage of many containers on one shared ticker: at
@@ -137,14 +137,14 @@ impl StatsSampler {
             ended: Vec::new(),
         };
         let buf = &mut self.buf;
+        let swap = Swap::on_host();
         self.members.retain_mut(|(ctr, reader)| {
-            // Polled once: a recorded or observed exit is ready at once,
-            // and dropping the wait is harmless.
-            if ctr.wait().now_or_never().is_some() {
+            if ctr.exit_seen() {
                 tick.ended.push(ctr.clone());
                 return false;
             }
-            tick.samples.push((ctr.clone(), reader.sample_into(buf)));
+            tick.samples
+                .push((ctr.clone(), reader.sample_into(buf, swap)));
             true
         });
         tick

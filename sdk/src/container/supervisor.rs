@@ -175,7 +175,11 @@ impl Supervisor {
     /// [`Supervisor::ensure`], also for children left to our parent: for
     /// callers that wait for the exit.
     fn watch(self: &Arc<Self>) {
-        if self.is_done() || self.running.swap(true, Ordering::AcqRel) {
+        // The load first: a watched child (the common case) costs no write.
+        if self.running.load(Ordering::Acquire)
+            || self.is_done()
+            || self.running.swap(true, Ordering::AcqRel)
+        {
             return;
         }
         let Ok(handle) = tokio::runtime::Handle::try_current() else {

@@ -2,6 +2,7 @@
 
 use std::os::fd::OwnedFd;
 
+use futures::FutureExt;
 use nix::sys::inotify::AddWatchFlags;
 use tokio::io::unix::AsyncFd;
 
@@ -54,6 +55,21 @@ impl Container {
             })
             .await
             .copied()
+    }
+
+    /// Whether the container's exit is known now, without waiting: for a
+    /// child of this process, whether its supervisor reaped it (a check of
+    /// a flag, for the `StatsSampler`'s every member at every tick).
+    pub(crate) fn exit_seen(&self) -> bool {
+        match &self.inner.supervisor {
+            Some(sup) => {
+                sup.ensure();
+                sup.is_done()
+            }
+            // Polled once: a recorded or observed exit is ready at once,
+            // and dropping the wait is harmless.
+            None => self.wait().now_or_never().is_some(),
+        }
     }
 
     /// The exit status the recorder wrote, waiting for it while the
