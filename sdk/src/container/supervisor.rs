@@ -86,19 +86,20 @@ pub(crate) fn unregister(dir: &Path) {
 /// gone (a delete or failed create cut short by its runtime's shutdown),
 /// so their pidfds do not stay open; makes sure one not reaped yet is
 /// watched.
+///
+/// Only a reaped child's directory is looked at: a `stat` for every
+/// container in flight at every registration made many starts at once
+/// quadratic in the containers in flight.
 pub(crate) fn prune() {
     let mut map = registry().lock().unwrap_or_else(|p| p.into_inner());
     map.retain(|dir, s| {
-        if dir.join(crate::state::STATE_FILE).exists() {
+        if !s.is_done() {
+            // Maybe no task watching (its runtime went): one on this
+            // runtime reaps it, and a later prune forgets it.
+            s.ensure();
             return true;
         }
-        if s.is_done() {
-            return false;
-        }
-        // Not reaped yet, and maybe no task watching (its runtime went):
-        // one on this runtime reaps it, then forgets it.
-        s.ensure();
-        true
+        dir.join(crate::state::STATE_FILE).exists()
     });
 }
 
