@@ -219,19 +219,19 @@ impl Partial<'_> {
     }
 }
 
-/// Compiles `spec` on a blocking thread (the seccomp compile alone takes
-/// tens of milliseconds), and serializes it there for the state's
-/// `config.json` from the same copy: the spec, with a seccomp profile's
-/// hundreds of entries, is copied once per create, not once per use.
-async fn compile(bundle: &Bundle, opts: &plan::Options) -> Result<(Arc<Plan>, Vec<u8>)> {
-    let (spec, dir, opts) = (bundle.spec.clone(), bundle.dir.clone(), opts.clone());
+/// Compiles the bundle's spec on a blocking thread (the seccomp compile
+/// alone takes tens of milliseconds), and serializes it there for the
+/// state's `config.json`. The bundle moves to that thread and back: the
+/// spec, with a seccomp profile's hundreds of entries, is not copied.
+async fn compile(bundle: Bundle, opts: &plan::Options) -> Result<(Bundle, Arc<Plan>, Vec<u8>)> {
+    let opts = opts.clone();
     super::blocking(move || {
-        let plan = plan::compile(&spec, &dir, Host::get(), &opts).map(Arc::new)?;
-        let json = serde_json::to_vec(&spec).map_err(|e| Error::InvalidSpec {
+        let plan = plan::compile(&bundle.spec, &bundle.dir, Host::get(), &opts).map(Arc::new)?;
+        let json = serde_json::to_vec(&bundle.spec).map_err(|e| Error::InvalidSpec {
             field: "(the whole spec)".into(),
             reason: format!("cannot be serialized: {e}"),
         })?;
-        Ok((plan, json))
+        Ok((bundle, plan, json))
     })
     .await
 }
@@ -328,8 +328,8 @@ async fn create_now(
         rootfs_mount: opts.rootfs_mount.clone(),
     };
     // Every check of the spec happens here, before anything exists.
-    let (mut plan, mut spec_json) =
-        super::phase("create.compile", compile(&bundle, &plan_opts)).await?;
+    let (mut bundle, mut plan, mut spec_json) =
+        super::phase("create.compile", compile(bundle, &plan_opts)).await?;
     let first = Persisted {
         id: id.to_string(),
         bundle: bundle.dir.clone(),
@@ -407,8 +407,8 @@ async fn create_now(
         let mut all = bundle.spec.mounts().clone().unwrap_or_default();
         all.extend(mounts);
         bundle.spec.set_mounts(Some(all));
-        match compile(&bundle, &plan_opts).await {
-            Ok(p) => (plan, spec_json) = p,
+        match compile(bundle, &plan_opts).await {
+            Ok(p) => (bundle, plan, spec_json) = p,
             Err(e) => {
                 partial.undo().await;
                 return Err(e);

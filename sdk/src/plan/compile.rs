@@ -62,7 +62,15 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
         .process()
         .as_ref()
         .ok_or_else(|| Error::invalid("process", "missing: berth needs a process to run"))?;
-    let linux = spec.linux().clone().unwrap_or_default();
+    // Borrowed: a clone copies the seccomp profile, hundreds of strings.
+    let no_linux;
+    let linux = match spec.linux() {
+        Some(l) => l,
+        None => {
+            no_linux = oci_spec::runtime::Linux::default();
+            &no_linux
+        }
+    };
 
     let rootfs = rootfs_path(spec, bundle)?;
 
@@ -118,7 +126,7 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
         ));
     }
 
-    let (uid_map, gid_map) = id_maps(&linux, is_new(Namespace::User), opts.rootless)?;
+    let (uid_map, gid_map) = id_maps(linux, is_new(Namespace::User), opts.rootless)?;
     let opts = &Options {
         // Allowed in a new user namespace whose gid map newgidmap wrote;
         // without one, where this process's own namespace allows it to
@@ -242,7 +250,7 @@ pub fn compile(spec: &Spec, bundle: &Path, host: &Host, opts: &Options) -> Resul
     let in_userns = is_new(Namespace::User)
         || has(Namespace::User)
         || (opts.rootless && crate::security::rootless::in_user_namespace());
-    device_steps(&linux, dev_is_bound, in_userns, &mut steps)?;
+    device_steps(linux, dev_is_bound, in_userns, &mut steps)?;
 
     if let Some(h) = spec.hooks() {
         let any = |l: &Option<Vec<_>>| l.as_ref().is_some_and(|l| !l.is_empty());
