@@ -33,7 +33,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use cgroups_rs::fs::hierarchies::{V1, V2};
@@ -75,10 +75,58 @@ struct Host {
     layout: Layout,
     /// The host's cgroup and cgroup2 mounts, each hierarchy once.
     mounts: Vec<CgroupMount>,
-    /// cgroups-rs's v1 hierarchy (v1 and hybrid hosts), cloned for each
+    /// cgroups-rs's v1 hierarchy (v1 and hybrid hosts), shared by every
     /// handle: making one parses `/proc/self/mountinfo` again, which cost a
-    /// few hundred microseconds per container created.
-    v1: Option<V1>,
+    /// few hundred microseconds per container created, and a clone copies
+    /// every mount of the host, hundreds of allocations.
+    v1: Option<SharedV1>,
+}
+
+/// cgroups-rs's v1 hierarchy and its subsystems, worked out once and
+/// shared by every cgroup handle. A clone of `V1` copies every mount of the
+/// host, and `V1::subsystems` formats a controller name for each mount for
+/// each of its 14 controllers: the two together made over a thousand
+/// allocations per container.
+#[derive(Debug, Clone)]
+struct SharedV1(Arc<V1Parts>);
+
+#[derive(Debug)]
+struct V1Parts {
+    hierarchy: V1,
+    subsystems: Vec<Subsystem>,
+}
+
+impl SharedV1 {
+    fn new() -> SharedV1 {
+        let hierarchy = V1::new();
+        let subsystems = hierarchy.subsystems();
+        SharedV1(Arc::new(V1Parts {
+            hierarchy,
+            subsystems,
+        }))
+    }
+}
+
+impl Hierarchy for SharedV1 {
+    fn subsystems(&self) -> Vec<Subsystem> {
+        self.0.subsystems.clone()
+    }
+
+    fn root(&self) -> PathBuf {
+        self.0.hierarchy.root()
+    }
+
+    fn root_control_group(&self) -> cgroups_rs::fs::Cgroup {
+        self.0.hierarchy.root_control_group()
+    }
+
+    fn parent_control_group(&self, path: &str) -> cgroups_rs::fs::Cgroup {
+        self.0.hierarchy.parent_control_group(path)
+    }
+
+    fn v2(&self) -> bool {
+        false
+    }
 }
 
 /// The host's layout and cgroup mounts, read once from `/proc/self/mountinfo`
@@ -97,7 +145,7 @@ fn host() -> &'static Host {
         Host {
             layout,
             mounts,
-            v1: (layout != Layout::V2).then(V1::new),
+            v1: (layout != Layout::V2).then(SharedV1::new),
         }
     })
 }
@@ -256,7 +304,10 @@ impl Cgroup {
         let layout = host.layout;
         let hier: Box<dyn Hierarchy> = match layout {
             Layout::V2 => Box::new(V2::new()),
-            Layout::V1 | Layout::Hybrid => Box::new(host.v1.clone().unwrap_or_default()),
+            Layout::V1 | Layout::Hybrid => match &host.v1 {
+                Some(v1) => Box::new(v1.clone()),
+                None => Box::new(V1::default()),
+            },
         };
         let inner = cgroups_rs::fs::Cgroup::load(hier, &path);
         let (dirs, procs_dir) = match layout {
