@@ -421,7 +421,7 @@ impl StatsReader {
 pub(crate) enum Swap {
     /// Some page of some process is in swap (or `sysinfo` failed).
     InUse,
-    /// No page is in swap, no swap device is active (`sysinfo`).
+    /// No page is in swap: all swap is free, or there is none (`sysinfo`).
     Unused,
 }
 
