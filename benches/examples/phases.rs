@@ -51,6 +51,8 @@ async fn main() {
             phases[k].push((b - a).as_secs_f64() * 1e3);
         }
     }
+    // Before any printing: a closed stdout (`| head`) must not skip it.
+    cleanup(&rt);
     for (name, mut v) in ["create", "start", "wait", "delete"]
         .into_iter()
         .zip(phases)
@@ -69,5 +71,4 @@ async fn main() {
             s.name, s.per_lifecycle_ms, s.p50_ms, s.p90_ms, s.count
         );
     }
-    cleanup(&rt);
 }

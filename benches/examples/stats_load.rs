@@ -85,6 +85,9 @@ async fn main() {
         ("one StatsSampler", Some(StatsDetail::Full)),
         ("one StatsSampler, usage only", Some(StatsDetail::Usage)),
     ];
+    // Printed once the containers are gone: a closed stdout (`| head`)
+    // must not leave them running.
+    let mut lines = Vec::new();
     for (name, detail) in ways {
         let t0 = Instant::now();
         let cpu0 = cpu_time();
@@ -95,7 +98,7 @@ async fn main() {
         };
         let wall = t0.elapsed();
         let cpu = cpu_time() - cpu0;
-        println!(
+        lines.push(format!(
             "{}: {n} containers, a sample each every {} ms for {:.1} s: {samples} samples, \
              {:.1} ms CPU = {:.2}% of one core ({:.1} µs per sample)",
             name,
@@ -104,10 +107,13 @@ async fn main() {
             cpu.as_secs_f64() * 1e3,
             100.0 * cpu.as_secs_f64() / wall.as_secs_f64(),
             cpu.as_secs_f64() * 1e6 / samples as f64
-        );
+        ));
     }
     for c in ctrs {
         c.force_delete().await.expect("delete");
     }
     cleanup(&rt);
+    for line in lines {
+        println!("{line}");
+    }
 }
