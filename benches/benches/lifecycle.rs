@@ -4,7 +4,8 @@
 //!   runc's default spec (all namespaces but user, a cgroup), without a
 //!   network namespace, with a user namespace, and from a process holding
 //!   2 GiB of touched memory (start cost must not grow with the embedding
-//!   process);
+//!   process), and from a process holding 10,000 open descriptors (it
+//!   does grow with those: the clone copies the descriptor table);
 //! - `phase/*`: create, start and delete alone (the other phases run
 //!   untimed around them);
 //! - `plan/compile_default_spec`: spec → plan compilation;
@@ -57,8 +58,39 @@ fn bench_lifecycle(c: &mut Criterion) {
     });
     black_box(&ballast);
     drop(ballast);
+    let held = open_descriptors(10_000);
+    g.bench_function("true_with_10k_fds_open", |b| {
+        b.to_async(&tokio).iter(|| lifecycle(&rt, &spec))
+    });
+    drop(held);
     g.finish();
     cleanup(&rt);
+}
+
+/// Opens up to `n` descriptors on `/dev/null`, as a server embedding berth
+/// holds its sockets: the clone copies the whole descriptor table and the
+/// child closes it, so this start cost grows with the embedder's open
+/// descriptors. Raises the soft descriptor limit towards the hard one;
+/// opens fewer if the hard limit is lower.
+fn open_descriptors(n: usize) -> Vec<std::fs::File> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    // Room for what the runtime and its containers open meanwhile.
+    const HEADROOM: u64 = 512;
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return Vec::new();
+    };
+    let want = n as u64 + HEADROOM;
+    let limit = match soft < want {
+        true if setrlimit(Resource::RLIMIT_NOFILE, want.min(hard), hard).is_ok() => want.min(hard),
+        _ => soft,
+    };
+    let count = (n as u64).min(limit.saturating_sub(HEADROOM)) as usize;
+    if count < n {
+        eprintln!("descriptor limit {limit}: holding {count} descriptors, not {n}");
+    }
+    (0..count)
+        .map_while(|_| std::fs::File::open("/dev/null").ok())
+        .collect()
 }
 
 /// Which phase a bench times.
