@@ -4,8 +4,9 @@
 //!   runc's default spec (all namespaces but user, a cgroup), without a
 //!   network namespace, with a user namespace, and from a process holding
 //!   2 GiB of touched memory (start cost must not grow with the embedding
-//!   process), and from a process holding 10,000 open descriptors (it
-//!   does grow with those: the clone copies the descriptor table);
+//!   process), and from a process holding 10,000 open descriptors (a
+//!   clone would copy them all; berth's spawner thread, with a table of
+//!   its own, clones there);
 //! - `phase/*`: create, start and delete alone (the other phases run
 //!   untimed around them);
 //! - `plan/compile_default_spec`: spec → plan compilation;
@@ -68,10 +69,9 @@ fn bench_lifecycle(c: &mut Criterion) {
 }
 
 /// Opens up to `n` descriptors on `/dev/null`, as a server embedding berth
-/// holds its sockets: the clone copies the whole descriptor table and the
-/// child closes it, so this start cost grows with the embedder's open
-/// descriptors. Raises the soft descriptor limit towards the hard one;
-/// opens fewer if the hard limit is lower.
+/// holds its sockets (a clone from one of its threads would copy them
+/// all, and the child close them). Raises the soft descriptor limit
+/// towards the hard one; opens fewer if the hard limit is lower.
 fn open_descriptors(n: usize) -> Vec<std::fs::File> {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     // Room for what the runtime and its containers open meanwhile.

@@ -7,53 +7,17 @@
 
 mod common;
 
-use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 
 use berth::{CreateOptions, ExecOptions, ExitStatus, Stdio};
 use common::*;
 use tokio::io::AsyncReadExt;
 
-/// Prints the content of descriptors 3..3+n, one per line, then every
-/// other descriptor the shell has (but its own listing's).
-fn report(n: usize) -> String {
-    let last = 2 + n;
-    format!(
-        "for i in $(seq 3 {last}); do read line <&$i; echo \"$i $line\"; done; \
-         for f in /proc/self/fd/*; do n=${{f##*/}}; \
-           [ $n -gt {last} ] && [ -e $f ] && echo \"extra $n $(readlink $f)\"; done; true"
-    )
-}
-
-/// `n` files holding `file <i>`, opened in order (the lowest free numbers).
-fn files(n: usize) -> (tempfile::TempDir, Vec<OwnedFd>) {
-    let dir = tempfile::tempdir().unwrap();
-    let fds = (0..n)
-        .map(|i| {
-            let path = dir.path().join(i.to_string());
-            std::fs::File::create(&path)
-                .unwrap()
-                .write_all(format!("file {i}\n").as_bytes())
-                .unwrap();
-            OwnedFd::from(std::fs::File::open(&path).unwrap())
-        })
-        .collect();
-    (dir, fds)
-}
-
-fn expected(order: &[usize]) -> String {
-    order
-        .iter()
-        .enumerate()
-        .map(|(slot, i)| format!("{} file {i}\n", slot + 3))
-        .collect()
-}
-
 #[test]
 fn passed_descriptors_arrive_in_order_and_nothing_else_does() {
     // Opened before the async runtime exists: the lowest numbers, which
     // are the ones the container's range covers.
-    let (_dir, mut fds) = files(6);
+    let (_dir, mut fds) = numbered_files(6);
     let numbers: Vec<_> = fds.iter().map(AsRawFd::as_raw_fd).collect();
     // Reversed: the file at the highest number goes to 3, and each source
     // but one sits at a number another one goes to.
@@ -74,7 +38,7 @@ fn passed_descriptors_arrive_in_order_and_nothing_else_does() {
         opts.stderr = Stdio::Piped;
         opts.pass_fds = fds;
         let ctr = rt
-            .create_with(&id("fds"), bundle(spec(&report(6))), opts)
+            .create_with(&id("fds"), bundle(spec(&fds_report(6))), opts)
             .await
             .unwrap();
         ctr.start().await.unwrap();
@@ -82,7 +46,7 @@ fn passed_descriptors_arrive_in_order_and_nothing_else_does() {
         assert_eq!(out.status, ExitStatus::Exited(0), "{out:?}");
         assert_eq!(
             out.stdout,
-            expected(&order),
+            expected_fds(&order),
             "sources at {numbers:?} ({in_range} inside 3..9): {out:?}"
         );
 
@@ -92,10 +56,10 @@ fn passed_descriptors_arrive_in_order_and_nothing_else_does() {
             .await
             .unwrap();
         ctr.start().await.unwrap();
-        let (_dir, mut fds) = files(3);
+        let (_dir, mut fds) = numbered_files(3);
         fds.swap(0, 2);
         let mut process = ctr.spec().await.unwrap().process().clone().unwrap();
-        process.set_args(Some(vec!["sh".into(), "-c".into(), report(3)]));
+        process.set_args(Some(vec!["sh".into(), "-c".into(), fds_report(3)]));
         let p = ctr
             .exec(&process, {
                 let mut exec_options = ExecOptions::default();
@@ -114,7 +78,7 @@ fn passed_descriptors_arrive_in_order_and_nothing_else_does() {
             .await
             .unwrap();
         assert_eq!(p.wait().await.unwrap(), ExitStatus::Exited(0));
-        assert_eq!(stdout, expected(&[2, 1, 0]));
+        assert_eq!(stdout, expected_fds(&[2, 1, 0]));
         ctr.force_delete().await.unwrap();
     });
     // The case this test is about (sources inside the range) did happen.

@@ -83,15 +83,9 @@ pub(super) async fn launch(
     };
     let spawn_plan = plan.clone();
     let spawned = tokio::task::spawn_blocking(move || {
-        let r = exec::spawn(
-            spawn_plan,
-            &fds,
-            cgroup_fd.as_ref().map(AsRawFd::as_raw_fd),
-            pid_ns.as_ref().map(AsRawFd::as_raw_fd),
-        );
-        // The child has its own copies; ours must go so that EOF on the
-        // sync socket means the child is gone.
-        drop(fds);
+        // Closes our copies of `fds` before it returns: EOF on the sync
+        // socket must mean the child is gone.
+        let r = exec::spawner::spawn(spawn_plan, fds, cgroup_fd, pid_ns);
         // Owned from here on, even if no one awaits this task any more.
         r.map(|s| (s.pid, Unsupervised::new(s.pidfd), s.in_cgroup, s.memory))
     })

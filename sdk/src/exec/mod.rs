@@ -38,6 +38,7 @@
 pub(crate) mod clone;
 mod executor;
 pub(crate) mod fallbacks;
+pub(crate) mod spawner;
 pub(crate) mod sys;
 pub(crate) mod waiter;
 
@@ -220,6 +221,19 @@ pub(crate) fn spawn(
     cgroup: Option<RawFd>,
     pid_ns: Option<RawFd>,
 ) -> io::Result<Spawned> {
+    spawn_with_waiter(plan, fds, cgroup, pid_ns, None)
+}
+
+/// [`spawn`], with `waiter` as `berth-waiter`'s memfd (`None`: the
+/// process's, [`waiter::fd`]; the spawner thread has a copy in its own
+/// descriptor table).
+pub(crate) fn spawn_with_waiter(
+    plan: Arc<Plan>,
+    fds: &ChildFds,
+    cgroup: Option<RawFd>,
+    pid_ns: Option<RawFd>,
+    waiter: Option<BorrowedFd<'_>>,
+) -> io::Result<Spawned> {
     fallbacks::init();
     let cstrs = |v: &[crate::plan::CPath]| {
         v.iter()
@@ -246,7 +260,11 @@ pub(crate) fn spawn(
     let fifo = above(fds.fifo.as_ref().map(AsFd::as_fd))?;
     let exec_report = above(fds.exec_report.as_ref().map(AsFd::as_fd))?;
     let waiter = if fifo >= 0 && exec_report >= 0 {
-        above(Some(waiter::fd()?))?
+        let memfd = match waiter {
+            Some(fd) => fd,
+            None => waiter::fd()?,
+        };
+        above(Some(memfd))?
     } else {
         -1
     };

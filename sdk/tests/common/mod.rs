@@ -3,6 +3,8 @@
 //! "run and capture".
 #![allow(dead_code)]
 
+use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -155,4 +157,41 @@ pub async fn sh(rt: &Runtime, script: &str) -> String {
     let out = run(rt, "sh", spec(script)).await.expect("run");
     assert!(out.status.success(), "{script:?} failed: {:?}", out);
     out.stdout
+}
+
+/// Prints the content of descriptors 3..3+n, one per line, then every
+/// other descriptor the shell has (but its own listing's).
+pub fn fds_report(n: usize) -> String {
+    let last = 2 + n;
+    format!(
+        "for i in $(seq 3 {last}); do read line <&$i; echo \"$i $line\"; done; \
+         for f in /proc/self/fd/*; do n=${{f##*/}}; \
+           [ $n -gt {last} ] && [ -e $f ] && echo \"extra $n $(readlink $f)\"; done; true"
+    )
+}
+
+/// `n` files holding `file <i>`, opened in order (the lowest free numbers).
+pub fn numbered_files(n: usize) -> (tempfile::TempDir, Vec<OwnedFd>) {
+    let dir = tempfile::tempdir().unwrap();
+    let fds = (0..n)
+        .map(|i| {
+            let path = dir.path().join(i.to_string());
+            std::fs::File::create(&path)
+                .unwrap()
+                .write_all(format!("file {i}\n").as_bytes())
+                .unwrap();
+            OwnedFd::from(std::fs::File::open(&path).unwrap())
+        })
+        .collect();
+    (dir, fds)
+}
+
+/// What [`fds_report`] prints when descriptor `3 + slot` holds file
+/// `order[slot]` and nothing else is open.
+pub fn expected_fds(order: &[usize]) -> String {
+    order
+        .iter()
+        .enumerate()
+        .map(|(slot, i)| format!("{} file {i}\n", slot + 3))
+        .collect()
 }

@@ -1,0 +1,138 @@
+//! A process holding many descriptors clones through berth's spawner
+//! thread, whose descriptor table is its own (see `exec::spawner`): the
+//! container still gets exactly the descriptors it was given, inherited
+//! stdio is the caller's descriptor as it is now (not as it was when the
+//! thread started), `exec` works the same, and no descriptor of the
+//! embedder's leaks into a container or out of berth. One test in its own
+//! binary: the 2,100 descriptors it holds decide the path every clone of
+//! the process takes.
+
+mod common;
+
+use std::io::Read;
+
+use berth::{CreateOptions, ExecOptions, ExitStatus, Stdio};
+use berth_fixtures::leaks::Snapshot;
+use common::*;
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
+use tokio::io::AsyncReadExt;
+
+fn threads_named(name: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == name)
+        })
+        .count()
+}
+
+#[test]
+fn a_process_holding_many_descriptors_clones_from_the_spawner_thread() {
+    // More than the spawner's threshold (2,048), the limit raised for them
+    // as a server embedding berth would.
+    let n = 2100;
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    assert!(
+        hard >= 2400,
+        "the hard descriptor limit ({hard}) is below 2400"
+    );
+    setrlimit(Resource::RLIMIT_NOFILE, 2400, hard).unwrap();
+    let ballast: Vec<std::fs::File> = (0..n)
+        .map(|_| std::fs::File::open("/dev/null").unwrap())
+        .collect();
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    tokio.block_on(async {
+        let rt = runtime().await;
+        // Passed descriptors arrive at 3, 4, … and nothing else does.
+        let (_dir, mut fds) = numbered_files(3);
+        fds.reverse();
+        let mut opts = CreateOptions::default();
+        opts.stdin = Stdio::Null;
+        opts.stdout = Stdio::Piped;
+        opts.stderr = Stdio::Piped;
+        opts.pass_fds = fds;
+        let ctr = rt
+            .create_with(&id("spawner"), bundle(spec(&fds_report(3))), opts)
+            .await
+            .unwrap();
+        assert_eq!(threads_named("berth-spawner"), 1, "no spawner thread");
+        ctr.start().await.unwrap();
+        let out = finish(ctr).await.unwrap();
+        assert_eq!(out.status, ExitStatus::Exited(0), "{out:?}");
+        assert_eq!(out.stdout, expected_fds(&[2, 1, 0]), "{out:?}");
+
+        // From here on the thread and its socket exist: a lifecycle leaves
+        // the process with the descriptors it had.
+        let c = rt.config().clone();
+        let before = Snapshot::take(&c.root, &c.cgroup_parent).unwrap();
+
+        // Inherited stdout is the caller's fd 1 as it is now: a pipe put
+        // there after the spawner thread started.
+        let (mut read_end, write_end) = std::io::pipe().unwrap();
+        let saved = nix::unistd::dup(std::io::stdout()).unwrap();
+        nix::unistd::dup2_stdout(&write_end).unwrap();
+        drop(write_end);
+        let mut opts = CreateOptions::default();
+        opts.stdin = Stdio::Null;
+        opts.stdout = Stdio::Inherit;
+        opts.stderr = Stdio::Null;
+        let ctr = rt
+            .create_with(
+                &id("inherit"),
+                bundle(spec("echo to-the-callers-stdout")),
+                opts,
+            )
+            .await;
+        nix::unistd::dup2_stdout(&saved).unwrap();
+        drop(saved);
+        let ctr = ctr.unwrap();
+        ctr.start().await.unwrap();
+        assert_eq!(ctr.wait().await.unwrap(), ExitStatus::Exited(0));
+        ctr.delete().await.unwrap();
+        drop(ctr);
+        let mut printed = String::new();
+        read_end.read_to_string(&mut printed).unwrap();
+        drop(read_end);
+        assert_eq!(printed, "to-the-callers-stdout\n");
+
+        // A process started in a running container (joins its namespaces,
+        // pid namespace included) gets its descriptors the same way.
+        let ctr = rt
+            .create(&id("spawner-exec"), bundle(spec("sleep 100")))
+            .await
+            .unwrap();
+        ctr.start().await.unwrap();
+        let (_dir, mut fds) = numbered_files(2);
+        fds.swap(0, 1);
+        let mut process = ctr.spec().await.unwrap().process().clone().unwrap();
+        process.set_args(Some(vec!["sh".into(), "-c".into(), fds_report(2)]));
+        let mut exec_options = ExecOptions::default();
+        exec_options.stdin = Stdio::Null;
+        exec_options.stdout = Stdio::Piped;
+        exec_options.stderr = Stdio::Inherit;
+        exec_options.pass_fds = fds;
+        let p = ctr.exec(&process, exec_options).await.unwrap();
+        let mut stdout = String::new();
+        p.take_stdout()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .await
+            .unwrap();
+        assert_eq!(p.wait().await.unwrap(), ExitStatus::Exited(0));
+        assert_eq!(stdout, expected_fds(&[1, 0]));
+        ctr.force_delete().await.unwrap();
+        drop((p, ctr));
+
+        let leaks = Snapshot::take(&c.root, &c.cgroup_parent)
+            .unwrap()
+            .leaks_since(&before);
+        assert!(leaks.is_empty(), "leaked:\n{}", leaks.join("\n"));
+        assert_eq!(threads_named("berth-spawner"), 1);
+    });
+    drop(ballast);
+}
