@@ -24,8 +24,8 @@ use std::time::Duration;
 use berth::oci_spec::runtime::Spec;
 use berth::Runtime;
 use berth_benches::{
-    cleanup, concurrent, create, lifecycle, lifecycle_phases, runtime, spec, touched_memory,
-    true_spec, with_userns, without_netns, Phases,
+    cleanup, concurrent, create, lifecycle, lifecycle_phases, open_descriptors, runtime, spec,
+    touched_memory, true_spec, with_userns, without_netns, Phases,
 };
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use tokio::runtime::Runtime as Tokio;
@@ -66,31 +66,6 @@ fn bench_lifecycle(c: &mut Criterion) {
     drop(held);
     g.finish();
     cleanup(&rt);
-}
-
-/// Opens up to `n` descriptors on `/dev/null`, as a server embedding berth
-/// holds its sockets (a clone from one of its threads would copy them
-/// all, and the child close them). Raises the soft descriptor limit
-/// towards the hard one; opens fewer if the hard limit is lower.
-fn open_descriptors(n: usize) -> Vec<std::fs::File> {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    // Room for what the runtime and its containers open meanwhile.
-    const HEADROOM: u64 = 512;
-    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
-        return Vec::new();
-    };
-    let want = n as u64 + HEADROOM;
-    let limit = match soft < want {
-        true if setrlimit(Resource::RLIMIT_NOFILE, want.min(hard), hard).is_ok() => want.min(hard),
-        _ => soft,
-    };
-    let count = (n as u64).min(limit.saturating_sub(HEADROOM)) as usize;
-    if count < n {
-        eprintln!("descriptor limit {limit}: holding {count} descriptors, not {n}");
-    }
-    (0..count)
-        .map_while(|_| std::fs::File::open("/dev/null").ok())
-        .collect()
 }
 
 /// Which phase a bench times.

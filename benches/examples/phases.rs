@@ -5,24 +5,32 @@
 //! (a lock, a blocking-pool hop, the child's set-up) shows apart from work,
 //! and the tail shows where it is.
 //!
-//! `cargo run --release -p berth-benches --example phases [-- --runs N]`
+//! `--fds N` holds N more open descriptors first, as a server embedding
+//! berth would (see `berth-spawner` in docs/ARCHITECTURE.md).
+//!
+//! `cargo run --release -p berth-benches --example phases [-- --runs N] [--fds N]`
 
 use std::time::Instant;
 
 use berth::{CreateOptions, Stdio};
 use berth_benches::phase_spans::PhaseTimes;
-use berth_benches::{bundle, cleanup, runtime, true_spec};
+use berth_benches::{bundle, cleanup, open_descriptors, runtime, true_spec};
 
 #[tokio::main]
 async fn main() {
-    let n: usize = match std::env::args().skip(1).collect::<Vec<_>>().as_slice() {
-        [] => 200,
-        [flag, v] if flag == "--runs" => v.parse().expect("--runs N"),
-        _ => {
-            eprintln!("usage: phases [--runs N]");
-            std::process::exit(2);
+    let (mut n, mut fds) = (200, 0);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    for pair in args.chunks(2) {
+        match pair {
+            [flag, v] if flag == "--runs" => n = v.parse().expect("--runs N"),
+            [flag, v] if flag == "--fds" => fds = v.parse().expect("--fds N"),
+            _ => {
+                eprintln!("usage: phases [--runs N] [--fds N]");
+                std::process::exit(2);
+            }
         }
-    };
+    }
+    let held = open_descriptors(fds);
     let spans = PhaseTimes::install();
     let rt = runtime().await;
     let spec = true_spec();
@@ -53,6 +61,7 @@ async fn main() {
     }
     // Before any printing: a closed stdout (`| head`) must not skip it.
     cleanup(&rt);
+    drop(held);
     for (name, mut v) in ["create", "start", "wait", "delete"]
         .into_iter()
         .zip(phases)

@@ -195,3 +195,28 @@ pub fn touched_memory(bytes: usize) -> Vec<u8> {
     }
     v
 }
+
+/// Opens up to `n` descriptors on `/dev/null`, as a server embedding berth
+/// holds its sockets (a clone from one of its threads would copy them
+/// all, and the child close them). Raises the soft descriptor limit
+/// towards the hard one; opens fewer if the hard limit is lower.
+pub fn open_descriptors(n: usize) -> Vec<std::fs::File> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    // Room for what the runtime and its containers open meanwhile.
+    const HEADROOM: u64 = 512;
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return Vec::new();
+    };
+    let want = n as u64 + HEADROOM;
+    let limit = match soft < want {
+        true if setrlimit(Resource::RLIMIT_NOFILE, want.min(hard), hard).is_ok() => want.min(hard),
+        _ => soft,
+    };
+    let count = (n as u64).min(limit.saturating_sub(HEADROOM)) as usize;
+    if count < n {
+        eprintln!("descriptor limit {limit}: holding {count} descriptors, not {n}");
+    }
+    (0..count)
+        .map_while(|_| std::fs::File::open("/dev/null").ok())
+        .collect()
+}
