@@ -9,9 +9,8 @@ mod common;
 
 use std::os::fd::AsRawFd;
 
-use berth::{CreateOptions, ExecOptions, ExitStatus, Stdio};
+use berth::ExitStatus;
 use common::*;
-use tokio::io::AsyncReadExt;
 
 #[test]
 fn passed_descriptors_arrive_in_order_and_nothing_else_does() {
@@ -32,13 +31,7 @@ fn passed_descriptors_arrive_in_order_and_nothing_else_does() {
         .unwrap();
     tokio.block_on(async {
         let rt = runtime().await;
-        let mut opts = CreateOptions::default();
-        opts.stdin = Stdio::Null;
-        opts.stdout = Stdio::Piped;
-        opts.stderr = Stdio::Piped;
-        opts.pass_fds = fds;
-        let ctr = rt
-            .create_with(&id("fds"), bundle(spec(&fds_report(6))), opts)
+        let ctr = create_piped_with_fds(&rt, "fds", spec(&fds_report(6)), fds)
             .await
             .unwrap();
         ctr.start().await.unwrap();
@@ -58,26 +51,7 @@ fn passed_descriptors_arrive_in_order_and_nothing_else_does() {
         ctr.start().await.unwrap();
         let (_dir, mut fds) = numbered_files(3);
         fds.swap(0, 2);
-        let mut process = ctr.spec().await.unwrap().process().clone().unwrap();
-        process.set_args(Some(vec!["sh".into(), "-c".into(), fds_report(3)]));
-        let p = ctr
-            .exec(&process, {
-                let mut exec_options = ExecOptions::default();
-                exec_options.stdin = Stdio::Null;
-                exec_options.stdout = Stdio::Piped;
-                exec_options.stderr = Stdio::Inherit;
-                exec_options.pass_fds = fds;
-                exec_options
-            })
-            .await
-            .unwrap();
-        let mut stdout = String::new();
-        p.take_stdout()
-            .unwrap()
-            .read_to_string(&mut stdout)
-            .await
-            .unwrap();
-        assert_eq!(p.wait().await.unwrap(), ExitStatus::Exited(0));
+        let stdout = exec_fds_report(&ctr, fds).await;
         assert_eq!(stdout, expected_fds(&[2, 1, 0]));
         ctr.force_delete().await.unwrap();
     });

@@ -11,11 +11,10 @@ mod common;
 
 use std::io::Read;
 
-use berth::{CreateOptions, ExecOptions, ExitStatus, Stdio};
+use berth::{CreateOptions, ExitStatus, Stdio};
 use berth_fixtures::leaks::Snapshot;
 use common::*;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
-use tokio::io::AsyncReadExt;
 
 fn threads_named(name: &str) -> usize {
     std::fs::read_dir("/proc/self/task")
@@ -51,13 +50,7 @@ fn a_process_holding_many_descriptors_clones_from_the_spawner_thread() {
         // Passed descriptors arrive at 3, 4, … and nothing else does.
         let (_dir, mut fds) = numbered_files(3);
         fds.reverse();
-        let mut opts = CreateOptions::default();
-        opts.stdin = Stdio::Null;
-        opts.stdout = Stdio::Piped;
-        opts.stderr = Stdio::Piped;
-        opts.pass_fds = fds;
-        let ctr = rt
-            .create_with(&id("spawner"), bundle(spec(&fds_report(3))), opts)
+        let ctr = create_piped_with_fds(&rt, "spawner", spec(&fds_report(3)), fds)
             .await
             .unwrap();
         assert_eq!(threads_named("berth-spawner"), 1, "no spawner thread");
@@ -109,24 +102,10 @@ fn a_process_holding_many_descriptors_clones_from_the_spawner_thread() {
         ctr.start().await.unwrap();
         let (_dir, mut fds) = numbered_files(2);
         fds.swap(0, 1);
-        let mut process = ctr.spec().await.unwrap().process().clone().unwrap();
-        process.set_args(Some(vec!["sh".into(), "-c".into(), fds_report(2)]));
-        let mut exec_options = ExecOptions::default();
-        exec_options.stdin = Stdio::Null;
-        exec_options.stdout = Stdio::Piped;
-        exec_options.stderr = Stdio::Inherit;
-        exec_options.pass_fds = fds;
-        let p = ctr.exec(&process, exec_options).await.unwrap();
-        let mut stdout = String::new();
-        p.take_stdout()
-            .unwrap()
-            .read_to_string(&mut stdout)
-            .await
-            .unwrap();
-        assert_eq!(p.wait().await.unwrap(), ExitStatus::Exited(0));
+        let stdout = exec_fds_report(&ctr, fds).await;
         assert_eq!(stdout, expected_fds(&[1, 0]));
         ctr.force_delete().await.unwrap();
-        drop((p, ctr));
+        drop(ctr);
 
         let leaks = Snapshot::take(&c.root, &c.cgroup_parent)
             .unwrap()

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use berth::oci_spec::runtime::Spec;
-use berth::{Bundle, Config, Container, CreateOptions, ExitStatus, Runtime, Stdio};
+use berth::{Bundle, Config, Container, CreateOptions, ExecOptions, ExitStatus, Runtime, Stdio};
 use tokio::io::AsyncReadExt;
 
 /// A state root and cgroup parent of its own.
@@ -124,11 +124,44 @@ pub async fn run(rt: &Runtime, name: &str, spec: Spec) -> berth::Result<Output> 
 }
 
 pub async fn create_piped(rt: &Runtime, name: &str, spec: Spec) -> berth::Result<Container> {
+    create_piped_with_fds(rt, name, spec, Vec::new()).await
+}
+
+/// [`create_piped`], passing `fds` to the container (at 3, 4, …).
+pub async fn create_piped_with_fds(
+    rt: &Runtime,
+    name: &str,
+    spec: Spec,
+    fds: Vec<OwnedFd>,
+) -> berth::Result<Container> {
     let mut opts = CreateOptions::default();
     opts.stdin = Stdio::Null;
     opts.stdout = Stdio::Piped;
     opts.stderr = Stdio::Piped;
+    opts.pass_fds = fds;
     rt.create_with(&id(name), bundle(spec), opts).await
+}
+
+/// Runs [`fds_report`] in the running `ctr` as an `exec` process given
+/// `fds`, and returns what it printed (asserting it exited 0).
+pub async fn exec_fds_report(ctr: &Container, fds: Vec<OwnedFd>) -> String {
+    let n = fds.len();
+    let mut process = ctr.spec().await.unwrap().process().clone().unwrap();
+    process.set_args(Some(vec!["sh".into(), "-c".into(), fds_report(n)]));
+    let mut exec_options = ExecOptions::default();
+    exec_options.stdin = Stdio::Null;
+    exec_options.stdout = Stdio::Piped;
+    exec_options.stderr = Stdio::Inherit;
+    exec_options.pass_fds = fds;
+    let p = ctr.exec(&process, exec_options).await.unwrap();
+    let mut stdout = String::new();
+    p.take_stdout()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .await
+        .unwrap();
+    assert_eq!(p.wait().await.unwrap(), ExitStatus::Exited(0));
+    stdout
 }
 
 /// Collects output, waits and deletes.
