@@ -45,6 +45,7 @@ pub const SUITES: &[(&str, &str)] = &[
     ("berth", "resources"),
     ("berth", "invalid"),
     ("berth", "leaks"),
+    ("berth", "spawner"),
     ("berth-conformance", "probe"),
     ("berth-conformance", "conformance"),
 ];
