@@ -44,11 +44,7 @@ fn passed_descriptors_arrive_in_order_and_nothing_else_does() {
         );
 
         // The same for a process started in a running container.
-        let ctr = rt
-            .create(&id("fds-exec"), bundle(spec("sleep 100")))
-            .await
-            .unwrap();
-        ctr.start().await.unwrap();
+        let ctr = sleeping(&rt, "fds-exec").await;
         let (_dir, mut fds) = numbered_files(3);
         fds.swap(0, 2);
         let stdout = exec_fds_report(&ctr, fds).await;

@@ -26,8 +26,8 @@ fn threads_named(name: &str) -> usize {
         .count()
 }
 
-#[test]
-fn a_process_holding_many_descriptors_clones_from_the_spawner_thread() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_holding_many_descriptors_clones_from_the_spawner_thread() {
     // More than the spawner's threshold (2,048), the limit raised for them
     // as a server embedding berth would.
     let n = 2100;
@@ -40,12 +40,7 @@ fn a_process_holding_many_descriptors_clones_from_the_spawner_thread() {
     let ballast: Vec<std::fs::File> = (0..n)
         .map(|_| std::fs::File::open("/dev/null").unwrap())
         .collect();
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    tokio.block_on(async {
+    {
         let rt = runtime().await;
         // Passed descriptors arrive at 3, 4, … and nothing else does.
         let (_dir, mut fds) = numbered_files(3);
@@ -95,11 +90,7 @@ fn a_process_holding_many_descriptors_clones_from_the_spawner_thread() {
 
         // A process started in a running container (joins its namespaces,
         // pid namespace included) gets its descriptors the same way.
-        let ctr = rt
-            .create(&id("spawner-exec"), bundle(spec("sleep 100")))
-            .await
-            .unwrap();
-        ctr.start().await.unwrap();
+        let ctr = sleeping(&rt, "spawner-exec").await;
         let (_dir, mut fds) = numbered_files(2);
         fds.swap(0, 1);
         let stdout = exec_fds_report(&ctr, fds).await;
@@ -112,6 +103,6 @@ fn a_process_holding_many_descriptors_clones_from_the_spawner_thread() {
             .leaks_since(&before);
         assert!(leaks.is_empty(), "leaked:\n{}", leaks.join("\n"));
         assert_eq!(threads_named("berth-spawner"), 1);
-    });
+    }
     drop(ballast);
 }

@@ -142,6 +142,16 @@ pub async fn create_piped_with_fds(
     rt.create_with(&id(name), bundle(spec), opts).await
 }
 
+/// A started container running `sleep 100`, for `exec` into it.
+pub async fn sleeping(rt: &Runtime, name: &str) -> Container {
+    let ctr = rt
+        .create(&id(name), bundle(spec("sleep 100")))
+        .await
+        .unwrap();
+    ctr.start().await.unwrap();
+    ctr
+}
+
 /// Runs [`fds_report`] in the running `ctr` as an `exec` process given
 /// `fds`, and returns what it printed (asserting it exited 0).
 pub async fn exec_fds_report(ctr: &Container, fds: Vec<OwnedFd>) -> String {
