@@ -186,11 +186,18 @@ fn private_table(socket: RawFd, waiter: RawFd) -> io::Result<(OwnedFd, OwnedFd)>
 /// Moves `fd` (open in the calling thread's table, owned by nothing) to
 /// the lowest free number from 3 on, close-on-exec, and owns it there.
 fn move_low(fd: RawFd) -> io::Result<OwnedFd> {
-    let moved = sys::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3).map_err(io::Error::from_raw_os_error)?;
+    let moved = copy_from_3(fd)?;
     let _ = sys::close(fd);
-    let moved = RawFd::try_from(moved).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    Ok(moved)
+}
+
+/// A close-on-exec copy of descriptor `fd` at the lowest free number from
+/// 3 on.
+fn copy_from_3(fd: RawFd) -> io::Result<OwnedFd> {
+    let copy = sys::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3).map_err(io::Error::from_raw_os_error)?;
+    let copy = RawFd::try_from(copy).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
     // SAFETY: the kernel just made this descriptor; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(moved) })
+    Ok(unsafe { OwnedFd::from_raw_fd(copy) })
 }
 
 /// Hands the request over to the spawner thread and waits for the clone.
@@ -274,10 +281,7 @@ fn kill_and_reap(pid: i32) {
 /// A close-on-exec copy of this process's descriptor `fd` (0 to 2), at 3
 /// or above; `None` if it is not open.
 fn dup_own(fd: RawFd) -> Option<OwnedFd> {
-    let copy = sys::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3).ok()?;
-    let copy = RawFd::try_from(copy).ok()?;
-    // SAFETY: the kernel just made this descriptor; nothing else owns it.
-    Some(unsafe { OwnedFd::from_raw_fd(copy) })
+    copy_from_3(fd).ok()
 }
 
 /// On the spawner thread: receives one request's descriptors, clones, and
