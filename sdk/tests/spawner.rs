@@ -1,11 +1,12 @@
 //! A process holding many descriptors clones through berth's spawner
-//! thread, whose descriptor table is its own (see `exec::spawner`): the
-//! container still gets exactly the descriptors it was given, inherited
+//! thread, whose descriptor table is its own (see `exec::spawner`). The
+//! container still gets exactly the descriptors it was given; inherited
 //! stdio is the caller's descriptor as it is now (not as it was when the
-//! thread started), `exec` works the same, and no descriptor of the
-//! embedder's leaks into a container or out of berth. One test in its own
-//! binary: the 2,100 descriptors it holds decide the path every clone of
-//! the process takes.
+//! thread started); `exec` works the same; no descriptor of the embedder's
+//! leaks into a container or out of berth; and a child forked from the
+//! process (which has no spawner thread) still starts containers. One test
+//! in its own binary: the 2,100 descriptors it holds decide the path every
+//! clone of the process takes.
 
 mod common;
 
@@ -24,6 +25,72 @@ fn threads_named(name: &str) -> usize {
             std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == name)
         })
         .count()
+}
+
+/// Runs `true` to its exit in a container `name` of `rt`, on a runtime of
+/// its own; whether all went well.
+fn run_true(rt: &TestRuntime, name: &str) -> bool {
+    std::thread::scope(|s| {
+        // A thread of its own: this one is (a copy of) a tokio worker, on
+        // which no other runtime can block.
+        s.spawn(|| {
+            let tokio = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            tokio.block_on(async {
+                let mut opts = CreateOptions::default();
+                opts.stdin = Stdio::Null;
+                opts.stdout = Stdio::Null;
+                opts.stderr = Stdio::Null;
+                let ctr = rt
+                    .create_with(&id(name), bundle(spec("true")), opts)
+                    .await?;
+                ctr.start().await?;
+                let status = ctr.wait().await?;
+                ctr.delete().await?;
+                Ok::<_, berth::Error>(status == ExitStatus::Exited(0))
+            })
+        })
+        .join()
+        .is_ok_and(|r| r.is_ok_and(|ok| ok))
+    })
+}
+
+/// Runs `f` in a child forked from this process and returns the child's
+/// exit code: 0 if `f` returned true, 1 if false, 2 if it panicked. A child
+/// still running after a minute is killed, and the test fails.
+fn in_forked_child(f: impl FnOnce() -> bool) -> i32 {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    use nix::unistd::ForkResult;
+    // SAFETY: the child only runs `f` (which makes threads and a runtime
+    // of its own) and `_exit`s; it never returns into the test harness.
+    match unsafe { nix::unistd::fork() }.unwrap() {
+        ForkResult::Child => {
+            let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+                Ok(true) => 0,
+                Ok(false) => 1,
+                Err(_) => 2,
+            };
+            // SAFETY: ends the forked child without running the parent's
+            // exit handlers or destructors a second time.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => {
+            for _ in 0..1200 {
+                match waitpid(child, Some(WaitPidFlag::WNOHANG)).unwrap() {
+                    WaitStatus::Exited(_, code) => return code,
+                    WaitStatus::StillAlive => {
+                        std::thread::sleep(std::time::Duration::from_millis(50))
+                    }
+                    other => panic!("the forked child ended: {other:?}"),
+                }
+            }
+            let _ = nix::sys::signal::kill(child, nix::sys::signal::SIGKILL);
+            let _ = waitpid(child, None);
+            panic!("the forked child was still running after a minute");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,6 +164,11 @@ async fn a_process_holding_many_descriptors_clones_from_the_spawner_thread() {
         assert_eq!(stdout, expected_fds(&[1, 0]));
         ctr.force_delete().await.unwrap();
         drop(ctr);
+
+        // A child forked from this process (a daemon forking a worker) has
+        // the spawner's handle but not its thread: its creates clone on its
+        // own thread and do not wait for one that is not there.
+        assert_eq!(in_forked_child(|| run_true(&rt, "forked")), 0);
 
         let leaks = Snapshot::take(&c.root, &c.cgroup_parent)
             .unwrap()

@@ -16,7 +16,9 @@
 //! A descriptor number of the private table means nothing on any other
 //! thread (closing it there would close one of the embedder's): every
 //! descriptor of that table is received, used and closed on the spawner
-//! thread. Requests are served one at a time, in order.
+//! thread. Requests are served one at a time, in order. A child `fork`ed
+//! from the process has no spawner thread and clones on its calling
+//! thread.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -56,8 +58,8 @@ pub(crate) fn spawn(
         .into_iter()
         .fold(0usize, usize::saturating_add);
     if handed <= MAX_HANDED && holds_many(&fds.sync) {
-        if let Some(spawner) = spawner() {
-            return hand_over(spawner, plan, fds, cgroup, pid_ns);
+        if let Some(spawner) = spawner().filter(|s| s.owner == std::process::id()) {
+            return hand_over(&spawner.channel, plan, fds, cgroup, pid_ns);
         }
     }
     super::spawn(
@@ -100,6 +102,14 @@ struct Reply {
 }
 
 struct Spawner {
+    /// The process the thread runs in. A child `fork`ed from it has this
+    /// handle but not the thread (and maybe a lock held by a thread it does
+    /// not have either): it clones on its calling thread.
+    owner: u32,
+    channel: Mutex<Channel>,
+}
+
+struct Channel {
     requests: mpsc::Sender<Request>,
     /// Our end of the socket to the thread (in the process's table).
     socket: OwnedFd,
@@ -107,11 +117,14 @@ struct Spawner {
 
 /// The spawner, started on first use; `None` if it could not be (the
 /// calling thread clones then).
-fn spawner() -> Option<&'static Mutex<Spawner>> {
-    static SPAWNER: OnceLock<Option<Mutex<Spawner>>> = OnceLock::new();
+fn spawner() -> Option<&'static Spawner> {
+    static SPAWNER: OnceLock<Option<Spawner>> = OnceLock::new();
     SPAWNER
         .get_or_init(|| match start() {
-            Ok(s) => Some(Mutex::new(s)),
+            Ok(channel) => Some(Spawner {
+                owner: std::process::id(),
+                channel: Mutex::new(channel),
+            }),
             Err(e) => {
                 tracing::warn!("no spawner thread, cloning on the calling thread: {e}");
                 None
@@ -120,7 +133,7 @@ fn spawner() -> Option<&'static Mutex<Spawner>> {
         .as_ref()
 }
 
-fn start() -> io::Result<Spawner> {
+fn start() -> io::Result<Channel> {
     let waiter = waiter::fd()?.as_raw_fd();
     let (ours, theirs) = socketpair(
         AddressFamily::Unix,
@@ -154,7 +167,7 @@ fn start() -> io::Result<Spawner> {
         .map_err(|_| io::Error::other("spawner thread ended"))??;
     // The thread has its own copy now.
     drop(theirs);
-    Ok(Spawner {
+    Ok(Channel {
         requests,
         socket: ours,
     })
@@ -202,7 +215,7 @@ fn copy_from_3(fd: RawFd) -> io::Result<OwnedFd> {
 
 /// Hands the request over to the spawner thread and waits for the clone.
 fn hand_over(
-    spawner: &Mutex<Spawner>,
+    spawner: &Mutex<Channel>,
     plan: Arc<Plan>,
     fds: ChildFds,
     cgroup: Option<OwnedFd>,
