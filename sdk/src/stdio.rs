@@ -14,7 +14,8 @@ use crate::error::{Error, Result};
 /// Where one of the container's standard streams goes.
 #[derive(Debug, Default)]
 pub enum Stdio {
-    /// The caller's own descriptor (like `std::process::Stdio::inherit`).
+    /// The caller's own descriptor (like `std::process::Stdio::inherit`),
+    /// even if the caller holds it close-on-exec.
     #[default]
     Inherit,
     /// `/dev/null`.

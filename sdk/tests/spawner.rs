@@ -2,7 +2,8 @@
 //! thread, whose descriptor table is its own (see `exec::spawner`). The
 //! container still gets exactly the descriptors it was given; inherited
 //! stdio is the caller's descriptor as it is now (not as it was when the
-//! thread started); `exec` works the same; no descriptor of the embedder's
+//! thread started), on either path, even held close-on-exec; `exec` works
+//! the same; no descriptor of the embedder's
 //! leaks into a container or out of berth; and a child forked from the
 //! process (which has no spawner thread) still starts containers. One test
 //! in its own binary: the 2,100 descriptors it holds decide the path every
@@ -25,6 +26,38 @@ fn threads_named(name: &str) -> usize {
             std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == name)
         })
         .count()
+}
+
+/// What a container `name` that echoes a line to an inherited stdout
+/// printed, with this process's fd 1 a close-on-exec pipe while the
+/// container is created: an embedder may hold its stdio close-on-exec,
+/// and the container still inherits it.
+async fn printed_to_inherited_stdout(rt: &TestRuntime, name: &str) -> String {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let saved = nix::unistd::dup(std::io::stdout()).unwrap();
+    nix::unistd::dup2_stdout(&write_end).unwrap();
+    drop(write_end);
+    fcntl(std::io::stdout(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).unwrap();
+    let mut opts = CreateOptions::default();
+    opts.stdin = Stdio::Null;
+    opts.stdout = Stdio::Inherit;
+    opts.stderr = Stdio::Null;
+    let ctr = rt
+        .create_with(&id(name), bundle(spec("echo to-the-callers-stdout")), opts)
+        .await;
+    nix::unistd::dup2_stdout(&saved).unwrap();
+    drop(saved);
+    let ctr = ctr.unwrap();
+    ctr.start().await.unwrap();
+    assert_eq!(ctr.wait().await.unwrap(), ExitStatus::Exited(0));
+    ctr.delete().await.unwrap();
+    drop(ctr);
+    let mut printed = String::new();
+    std::fs::File::from(read_end)
+        .read_to_string(&mut printed)
+        .unwrap();
+    printed
 }
 
 /// Runs `true` to its exit in a container `name` of `rt`, on a runtime of
@@ -104,11 +137,18 @@ async fn a_process_holding_many_descriptors_clones_from_the_spawner_thread() {
         "the hard descriptor limit ({hard}) is below 2400"
     );
     setrlimit(Resource::RLIMIT_NOFILE, 2400, hard).unwrap();
+    let rt = runtime().await;
+    // With few descriptors open the calling thread clones; the two paths
+    // give an inheriting container the same stdout.
+    assert_eq!(
+        printed_to_inherited_stdout(&rt, "inherit-direct").await,
+        "to-the-callers-stdout\n"
+    );
+    assert_eq!(threads_named("berth-spawner"), 0, "a spawner thread");
     let ballast: Vec<std::fs::File> = (0..n)
         .map(|_| std::fs::File::open("/dev/null").unwrap())
         .collect();
     {
-        let rt = runtime().await;
         // Passed descriptors arrive at 3, 4, … and nothing else does.
         let (_dir, mut fds) = numbered_files(3);
         fds.reverse();
@@ -128,32 +168,10 @@ async fn a_process_holding_many_descriptors_clones_from_the_spawner_thread() {
 
         // Inherited stdout is the caller's fd 1 as it is now: a pipe put
         // there after the spawner thread started.
-        let (mut read_end, write_end) = std::io::pipe().unwrap();
-        let saved = nix::unistd::dup(std::io::stdout()).unwrap();
-        nix::unistd::dup2_stdout(&write_end).unwrap();
-        drop(write_end);
-        let mut opts = CreateOptions::default();
-        opts.stdin = Stdio::Null;
-        opts.stdout = Stdio::Inherit;
-        opts.stderr = Stdio::Null;
-        let ctr = rt
-            .create_with(
-                &id("inherit"),
-                bundle(spec("echo to-the-callers-stdout")),
-                opts,
-            )
-            .await;
-        nix::unistd::dup2_stdout(&saved).unwrap();
-        drop(saved);
-        let ctr = ctr.unwrap();
-        ctr.start().await.unwrap();
-        assert_eq!(ctr.wait().await.unwrap(), ExitStatus::Exited(0));
-        ctr.delete().await.unwrap();
-        drop(ctr);
-        let mut printed = String::new();
-        read_end.read_to_string(&mut printed).unwrap();
-        drop(read_end);
-        assert_eq!(printed, "to-the-callers-stdout\n");
+        assert_eq!(
+            printed_to_inherited_stdout(&rt, "inherit-spawner").await,
+            "to-the-callers-stdout\n"
+        );
 
         // A process started in a running container (joins its namespaces,
         // pid namespace included) gets its descriptors the same way.

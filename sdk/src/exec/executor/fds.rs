@@ -49,11 +49,20 @@ const MAX_CGROUP_TASKS: usize = 16;
 const MAX_KEPT: usize = 16 + MAX_CGROUP_TASKS;
 
 impl Fds {
-    /// `Step::Stdio`: the prepared descriptors onto 0, 1 and 2.
+    /// `Step::Stdio`: the prepared descriptors onto 0, 1 and 2. An
+    /// inherited one (none prepared) stays, made inheritable: the caller
+    /// may hold its own stdio close-on-exec, and the container's `execve`
+    /// would close it (as `dup3` clears the flag on a prepared one).
     pub(super) fn stdio(&self) -> SysResult<()> {
-        for (target, &fd) in self.stdio.iter().enumerate() {
+        for (target, &fd) in (0..).zip(&self.stdio) {
             if fd >= 0 {
-                sys::dup3(fd, target as c_int, 0)?;
+                sys::dup3(fd, target, 0)?;
+                continue;
+            }
+            match sys::fcntl(target, libc::F_SETFD, 0) {
+                // Not open in the caller: nothing to inherit.
+                Ok(_) | Err(libc::EBADF) => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(())
