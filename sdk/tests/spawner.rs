@@ -1,19 +1,21 @@
-//! A process holding many descriptors clones through berth's spawner
-//! thread, whose descriptor table is its own (see `exec::spawner`). The
-//! container still gets exactly the descriptors it was given; inherited
-//! stdio is the caller's descriptor as it is now (not as it was when the
-//! thread started), on either path, even held close-on-exec; `exec` works
-//! the same; no descriptor of the embedder's
-//! leaks into a container or out of berth; and a child forked from the
-//! process (which has no spawner thread) still starts containers. One test
-//! in its own binary: the 2,100 descriptors it holds decide the path every
-//! clone of the process takes.
+//! A process holding many descriptors clones through berth's spawner thread,
+//! whose descriptor table is its own (see `exec::spawner`). The container
+//! still gets exactly the descriptors it was given; inherited stdio is the
+//! caller's descriptor as it is now (not as it was when the thread started),
+//! on either path, even held close-on-exec; `exec` works the same; no
+//! descriptor of the embedder's leaks into a container or out of berth; and
+//! a child forked from the process (which has no spawner thread, and none of
+//! the supervisors of its parent's containers) still starts containers, and
+//! waits for its parent's as another process's. One test in its own binary:
+//! the 2,100 descriptors it holds decide the path every clone of the process
+//! takes.
 
 mod common;
 
+use std::future::Future;
 use std::io::Read;
 
-use berth::{CreateOptions, ExitStatus, Stdio};
+use berth::{CreateOptions, ExitStatus, Signal, Stdio};
 use berth_fixtures::leaks::Snapshot;
 use common::*;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
@@ -60,34 +62,43 @@ async fn printed_to_inherited_stdout(rt: &TestRuntime, name: &str) -> String {
     printed
 }
 
-/// Runs `true` to its exit in a container `name` of `rt`, on a runtime of
-/// its own; whether all went well.
-fn run_true(rt: &TestRuntime, name: &str) -> bool {
+/// Runs `fut` on a runtime of its own, on a thread of its own (this one
+/// is a copy of a tokio worker, on which no other runtime can block);
+/// whether it returned true.
+fn on_own_runtime(fut: impl Future<Output = berth::Result<bool>> + Send) -> bool {
     std::thread::scope(|s| {
-        // A thread of its own: this one is (a copy of) a tokio worker, on
-        // which no other runtime can block.
         s.spawn(|| {
-            let tokio = tokio::runtime::Builder::new_current_thread()
+            tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .unwrap();
-            tokio.block_on(async {
-                let mut opts = CreateOptions::default();
-                opts.stdin = Stdio::Null;
-                opts.stdout = Stdio::Null;
-                opts.stderr = Stdio::Null;
-                let ctr = rt
-                    .create_with(&id(name), bundle(spec("true")), opts)
-                    .await?;
-                ctr.start().await?;
-                let status = ctr.wait().await?;
-                ctr.delete().await?;
-                Ok::<_, berth::Error>(status == ExitStatus::Exited(0))
-            })
+                .unwrap()
+                .block_on(fut)
         })
         .join()
         .is_ok_and(|r| r.is_ok_and(|ok| ok))
     })
+}
+
+/// Runs `true` to its exit in a new container `name` of `rt`.
+async fn run_true(rt: &TestRuntime, name: &str) -> berth::Result<bool> {
+    let mut opts = CreateOptions::default();
+    opts.stdin = Stdio::Null;
+    opts.stdout = Stdio::Null;
+    opts.stderr = Stdio::Null;
+    let ctr = rt
+        .create_with(&id(name), bundle(spec("true")), opts)
+        .await?;
+    ctr.start().await?;
+    let status = ctr.wait().await?;
+    ctr.delete().await?;
+    Ok(status == ExitStatus::Exited(0))
+}
+
+/// Kills the running container `id` of `rt` and waits for its exit status.
+async fn kill_and_wait(rt: &TestRuntime, id: &str) -> berth::Result<bool> {
+    let ctr = rt.get(id).await?;
+    ctr.kill(Signal::KILL)?;
+    Ok(ctr.wait().await? == ExitStatus::Signaled(9))
 }
 
 /// Runs `f` in a child forked from this process and returns the child's
@@ -186,7 +197,23 @@ async fn a_process_holding_many_descriptors_clones_from_the_spawner_thread() {
         // A child forked from this process (a daemon forking a worker) has
         // the spawner's handle but not its thread: its creates clone on its
         // own thread and do not wait for one that is not there.
-        assert_eq!(in_forked_child(|| run_true(&rt, "forked")), 0);
+        assert_eq!(
+            in_forked_child(|| on_own_runtime(run_true(&rt, "forked"))),
+            0,
+            "a create in a forked child"
+        );
+        // Nor does it take its parent's supervisors for its own: one of
+        // the parent's containers, killed from the child, is waited for as
+        // another process's (the parent records the status).
+        let parents = sleeping(&rt, "parents").await;
+        assert_eq!(
+            in_forked_child(|| on_own_runtime(kill_and_wait(&rt, parents.id()))),
+            0,
+            "a wait in a forked child"
+        );
+        assert_eq!(parents.wait().await.unwrap(), ExitStatus::Signaled(9));
+        parents.delete().await.unwrap();
+        drop(parents);
 
         let leaks = Snapshot::take(&c.root, &c.cgroup_parent)
             .unwrap()

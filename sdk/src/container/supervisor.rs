@@ -65,21 +65,45 @@ pub(crate) struct Supervisor {
 
 /// Supervisors of this process's containers, by state directory: any
 /// `Runtime::get` in this process finds the one that can reap.
-fn registry() -> &'static Mutex<HashMap<PathBuf, Arc<Supervisor>>> {
-    static REGISTRY: OnceLock<Mutex<HashMap<PathBuf, Arc<Supervisor>>>> = OnceLock::new();
-    REGISTRY.get_or_init(Mutex::default)
+struct Registry {
+    /// The process they are in. A child `fork`ed from it inherits a copy
+    /// whose supervisors can neither reap (the children are its parent's)
+    /// nor learn of an exit (the tasks that watch were its parent's):
+    /// there they are none of its own.
+    owner: u32,
+    supervisors: HashMap<PathBuf, Arc<Supervisor>>,
+}
+
+/// The registry of this process, locked.
+fn registry() -> std::sync::MutexGuard<'static, Registry> {
+    static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
+    let me = std::process::id();
+    let mut registry = REGISTRY
+        .get_or_init(|| {
+            Mutex::new(Registry {
+                owner: me,
+                supervisors: HashMap::new(),
+            })
+        })
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if registry.owner != me {
+        // Forgotten, not dropped: a dropped supervisor that has not
+        // reaped would start a thread to reap its parent's child.
+        std::mem::forget(std::mem::take(&mut registry.supervisors));
+        registry.owner = me;
+    }
+    registry
 }
 
 /// The supervisor of the container in `dir`, if this process is its parent.
 pub(crate) fn lookup(dir: &Path) -> Option<Arc<Supervisor>> {
-    let map = registry().lock().unwrap_or_else(|p| p.into_inner());
-    map.get(dir).cloned()
+    registry().supervisors.get(dir).cloned()
 }
 
 /// Forgets the supervisor of the container in `dir` (on delete).
 pub(crate) fn unregister(dir: &Path) {
-    let mut map = registry().lock().unwrap_or_else(|p| p.into_inner());
-    map.remove(dir);
+    registry().supervisors.remove(dir);
 }
 
 /// Forgets supervisors whose child was reaped and whose state directory is
@@ -91,8 +115,7 @@ pub(crate) fn unregister(dir: &Path) {
 /// container in flight at every registration made many starts at once
 /// quadratic in the containers in flight.
 pub(crate) fn prune() {
-    let mut map = registry().lock().unwrap_or_else(|p| p.into_inner());
-    map.retain(|dir, s| {
+    registry().supervisors.retain(|dir, s| {
         if !s.is_done() {
             // Maybe no task watching (its runtime went): one on this
             // runtime reaps it, and a later prune forgets it.
@@ -128,8 +151,7 @@ impl Supervisor {
     pub(crate) fn register(self: &Arc<Self>) {
         prune();
         if let Some(dir) = &self.dir {
-            let mut map = registry().lock().unwrap_or_else(|p| p.into_inner());
-            map.insert(dir.clone(), self.clone());
+            registry().supervisors.insert(dir.clone(), self.clone());
         }
     }
 
@@ -257,7 +279,8 @@ impl Supervisor {
         // Its state went before the exit: nothing will unregister it.
         if let Some(dir) = &self.dir {
             if !dir.join(crate::state::STATE_FILE).exists() {
-                let mut map = registry().lock().unwrap_or_else(|p| p.into_inner());
+                let mut registry = registry();
+                let map = &mut registry.supervisors;
                 if map.get(dir).is_some_and(|s| Arc::ptr_eq(s, self)) {
                     map.remove(dir);
                 }
