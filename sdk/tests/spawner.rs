@@ -30,6 +30,15 @@ fn threads_named(name: &str) -> usize {
         .count()
 }
 
+/// Options with stdin and stderr `/dev/null`, and `stdout`.
+fn null_stdio_but_stdout(stdout: Stdio) -> CreateOptions {
+    let mut opts = CreateOptions::default();
+    opts.stdin = Stdio::Null;
+    opts.stdout = stdout;
+    opts.stderr = Stdio::Null;
+    opts
+}
+
 /// What a container `name` that echoes a line to an inherited stdout
 /// printed, with this process's fd 1 a close-on-exec pipe while the
 /// container is created: an embedder may hold its stdio close-on-exec,
@@ -41,12 +50,12 @@ async fn printed_to_inherited_stdout(rt: &TestRuntime, name: &str) -> String {
     nix::unistd::dup2_stdout(&write_end).unwrap();
     drop(write_end);
     fcntl(std::io::stdout(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).unwrap();
-    let mut opts = CreateOptions::default();
-    opts.stdin = Stdio::Null;
-    opts.stdout = Stdio::Inherit;
-    opts.stderr = Stdio::Null;
     let ctr = rt
-        .create_with(&id(name), bundle(spec("echo to-the-callers-stdout")), opts)
+        .create_with(
+            &id(name),
+            bundle(spec("echo to-the-callers-stdout")),
+            null_stdio_but_stdout(Stdio::Inherit),
+        )
         .await;
     nix::unistd::dup2_stdout(&saved).unwrap();
     drop(saved);
@@ -81,10 +90,7 @@ fn on_own_runtime(fut: impl Future<Output = berth::Result<bool>> + Send) -> bool
 
 /// Runs `true` to its exit in a new container `name` of `rt`.
 async fn run_true(rt: &TestRuntime, name: &str) -> berth::Result<bool> {
-    let mut opts = CreateOptions::default();
-    opts.stdin = Stdio::Null;
-    opts.stdout = Stdio::Null;
-    opts.stderr = Stdio::Null;
+    let opts = null_stdio_but_stdout(Stdio::Null);
     let ctr = rt
         .create_with(&id(name), bundle(spec("true")), opts)
         .await?;
