@@ -66,7 +66,11 @@ pub fn main<I: commands::Images>() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(commands::run::<I>(args, preserved)) {
+    // The same thread makes berth's blocking calls: the pool's threads
+    // would only add their start-up, stacks, malloc arenas and wake-ups.
+    match rt.block_on(berth::blocking::on_caller(commands::run::<I>(
+        args, preserved,
+    ))) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             logger.error(&e.to_string());

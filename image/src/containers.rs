@@ -77,14 +77,12 @@ impl Extension for Snapshots {
         let dir = cx.state_dir.to_path_buf();
         let this = self.clone();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                crate::snapshot::release(&dir, |root| this.store(root))
-            })
-            .await
-            .map_err(|e| Error::TaskFailed {
-                task: "snapshot release",
-                reason: e.to_string(),
-            })??;
+            berth::blocking::run(move || crate::snapshot::release(&dir, |root| this.store(root)))
+                .await
+                .map_err(|e| Error::TaskFailed {
+                    task: "snapshot release",
+                    reason: e.to_string(),
+                })??;
             Ok(())
         })
     }
@@ -150,7 +148,7 @@ pub async fn create_container(
     let store = store(rt)?;
     let (id_owned, image_ref) = (id.to_string(), image_ref.to_string());
     let s = store.clone();
-    let (snap, spec, rootfs_mount) = tokio::task::spawn_blocking(move || {
+    let (snap, spec, rootfs_mount) = berth::blocking::run(move || {
         let image = s.image(&image_ref)?;
         let snap = s.prepare(&id_owned, &image)?;
         let built = spec_and_mount(&s, &image, &snap, &id_owned, &overrides);
@@ -239,7 +237,7 @@ pub async fn rollback(rt: &Runtime, id: &str) -> Result<()> {
     }
     let store = store(rt)?;
     let id = id.to_string();
-    tokio::task::spawn_blocking(move || store.rollback(&id))
+    berth::blocking::run(move || store.rollback(&id))
         .await
         .map_err(|e| Error::TaskFailed {
             task: "rollback",
@@ -253,7 +251,7 @@ pub async fn commit(rt: &Runtime, id: &str, reference: &str) -> Result<oci_spec:
     berth::validate_id(id)?;
     let store = store(rt)?;
     let (id, reference) = (id.to_string(), reference.to_string());
-    tokio::task::spawn_blocking(move || store.commit(&id, &reference))
+    berth::blocking::run(move || store.commit(&id, &reference))
         .await
         .map_err(|e| Error::TaskFailed {
             task: "commit",

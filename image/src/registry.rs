@@ -477,7 +477,7 @@ impl ImageStore {
         let task = tokio::spawn(async move {
             // Blobs downloaded but not yet tagged are safe from gc.
             let s = store.clone();
-            let guard = tokio::task::spawn_blocking(move || s.gc_guard(false))
+            let guard = berth::blocking::run(move || s.gc_guard(false))
                 .await
                 .map_err(|e| Error::TaskFailed {
                     task: "lock",

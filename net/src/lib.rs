@@ -598,7 +598,7 @@ pub(crate) async fn connect(
 /// Idempotent.
 pub(crate) async fn release(dir: &Path, id: &str) -> Result<()> {
     let d = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || slirp::stop(&d))
+    berth::blocking::run(move || slirp::stop(&d))
         .await
         .map_err(|e| Error::sys("stop slirp4netns", std::io::Error::other(e)))??;
     if cni::release(dir).await? {
@@ -626,7 +626,7 @@ pub(crate) async fn release(dir: &Path, id: &str) -> Result<()> {
 /// their process dead, or their creation abandoned by a crashed process).
 pub(crate) async fn recover(root: &Path) -> Result<()> {
     let r = root.to_path_buf();
-    tokio::task::spawn_blocking(move || slirp::recover(&r))
+    berth::blocking::run(move || slirp::recover(&r))
         .await
         .map_err(|e| Error::sys("stop slirp4netns", std::io::Error::other(e)))??;
     cni::recover(root).await?;
@@ -637,7 +637,7 @@ pub(crate) async fn recover(root: &Path) -> Result<()> {
 /// process is `pid`, its state directory `dir`).
 pub(crate) async fn attach_slirp(dir: &Path, pid: i32, ports: Vec<PortMapping>) -> Result<()> {
     let d = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || slirp::start(&d, pid, &ports))
+    berth::blocking::run(move || slirp::start(&d, pid, &ports))
         .await
         .map_err(|e| Error::sys("start slirp4netns", std::io::Error::other(e)))?
 }

@@ -33,7 +33,8 @@
 //! [`Bundle`], [`Config`] and the option types, [`Error`], [`Event`],
 //! [`Stats`], [`Stdio`], [`Pty`], [`ExitStatus`], [`Status`], and
 //! [`extension`] for crates that extend the runtime (`berth-net`,
-//! `berth-image`), the shim's [`shim::run_shim`], and a few functions of
+//! `berth-image`), [`blocking`] (where berth makes its blocking system
+//! calls), the shim's [`shim::run_shim`], and a few functions of
 //! the host and security modules ([`cgroup_layout`],
 //! [`default_seccomp_profile`]). The internals (the plan, cgroup, host and
 //! security modules) are public only with the `internals` feature, for
@@ -58,6 +59,7 @@ macro_rules! internal_modules {
 
 internal_modules!(cgroups, host, plan, security);
 
+pub mod blocking;
 mod bundle;
 mod container;
 mod error;

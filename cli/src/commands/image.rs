@@ -190,7 +190,7 @@ async fn rmi(g: &Global, r: Rmi) -> Outcome {
         store.untag(reference)?;
         println!("untagged {reference}");
     }
-    let report = tokio::task::spawn_blocking(move || store.gc()).await??;
+    let report = berth::blocking::run(move || store.gc()).await??;
     println!(
         "removed {} blobs ({:.1} MB) and {} layers",
         report.blobs,

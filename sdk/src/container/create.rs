@@ -111,7 +111,7 @@ pub(crate) async fn create(
     opts: CreateOptions,
 ) -> Result<Container> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
+    crate::blocking::spawn(async move {
         let result = create_now(&config, &id, bundle, opts).await;
         if let Err(Ok(orphan)) = tx.send(result) {
             if let Err(e) = orphan.force_delete().await {

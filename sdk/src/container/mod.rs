@@ -398,7 +398,7 @@ where
     F: std::future::Future<Output = Result<T>> + Send + 'static,
     T: Send + 'static,
 {
-    tokio::spawn(fut)
+    crate::blocking::spawn(fut)
         .await
         .map_err(|e| Error::sys("task", std::io::Error::other(e)))?
 }
@@ -415,13 +415,14 @@ pub(crate) fn phase<F: std::future::Future>(
 }
 
 /// Runs `f` on tokio's blocking pool: file, cgroup and `/proc` work never
-/// runs on an async worker.
+/// runs on an async worker (unless the caller asked for its own thread,
+/// [`crate::blocking::on_caller`]).
 pub(crate) async fn blocking<T, F>(f: F) -> Result<T>
 where
     F: FnOnce() -> Result<T> + Send + 'static,
     T: Send + 'static,
 {
-    tokio::task::spawn_blocking(f)
+    crate::blocking::run(f)
         .await
         .map_err(|e| Error::task("blocking", e))?
 }

@@ -82,7 +82,7 @@ pub(super) async fn launch(
         cgroup_tasks,
     };
     let spawn_plan = plan.clone();
-    let spawned = tokio::task::spawn_blocking(move || {
+    let spawned = crate::blocking::run(move || {
         // Closes our copies of `fds` before it returns: EOF on the sync
         // socket must mean the child is gone.
         let r = exec::spawner::spawn(spawn_plan, fds, cgroup_fd, pid_ns);

@@ -61,6 +61,9 @@ pub(crate) struct Supervisor {
     /// Memory a shared-memory child may still use, freed once it is reaped
     /// (or seen to exec by `start`).
     pub(super) launch: tokio::sync::Mutex<Option<Launch>>,
+    /// Started inside [`crate::blocking::on_caller`]: the exit is recorded
+    /// on the thread that polls the watching task.
+    record_on_caller: bool,
 }
 
 /// Supervisors of this process's containers, by state directory: any
@@ -142,6 +145,7 @@ impl Supervisor {
             running: AtomicBool::new(false),
             reaped: OnceLock::new(),
             launch: tokio::sync::Mutex::new(launch),
+            record_on_caller: crate::blocking::is_on_caller(),
         });
         sup.ensure();
         sup
@@ -251,7 +255,7 @@ impl Supervisor {
             }
         };
         let me = self.clone();
-        let recorded = tokio::task::spawn_blocking(move || {
+        let recorded = crate::blocking::run_on(self.record_on_caller, move || {
             if let (Some(dir), Ok(status)) = (&me.dir, outcome) {
                 // A directory removed meanwhile (a failed create) needs
                 // no record.
