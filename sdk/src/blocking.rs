@@ -48,7 +48,7 @@ pub(crate) fn is_on_caller() -> bool {
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), tokio::task::JoinError> {
-/// let names = berth::blocking::run(|| std::fs::read_dir("/run/berth").map(|d| d.count())).await?;
+/// let entries = berth::blocking::run(|| std::fs::read_dir("/run/berth").map(|d| d.count())).await?;
 /// # Ok(()) }
 /// ```
 pub async fn run<T, F>(f: F) -> Result<T, tokio::task::JoinError>
