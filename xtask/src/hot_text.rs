@@ -21,49 +21,90 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The list's header; the rest is one symbol pattern a line.
 const HEADER: &str = "\
 # Functions the runtime commands execute, placed together in the dist
 # build's `.text.hot` (see cli/build.rs). Written by `cargo xtask hot-text`
-# from a ptrace single-step trace of run, create, start, state, kill, delete
-# and list; `*` stands for what differs between builds. Regenerate after a
-# change that moves the hot path; a stale line only costs resident memory.
+# from a ptrace single-step trace of run, create, start, state, kill, delete,
+# list and a detached run's shim; `*` stands for what differs between
+# builds. Regenerate after a change that moves the hot path; a stale line
+# only costs resident memory.
 ";
 
-/// Entry point: builds the dist binary, traces the commands, writes the list.
-pub fn run(out: Option<&Path>) -> Result<()> {
+/// Entry point: builds the dist binary, traces the commands, writes the
+/// list; with `relayout`, lays out the units of the last trace again.
+pub fn run(out: Option<&Path>, relayout: bool) -> Result<()> {
+    let root = crate::ci::workspace_root();
+    let out = out.map_or_else(|| root.join("cli/hot-text.txt"), Path::to_path_buf);
+    let base = root.join("target/hot-text");
+    let saved = base.join("units.tsv");
+    let units = if relayout {
+        let text = std::fs::read_to_string(&saved)
+            .with_context(|| format!("reading {} (run a trace first)", saved.display()))?;
+        units_from_tsv(&text)?
+    } else {
+        let units = traced_units(&root, &base)?;
+        std::fs::write(&saved, units_to_tsv(&units))
+            .with_context(|| format!("writing {}", saved.display()))?;
+        units
+    };
+    write_list(&units, &out)
+}
+
+/// Builds the dist binary and traces the commands: which commands run each
+/// pattern, and its size.
+fn traced_units(root: &Path, base: &Path) -> Result<HashMap<String, Unit>> {
     ensure!(
         nix::unistd::geteuid().is_root(),
         "hot-text runs containers: run it as root"
     );
-    let root = crate::ci::workspace_root();
-    let berth = crate::dist::build(&root)?;
-    let out = out.map_or_else(|| root.join("cli/hot-text.txt"), Path::to_path_buf);
-
-    let base = root.join("target/hot-text");
+    let berth = crate::dist::build(root)?;
     let bundle = base.join("bundle");
     let plain = base.join("bundle-no-seccomp");
     if !bundle.join("rootfs/bin/sh").exists() {
         berth_fixtures::bundle::create(&bundle, &["/bin/true".to_string()])?;
     }
-    let spec = berth_fixtures::bundle::spec(&["/bin/true".to_string()]);
+    // A traced command's container exits once the gate opens (see
+    // `trace`): a real `run` waits for its container, and so must the
+    // traced one, though the tracer slows it down ~1,000 times.
+    let wait = format!("until [ -e /{GATE} ]; do sleep 0.02; done");
+    let spec = berth_fixtures::bundle::spec(&["sh".into(), "-c".into(), wait.clone()]);
     berth_fixtures::bundle::write_config(&bundle, &spec)?;
     crate::bench_compare::without_seccomp(&bundle, &plain)?;
     // The container `create` makes must still run when `kill` comes.
     let sleeper = base.join("bundle-sleep");
     crate::bench_compare::with_args(&bundle, &sleeper, &["sleep", "100000"])?;
+    // Output for the shim to log first.
+    let talker = base.join("bundle-talker");
+    let talk = format!("echo hot-text; {wait}");
+    crate::bench_compare::with_args(&bundle, &talker, &["sh", "-c", &talk])?;
+    let bundles = Bundles {
+        gate: bundle.join("rootfs").join(GATE),
+        seccomp: bundle,
+        plain,
+        sleeper,
+        talker,
+        log: base.join("shim.log"),
+    };
 
     let state = PathBuf::from(format!("/run/berth-hot-text-{}", std::process::id()));
-    let result = trace_commands(&berth, &state, &bundle, &plain, &sleeper);
+    let result = trace_commands(&berth, &state, &bundles);
     // Whatever the trace left (a failed command), the CLI removes.
-    let _ = Command::new(&berth)
-        .arg("--root")
-        .arg(&state)
-        .args(["delete", "--force", "ht-detached"])
-        .stderr(Stdio::null())
-        .status();
+    for id in ["ht-detached", "ht-shim"] {
+        let _ = Command::new(&berth)
+            .arg("--root")
+            .arg(&state)
+            .args(["delete", "--force", id])
+            .stderr(Stdio::null())
+            .status();
+    }
     let _ = std::fs::remove_dir_all(&state);
+    let _ = std::fs::remove_file(&bundles.log);
+    let _ = std::fs::remove_file(&bundles.gate);
     let traces = result?;
 
     let elf = std::fs::read(&berth).with_context(|| format!("reading {}", berth.display()))?;
@@ -95,9 +136,43 @@ pub fn run(out: Option<&Path>) -> Result<()> {
             }
         }
     }
-    let ordered = layout(&units);
-    let text = list_text(&ordered, &units);
-    std::fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?;
+    Ok(units)
+}
+
+/// `units` as lines of pattern, commands (a number) and size, tab-separated.
+fn units_to_tsv(units: &HashMap<String, Unit>) -> String {
+    let mut names: Vec<&String> = units.keys().collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|n| format!("{n}\t{}\t{}\n", units[n].commands, units[n].size))
+        .collect()
+}
+
+fn units_from_tsv(text: &str) -> Result<HashMap<String, Unit>> {
+    text.lines()
+        .map(|line| {
+            let mut fields = line.split('\t');
+            let (Some(name), Some(commands), Some(size), None) =
+                (fields.next(), fields.next(), fields.next(), fields.next())
+            else {
+                bail!("not a unit line: {line:?}");
+            };
+            let unit = Unit {
+                commands: commands.parse()?,
+                size: size.parse()?,
+            };
+            Ok((name.to_string(), unit))
+        })
+        .collect()
+}
+
+/// Lays out `units` and writes the list to `out`, with how many windows
+/// each command touches.
+fn write_list(units: &HashMap<String, Unit>, out: &Path) -> Result<()> {
+    let ordered = layout(units);
+    let text = list_text(&ordered, units);
+    std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
     let bytes: u64 = units.values().map(|u| u.size).sum();
     println!(
         "{} patterns, {} KiB, written to {}",
@@ -106,11 +181,12 @@ pub fn run(out: Option<&Path>) -> Result<()> {
         out.display()
     );
     let laid_out: Vec<Unit> = ordered.iter().map(|n| units[n]).collect();
-    for (bit, (name, _, _)) in COMMANDS.iter().enumerate() {
+    for (bit, traced) in COMMANDS.iter().enumerate() {
         println!(
-            "{name}: {} of {} windows of 64 KiB",
+            "{}: {} of {} windows of 64 KiB",
+            traced.name,
             windows(&laid_out, 1 << bit),
-            windows(&laid_out, u8::MAX)
+            windows(&laid_out, Commands::MAX)
         );
     }
     Ok(())
@@ -120,36 +196,87 @@ pub fn run(out: Option<&Path>) -> Result<()> {
 #[derive(Clone, Copy)]
 enum BundleArg {
     None,
-    /// `/bin/true` with the fixtures' seccomp profile.
+    /// A wait for the gate, with the fixtures' seccomp profile.
     Seccomp,
-    /// `/bin/true` without a profile.
+    /// The same without a profile.
     Plain,
     /// `sleep`, so that the container still runs when `kill` comes.
     Sleeper,
+    /// A line of output, then a wait: what a detached container's shim
+    /// logs and waits for.
+    Talker,
 }
 
-/// The commands traced, in the order of their bits in [`Unit::commands`],
-/// each with its arguments and bundle.
-const COMMANDS: [(&str, &[&str], BundleArg); 8] = [
-    ("run (seccomp)", &["run", "ht-run"], BundleArg::Seccomp),
-    (
+/// The file whose creation in the rootfs lets the traced containers exit.
+const GATE: &str = "ht-gate";
+
+/// How long every traced task must have been blocked before the gate
+/// opens. A task being single-stepped stops every few microseconds.
+const GATE_AFTER: Duration = Duration::from_secs(1);
+
+/// The bundles of [`BundleArg`], where the shim's log goes, and the gate.
+struct Bundles {
+    gate: PathBuf,
+    seccomp: PathBuf,
+    plain: PathBuf,
+    sleeper: PathBuf,
+    talker: PathBuf,
+    log: PathBuf,
+}
+
+/// One command the list is traced from.
+struct Traced {
+    name: &'static str,
+    args: &'static [&'static str],
+    bundle: BundleArg,
+    /// Output captured to a log file: the command leaves a `berth shim`
+    /// process in charge of the container, which is traced too, until it
+    /// exits with the container.
+    detached_with_log: bool,
+}
+
+/// How many of [`COMMANDS`], from the first, [`layout`] ranks.
+const RANKED: usize = COMMANDS.len() - 1;
+
+/// A set of [`COMMANDS`]: bit `i` stands for `COMMANDS[i]`.
+type Commands = u16;
+
+const fn traced(name: &'static str, args: &'static [&'static str], bundle: BundleArg) -> Traced {
+    Traced {
+        name,
+        args,
+        bundle,
+        detached_with_log: false,
+    }
+}
+
+/// The commands traced, in the order of their bits in [`Unit::commands`].
+const COMMANDS: [Traced; 9] = [
+    traced("run (seccomp)", &["run", "ht-run"], BundleArg::Seccomp),
+    traced(
         "run (no seccomp)",
         &["run", "ht-run-plain"],
         BundleArg::Plain,
     ),
-    ("create", &["create", "ht-detached"], BundleArg::Sleeper),
-    ("state", &["state", "ht-detached"], BundleArg::None),
-    ("list", &["list"], BundleArg::None),
-    ("start", &["start", "ht-detached"], BundleArg::None),
-    ("kill", &["kill", "ht-detached", "KILL"], BundleArg::None),
-    ("delete", &["delete", "ht-detached"], BundleArg::None),
+    traced("create", &["create", "ht-detached"], BundleArg::Sleeper),
+    traced("state", &["state", "ht-detached"], BundleArg::None),
+    traced("list", &["list"], BundleArg::None),
+    traced("start", &["start", "ht-detached"], BundleArg::None),
+    traced("kill", &["kill", "ht-detached", "KILL"], BundleArg::None),
+    traced("delete", &["delete", "ht-detached"], BundleArg::None),
+    Traced {
+        name: "run -d with a log (and its shim)",
+        args: &["run", "-d", "ht-shim"],
+        bundle: BundleArg::Talker,
+        detached_with_log: true,
+    },
 ];
 
 /// What the list places: one pattern's commands and code size.
 #[derive(Debug, Default, Clone, Copy)]
 struct Unit {
-    /// Bit `i` set: `COMMANDS[i]` runs it.
-    commands: u8,
+    /// The commands that run it.
+    commands: Commands,
     size: u64,
 }
 
@@ -182,8 +309,16 @@ fn functions_executed(
 /// The patterns in the order that keeps each command's code in the fewest
 /// 64 KiB windows: grouped by the set of commands that run them, the
 /// groups in binary-reflected Gray code order of those sets (so that most
-/// commands' groups are adjacent), under whichever ranking of the commands
-/// touches the fewest windows in all. Within a group, by name.
+/// commands' groups are adjacent), under whichever ranking of the
+/// [`RANKED`] commands touches the fewest of their windows in all. Within a
+/// group, by name.
+///
+/// The last command, the detached run and its shim, ranks last: it runs
+/// most of the list whatever the order, and ranked among the others it
+/// would cut the groups of the short commands that clients run for every
+/// operation wherever its bit falls. Last, it splits each of their groups
+/// into two adjacent halves, so their windows are those of a layout
+/// without it.
 fn layout(units: &HashMap<String, Unit>) -> Vec<String> {
     let mut groups: Vec<Unit> = Vec::new();
     for unit in units.values() {
@@ -193,13 +328,16 @@ fn layout(units: &HashMap<String, Unit>) -> Vec<String> {
         }
     }
     let mut best: Option<(usize, Vec<Unit>)> = None;
-    for ranking in permutations(COMMANDS.len()) {
-        let key = |c: u8| {
+    for mut ranking in permutations(RANKED) {
+        ranking.extend(RANKED..COMMANDS.len());
+        let key = |c: Commands| {
             let ranked = ranking
                 .iter()
                 .enumerate()
                 .filter(|(_, &bit)| c & (1 << bit) != 0)
-                .fold(0u8, |k, (rank, _)| k | (0x80 >> rank));
+                .fold(0, |k: Commands, (rank, _)| {
+                    k | ((1 << (Commands::BITS - 1)) >> rank)
+                });
             // The position of `ranked` in the reflected Gray code sequence.
             let mut pos = ranked;
             let mut shift = ranked >> 1;
@@ -211,9 +349,7 @@ fn layout(units: &HashMap<String, Unit>) -> Vec<String> {
         };
         let mut candidate = groups.clone();
         candidate.sort_by_key(|g| key(g.commands));
-        let cost: usize = (0..COMMANDS.len())
-            .map(|bit| windows(&candidate, 1 << bit))
-            .sum();
+        let cost: usize = (0..RANKED).map(|bit| windows(&candidate, 1 << bit)).sum();
         if best.as_ref().is_none_or(|(c, _)| cost < *c) {
             best = Some((cost, candidate));
         }
@@ -251,7 +387,7 @@ fn permutations(n: usize) -> Vec<Vec<usize>> {
 
 /// How many 64 KiB windows the units run by any of `commands` touch when
 /// `units` are laid out in order.
-fn windows(units: &[Unit], commands: u8) -> usize {
+fn windows(units: &[Unit], commands: Commands) -> usize {
     const WINDOW: u64 = 64 * 1024;
     let mut at = 0u64;
     let mut touched = BTreeSet::new();
@@ -276,7 +412,7 @@ fn list_text(order: &[String], units: &HashMap<String, Unit>) -> String {
                 .iter()
                 .enumerate()
                 .filter(|(bit, _)| commands & (1 << bit) != 0)
-                .map(|(_, (name, _, _))| *name)
+                .map(|(_, traced)| traced.name)
                 .collect();
             text.push_str(&format!("# {}\n", names.join(", ")));
             group = Some(commands);
@@ -289,27 +425,28 @@ fn list_text(order: &[String], units: &HashMap<String, Unit>) -> String {
 
 /// Runs each of [`COMMANDS`] under the tracer; returns the binary's file
 /// offsets each executed.
-fn trace_commands(
-    berth: &Path,
-    state: &Path,
-    bundle: &Path,
-    plain: &Path,
-    sleeper: &Path,
-) -> Result<Vec<HashSet<u64>>> {
+fn trace_commands(berth: &Path, state: &Path, bundles: &Bundles) -> Result<Vec<HashSet<u64>>> {
     let mut traces = Vec::new();
-    for (what, args, bundle_arg) in COMMANDS {
+    for traced in &COMMANDS {
         let mut cmd = Command::new(berth);
-        cmd.arg("--root").arg(state).args(args);
-        let bundle = match bundle_arg {
-            BundleArg::Seccomp => Some(bundle),
-            BundleArg::Plain => Some(plain),
-            BundleArg::Sleeper => Some(sleeper),
+        cmd.arg("--root").arg(state).args(traced.args);
+        let bundle = match traced.bundle {
+            BundleArg::Seccomp => Some(&bundles.seccomp),
+            BundleArg::Plain => Some(&bundles.plain),
+            BundleArg::Sleeper => Some(&bundles.sleeper),
+            BundleArg::Talker => Some(&bundles.talker),
             BundleArg::None => None,
         };
         if let Some(b) = bundle {
             cmd.arg("--bundle").arg(b);
         }
-        let (offsets, n) = trace(&mut cmd, berth).with_context(|| format!("tracing {what}"))?;
+        if traced.detached_with_log {
+            cmd.arg("--log-path").arg(&bundles.log);
+        }
+        let what = traced.name;
+        let _ = std::fs::remove_file(&bundles.gate);
+        let (offsets, n) = trace(&mut cmd, berth, &bundles.gate, traced.detached_with_log)
+            .with_context(|| format!("tracing {what}"))?;
         println!("{what}: {n} instructions, {} distinct", offsets.len());
         traces.push(offsets);
     }
@@ -326,9 +463,20 @@ struct Mapping {
 
 /// Runs `cmd` single-stepping it, its threads and its children until it
 /// exits; returns the distinct file offsets of `binary` executed and the
-/// number of steps. Children that exec something else, and any left once
-/// the command exits (a created container's init), are detached.
-fn trace(cmd: &mut Command, binary: &Path) -> Result<(HashSet<u64>, u64)> {
+/// number of steps. Children that exec something else are detached, and
+/// so is what is left once the command exits (a created container's
+/// init), unless `descendants`: then the tasks still running `binary` (a
+/// shim) are traced until they exit too.
+///
+/// Once every traced task has been blocked for [`GATE_AFTER`] (the
+/// command parked, waiting for its container), `gate` is created: the
+/// containers of the gated bundles then exit.
+fn trace(
+    cmd: &mut Command,
+    binary: &Path,
+    gate: &Path,
+    descendants: bool,
+) -> Result<(HashSet<u64>, u64)> {
     let binary = std::fs::canonicalize(binary)?;
     cmd.stdin(Stdio::null()).stdout(Stdio::null());
     // SAFETY: the closure runs in the forked child before execve and makes
@@ -356,6 +504,7 @@ fn trace(cmd: &mut Command, binary: &Path) -> Result<(HashSet<u64>, u64)> {
     let mut steps = 0u64;
     let mut live = 1usize;
     let mut root_status = None;
+    let opener = GateOpener::new(gate);
     ptrace::step(root, None)?;
     while live > 0 {
         let status = match waitpid(None, Some(WaitPidFlag::__WALL)) {
@@ -364,6 +513,7 @@ fn trace(cmd: &mut Command, binary: &Path) -> Result<(HashSet<u64>, u64)> {
             Err(nix::errno::Errno::ECHILD) => break,
             Err(e) => return Err(e.into()),
         };
+        opener.stopped();
         let (pid, signal) = match status {
             WaitStatus::Exited(pid, code) => {
                 live -= 1;
@@ -406,7 +556,7 @@ fn trace(cmd: &mut Command, binary: &Path) -> Result<(HashSet<u64>, u64)> {
             }
             _ => continue,
         };
-        if root_status.is_some() {
+        if root_status.is_some() && !descendants {
             // The command is done; what it left running goes on untraced.
             let _ = ptrace::detach(pid, signal);
             live -= 1;
@@ -429,10 +579,63 @@ fn trace(cmd: &mut Command, binary: &Path) -> Result<(HashSet<u64>, u64)> {
             continue;
         }
     }
+    drop(opener);
     let _ = child.wait_with_output();
     match root_status {
         Some(0) => Ok((seen, steps)),
         other => bail!("the command exited with {other:?}"),
+    }
+}
+
+/// Creates a gate file once no traced task has stopped for
+/// [`GATE_AFTER`]; stops watching when dropped.
+struct GateOpener {
+    start: Instant,
+    /// When a traced task last stopped, in ms since `start`.
+    last_stop: Arc<AtomicU64>,
+    done: Arc<AtomicBool>,
+    watcher: Option<std::thread::JoinHandle<()>>,
+}
+
+impl GateOpener {
+    fn new(gate: &Path) -> GateOpener {
+        let start = Instant::now();
+        let last_stop = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let watcher = {
+            let (last_stop, done, gate) = (last_stop.clone(), done.clone(), gate.to_path_buf());
+            std::thread::spawn(move || {
+                while !done.load(Relaxed) {
+                    std::thread::sleep(GATE_AFTER / 10);
+                    let idle = start.elapsed().as_millis() as u64 - last_stop.load(Relaxed);
+                    if idle >= GATE_AFTER.as_millis() as u64 {
+                        let _ = std::fs::write(&gate, b"");
+                        return;
+                    }
+                }
+            })
+        };
+        GateOpener {
+            start,
+            last_stop,
+            done,
+            watcher: Some(watcher),
+        }
+    }
+
+    /// A traced task stopped now.
+    fn stopped(&self) {
+        self.last_stop
+            .store(self.start.elapsed().as_millis() as u64, Relaxed);
+    }
+}
+
+impl Drop for GateOpener {
+    fn drop(&mut self) {
+        self.done.store(true, Relaxed);
+        if let Some(w) = self.watcher.take() {
+            let _ = w.join();
+        }
     }
 }
 

@@ -65,11 +65,15 @@ enum Command {
     /// target/dist/berth.
     Dist,
     /// Trace the runtime commands one instruction at a time and write the
-    /// functions they execute to cli/hot-text.txt (root; a few minutes).
+    /// functions they execute to cli/hot-text.txt (root; ~45 minutes).
     HotText {
         /// Where to write the list instead.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Lay out again what the last trace found (target/hot-text/units.tsv)
+        /// instead of tracing.
+        #[arg(long)]
+        relayout: bool,
     },
     /// Print the public surface of a published crate (berth, berth-net,
     /// berth-image), one item a line, as the public-API snapshot test sees
@@ -192,7 +196,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         ),
         Command::Ci => ci::run(),
         Command::Dist => dist::build(&ci::workspace_root()).map(drop),
-        Command::HotText { out } => hot_text::run(out.as_deref()),
+        Command::HotText { out, relayout } => hot_text::run(out.as_deref(), relayout),
         Command::PublicApi { krate } => {
             let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .parent()
