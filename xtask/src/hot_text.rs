@@ -111,32 +111,55 @@ fn traced_units(root: &Path, base: &Path) -> Result<HashMap<String, Unit>> {
     let segments = load_segments(&elf)?;
     let symbols = function_symbols(&berth)?;
     let members = c_library_members()?;
-    // Each pattern: which commands run it (bit i: COMMANDS[i]) and its size.
+    // Each pattern: which commands run it (bit i: COMMANDS[i]).
     let mut units: HashMap<String, Unit> = HashMap::new();
-    let mut sized: HashSet<(String, u64)> = HashSet::new();
     for (bit, offsets) in traces.iter().enumerate() {
         for i in functions_executed(offsets, &segments, &symbols) {
-            let sym = &symbols[i];
             // Functions LLVM merged share an address and one section, named
-            // after one of them: every name is listed, the size counted once.
-            let first = symbols.partition_point(|s| s.addr < sym.addr);
-            for (k, alias) in symbols[first..=i].iter().enumerate() {
-                let names = match members.get(alias.name.as_str()) {
-                    Some(files) => files.clone(),
-                    None => vec![pattern(&alias.name)],
-                };
-                for name in names {
-                    let counts = k == 0 && sized.insert((name.clone(), sym.addr));
-                    let unit = units.entry(name).or_default();
-                    unit.commands |= 1 << bit;
-                    if counts {
-                        unit.size += sym.size;
-                    }
+            // after one of them: every name is listed.
+            let first = symbols.partition_point(|s| s.addr < symbols[i].addr);
+            for alias in &symbols[first..=i] {
+                for name in unit_names(&alias.name, &members) {
+                    units.entry(name).or_default().commands |= 1 << bit;
                 }
             }
         }
     }
+    size_units(&mut units, &symbols, &members);
     Ok(units)
+}
+
+/// Sets the size of each of `units` to that of all the code the linker
+/// places for it, not only what the trace saw run: every function its
+/// pattern matches (instances whose names differ only where `*` stands)
+/// and the whole of a C library member. Code at one address counts once.
+fn size_units(
+    units: &mut HashMap<String, Unit>,
+    symbols: &[Symbol],
+    members: &HashMap<String, Vec<String>>,
+) {
+    let mut placed = HashSet::new();
+    for unit in units.values_mut() {
+        unit.size = 0;
+    }
+    for sym in symbols {
+        for name in unit_names(&sym.name, members) {
+            if let Some(unit) = units.get_mut(&name) {
+                if placed.insert(sym.addr) {
+                    unit.size += sym.size;
+                }
+            }
+        }
+    }
+}
+
+/// The list's names for the function `symbol`: the C library members that
+/// define it, or its pattern.
+fn unit_names(symbol: &str, members: &HashMap<String, Vec<String>>) -> Vec<String> {
+    match members.get(symbol) {
+        Some(files) => files.clone(),
+        None => vec![pattern(symbol)],
+    }
 }
 
 /// `units` as lines of pattern, commands (a number) and size, tab-separated.
@@ -869,7 +892,7 @@ fn archive_pattern(archive: &Path) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{archive_pattern, layout, pattern, windows, Unit, HEADER};
+    use super::{archive_pattern, layout, pattern, size_units, windows, Symbol, Unit, HEADER};
     use std::collections::HashMap;
     use std::path::Path;
 
@@ -924,6 +947,40 @@ mod tests {
         let laid_out: Vec<Unit> = order.iter().map(|n| units[n]).collect();
         assert_eq!(windows(&laid_out, 0b10), 1, "{order:?}");
         assert_eq!(windows(&laid_out, 0b01), 5, "{order:?}");
+    }
+
+    #[test]
+    fn a_unit_is_as_large_as_all_the_code_it_places() {
+        let sym = |addr, size, name: &str| Symbol {
+            addr,
+            size,
+            name: name.to_string(),
+        };
+        // Two instances of one function (crate hashes differ), an alias of
+        // the first, and a C library function of member `m.o`.
+        let symbols = [
+            sym(0x10, 5, "_RNvCsAAA_3foo3bar"),
+            sym(0x10, 5, "_RNvCsAAA_3foo3baz"),
+            sym(0x20, 7, "_RNvCsBBB_3foo3bar"),
+            sym(0x30, 3, "memcpy"),
+        ];
+        let members: HashMap<String, Vec<String>> =
+            [("memcpy".to_string(), vec!["libc.a:m.o".to_string()])].into();
+        let mut units: HashMap<String, Unit> = ["_RNvCs*_3foo3bar", "libc.a:m.o"]
+            .into_iter()
+            .map(|n| {
+                (
+                    n.to_string(),
+                    Unit {
+                        commands: 1,
+                        size: 0,
+                    },
+                )
+            })
+            .collect();
+        size_units(&mut units, &symbols, &members);
+        assert_eq!(units["_RNvCs*_3foo3bar"].size, 12);
+        assert_eq!(units["libc.a:m.o"].size, 3);
     }
 
     #[test]
