@@ -172,6 +172,7 @@ fn units_to_tsv(units: &HashMap<String, Unit>) -> String {
         .collect()
 }
 
+/// The units [`units_to_tsv`] wrote.
 fn units_from_tsv(text: &str) -> Result<HashMap<String, Unit>> {
     text.lines()
         .map(|line| {
@@ -630,7 +631,9 @@ impl GateOpener {
             std::thread::spawn(move || {
                 while !done.load(Relaxed) {
                     std::thread::sleep(GATE_AFTER / 10);
-                    let idle = start.elapsed().as_millis() as u64 - last_stop.load(Relaxed);
+                    // A stop may be stored after `elapsed` was read.
+                    let idle = (start.elapsed().as_millis() as u64)
+                        .saturating_sub(last_stop.load(Relaxed));
                     if idle >= GATE_AFTER.as_millis() as u64 {
                         let _ = std::fs::write(&gate, b"");
                         return;
