@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use oci_spec::runtime::ContainerState;
 
-use super::spawn::{go, launch, pass_seccomp_fd, recv, write_proc};
+use super::spawn::{go, pass_seccomp_fd, prepare, recv, write_proc, ChildSide, Cloned, Launched};
 use super::supervisor::Supervisor;
 use super::{annotations, Container, Inner, Launch};
 use crate::bundle::Bundle;
@@ -225,15 +225,17 @@ impl Partial<'_> {
 /// spec, with a seccomp profile's hundreds of entries, is not copied.
 async fn compile(bundle: Bundle, opts: &plan::Options) -> Result<(Bundle, Arc<Plan>, Vec<u8>)> {
     let opts = opts.clone();
-    super::blocking(move || {
-        let plan = plan::compile(&bundle.spec, &bundle.dir, Host::get(), &opts).map(Arc::new)?;
-        let json = serde_json::to_vec(&bundle.spec).map_err(|e| Error::InvalidSpec {
-            field: "(the whole spec)".into(),
-            reason: format!("cannot be serialized: {e}"),
-        })?;
-        Ok((bundle, plan, json))
-    })
-    .await
+    super::blocking(move || compile_now(bundle, &opts)).await
+}
+
+/// [`compile`] on the calling thread.
+fn compile_now(bundle: Bundle, opts: &plan::Options) -> Result<(Bundle, Arc<Plan>, Vec<u8>)> {
+    let plan = plan::compile(&bundle.spec, &bundle.dir, Host::get(), opts).map(Arc::new)?;
+    let json = serde_json::to_vec(&bundle.spec).map_err(|e| Error::InvalidSpec {
+        field: "(the whole spec)".into(),
+        reason: format!("cannot be serialized: {e}"),
+    })?;
+    Ok((bundle, plan, json))
 }
 
 /// Makes the state directory `<root>/<id>` with its first record (status
@@ -328,47 +330,50 @@ async fn create_now(
         rootfs_mount: opts.rootfs_mount.clone(),
     };
     // Every check of the spec happens here, before anything exists.
-    let (mut bundle, mut plan, mut spec_json) =
-        super::phase("create.compile", compile(bundle, &plan_opts)).await?;
-    let first = Persisted {
-        id: id.to_string(),
-        bundle: bundle.dir.clone(),
-        rootfs: plan.rootfs.clone(),
-        pid: 0,
-        pid_start_time: 0,
-        status: Status::Creating,
-        exit_status: None,
-        cgroup_path,
-        annotations: annotations(&bundle.spec),
-        created: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        shim: None,
-        recorder: (!super::supervisor::leaving())
-            .then(crate::state::HostProcess::this)
-            .flatten(),
-        // Set below, in the first record, before the cgroup is made.
-        cgroup_owned: None,
-        cgroup_parents_owned: None,
-        log: None,
-        extensions: opts.extensions.keys().cloned().collect(),
-    };
-    let (root, mut rec) = (config.root.clone(), first);
-    let own_parent = config.cgroup_parent.clone();
-    // Held until the container is created: no other start, kill or delete
-    // acts on a half-made container.
-    let (lock, first) = super::phase(
-        "create.state_dir",
-        super::blocking(move || {
+    let (root, own_parent) = (config.root.clone(), config.cgroup_parent.clone());
+    let (id_owned, extensions_named) = (id.to_string(), opts.extensions.keys().cloned().collect());
+    let opts_compile = plan_opts.clone();
+    // The compile and the state directory in one blocking stage. The lock
+    // is held until the container is created: no other start, kill or
+    // delete acts on a half-made container.
+    let (mut bundle, mut plan, mut spec_json, lock, first) = super::blocking(move || {
+        let (bundle, plan, json) =
+            super::phase_now("create.compile", || compile_now(bundle, &opts_compile))?;
+        let first = Persisted {
+            id: id_owned,
+            bundle: bundle.dir.clone(),
+            rootfs: plan.rootfs.clone(),
+            pid: 0,
+            pid_start_time: 0,
+            status: Status::Creating,
+            exit_status: None,
+            cgroup_path,
+            annotations: annotations(&bundle.spec),
+            created: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            shim: None,
+            recorder: (!super::supervisor::leaving())
+                .then(crate::state::HostProcess::this)
+                .flatten(),
+            // Set below, in the first record, before the cgroup is made.
+            cgroup_owned: None,
+            cgroup_parents_owned: None,
+            log: None,
+            extensions: extensions_named,
+        };
+        let (lock, first) = super::phase_now("create.state_dir", || {
+            let mut rec = first;
             // Whether berth makes the cgroup (a `cgroupsPath` may name one
             // that exists): recorded before it is made, so that a creator
             // killed at any instant leaves a record of what to remove.
             rec.cgroup_owned = Some(!Cgroup::open(&rec.cgroup_path)?.exists());
             rec.cgroup_parents_owned =
                 Some(Cgroup::removable_parents(&rec.cgroup_path, &own_parent)?);
-            Ok((make_state_dir(&root, &rec)?, rec))
-        }),
-    )
+            Ok::<_, Error>((make_state_dir(&root, &rec)?, rec))
+        })?;
+        Ok((bundle, plan, json, lock, first))
+    })
     .await?;
     let mut partial = Partial {
         dir: dir.clone(),
@@ -483,60 +488,27 @@ async fn build(
     let id = persisted.id.clone();
     // What the cgroup needs, not all of `linux` (its seccomp profile).
     let linux = bundle.spec.linux().as_ref();
-    let resources = linux.and_then(|l| l.resources().clone());
-    let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
-    let (d, p3) = (dir.clone(), plan.clone());
-    let rec = persisted.clone();
-    let made = super::phase(
-        "create.prepare",
-        super::blocking(move || {
-            let made = (|| -> Result<_> {
-                let spec_file = d.join(state::SPEC_FILE);
-                std::fs::write(&spec_file, &spec_json)
-                    .map_err(|e| Error::io("save spec", &spec_file, e))?;
-                if !p3.new_namespaces.contains(&crate::plan::Namespace::Mount) {
-                    super::host_mounts::record(&d, &p3.rootfs)?;
-                }
-                let fifo_path = d.join(state::EXEC_FIFO);
-                nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
-                    .map_err(|e| Error::io("create exec fifo", &fifo_path, e.into()))?;
-                let fifo: OwnedFd = std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open(&fifo_path)
-                    .map_err(|e| Error::io("open exec fifo", &fifo_path, e))?
-                    .into();
-                let (cgroup, placement) = setup_cgroup(&rec, resources.as_ref(), &devices)?;
-                Ok((fifo, cgroup, placement))
-            })();
-            Ok(made)
-        }),
-    )
-    .await?;
+    let limits = Limits {
+        resources: linux.and_then(|l| l.resources().clone()),
+        devices: linux.and_then(|l| l.devices().clone()).unwrap_or_default(),
+    };
     // Only a cgroup berth made is removed if the create fails.
-    if persisted.cgroup_owned == Some(true) {
-        partial.cgroup = Some((
+    let owned_cgroup = match persisted.cgroup_owned {
+        Some(true) => Some((
             Cgroup::open(&persisted.cgroup_path)?,
             persisted.cgroup_parents_owned(),
-        ));
-    }
-    let (fifo, cgroup, placement) = made?;
-    let rootless = crate::security::rootless::is_rootless();
-
-    let launched = super::phase(
-        "create.clone",
-        launch(
-            &plan,
-            Some(fifo),
-            [opts.stdin, opts.stdout, opts.stderr],
-            opts.pass_fds,
-            placement,
-        ),
-    )
-    .await?;
-    let (pid, in_cgroup, sync, exec_report, ends) = (
+        )),
+        _ => None,
+    };
+    let (parent, child) = prepare(true, [opts.stdin, opts.stdout, opts.stderr], opts.pass_fds)?;
+    let (d, p2, rec) = (dir.clone(), plan.clone(), persisted.clone());
+    let made =
+        super::blocking(move || make_and_clone(&d, rec, p2, &spec_json, &limits, child)).await;
+    partial.cgroup = owned_cgroup;
+    let (cloned, set_up) = made?;
+    let launched = Launched::new(cloned, parent);
+    let (pid, sync, exec_report, ends) = (
         launched.pid,
-        launched.in_cgroup,
         launched.sync,
         launched.exec_report,
         launched.ends,
@@ -546,64 +518,7 @@ async fn build(
     // recorded) even if this task is cancelled with its runtime.
     sup.register();
     partial.child = Some((sup.clone(), launched.memory));
-
-    // Maps, oom_score_adj, the cgroup, then the pid in the state: all
-    // blocking writes, done on a blocking thread.
-    let Some((_, memory)) = partial.child.take() else {
-        unreachable!("set above")
-    };
-    let (p2, rec) = (plan.clone(), persisted.clone());
-    let cg = cgroup.filter(|_| !in_cgroup);
-    let (d, memory_back, rec) = super::phase(
-        "create.parent_setup",
-        super::blocking(move || {
-            let write_maps = || -> Result<()> {
-                if rootless {
-                    return crate::security::rootless::write_id_maps(
-                        pid,
-                        p2.uid_map.as_deref(),
-                        p2.gid_map.as_deref(),
-                    );
-                }
-                if let Some(map) = &p2.uid_map {
-                    write_proc(pid, "uid_map", map)?;
-                }
-                if let Some(map) = &p2.gid_map {
-                    write_proc(pid, "gid_map", map)?;
-                }
-                Ok(())
-            };
-            let r = (|| -> Result<Persisted> {
-                write_maps()?;
-                if let Some(adj) = p2.oom_score_adj {
-                    write_proc(pid, "oom_score_adj", &adj.to_string())?;
-                }
-                // The v1 cgroups it joins itself (`Step::JoinCgroup`).
-                if let Some(cgroup) = &cg {
-                    cgroup.add_process_v2(pid)?;
-                }
-                let pid_start_time =
-                    state::proc_stat(pid)
-                        .map(|(_, start)| start)
-                        .ok_or_else(|| {
-                            Error::sys(
-                                "read start time of container process",
-                                std::io::Error::from_raw_os_error(libc::ESRCH),
-                            )
-                        })?;
-                let mut rec = rec;
-                rec.pid = pid;
-                rec.pid_start_time = pid_start_time;
-                rec.save(&dir)?;
-                Ok(rec)
-            })();
-            Ok((dir, memory, r))
-        }),
-    )
-    .await?;
-    let dir = d;
-    partial.child = Some((sup.clone(), memory_back));
-    persisted = rec?;
+    persisted = set_up?;
     go(&sync)?;
 
     let mut pty = None;
@@ -698,6 +613,96 @@ async fn build(
             extensions: config_extensions.to_vec(),
         }),
     })
+}
+
+/// The cgroup limits of a spec.
+struct Limits {
+    resources: Option<oci_spec::runtime::LinuxResources>,
+    devices: Vec<oci_spec::runtime::LinuxDevice>,
+}
+
+/// The blocking part of a create from the state's files to the child's
+/// pid in the record, in one stage on one thread (each hop to tokio's
+/// blocking pool costs two wake-ups of another thread); each step is
+/// still timed as a phase. Once the child is cloned it is returned with
+/// the rest of the stage's outcome: the record with its pid, or the error.
+fn make_and_clone(
+    dir: &Path,
+    rec: Persisted,
+    plan: Arc<Plan>,
+    spec_json: &[u8],
+    limits: &Limits,
+    child: ChildSide,
+) -> Result<(Cloned, Result<Persisted>)> {
+    let made = super::phase_now("create.prepare", || -> Result<_> {
+        let spec_file = dir.join(state::SPEC_FILE);
+        std::fs::write(&spec_file, spec_json).map_err(|e| Error::io("save spec", &spec_file, e))?;
+        if !plan.new_namespaces.contains(&crate::plan::Namespace::Mount) {
+            super::host_mounts::record(dir, &plan.rootfs)?;
+        }
+        let fifo_path = dir.join(state::EXEC_FIFO);
+        nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .map_err(|e| Error::io("create exec fifo", &fifo_path, e.into()))?;
+        let fifo: OwnedFd = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo_path)
+            .map_err(|e| Error::io("open exec fifo", &fifo_path, e))?
+            .into();
+        let (cgroup, placement) = setup_cgroup(&rec, limits.resources.as_ref(), &limits.devices)?;
+        Ok((fifo, cgroup, placement))
+    });
+    let (fifo, cgroup, placement) = made?;
+    let cloned = super::phase_now("create.clone", || {
+        child.clone_child(plan.clone(), Some(fifo), placement)
+    })?;
+    // The v1 cgroups it joins itself (`Step::JoinCgroup`).
+    let cgroup = cgroup.filter(|_| !cloned.in_cgroup);
+    let set_up = super::phase_now("create.parent_setup", || {
+        parent_setup(dir, rec, &plan, cloned.pid, cgroup.as_ref())
+    });
+    Ok((cloned, set_up))
+}
+
+/// The parent's part of the child's set-up: its id maps, `oom_score_adj`
+/// and cgroup (unless born in it), then its pid in the record.
+fn parent_setup(
+    dir: &Path,
+    mut rec: Persisted,
+    plan: &Plan,
+    pid: i32,
+    cgroup: Option<&Cgroup>,
+) -> Result<Persisted> {
+    if crate::security::rootless::is_rootless() {
+        crate::security::rootless::write_id_maps(
+            pid,
+            plan.uid_map.as_deref(),
+            plan.gid_map.as_deref(),
+        )?;
+    } else {
+        if let Some(map) = &plan.uid_map {
+            write_proc(pid, "uid_map", map)?;
+        }
+        if let Some(map) = &plan.gid_map {
+            write_proc(pid, "gid_map", map)?;
+        }
+    }
+    if let Some(adj) = plan.oom_score_adj {
+        write_proc(pid, "oom_score_adj", &adj.to_string())?;
+    }
+    if let Some(cgroup) = cgroup {
+        cgroup.add_process_v2(pid)?;
+    }
+    let (_, pid_start_time) = state::proc_stat(pid).ok_or_else(|| {
+        Error::sys(
+            "read start time of container process",
+            std::io::Error::from_raw_os_error(libc::ESRCH),
+        )
+    })?;
+    rec.pid = pid;
+    rec.pid_start_time = pid_start_time;
+    rec.save(dir)?;
+    Ok(rec)
 }
 
 /// Runs each extension's attach step on the container's process.

@@ -11,7 +11,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::net::unix::pipe;
 
 use super::create::init_error;
-use super::spawn::{go, launch, pass_seccomp_fd, recv, write_proc};
+use super::spawn::{go, pass_seccomp_fd, prepare, recv, write_proc, Launched};
 use super::supervisor::{Supervisor, Unsupervised};
 use super::Container;
 use crate::cgroups::Cgroup;
@@ -114,10 +114,12 @@ impl Container {
             rootless_setgroups: setgroups,
             ..Default::default()
         };
-        // The compile (seccomp included) and the cgroup open run on a
-        // blocking thread.
+        // The compile (seccomp included), the cgroup open and the clone
+        // run in one blocking stage.
+        let (parent, child) =
+            prepare(false, [opts.stdin, opts.stdout, opts.stderr], opts.pass_fds)?;
         let (process, cgroup_path) = (process.clone(), p.cgroup_path.clone());
-        let (plan, cgroup, placement) = super::blocking(move || {
+        let (plan, cgroup, cloned) = super::blocking(move || {
             let plan = Arc::new(plan::compile_exec(
                 &process,
                 joins,
@@ -132,18 +134,11 @@ impl Container {
                 Err(_) if rootless => None,
                 r => Some(r?),
             };
-            Ok((plan, cgroup, placement))
+            let cloned = child.clone_child(plan.clone(), None, placement)?;
+            Ok((plan, cgroup, cloned))
         })
         .await?;
-
-        let mut launched = launch(
-            &plan,
-            None,
-            [opts.stdin, opts.stdout, opts.stderr],
-            opts.pass_fds,
-            placement,
-        )
-        .await?;
+        let mut launched = Launched::new(cloned, parent);
         if plan.forks_into_pid_namespace() {
             // The first child joins the namespaces and forks; the process
             // that goes on is ours too (CLONE_PARENT), and the first one

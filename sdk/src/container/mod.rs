@@ -414,6 +414,12 @@ pub(crate) fn phase<F: std::future::Future>(
     fut.instrument(tracing::debug_span!("phase", name))
 }
 
+/// Times the blocking `f` as one phase, like [`phase`]: for the steps of
+/// one blocking stage.
+pub(crate) fn phase_now<T>(name: &'static str, f: impl FnOnce() -> T) -> T {
+    tracing::debug_span!("phase", name).in_scope(f)
+}
+
 /// Runs `f` on tokio's blocking pool: file, cgroup and `/proc` work never
 /// runs on an async worker (unless the caller asked for its own thread,
 /// [`crate::blocking::on_caller`]).

@@ -33,75 +33,124 @@ pub(super) struct Launched {
     pub ends: ParentEnds,
 }
 
-/// Opens the namespaces `plan` joins, makes the sync socket and stdio, and
-/// clones the child on a blocking thread (the clone blocks its thread for
-/// about a millisecond with a new network namespace). `passed` become the
-/// child's descriptors 3, 4, ….
-pub(super) async fn launch(
-    plan: &Arc<Plan>,
-    fifo: Option<OwnedFd>,
+/// The parent's side of a child about to be cloned: what stays with the
+/// async caller.
+pub(super) struct ParentSide {
+    /// The parent's end of the sync socket.
+    pub sync: AsyncFd<OwnedFd>,
+    /// See [`Launched::exec_report`].
+    pub exec_report: Option<AsyncFd<OwnedFd>>,
+    /// The parent's ends of piped stdio.
+    pub ends: ParentEnds,
+}
+
+/// The child's side: its descriptors, moved to the thread that clones.
+pub(super) struct ChildSide {
+    fds: ChildFds,
+}
+
+/// The child just cloned, before its supervisor takes it.
+pub(super) struct Cloned {
+    pub pid: i32,
+    /// Reaped by a thread if dropped before a supervisor takes it.
+    pub pidfd: Unsupervised,
+    /// Started inside its cgroup (`CLONE_INTO_CGROUP`).
+    pub in_cgroup: bool,
+    pub memory: ChildMemory,
+}
+
+/// Makes the sync socket (and, for a child that waits for `start`, the
+/// socket of its exec report) and stdio: no blocking call, so on the
+/// caller's thread (registering the parent's ends needs its runtime).
+/// `passed` become the child's descriptors 3, 4, ….
+pub(super) fn prepare(
+    waits_for_start: bool,
     stdio: [Stdio; 3],
     passed: Vec<OwnedFd>,
-    placement: Option<crate::cgroups::Placement>,
-) -> Result<Launched> {
-    let (cgroup_fd, cgroup_tasks) = match placement {
-        Some(p) => (p.into, p.tasks),
-        None => (None, Vec::new()),
-    };
-    let mut joins = Vec::new();
-    let mut pid_ns = None;
-    for j in &plan.joins {
-        // Opened now, so the namespaces stay reachable even if the process
-        // they were named after exits.
-        let f: OwnedFd = std::fs::File::open(&j.path)
-            .map_err(|e| Error::io("open namespace", &j.path, e))?
-            .into();
-        // (Unless the child forks into it itself, after joining its user
-        // namespace.)
-        if j.ns == Namespace::Pid && !plan.forks_into_pid_namespace() {
-            pid_ns = Some(f.try_clone().map_err(|e| Error::sys("dup", e))?);
-        }
-        joins.push(f);
-    }
+) -> Result<(ParentSide, ChildSide)> {
     let (sync, child_sock) = sync_socket()?;
-    let (exec_report, child_report) = match fifo {
-        Some(_) => {
+    let (exec_report, child_report) = match waits_for_start {
+        true => {
             let (parent, child) = sync_socket()?;
             (Some(parent), Some(child))
         }
-        None => (None, None),
+        false => (None, None),
     };
     let (child_stdio, ends) = stdio::prepare(stdio)?;
     let fds = ChildFds {
         sync: child_sock,
-        fifo,
+        fifo: None,
         exec_report: child_report,
-        joins,
+        joins: Vec::new(),
         stdio: child_stdio,
         passed,
-        cgroup_tasks,
+        cgroup_tasks: Vec::new(),
     };
-    let spawn_plan = plan.clone();
-    let spawned = crate::blocking::run(move || {
-        // Closes our copies of `fds` before it returns: EOF on the sync
-        // socket must mean the child is gone.
-        let r = exec::spawner::spawn(spawn_plan, fds, cgroup_fd, pid_ns);
-        // Owned from here on, even if no one awaits this task any more.
-        r.map(|s| (s.pid, Unsupervised::new(s.pidfd), s.in_cgroup, s.memory))
-    })
-    .await
-    .map_err(|e| Error::task("spawn", e))?
-    .map_err(|e| Error::sys("clone3", e))?;
-    let (pid, pidfd, in_cgroup, memory) = spawned;
-    Ok(Launched {
-        pid,
-        pidfd,
-        in_cgroup,
-        memory,
+    let parent = ParentSide {
         sync,
         exec_report,
         ends,
-    })
+    };
+    Ok((parent, ChildSide { fds }))
+}
+
+impl ChildSide {
+    /// Opens the namespaces `plan` joins and clones the child into
+    /// `placement` (blocking: the clone takes its thread for about a
+    /// millisecond with a new network namespace). `fifo` is the exec FIFO
+    /// of a child that waits for `start`. Our copies of the child's
+    /// descriptors are closed before this returns: EOF on the sync socket
+    /// must mean the child is gone.
+    pub(super) fn clone_child(
+        mut self,
+        plan: Arc<Plan>,
+        fifo: Option<OwnedFd>,
+        placement: Option<crate::cgroups::Placement>,
+    ) -> Result<Cloned> {
+        let (cgroup_fd, cgroup_tasks) = match placement {
+            Some(p) => (p.into, p.tasks),
+            None => (None, Vec::new()),
+        };
+        let mut pid_ns = None;
+        for j in &plan.joins {
+            // Opened now, so the namespaces stay reachable even if the
+            // process they were named after exits.
+            let f: OwnedFd = std::fs::File::open(&j.path)
+                .map_err(|e| Error::io("open namespace", &j.path, e))?
+                .into();
+            // (Unless the child forks into it itself, after joining its
+            // user namespace.)
+            if j.ns == Namespace::Pid && !plan.forks_into_pid_namespace() {
+                pid_ns = Some(f.try_clone().map_err(|e| Error::sys("dup", e))?);
+            }
+            self.fds.joins.push(f);
+        }
+        self.fds.fifo = fifo;
+        self.fds.cgroup_tasks = cgroup_tasks;
+        let s = exec::spawner::spawn(plan, self.fds, cgroup_fd, pid_ns)
+            .map_err(|e| Error::sys("clone3", e))?;
+        Ok(Cloned {
+            pid: s.pid,
+            // Owned from here on, even if no one awaits this thread's work.
+            pidfd: Unsupervised::new(s.pidfd),
+            in_cgroup: s.in_cgroup,
+            memory: s.memory,
+        })
+    }
+}
+
+impl Launched {
+    pub(super) fn new(c: Cloned, parent: ParentSide) -> Launched {
+        Launched {
+            pid: c.pid,
+            pidfd: c.pidfd,
+            in_cgroup: c.in_cgroup,
+            memory: c.memory,
+            sync: parent.sync,
+            exec_report: parent.exec_report,
+            ends: parent.ends,
+        }
+    }
 }
 
 /// A `SOCK_SEQPACKET` pair: the parent's end registered with tokio, the
