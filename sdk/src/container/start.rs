@@ -30,47 +30,39 @@ impl Container {
     /// number of racing callers (in any processes) one starts it and the
     /// others get [`Error::InvalidState`].
     pub async fn start(&self) -> Result<()> {
-        let lock = super::phase("start.lock", self.lock()).await?;
-        let mut p = self.load()?;
-        let status = self.status_of(&p);
-        if status != Status::Created {
-            return Err(Error::InvalidState {
-                id: p.id,
-                status: status.to_string(),
-                op: "start",
-            });
-        }
+        // The lock, the check and, without `startContainer` hooks, the
+        // release: one blocking stage.
+        let me = self.clone();
+        let checked = super::blocking(move || {
+            let lock = super::phase_now("start.lock", || {
+                state::StateLock::acquire(&me.inner.dir, &me.inner.id)
+            })?;
+            let p = me.created_for_start()?;
+            let hooks = me.hooks()?;
+            if start_container_hooks(hooks.as_deref()).is_empty() {
+                super::phase_now("start.release", || me.release_created(p))?;
+                return Ok(None);
+            }
+            Ok(Some((lock, p)))
+        })
+        .await?;
         let hooks = self.hooks()?;
-        if let Some(h) = hooks.as_deref() {
-            let list = h.start_container().as_deref().unwrap_or_default();
-            if !list.is_empty() {
-                let state = self.hook_state(ContainerState::Created)?;
-                let place = Where::Container {
-                    pid: p.pid,
-                    env: hooks::process_env(&self.spec_now()?),
-                };
-                if let Err(e) = hooks::run("startContainer", list, &state, &place).await {
-                    self.stop_after_failed_hook().await;
-                    return Err(e);
-                }
+        if let Some((lock, p)) = checked {
+            let state = self.hook_state(ContainerState::Created)?;
+            let place = Where::Container {
+                pid: p.pid,
+                env: hooks::process_env(&self.spec_now()?),
+            };
+            let list = start_container_hooks(hooks.as_deref());
+            if let Err(e) = hooks::run("startContainer", list, &state, &place).await {
+                self.stop_after_failed_hook().await;
+                return Err(e);
             }
+            let me = self.clone();
+            let released = super::blocking(move || me.release_created(p));
+            super::phase("start.release", released).await?;
+            drop(lock);
         }
-
-        // Recorded before the release: a process that exits at once may be
-        // reaped, and its exit status recorded, before this call returns;
-        // an events stream must see the start before that exit.
-        p.status = Status::Running;
-        let dir = self.inner.dir.clone();
-        let id = p.id.clone();
-        let released = super::blocking(move || {
-            p.save(&dir)?;
-            if let Err(e) = super::journal::record(&dir, Event::Started) {
-                tracing::warn!(error = %e, "could not record a lifecycle event");
-            }
-            release(&dir, &id)
-        });
-        super::phase("start.release", released).await?;
-        drop(lock);
 
         if let Some(sup) = &self.inner.supervisor {
             let mut launch = sup.launch.lock().await;
@@ -101,6 +93,35 @@ impl Container {
         Ok(())
     }
 
+    /// The record of a container that is created; an error naming its
+    /// status otherwise. Blocking, under the state lock.
+    fn created_for_start(&self) -> Result<state::Persisted> {
+        let p = self.load()?;
+        let status = self.status_of(&p);
+        if status != Status::Created {
+            return Err(Error::InvalidState {
+                id: p.id,
+                status: status.to_string(),
+                op: "start",
+            });
+        }
+        Ok(p)
+    }
+
+    /// Records the start, then lets the process `execve`. Recorded before
+    /// the release: a process that exits at once may be reaped, and its
+    /// exit status recorded, before `start` returns; an events stream must
+    /// see the start before that exit. Blocking, under the state lock.
+    fn release_created(&self, mut p: state::Persisted) -> Result<()> {
+        p.status = Status::Running;
+        let dir = &self.inner.dir;
+        p.save(dir)?;
+        if let Err(e) = super::journal::record(dir, Event::Started) {
+            tracing::warn!(error = %e, "could not record a lifecycle event");
+        }
+        release(dir, &p.id)
+    }
+
     /// Kills every process of the container and returns once its first
     /// one is gone (reaped, when this process is its parent).
     async fn stop_after_failed_hook(&self) {
@@ -112,6 +133,13 @@ impl Container {
             let _ = super::wait::exited(pidfd).await;
         }
     }
+}
+
+/// The `startContainer` hooks of `hooks`.
+fn start_container_hooks(hooks: Option<&oci_spec::runtime::Hooks>) -> &[oci_spec::runtime::Hook] {
+    hooks
+        .and_then(|h| h.start_container().as_deref())
+        .unwrap_or_default()
 }
 
 /// Opens the exec fifo and writes the byte that lets the container's
