@@ -471,6 +471,45 @@ async fn bind_mounts_with_options() {
     assert!(!host.path().join("x").exists());
 }
 
+/// Mount destinations missing several components are made, one inside
+/// the other (directories; a file for a file's bind mount), where only
+/// the deepest existing one is found by a single resolution.
+#[tokio::test]
+async fn mount_destinations_missing_several_components() {
+    let rt = runtime().await;
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("hello"), "deep\n").unwrap();
+    let mut spec =
+        spec("cat /run/a/b/c/hello; cat /run/x/y/file; stat -c %F /run/a /run/a/b /run/x/y/file");
+    let mut mounts = spec.mounts().clone().unwrap();
+    let tmpfs = MountBuilder::default()
+        .destination("/run")
+        .typ("tmpfs")
+        .source("tmpfs")
+        .build()
+        .unwrap();
+    let bind = |source: std::path::PathBuf, destination: &str| {
+        MountBuilder::default()
+            .destination(destination)
+            .source(source)
+            .options(vec!["bind".into()])
+            .build()
+            .unwrap()
+    };
+    mounts.push(tmpfs);
+    mounts.push(bind(host.path().to_path_buf(), "/run/a/b/c"));
+    mounts.push(bind(host.path().join("hello"), "/run/x/y/file"));
+    spec.set_mounts(Some(mounts));
+    let out = run(&rt, "deep-dest", spec).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let l: Vec<_> = out.stdout.lines().collect();
+    assert_eq!(
+        l,
+        ["deep", "deep", "directory", "directory", "regular file"],
+        "{out:?}"
+    );
+}
+
 #[tokio::test]
 async fn joins_namespaces_of_another_container() {
     let rt = runtime().await;

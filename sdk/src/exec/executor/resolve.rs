@@ -49,34 +49,44 @@ impl Executor<'_> {
 
     /// Opens the first `count` components of `target`, creating each that is
     /// missing inside the one before it.
+    ///
+    /// The deepest prefix that exists is found first, from the whole path
+    /// up: most targets exist (a rootfs has its /proc, /dev and /sys), or
+    /// lack only their last component (`/sys/fs/cgroup/cpu` in a fresh
+    /// tmpfs), so one or two resolutions do where a walk took one per
+    /// component.
     fn open_prefixes(&mut self, target: &InRoot, count: usize, create: Create) -> SysResult<Fd> {
         if count > target.prefixes.len() || count > target.names.len() {
             return Err(libc::EINVAL);
         }
-        let last = count.checked_sub(1);
         let mut parent = Fd(-1);
-        let components = target.prefixes.iter().zip(&target.names).take(count);
-        for (i, (prefix, name)) in components.enumerate() {
-            let prefix = prefix.as_c();
-            let fd = match self.open_in_root(prefix) {
-                Err(libc::ENOENT) => {
-                    let dir = if i == 0 { self.rootfd } else { parent.0 };
-                    let name = name.as_c();
-                    if Some(i) == last && create == Create::File {
-                        let flags =
-                            libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
-                        drop(Fd(sys::openat(dir, name, flags, 0o644)?));
-                    } else {
-                        match sys::mkdirat(dir, name, 0o755) {
-                            Ok(()) | Err(libc::EEXIST) => {}
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    self.open_in_root(prefix)?
+        let mut first_missing = 0;
+        for (i, prefix) in target.prefixes.iter().take(count).enumerate().rev() {
+            match self.open_in_root(prefix.as_c()) {
+                Err(libc::ENOENT) => {}
+                Err(e) => return Err(e),
+                Ok(fd) => {
+                    parent = Fd(fd);
+                    first_missing = i.saturating_add(1);
+                    break;
                 }
-                r => r?,
-            };
-            parent = Fd(fd);
+            }
+        }
+        let last = count.checked_sub(1);
+        let components = target.prefixes.iter().zip(&target.names).take(count);
+        for (i, (prefix, name)) in components.enumerate().skip(first_missing) {
+            let dir = if i == 0 { self.rootfd } else { parent.0 };
+            let name = name.as_c();
+            if Some(i) == last && create == Create::File {
+                let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+                drop(Fd(sys::openat(dir, name, flags, 0o644)?));
+            } else {
+                match sys::mkdirat(dir, name, 0o755) {
+                    Ok(()) | Err(libc::EEXIST) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            parent = Fd(self.open_in_root(prefix.as_c())?);
         }
         Ok(parent)
     }
