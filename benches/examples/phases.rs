@@ -7,8 +7,12 @@
 //!
 //! `--fds N` holds N more open descriptors first, as a server embedding
 //! berth would (see `berth-spawner` in docs/ARCHITECTURE.md).
+//! `--on-caller` drives the lifecycles as berth's CLI does: on a
+//! current-thread runtime, with berth's blocking work on that thread
+//! ([`berth::blocking::on_caller`]) rather than on tokio's blocking pool,
+//! so the difference is what the hand-offs between threads cost.
 //!
-//! `cargo run --release -p berth-benches --example phases [-- --runs N] [--fds N]`
+//! `cargo run --release -p berth-benches --example phases [-- --runs N] [--fds N] [--on-caller]`
 
 use std::time::Instant;
 
@@ -16,20 +20,34 @@ use berth::{CreateOptions, Stdio};
 use berth_benches::phase_spans::PhaseTimes;
 use berth_benches::{bundle, cleanup, open_descriptors, runtime, true_spec};
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let on_caller = args.iter().any(|a| a == "--on-caller");
+    args.retain(|a| a != "--on-caller");
     let (mut n, mut fds) = (200, 0);
-    let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
         match pair {
             [flag, v] if flag == "--runs" => n = v.parse().expect("--runs N"),
             [flag, v] if flag == "--fds" => fds = v.parse().expect("--fds N"),
             _ => {
-                eprintln!("usage: phases [--runs N] [--fds N]");
+                eprintln!("usage: phases [--runs N] [--fds N] [--on-caller]");
                 std::process::exit(2);
             }
         }
     }
+    let mut builder = match on_caller {
+        true => tokio::runtime::Builder::new_current_thread(),
+        false => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let tokio = builder.enable_all().build().expect("tokio runtime");
+    match on_caller {
+        true => tokio.block_on(berth::blocking::on_caller(lifecycles(n, fds))),
+        false => tokio.block_on(lifecycles(n, fds)),
+    }
+}
+
+/// Runs `n` lifecycles and prints where their time went.
+async fn lifecycles(n: usize, fds: usize) {
     let held = open_descriptors(fds);
     let spans = PhaseTimes::install();
     let rt = runtime().await;
