@@ -422,7 +422,10 @@ pub(crate) fn phase_now<T>(name: &'static str, f: impl FnOnce() -> T) -> T {
 
 /// Runs `f` on tokio's blocking pool: file, cgroup and `/proc` work never
 /// runs on an async worker (unless the caller asked for its own thread,
-/// [`crate::blocking::on_caller`]).
+/// [`crate::blocking::on_caller`]). The exception is the cgroup calls
+/// that wait between system calls (freeze, `kill_all`, the `rmdir`s of a
+/// delete): they make each call on the polling thread and wait with
+/// tokio's timer (see "Blocking stages" in docs/ARCHITECTURE.md).
 pub(crate) async fn blocking<T, F>(f: F) -> Result<T>
 where
     F: FnOnce() -> Result<T> + Send + 'static,
