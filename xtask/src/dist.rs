@@ -68,7 +68,32 @@ pub fn build(root: &Path) -> Result<PathBuf> {
     )?;
     let out = dist.join("berth");
     println!("--- {}", out.display());
+    report_stale_hot_text(root, &out)?;
     Ok(out)
+}
+
+/// Says how much of `cli/hot-text.txt` names functions this build no
+/// longer has. Their replacements sit in cold `.text`, so every command
+/// maps more of the binary until the list is traced again: after the
+/// runtime commands' code changes, `cargo xtask hot-text`.
+fn report_stale_hot_text(root: &Path, binary: &Path) -> Result<()> {
+    let list = std::fs::read_to_string(root.join("cli/hot-text.txt"))?;
+    let listed = list.lines().filter(|l| l.starts_with("_R")).count();
+    let stale = crate::hot_text::stale_patterns(&list, binary)?;
+    if stale.is_empty() {
+        println!("--- cli/hot-text.txt: all {listed} listed Rust functions are in this build");
+        return Ok(());
+    }
+    println!(
+        "--- cli/hot-text.txt: {} of {listed} listed Rust functions are not in this build \
+         (renamed or gone since the trace); their code is in cold .text: \
+         regenerate the list with `cargo xtask hot-text` (~45 min). For example:",
+        stale.len()
+    );
+    for line in stale.iter().take(3) {
+        println!("    {line}");
+    }
+    Ok(())
 }
 
 /// Copies `from` to `to` by a rename, never writing through: a running

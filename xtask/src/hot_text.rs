@@ -757,6 +757,22 @@ fn function_symbols(binary: &Path) -> Result<Vec<Symbol>> {
     Ok(symbols)
 }
 
+/// The Rust patterns of `list` (a `cli/hot-text.txt`) that name no
+/// function of `binary`: code renamed or gone since the trace, whose
+/// replacement sits in cold `.text` until the list is regenerated. The C
+/// library's members are not counted.
+pub fn stale_patterns(list: &str, binary: &Path) -> Result<Vec<String>> {
+    let present: HashSet<String> = function_symbols(binary)?
+        .iter()
+        .map(|s| pattern(&s.name))
+        .collect();
+    Ok(list
+        .lines()
+        .filter(|l| l.starts_with("_R") && !present.contains(*l))
+        .map(str::to_owned)
+        .collect())
+}
+
 /// A symbol as a pattern that matches it in later builds: in v0 names the
 /// crate disambiguators (`Cs…_`) and the back-references (`B…_`, offsets
 /// that move when a disambiguator's length does) become `*`. Other names
@@ -895,9 +911,29 @@ fn archive_pattern(archive: &Path) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{archive_pattern, layout, pattern, size_units, windows, Symbol, Unit, HEADER};
+    use super::{
+        archive_pattern, layout, pattern, size_units, stale_patterns, windows, Symbol, Unit, HEADER,
+    };
     use std::collections::HashMap;
     use std::path::Path;
+
+    #[test]
+    fn a_listed_function_that_no_longer_exists_is_stale() {
+        // This test binary's own functions; the list's C library members
+        // are never counted.
+        let exe = std::env::current_exe().unwrap();
+        let listed = "# a group\n_RNvCs*_5berth14no_such_function\nlibc.a:memcpy.o\n";
+        let stale = stale_patterns(listed, &exe).unwrap();
+        assert_eq!(stale, ["_RNvCs*_5berth14no_such_function"]);
+        let present = super::function_symbols(&exe)
+            .unwrap()
+            .into_iter()
+            .map(|s| pattern(&s.name))
+            .find(|p| p.starts_with("_R"));
+        if let Some(p) = present {
+            assert!(stale_patterns(&p, &exe).unwrap().is_empty(), "{p}");
+        }
+    }
 
     #[test]
     fn a_versioned_archive_is_named_for_any_version() {
