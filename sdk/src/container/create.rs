@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use oci_spec::runtime::ContainerState;
 
-use super::spawn::{go, pass_seccomp_fd, prepare, recv, write_proc, ChildSide, Cloned, Launched};
+use super::spawn::{go, pass_seccomp_fd, prepare, recv, write_proc, ChildSide, Cloned};
 use super::supervisor::Supervisor;
 use super::{annotations, Container, Inner, Launch};
 use crate::bundle::Bundle;
@@ -506,18 +506,12 @@ async fn build(
         super::blocking(move || make_and_clone(&d, rec, p2, &spec_json, &limits, child)).await;
     partial.cgroup = owned_cgroup;
     let (cloned, set_up) = made?;
-    let launched = Launched::new(cloned, parent);
-    let (pid, sync, exec_report, ends) = (
-        launched.pid,
-        launched.sync,
-        launched.exec_report,
-        launched.ends,
-    );
-    let sup = Supervisor::start(pid, launched.pidfd.take(), Some(dir.clone()), None);
+    let (pid, sync, exec_report, ends) = (cloned.pid, parent.sync, parent.exec_report, parent.ends);
+    let sup = Supervisor::start(pid, cloned.pidfd.take(), Some(dir.clone()), None);
     // Found by `Runtime::get` from now on, and kept (so the exit is
     // recorded) even if this task is cancelled with its runtime.
     sup.register();
-    partial.child = Some((sup.clone(), launched.memory));
+    partial.child = Some((sup.clone(), cloned.memory));
     persisted = set_up?;
     go(&sync)?;
 

@@ -11,7 +11,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::net::unix::pipe;
 
 use super::create::init_error;
-use super::spawn::{go, pass_seccomp_fd, prepare, recv, write_proc, Launched};
+use super::spawn::{go, pass_seccomp_fd, prepare, recv, write_proc};
 use super::supervisor::{Supervisor, Unsupervised};
 use super::Container;
 use crate::cgroups::Cgroup;
@@ -119,7 +119,7 @@ impl Container {
         let (parent, child) =
             prepare(false, [opts.stdin, opts.stdout, opts.stderr], opts.pass_fds)?;
         let (process, cgroup_path) = (process.clone(), p.cgroup_path.clone());
-        let (plan, cgroup, cloned) = super::blocking(move || {
+        let (plan, cgroup, mut cloned) = super::blocking(move || {
             let plan = Arc::new(plan::compile_exec(
                 &process,
                 joins,
@@ -138,16 +138,15 @@ impl Container {
             Ok((plan, cgroup, cloned))
         })
         .await?;
-        let mut launched = Launched::new(cloned, parent);
         if plan.forks_into_pid_namespace() {
             // The first child joins the namespaces and forks; the process
             // that goes on is ours too (CLONE_PARENT), and the first one
             // exits (reaped as its `Unsupervised` handle drops).
-            go(&launched.sync)?;
-            match recv(&launched.sync).await? {
+            go(&parent.sync)?;
+            match recv(&parent.sync).await? {
                 Some((r, Some(fd))) if r.kind == Report::FORKED => {
-                    launched.pid = r.step as i32;
-                    launched.pidfd = Unsupervised::new(fd);
+                    cloned.pid = r.step as i32;
+                    cloned.pidfd = Unsupervised::new(fd);
                 }
                 Some((r, _)) if r.kind == Report::FAILED => return Err(init_error(&plan, r)),
                 _ => {
@@ -160,14 +159,14 @@ impl Container {
                 }
             }
         }
-        let sync = launched.sync;
-        let in_cgroup = launched.in_cgroup;
+        let sync = parent.sync;
+        let in_cgroup = cloned.in_cgroup;
         // A plan that joins a container never shares our memory.
-        launched.memory.release();
+        cloned.memory.release();
         let process = ExecProcess {
-            pid: launched.pid,
-            supervisor: Supervisor::start(launched.pid, launched.pidfd.take(), None, None),
-            stdio: Mutex::new(launched.ends),
+            pid: cloned.pid,
+            supervisor: Supervisor::start(cloned.pid, cloned.pidfd.take(), None, None),
+            stdio: Mutex::new(parent.ends),
             pty: Mutex::new(None),
         };
         let state = super::oci_state(&p, crate::state::Status::Running)?;

@@ -15,30 +15,13 @@ use crate::exec::{self, ChildFds, ChildMemory, Report};
 use crate::plan::{Namespace, Plan};
 use crate::stdio::{self, ParentEnds, Stdio};
 
-/// A cloned child, waiting for the parent's go-ahead.
-pub(super) struct Launched {
-    pub pid: i32,
-    /// Handed to the process's supervisor; reaped by a thread if the
-    /// launching future is dropped first.
-    pub pidfd: Unsupervised,
-    /// Started inside its cgroup (`CLONE_INTO_CGROUP`).
-    pub in_cgroup: bool,
-    pub memory: ChildMemory,
-    /// The parent's end of the sync socket.
-    pub sync: AsyncFd<OwnedFd>,
-    /// With an exec FIFO: the parent's end of the socket on which
-    /// `berth-waiter` reports a failed `execve` at `start` (EOF: it exec'd).
-    pub exec_report: Option<AsyncFd<OwnedFd>>,
-    /// The parent's ends of piped stdio.
-    pub ends: ParentEnds,
-}
-
 /// The parent's side of a child about to be cloned: what stays with the
 /// async caller.
 pub(super) struct ParentSide {
     /// The parent's end of the sync socket.
     pub sync: AsyncFd<OwnedFd>,
-    /// See [`Launched::exec_report`].
+    /// With an exec FIFO: the parent's end of the socket on which
+    /// `berth-waiter` reports a failed `execve` at `start` (EOF: it exec'd).
     pub exec_report: Option<AsyncFd<OwnedFd>>,
     /// The parent's ends of piped stdio.
     pub ends: ParentEnds,
@@ -136,20 +119,6 @@ impl ChildSide {
             in_cgroup: s.in_cgroup,
             memory: s.memory,
         })
-    }
-}
-
-impl Launched {
-    pub(super) fn new(c: Cloned, parent: ParentSide) -> Launched {
-        Launched {
-            pid: c.pid,
-            pidfd: c.pidfd,
-            in_cgroup: c.in_cgroup,
-            memory: c.memory,
-            sync: parent.sync,
-            exec_report: parent.exec_report,
-            ends: parent.ends,
-        }
     }
 }
 
