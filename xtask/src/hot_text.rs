@@ -111,7 +111,7 @@ fn traced_units(root: &Path, base: &Path) -> Result<HashMap<String, Unit>> {
     let segments = load_segments(&elf)?;
     let symbols = function_symbols(&berth)?;
     let members = c_library_members()?;
-    // Each pattern: which commands run it (bit i: COMMANDS[i]).
+    // Each pattern: what runs it (bit i: COMMANDS[i], then the shim).
     let mut units: HashMap<String, Unit> = HashMap::new();
     for (bit, offsets) in traces.iter().enumerate() {
         for i in functions_executed(offsets, &segments, &symbols) {
@@ -205,10 +205,10 @@ fn write_list(units: &HashMap<String, Unit>, out: &Path) -> Result<()> {
         out.display()
     );
     let laid_out: Vec<Unit> = ordered.iter().map(|n| units[n]).collect();
-    for (bit, traced) in COMMANDS.iter().enumerate() {
+    for bit in 0..RUNNERS {
         println!(
             "{}: {} of {} windows of 64 KiB",
-            traced.name,
+            runner_name(bit),
             windows(&laid_out, 1 << bit),
             windows(&laid_out, Commands::MAX)
         );
@@ -259,11 +259,28 @@ struct Traced {
     detached_with_log: bool,
 }
 
-/// How many of [`COMMANDS`], from the first, [`layout`] ranks.
-const RANKED: usize = COMMANDS.len() - 1;
+/// What runs code of the list: each of [`COMMANDS`], then the shim that
+/// the detached run leaves ([`SHIM`]).
+const RUNNERS: usize = COMMANDS.len() + 1;
 
-/// A set of [`COMMANDS`]: bit `i` stands for `COMMANDS[i]`.
+/// The bit of the detached run's shim, traced with that run but counted
+/// apart: it lives as long as its container.
+const SHIM: usize = COMMANDS.len();
+
+/// The bit [`layout`] does not rank: the detached run's own command.
+const UNRANKED: usize = COMMANDS.len() - 1;
+
+/// A set of [`RUNNERS`]: bit `i` stands for `COMMANDS[i]`, bit [`SHIM`]
+/// for the shim.
 type Commands = u16;
+
+/// The name of [`RUNNERS`]' bit `bit`.
+fn runner_name(bit: usize) -> &'static str {
+    match bit {
+        SHIM => "its shim",
+        _ => COMMANDS.get(bit).map_or("?", |traced| traced.name),
+    }
+}
 
 const fn traced(name: &'static str, args: &'static [&'static str], bundle: BundleArg) -> Traced {
     Traced {
@@ -289,7 +306,7 @@ const COMMANDS: [Traced; 9] = [
     traced("kill", &["kill", "ht-detached", "KILL"], BundleArg::None),
     traced("delete", &["delete", "ht-detached"], BundleArg::None),
     Traced {
-        name: "run -d with a log (and its shim)",
+        name: "run -d with a log",
         args: &["run", "-d", "ht-shim"],
         bundle: BundleArg::Talker,
         detached_with_log: true,
@@ -334,15 +351,15 @@ fn functions_executed(
 /// 64 KiB windows: grouped by the set of commands that run them, the
 /// groups in binary-reflected Gray code order of those sets (so that most
 /// commands' groups are adjacent), under whichever ranking of the
-/// [`RANKED`] commands touches the fewest of their windows in all. Within a
+/// ranked [`RUNNERS`] touches the fewest of their windows in all. Within a
 /// group, by name.
 ///
-/// The last command, the detached run and its shim, ranks last: it runs
-/// most of the list whatever the order, and ranked among the others it
-/// would cut the groups of the short commands that clients run for every
+/// The detached run's own command ([`UNRANKED`]) ranks last: it runs most
+/// of the list whatever the order, and ranked among the others it would
+/// cut the groups of the short commands that clients run for every
 /// operation wherever its bit falls. Last, it splits each of their groups
 /// into two adjacent halves, so their windows are those of a layout
-/// without it.
+/// without it. Its shim is ranked: it stays as long as its container.
 fn layout(units: &HashMap<String, Unit>) -> Vec<String> {
     let mut groups: Vec<Unit> = Vec::new();
     for unit in units.values() {
@@ -352,8 +369,10 @@ fn layout(units: &HashMap<String, Unit>) -> Vec<String> {
         }
     }
     let mut best: Option<(usize, Vec<Unit>)> = None;
-    for mut ranking in permutations(RANKED) {
-        ranking.extend(RANKED..COMMANDS.len());
+    let ranked: Vec<usize> = (0..RUNNERS).filter(|&bit| bit != UNRANKED).collect();
+    for order in permutations(ranked.len()) {
+        let mut ranking: Vec<usize> = order.iter().map(|&i| ranked[i]).collect();
+        ranking.push(UNRANKED);
         let key = |c: Commands| {
             let ranked = ranking
                 .iter()
@@ -373,7 +392,10 @@ fn layout(units: &HashMap<String, Unit>) -> Vec<String> {
         };
         let mut candidate = groups.clone();
         candidate.sort_by_key(|g| key(g.commands));
-        let cost: usize = (0..RANKED).map(|bit| windows(&candidate, 1 << bit)).sum();
+        let cost: usize = ranked
+            .iter()
+            .map(|&bit| windows(&candidate, 1 << bit))
+            .sum();
         if best.as_ref().is_none_or(|(c, _)| cost < *c) {
             best = Some((cost, candidate));
         }
@@ -432,11 +454,9 @@ fn list_text(order: &[String], units: &HashMap<String, Unit>) -> String {
     for name in order {
         let commands = units[name].commands;
         if group != Some(commands) {
-            let names: Vec<&str> = COMMANDS
-                .iter()
-                .enumerate()
-                .filter(|(bit, _)| commands & (1 << bit) != 0)
-                .map(|(_, traced)| traced.name)
+            let names: Vec<&str> = (0..RUNNERS)
+                .filter(|bit| commands & (1 << bit) != 0)
+                .map(runner_name)
                 .collect();
             text.push_str(&format!("# {}\n", names.join(", ")));
             group = Some(commands);
@@ -448,9 +468,10 @@ fn list_text(order: &[String], units: &HashMap<String, Unit>) -> String {
 }
 
 /// Runs each of [`COMMANDS`] under the tracer; returns the binary's file
-/// offsets each executed.
+/// offsets each of [`RUNNERS`] executed.
 fn trace_commands(berth: &Path, state: &Path, bundles: &Bundles) -> Result<Vec<HashSet<u64>>> {
     let mut traces = Vec::new();
+    let mut shim = HashSet::new();
     for traced in &COMMANDS {
         let mut cmd = Command::new(berth);
         cmd.arg("--root").arg(state).args(traced.args);
@@ -471,10 +492,49 @@ fn trace_commands(berth: &Path, state: &Path, bundles: &Bundles) -> Result<Vec<H
         let _ = std::fs::remove_file(&bundles.gate);
         let (offsets, n) = trace(&mut cmd, berth, &bundles.gate, traced.detached_with_log)
             .with_context(|| format!("tracing {what}"))?;
-        println!("{what}: {n} instructions, {} distinct", offsets.len());
-        traces.push(offsets);
+        println!(
+            "{what}: {n} instructions, {} distinct ({} in a shim)",
+            offsets.command.len(),
+            offsets.shim.len()
+        );
+        traces.push(offsets.command);
+        shim.extend(offsets.shim);
     }
+    traces.push(shim);
     Ok(traces)
+}
+
+/// The file offsets of the traced binary that one traced command executed.
+#[derive(Default)]
+struct Executed {
+    /// In the command's own process and its children.
+    command: HashSet<u64>,
+    /// In a `berth shim` it started, and in that shim's children.
+    shim: HashSet<u64>,
+}
+
+/// What the tracer knows of one task since its last `execve`.
+struct Task {
+    /// The binary's executable mappings in it.
+    maps: Vec<Mapping>,
+    /// It is (a thread or child of) a `berth shim`.
+    shim: bool,
+}
+
+impl Task {
+    fn of(pid: Pid, binary: &Path) -> Task {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        Task {
+            maps: binary_mappings(pid, binary),
+            shim: is_shim(&cmdline),
+        }
+    }
+}
+
+/// Whether `cmdline` (`/proc/<pid>/cmdline`) is a shim's: the SDK starts
+/// it as `<binary> shim --request <file>`.
+fn is_shim(cmdline: &[u8]) -> bool {
+    cmdline.split(|&b| b == 0).nth(1) == Some(b"shim")
 }
 
 /// One executable mapping of the traced binary in a task.
@@ -486,8 +546,8 @@ struct Mapping {
 }
 
 /// Runs `cmd` single-stepping it, its threads and its children until it
-/// exits; returns the distinct file offsets of `binary` executed and the
-/// number of steps. Children that exec something else are detached, and
+/// exits; returns the distinct file offsets of `binary` executed (by the
+/// command, and by a shim it started) and the number of steps. Children that exec something else are detached, and
 /// so is what is left once the command exits (a created container's
 /// init), unless `descendants`: then the tasks still running `binary` (a
 /// shim) are traced until they exit too.
@@ -500,7 +560,7 @@ fn trace(
     binary: &Path,
     gate: &Path,
     descendants: bool,
-) -> Result<(HashSet<u64>, u64)> {
+) -> Result<(Executed, u64)> {
     let binary = std::fs::canonicalize(binary)?;
     cmd.stdin(Stdio::null()).stdout(Stdio::null());
     // SAFETY: the closure runs in the forked child before execve and makes
@@ -523,8 +583,8 @@ fn trace(
             | ptrace::Options::PTRACE_O_TRACEEXEC
             | ptrace::Options::PTRACE_O_EXITKILL,
     )?;
-    let mut maps: HashMap<Pid, Vec<Mapping>> = HashMap::new();
-    let mut seen = HashSet::new();
+    let mut tasks: HashMap<Pid, Task> = HashMap::new();
+    let mut seen = Executed::default();
     let mut steps = 0u64;
     let mut live = 1usize;
     let mut root_status = None;
@@ -560,7 +620,7 @@ fn trace(
                 {
                     live += 1;
                 } else if event == libc::PTRACE_EVENT_EXEC {
-                    maps.remove(&pid);
+                    tasks.remove(&pid);
                     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
                     if pid != root && exe.as_deref() != Some(binary.as_path()) {
                         // A container's process: no berth code runs in it now.
@@ -589,11 +649,14 @@ fn trace(
         if signal.is_none() {
             if let Ok(regs) = ptrace::getregs(pid) {
                 steps += 1;
-                let m = maps
-                    .entry(pid)
-                    .or_insert_with(|| binary_mappings(pid, &binary));
-                if let Some(m) = m.iter().find(|m| (m.start..m.end).contains(&regs.rip)) {
-                    seen.insert(regs.rip - m.start + m.offset);
+                let task = tasks.entry(pid).or_insert_with(|| Task::of(pid, &binary));
+                let at = regs.rip;
+                if let Some(m) = task.maps.iter().find(|m| (m.start..m.end).contains(&at)) {
+                    let into = match task.shim {
+                        true => &mut seen.shim,
+                        false => &mut seen.command,
+                    };
+                    into.insert(at - m.start + m.offset);
                 }
             }
         }
@@ -912,7 +975,8 @@ fn archive_pattern(archive: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::{
-        archive_pattern, layout, pattern, size_units, stale_patterns, windows, Symbol, Unit, HEADER,
+        archive_pattern, is_shim, layout, pattern, size_units, stale_patterns, windows, Symbol,
+        Unit, HEADER,
     };
     use std::collections::HashMap;
     use std::path::Path;
@@ -986,6 +1050,18 @@ mod tests {
         let laid_out: Vec<Unit> = order.iter().map(|n| units[n]).collect();
         assert_eq!(windows(&laid_out, 0b10), 1, "{order:?}");
         assert_eq!(windows(&laid_out, 0b01), 5, "{order:?}");
+    }
+
+    #[test]
+    fn a_shim_is_told_from_the_command_that_started_it() {
+        assert!(is_shim(
+            b"/usr/bin/berth\0shim\0--request\0/run/berth/x/shim.json\0"
+        ));
+        assert!(!is_shim(
+            b"/usr/bin/berth\0--root\0/run/berth\0run\0-d\0shim\0"
+        ));
+        assert!(!is_shim(b"/usr/bin/berth\0"));
+        assert!(!is_shim(b""));
     }
 
     #[test]
