@@ -401,6 +401,51 @@ async fn rotation_keeps_the_log_under_its_cap() {
     env.finish().await;
 }
 
+/// The shim that captures a detached container's output runs on two
+/// threads for the container's whole life: its own, and the one draining
+/// the pipes. No blocking-pool thread is left from creating the container.
+#[tokio::test]
+async fn a_capturing_shim_runs_on_two_threads() {
+    let env = Env::new("threads");
+    let id = format!("threads-{}", std::process::id());
+    let b = bundle_dir(&spec("sleep 100"));
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("threads.log");
+    let out = env.berth(&[
+        "run",
+        "-d",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        "--log-path",
+        log.to_str().unwrap(),
+        &id,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rt = env.runtime().await;
+    let ctr = rt.get(&id).await.unwrap();
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ctr.state_dir().join("state.json")).unwrap())
+            .unwrap();
+    let shim = state["shim"]["pid"]
+        .as_i64()
+        .expect("the shim recorded itself");
+    let mut threads: Vec<String> = std::fs::read_dir(format!("/proc/{shim}/task"))
+        .unwrap()
+        .map(|t| {
+            let comm = t.unwrap().path().join("comm");
+            std::fs::read_to_string(comm).unwrap().trim().to_string()
+        })
+        .collect();
+    threads.sort();
+    ctr.force_delete().await.unwrap();
+    assert_eq!(threads, ["berth", "berth-logs"], "the shim's threads");
+    env.finish().await;
+}
+
 /// Bad settings are refused before anything is made, naming the setting;
 /// a container without captured output says so.
 #[tokio::test]

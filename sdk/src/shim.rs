@@ -236,7 +236,10 @@ pub fn run_shim(request: &Path, extensions: Vec<Arc<dyn Extension>>) -> i32 {
             return 1;
         }
     };
-    rt.block_on(async move {
+    // The shim drives one container and serves nothing meanwhile, so its
+    // blocking calls run on its one thread, as the CLI's do: no pool
+    // thread is started for the container's whole life.
+    rt.block_on(crate::blocking::on_caller(async move {
         let (ctr, capture) = match create_and_record(req, passed, extensions).await {
             Ok(c) => c,
             Err(e) => {
@@ -255,12 +258,12 @@ pub fn run_shim(request: &Path, extensions: Vec<Arc<dyn Extension>>) -> i32 {
         // The log is complete before the shim's exit tells other processes
         // that the container is gone.
         if let Some(c) = capture {
-            let _ = tokio::task::spawn_blocking(move || c.finish()).await;
+            c.finish();
         }
         // Reap whatever was reparented to us, then go.
         while nix::sys::wait::wait().is_ok() {}
         0
-    })
+    }))
 }
 
 fn read_request(path: &Path) -> std::result::Result<Request, String> {
