@@ -40,7 +40,13 @@ fn hot_text_layout() {
     let Ok(out) = std::env::var("OUT_DIR") else {
         return;
     };
-    let mut script = String::from("SECTIONS {\n  .text.hot : {\n");
+    // The layout counts 64 KiB windows from the section's start: the
+    // section starts on such a boundary, and the segments are aligned to
+    // 64 KiB so that the kernel loads the binary at such a boundary too
+    // (it aligns a PIE's load address to its segments' largest alignment).
+    // Then the windows the layout counts are those the kernel's fault-around
+    // maps, at every start, whatever address ASLR picks.
+    let mut script = String::from("SECTIONS {\n  .text.hot ALIGN(0x10000) : {\n");
     for line in list.lines().map(str::trim) {
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -57,6 +63,7 @@ fn hot_text_layout() {
     let path = Path::new(&out).join("hot-text.ld");
     if std::fs::write(&path, script).is_ok() {
         println!("cargo:rustc-link-arg-bin=berth=-Wl,-T,{}", path.display());
+        println!("cargo:rustc-link-arg-bin=berth=-Wl,-z,max-page-size=0x10000");
     }
 }
 
