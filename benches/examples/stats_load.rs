@@ -6,8 +6,15 @@
 //! then the same with `StatsDetail::Usage` (the counters without limits,
 //! throttling, peaks, block I/O and huge pages).
 //!
+//! On v1 and hybrid hosts a fourth line is the floor under the third: the
+//! same cgroup files a usage sample reads, `pread` by a bare loop on one
+//! thread (no parsing, no runtime, nothing kept). What the third line costs
+//! above it is berth's; the floor itself is the kernel's.
+//!
 //! `cargo run --release -p berth-benches --example stats_load [N] [SECONDS]`
 
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 use berth::{Container, StatsDetail, StatsSampler};
@@ -23,6 +30,16 @@ fn cpu_time() -> Duration {
 }
 
 const INTERVAL: Duration = Duration::from_millis(100);
+
+/// How the containers are sampled.
+enum Way<'a> {
+    /// A `Container::stats` stream each.
+    Streams,
+    /// One `StatsSampler` reading this much of each sample.
+    Sampler(StatsDetail),
+    /// These files, by [`bare_reads`].
+    Bare(&'a [Vec<File>]),
+}
 
 /// A stream per container; the number of samples taken.
 async fn streams(ctrs: &[Container], until: Instant) -> u64 {
@@ -67,6 +84,81 @@ async fn sampler(ctrs: &[Container], detail: StatsDetail, until: Instant) -> u64
     samples
 }
 
+/// The files a `StatsDetail::Usage` sample reads on a v1 or hybrid host,
+/// for each container: CPU time per CPU and per mode, memory usage (and
+/// memory+swap while swap is in use), `memory.stat`, the process count.
+/// Found from each container's `/proc/PID/cgroup` and the host's v1
+/// mounts; `None` on a v2 host, where a sample is read another way.
+fn usage_files(ctrs: &[Container]) -> Option<Vec<Vec<File>>> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    // (mount point, super options) of each v1 hierarchy.
+    let v1: Vec<(String, String)> = mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let mut right = right.split(' ');
+            (right.next()? == "cgroup").then_some(())?;
+            let options = right.nth(1)?.to_string();
+            Some((left.split(' ').nth(4)?.to_string(), options))
+        })
+        .collect();
+    let dir_of = |pid: i32, controller: &str| -> Option<String> {
+        let (mount, _) = v1
+            .iter()
+            .find(|(_, o)| o.split(',').any(|x| x == controller))?;
+        let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+        let path = cgroups.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, names, path) = (f.next()?, f.next()?, f.next()?);
+            names.split(',').any(|x| x == controller).then_some(path)
+        })?;
+        Some(format!("{mount}{path}"))
+    };
+    let info = nix::sys::sysinfo::sysinfo().ok()?;
+    let swap_in_use = info.swap_total() != info.swap_free();
+    let mut all = Vec::new();
+    for c in ctrs {
+        let (cpuacct, memory, pids) = (
+            dir_of(c.pid(), "cpuacct")?,
+            dir_of(c.pid(), "memory")?,
+            dir_of(c.pid(), "pids")?,
+        );
+        let mut names = vec![
+            format!("{cpuacct}/cpuacct.usage_percpu"),
+            format!("{cpuacct}/cpuacct.usage_all"),
+            format!("{memory}/memory.usage_in_bytes"),
+            format!("{memory}/memory.stat"),
+            format!("{pids}/pids.current"),
+        ];
+        if swap_in_use {
+            names.push(format!("{memory}/memory.memsw.usage_in_bytes"));
+        }
+        all.push(names.iter().filter_map(|n| File::open(n).ok()).collect());
+    }
+    Some(all)
+}
+
+/// Reads every file of `files` every 100 ms until `until`, on this thread;
+/// the number of samples (a container's files once) taken.
+fn bare_reads(files: &[Vec<File>], until: Instant) -> u64 {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut samples = 0u64;
+    let mut next = Instant::now();
+    while Instant::now() < until {
+        for container in files {
+            for f in container {
+                let _ = std::hint::black_box(f.read_at(&mut buf, 0));
+            }
+        }
+        samples += files.len() as u64;
+        next += INTERVAL;
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    samples
+}
+
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
@@ -80,21 +172,29 @@ async fn main() {
         c.start().await.expect("start");
         ctrs.push(c);
     }
-    let ways = [
-        ("a stream each", None),
-        ("one StatsSampler", Some(StatsDetail::Full)),
-        ("one StatsSampler, usage only", Some(StatsDetail::Usage)),
+    let files = usage_files(&ctrs);
+    let mut ways = vec![
+        ("a stream each", Way::Streams),
+        ("one StatsSampler", Way::Sampler(StatsDetail::Full)),
+        (
+            "one StatsSampler, usage only",
+            Way::Sampler(StatsDetail::Usage),
+        ),
     ];
+    if let Some(files) = &files {
+        ways.push(("the same files by a bare pread loop", Way::Bare(files)));
+    }
     // Printed once the containers are gone: a closed stdout (`| head`)
     // must not leave them running.
     let mut lines = Vec::new();
-    for (name, detail) in ways {
+    for (name, way) in ways {
         let t0 = Instant::now();
         let cpu0 = cpu_time();
         let until = t0 + Duration::from_secs(secs);
-        let samples = match detail {
-            Some(d) => sampler(&ctrs, d, until).await,
-            None => streams(&ctrs, until).await,
+        let samples = match way {
+            Way::Streams => streams(&ctrs, until).await,
+            Way::Sampler(d) => sampler(&ctrs, d, until).await,
+            Way::Bare(files) => tokio::task::block_in_place(|| bare_reads(files, until)),
         };
         let wall = t0.elapsed();
         let cpu = cpu_time() - cpu0;
@@ -109,6 +209,7 @@ async fn main() {
             cpu.as_secs_f64() * 1e6 / samples as f64
         ));
     }
+    drop(files);
     for c in ctrs {
         c.force_delete().await.expect("delete");
     }
