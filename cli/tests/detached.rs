@@ -8,6 +8,8 @@ use std::process::{Command, Stdio};
 
 use berth::{Bundle, Config, CreateOptions, ExitStatus, Runtime, Status};
 
+mod support;
+
 const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 const HELPER_ENV: &str = "BERTH_DETACHED_HELPER";
 
@@ -156,12 +158,7 @@ async fn killing_the_shim_leaves_state_readable_and_delete_cleans() {
         .await
         .unwrap();
     ctr.start().await.unwrap();
-    let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(ctr.state_dir().join("state.json")).unwrap())
-            .unwrap();
-    let shim = state["shim"]["pid"]
-        .as_i64()
-        .expect("the shim recorded itself");
+    let shim = support::shim_pid(&ctr);
     Command::new("kill")
         .args(["-9", &shim.to_string()])
         .status()

@@ -11,7 +11,7 @@ use futures::StreamExt;
 
 mod support;
 
-use support::{bundle, bundle_dir, captured, spec, with_mnt, Env, BERTH};
+use support::{bundle, bundle_dir, captured, shim_pid, spec, with_mnt, Env, BERTH};
 
 /// One record of the CRI log format, parsed strictly:
 /// `YYYY-MM-DDTHH:MM:SS.fffffffff(Z|±HH:MM) (stdout|stderr) (F|P) content`.
@@ -128,23 +128,9 @@ async fn run_d_captures_every_line_of_both_streams() {
     let id = format!("lines-{}", std::process::id());
     // sed writes in blocks, so lines are cut between reads: P records.
     let script = "seq 0 99999 | sed 's/^/out /' & seq 0 99999 | sed 's/^/err /' >&2; wait";
-    let b = bundle_dir(&spec(script));
     let logs = tempfile::tempdir().unwrap();
     let log = logs.path().join("lines.log");
-    let out = env.berth(&[
-        "run",
-        "-d",
-        "--bundle",
-        b.path().to_str().unwrap(),
-        "--log-path",
-        log.to_str().unwrap(),
-        &id,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (out, _bundle) = env.run_detached_with_log(&id, script, &log);
     assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{out:?}");
 
     let rt = env.runtime().await;
@@ -408,31 +394,12 @@ async fn rotation_keeps_the_log_under_its_cap() {
 async fn a_capturing_shim_runs_on_two_threads() {
     let env = Env::new("threads");
     let id = format!("threads-{}", std::process::id());
-    let b = bundle_dir(&spec("sleep 100"));
     let logs = tempfile::tempdir().unwrap();
     let log = logs.path().join("threads.log");
-    let out = env.berth(&[
-        "run",
-        "-d",
-        "--bundle",
-        b.path().to_str().unwrap(),
-        "--log-path",
-        log.to_str().unwrap(),
-        &id,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let _bundle = env.run_detached_with_log(&id, "sleep 100", &log);
     let rt = env.runtime().await;
     let ctr = rt.get(&id).await.unwrap();
-    let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(ctr.state_dir().join("state.json")).unwrap())
-            .unwrap();
-    let shim = state["shim"]["pid"]
-        .as_i64()
-        .expect("the shim recorded itself");
+    let shim = shim_pid(&ctr);
     let mut threads: Vec<String> = std::fs::read_dir(format!("/proc/{shim}/task"))
         .unwrap()
         .map(|t| {

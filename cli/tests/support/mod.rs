@@ -48,6 +48,33 @@ impl Env {
         )
     }
 
+    /// `berth run -d --log-path LOG ID` of a container running `script`,
+    /// checked to succeed; its output, and the bundle (kept while the
+    /// container may still read it).
+    pub fn run_detached_with_log(
+        &self,
+        id: &str,
+        script: &str,
+        log: &Path,
+    ) -> (std::process::Output, tempfile::TempDir) {
+        let b = bundle_dir(&spec(script));
+        let out = self.berth(&[
+            "run",
+            "-d",
+            "--bundle",
+            b.path().to_str().unwrap(),
+            "--log-path",
+            log.to_str().unwrap(),
+            id,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out, b)
+    }
+
     /// Deletes whatever is left, then checks nothing of it remains.
     pub async fn finish(self) {
         let rt = self.runtime().await;
@@ -140,4 +167,14 @@ pub fn captured(log: LogConfig) -> CreateOptions {
         create_options.log = Some(log);
         create_options
     }
+}
+
+/// The pid of the shim that a detached container's state records.
+pub fn shim_pid(ctr: &berth::Container) -> i64 {
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ctr.state_dir().join("state.json")).unwrap())
+            .unwrap();
+    state["shim"]["pid"]
+        .as_i64()
+        .expect("the shim recorded itself")
 }
