@@ -2,7 +2,8 @@
 //! lifecycles (create, start, wait, delete of `/bin/true` with runc's
 //! default spec: every namespace but user, a cgroup), `--in-flight` at a
 //! time, a new one started as soon as one ends. After a warm-up of one
-//! window it prints, as its last line:
+//! window it prints the filesystem of its state root (the figures depend
+//! on it: see `filesystem_of`) and, as its last line:
 //!
 //! `throughput: N containers/s at M in flight`
 //!
@@ -11,7 +12,7 @@
 //!
 //! `cargo run --release -p berth-benches --example throughput -- --in-flight 50 --count 2000`
 
-use berth_benches::{cleanup, concurrent, runtime, true_spec};
+use berth_benches::{cleanup, concurrent, filesystem_of, runtime, true_spec};
 
 struct Args {
     count: usize,
@@ -54,6 +55,8 @@ fn main() {
         // Warm-up: pools, page cache, the first cgroup directories.
         concurrent(&rt, &spec, a.in_flight, a.in_flight).await;
         let took = concurrent(&rt, &spec, a.in_flight, a.count).await;
+        let root = rt.config().root.clone();
+        println!("state root: {} ({})", root.display(), filesystem_of(&root));
         cleanup(&rt);
         println!(
             "throughput: {:.0} containers/s at {} in flight",
