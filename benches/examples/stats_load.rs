@@ -211,27 +211,23 @@ impl Run {
 
     fn line(&self, name: &str, n: usize) -> String {
         let cpu = self.user + self.system;
-        let what = if self.samples > 0 {
-            format!(
-                "{n} containers, a sample each every {} ms for {:.1} s: {} samples, ",
-                INTERVAL.as_millis(),
-                self.wall.as_secs_f64(),
-                self.samples
+        let (ms, secs) = (INTERVAL.as_millis(), self.wall.as_secs_f64());
+        let (what, per_sample) = if self.samples > 0 {
+            (
+                format!(
+                    "{n} containers, a sample each every {ms} ms for {secs:.1} s: {} samples, ",
+                    self.samples
+                ),
+                format!(
+                    "{:.1} µs per sample; ",
+                    cpu.as_secs_f64() * 1e6 / self.samples as f64
+                ),
             )
         } else {
-            format!(
-                "a tick every {} ms for {:.1} s: ",
-                INTERVAL.as_millis(),
-                self.wall.as_secs_f64()
+            (
+                format!("a tick every {ms} ms for {secs:.1} s: "),
+                String::new(),
             )
-        };
-        let per_sample = if self.samples > 0 {
-            format!(
-                "{:.1} µs per sample; ",
-                cpu.as_secs_f64() * 1e6 / self.samples as f64
-            )
-        } else {
-            String::new()
         };
         let setup = self.setup.map_or(String::new(), |d| {
             format!(" (adding them: {:.1} ms CPU)", d.as_secs_f64() * 1e3)
