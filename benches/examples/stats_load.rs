@@ -120,12 +120,19 @@ async fn interval_alone(until: Instant) -> u64 {
 }
 
 /// The files a `StatsDetail::Usage` sample reads on a v1 or hybrid host,
-/// for each container: CPU time per CPU and per mode, memory usage (and
+/// for each container: CPU time (on a hybrid host the cgroup2 `cpu.stat`,
+/// else per CPU and per mode from `cpuacct`), memory usage (and
 /// memory+swap while swap is in use), `memory.stat`, the process count.
-/// Found from each container's `/proc/PID/cgroup` and the host's v1
+/// Found from each container's `/proc/PID/cgroup` and the host's cgroup
 /// mounts; `None` on a v2 host, where a sample is read another way.
 fn usage_files(ctrs: &[Container]) -> Option<Vec<Vec<File>>> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let cgroup2_mount = mountinfo.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        right
+            .starts_with("cgroup2 ")
+            .then(|| left.split(' ').nth(4).map(str::to_string))?
+    });
     // (mount point, super options) of each v1 hierarchy.
     let v1: Vec<(String, String)> = mountinfo
         .lines()
@@ -151,20 +158,34 @@ fn usage_files(ctrs: &[Container]) -> Option<Vec<Vec<File>>> {
     };
     let info = nix::sys::sysinfo::sysinfo().ok()?;
     let swap_in_use = info.swap_total() != info.swap_free();
+    if v1.is_empty() {
+        return None;
+    }
+    // The cgroup2 `cpu.stat` of a hybrid host's container, if it opens.
+    let cgroup2_cpu_stat = |pid: i32| -> Option<String> {
+        let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+        let path = cgroups.lines().find_map(|l| l.strip_prefix("0::"))?;
+        let file = format!("{}{path}/cpu.stat", cgroup2_mount.as_ref()?);
+        std::path::Path::new(&file).exists().then_some(file)
+    };
     let mut all = Vec::new();
     for c in ctrs {
-        let (cpuacct, memory, pids) = (
-            dir_of(c.pid(), "cpuacct")?,
-            dir_of(c.pid(), "memory")?,
-            dir_of(c.pid(), "pids")?,
-        );
-        let mut names = vec![
-            format!("{cpuacct}/cpuacct.usage_percpu"),
-            format!("{cpuacct}/cpuacct.usage_all"),
+        let (memory, pids) = (dir_of(c.pid(), "memory")?, dir_of(c.pid(), "pids")?);
+        let mut names = match cgroup2_cpu_stat(c.pid()) {
+            Some(cpu_stat) => vec![cpu_stat],
+            None => {
+                let cpuacct = dir_of(c.pid(), "cpuacct")?;
+                vec![
+                    format!("{cpuacct}/cpuacct.usage_percpu"),
+                    format!("{cpuacct}/cpuacct.usage_all"),
+                ]
+            }
+        };
+        names.extend([
             format!("{memory}/memory.usage_in_bytes"),
             format!("{memory}/memory.stat"),
             format!("{pids}/pids.current"),
-        ];
+        ]);
         if swap_in_use {
             names.push(format!("{memory}/memory.memsw.usage_in_bytes"));
         }

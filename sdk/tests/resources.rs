@@ -369,12 +369,37 @@ async fn the_stats_stream_samples_until_the_container_ends() {
     ctr.delete().await.unwrap();
 }
 
-/// Kernel CPU counters of container `id` in ns: total, user, system
-/// (v1: `cpuacct.usage`, `cpuacct.usage_user`, `cpuacct.usage_sys`; v2:
-/// `cpu.stat`'s µs).
-fn kernel_cpu(rt: &TestRuntime, id: &str) -> [u64; 3] {
-    if v2() {
-        let stat = cg(rt, "cpu", id, "cpu.stat");
+/// Where a hybrid host mounts cgroup2 (`/sys/fs/cgroup/unified` on
+/// systemd's hosts), from this process's mountinfo.
+fn cgroup2_mount_point() -> String {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    mountinfo
+        .lines()
+        .find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            right
+                .starts_with("cgroup2 ")
+                .then(|| left.split(' ').nth(4))?
+        })
+        .expect("a cgroup2 mount")
+        .to_string()
+}
+
+/// The kernel's CPU counters of container `id` that a sample of `detail`
+/// reports, in ns: total, user, system (v1: `cpuacct.usage`,
+/// `cpuacct.usage_user`, `cpuacct.usage_sys`; v2, and a hybrid host's
+/// usage sample: the cgroup2 `cpu.stat`'s µs).
+fn kernel_cpu(rt: &TestRuntime, id: &str, detail: berth::StatsDetail) -> [u64; 3] {
+    let hybrid_usage = detail == berth::StatsDetail::Usage
+        && berth::cgroups::layout() == berth::cgroups::Layout::Hybrid;
+    if v2() || hybrid_usage {
+        let stat = if v2() {
+            cg(rt, "cpu", id, "cpu.stat")
+        } else {
+            let parent = &rt.config().cgroup_parent;
+            let p = format!("{}/{parent}/{id}/cpu.stat", cgroup2_mount_point());
+            std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+        };
         let field = |k: &str| -> u64 {
             stat.lines()
                 .find_map(|l| l.strip_prefix(k)?.strip_prefix(' ')?.trim().parse().ok())
@@ -432,9 +457,9 @@ async fn one_sampler_samples_many_containers_until_each_ends() {
     };
     let mut first_busy_cpu = None;
     for _ in 0..3 {
-        let before = kernel_cpu(&rt, busy.id());
+        let before = kernel_cpu(&rt, busy.id(), berth::StatsDetail::Full);
         let tick = full.next().await.unwrap();
-        let after = kernel_cpu(&rt, busy.id());
+        let after = kernel_cpu(&rt, busy.id(), berth::StatsDetail::Full);
         let ids: Vec<&str> = tick.samples.iter().map(|(c, _)| c.id()).collect();
         assert_eq!(ids, [busy.id(), idle.id()]);
         assert!(tick.ended.is_empty());
@@ -466,7 +491,27 @@ async fn one_sampler_samples_many_containers_until_each_ends() {
             "the busy loop's CPU time did not grow in 20 s: {first_busy_cpu} ns, then {now}"
         );
     }
+    let before = kernel_cpu(&rt, busy.id(), berth::StatsDetail::Usage);
     let tick = usage.next().await.unwrap();
+    let after = kernel_cpu(&rt, busy.id(), berth::StatsDetail::Usage);
+    let cpu = &tick.samples[0].1.as_ref().unwrap().cpu.usage;
+    for (name, got, lo, hi) in [
+        ("total", cpu.total, before[0], after[0]),
+        ("user", cpu.user, before[1], after[1]),
+        ("kernel", cpu.kernel, before[2], after[2]),
+    ] {
+        assert!(
+            lo <= got && got <= hi,
+            "usage {name}: {lo} <= {got} <= {hi}"
+        );
+    }
+    assert!(cpu.total > 0);
+    // Per-CPU times come only with v1's `cpuacct` files.
+    assert_eq!(
+        cpu.percpu.is_empty(),
+        berth::cgroups::layout() != berth::cgroups::Layout::V1,
+        "{cpu:?}"
+    );
     let s = tick.samples[1].1.as_ref().unwrap();
     assert!(s.memory.usage.usage > 0 && s.pids.current >= 1);
     assert!(s.cpu.usage.total > 0);

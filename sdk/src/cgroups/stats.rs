@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 
 use cgroups_rs::manager::Manager;
 use serde::Serialize;
@@ -41,7 +42,9 @@ pub struct Stats {
 /// reading a cgroup file costs about 2 µs when the caches are cold, as
 /// they are when samples are 100 ms apart: a full sample reads 16 files on
 /// a host with swap accounting, a usage sample 6 (15 and 5 while no swap
-/// is in use on the host). On v2 hosts every sample is a full one.
+/// is in use on the host), and on a hybrid host one less: its CPU time
+/// comes from the cgroup2 `cpu.stat`. On v2 hosts every sample is a full
+/// one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StatsDetail {
@@ -49,10 +52,17 @@ pub enum StatsDetail {
     #[default]
     Full,
     /// Only what a container consumes, as a dashboard plots it: CPU time
-    /// (total, per CPU, user, system), memory and memory+swap usage, page
-    /// cache and rss, and the process count. Limits and what they cause
-    /// (CFS throttling, failure counts), peaks, block I/O and huge pages
-    /// read as zero.
+    /// (total, user, system), memory and memory+swap usage, page cache and
+    /// rss, and the process count. Limits and what they cause (CFS
+    /// throttling, failure counts), peaks, block I/O and huge pages read as
+    /// zero.
+    ///
+    /// CPU time is read as the fewest files give it. On a v1 host, from
+    /// `cpuacct.usage_percpu` and `cpuacct.usage_all`, with the per-CPU
+    /// times. On a hybrid host, from the container's cgroup2 `cpu.stat`
+    /// (one file, microseconds), as on v2: no per-CPU times, and user and
+    /// system time split by the scheduler's precise accounting where v1's
+    /// `cpuacct` counts clock ticks (as [`Full`](Self::Full) does).
     Usage,
 }
 
@@ -178,7 +188,7 @@ impl Cgroup {
     pub fn stats(&self) -> Result<Stats> {
         match self.layout {
             Layout::V2 => self.manager_stats(),
-            Layout::V1 | Layout::Hybrid => V1Files::open_with(&self.path, StatsDetail::Full)
+            Layout::V1 | Layout::Hybrid => V1Files::open_with(&self.path, StatsDetail::Full, None)
                 .sample(&mut Vec::new(), Swap::on_host()),
         }
     }
@@ -193,9 +203,11 @@ impl Cgroup {
     pub fn into_stats_reader_with(self, detail: StatsDetail) -> StatsReader {
         let source = match self.layout {
             Layout::V2 => Source::Manager(Box::new(self)),
-            Layout::V1 | Layout::Hybrid => {
-                Source::V1(Box::new(V1Files::open_with(&self.path, detail)))
-            }
+            Layout::V1 | Layout::Hybrid => Source::V1(Box::new(V1Files::open_with(
+                &self.path,
+                detail,
+                self.cgroup2_dir().map(PathBuf::as_path),
+            ))),
         };
         StatsReader {
             source,
@@ -304,6 +316,9 @@ enum Source {
 /// The v1 files of one sample.
 #[derive(Debug)]
 struct V1Files {
+    /// A hybrid host's cgroup2 `cpu.stat` (µs), for a usage sample: total,
+    /// user and system time in one file, in place of the `cpuacct` ones.
+    cgroup2_cpu_stat: Option<File>,
     /// Per-CPU time (ns): the total is their sum, as the kernel sums them
     /// for `cpuacct.usage`.
     cpuacct_usage_percpu: Option<File>,
@@ -332,9 +347,18 @@ impl V1Files {
     /// Opens the files of the cgroup `path` that a sample with `detail`
     /// reads, in the hierarchies of the `cpuacct`, `cpu`, `memory`, `pids`,
     /// `blkio` and `hugetlb` controllers. The files a detail leaves out
-    /// stay closed, and read as zero.
-    fn open_with(path: &str, detail: StatsDetail) -> V1Files {
+    /// stay closed, and read as zero. A usage sample reads CPU time from
+    /// the `cpu.stat` of `cgroup2_dir` (a hybrid host's cgroup2 directory
+    /// of the cgroup) when it has one.
+    fn open_with(path: &str, detail: StatsDetail, cgroup2_dir: Option<&Path>) -> V1Files {
         let full = detail == StatsDetail::Full;
+        // Without the cpu controller in the cgroup2 hierarchy, its
+        // `cpu.stat` still counts every task of the cgroup: the kernel
+        // accounts CPU time to each task's cgroup2 cgroup on every host
+        // that mounts cgroup2.
+        let cgroup2_cpu_stat = cgroup2_dir
+            .filter(|_| !full)
+            .and_then(|d| File::open(d.join("cpu.stat")).ok());
         let dir = |controller: &str| {
             host()
                 .mounts
@@ -342,7 +366,12 @@ impl V1Files {
                 .find(|m| m.is_v1() && m.has_option(controller))
                 .map(|m| m.mount_point.join(path))
         };
-        let (cpuacct, cpu, memory, pids) = (dir("cpuacct"), dir("cpu"), dir("memory"), dir("pids"));
+        let cpuacct = if cgroup2_cpu_stat.is_some() {
+            None
+        } else {
+            dir("cpuacct")
+        };
+        let (cpu, memory, pids) = (dir("cpu"), dir("memory"), dir("pids"));
         let (blkio, hugetlb) = if full {
             (dir("blkio"), dir("hugetlb"))
         } else {
@@ -365,6 +394,7 @@ impl V1Files {
         };
         let usage_all = open(&cpuacct, "cpuacct.usage_all");
         V1Files {
+            cgroup2_cpu_stat,
             cpuacct_usage_percpu: open(&cpuacct, "cpuacct.usage_percpu"),
             cpuacct_stat: usage_all
                 .is_none()
@@ -442,8 +472,14 @@ impl V1Files {
     /// exactly as the kernel computes `cpuacct.usage`, `cpuacct.usage_user`
     /// and `cpuacct.usage_sys`. (User and system time are the tick-based
     /// `cpustat` times in all of them, so they need not add up to the
-    /// total.)
+    /// total.) Or, with a cgroup2 `cpu.stat` open, total, user and system
+    /// time from it, and no per-CPU times.
     fn cpu_usage(&self, buf: &mut Vec<u8>) -> (u64, Vec<u64>, u64, u64) {
+        if self.cgroup2_cpu_stat.is_some() {
+            let stat = read(&self.cgroup2_cpu_stat, buf);
+            let ns = |key: &str| field(stat, key).saturating_mul(1000);
+            return (ns("usage_usec"), Vec::new(), ns("user_usec"), ns("system_usec"));
+        }
         let percpu: Vec<u64> = read(&self.cpuacct_usage_percpu, buf)
             .split_ascii_whitespace()
             .filter_map(|n| n.parse().ok())
