@@ -22,6 +22,9 @@ const STEPS: &[&[&str]] = &[
     // The shipped binary (static, hot text together) runs containers as
     // the dynamic one does, beside crun and runc.
     &["xtask", "bench-compare", "--runs", "5"],
+    // The kernel's floor under the benches' lifecycle builds, runs and
+    // leaves no cgroup behind.
+    &["xtask", "floor", "--in-flight", "10", "--count", "200"],
 ];
 
 /// Prints versions, then runs each of [`STEPS`] from the workspace root,

@@ -5,6 +5,7 @@ mod bench_compare;
 mod bundle;
 mod ci;
 mod dist;
+mod floor;
 mod fuzz;
 mod hot_text;
 mod public_api;
@@ -59,6 +60,17 @@ enum Command {
         /// fixtures' Docker-like profile).
         #[arg(long)]
         no_seccomp: bool,
+    },
+    /// The kernel's own cost of the benches' container lifecycle: a C
+    /// program making the same syscalls, with no runtime
+    /// (benches/floor/lifecycle_floor.c). Root.
+    Floor {
+        /// Lifecycles at a time, each on a thread of its own.
+        #[arg(long, default_value_t = 1)]
+        in_flight: usize,
+        /// Lifecycles measured, after a warm-up of `in_flight`.
+        #[arg(long, default_value_t = 2000)]
+        count: usize,
     },
     /// Build the runtime binary as shipped: static, with the functions the
     /// runtime commands execute placed together (cli/hot-text.txt), into
@@ -195,6 +207,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             no_seccomp,
         ),
         Command::Ci => ci::run(),
+        Command::Floor { in_flight, count } => floor::run(in_flight, count),
         Command::Dist => dist::build(&ci::workspace_root()).map(drop),
         Command::HotText { out, relayout } => hot_text::run(out.as_deref(), relayout),
         Command::PublicApi { krate } => {
