@@ -12,6 +12,11 @@ use std::process::Command;
 /// Builds and runs the floor program: `count` lifecycles, `in_flight` at
 /// a time.
 pub fn run(in_flight: usize, count: usize) -> Result<()> {
+    run_on(&berth_fixtures::rootfs::shared()?, in_flight, count)
+}
+
+/// [`run`] on `rootfs`.
+fn run_on(rootfs: &Path, in_flight: usize, count: usize) -> Result<()> {
     let root = crate::ci::workspace_root();
     let source = root.join("benches/floor/lifecycle_floor.c");
     let out_dir = root.join("target/floor");
@@ -25,40 +30,85 @@ pub fn run(in_flight: usize, count: usize) -> Result<()> {
         .context("running cc (the floor program is C)")?;
     ensure!(status.success(), "cc {} failed: {status}", source.display());
 
-    let rootfs = berth_fixtures::rootfs::shared()?;
     let child = Command::new(&binary)
-        .arg(&rootfs)
+        .arg(rootfs)
         .arg(in_flight.to_string())
         .arg(count.to_string())
         .spawn()
         .with_context(|| format!("running {}", binary.display()))?;
     let pid = child.id();
     let output = child.wait_with_output()?;
+    let left = leftover_cgroups(pid)?;
     if !output.status.success() {
+        // A failed run's cgroups (its children are gone: /bin/true, or
+        // killed with their pid namespace) go with it.
+        for dir in &left {
+            remove_tree(Path::new(dir));
+        }
         bail!("{} failed: {}", binary.display(), output.status);
     }
-    let left = leftover_cgroups(pid)?;
     ensure!(left.is_empty(), "the floor program left cgroups: {left:?}");
     Ok(())
+}
+
+/// Removes the cgroup `dir` and its child cgroups, as far as it can.
+fn remove_tree(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree(&entry.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// The floor program's cgroup directories still present in any hierarchy.
 fn leftover_cgroups(pid: u32) -> Result<Vec<String>> {
     let name = format!("lifecycle-floor-{pid}");
-    let mut left = Vec::new();
-    let mut check = |dir: &Path| {
-        let d = dir.join(&name);
-        if d.exists() {
-            left.push(d.display().to_string());
-        }
-    };
+    Ok(floor_cgroups()?
+        .into_iter()
+        .filter(|d| d.ends_with(&name))
+        .collect())
+}
+
+/// Every floor program's cgroup directory, in every hierarchy.
+fn floor_cgroups() -> Result<Vec<String>> {
+    let mut found = Vec::new();
     let cgroups = Path::new("/sys/fs/cgroup");
-    check(cgroups);
-    for entry in std::fs::read_dir(cgroups)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            check(&path);
+    let hierarchies = std::fs::read_dir(cgroups)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    for dir in std::iter::once(cgroups.to_path_buf()).chain(hierarchies) {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with("lifecycle-floor-") {
+                found.push(entry.path().display().to_string());
+            }
         }
     }
-    Ok(left)
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run whose children fail (no rootfs) is an error, and leaves no
+    /// cgroup behind. Root, and the system's `cc`.
+    #[test]
+    fn a_failed_run_leaves_no_cgroup() {
+        let before = floor_cgroups().unwrap();
+        let err = run_on(Path::new("/nonexistent-floor-rootfs"), 2, 10).unwrap_err();
+        assert!(err.to_string().contains("failed"), "{err:#}");
+        let after: Vec<String> = floor_cgroups()
+            .unwrap()
+            .into_iter()
+            .filter(|d| !before.contains(d))
+            .collect();
+        assert!(after.is_empty(), "left behind: {after:?}");
+    }
 }
