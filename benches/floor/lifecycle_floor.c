@@ -71,6 +71,9 @@ static const char *rootfs;
 static char parent[64];
 static struct sock_filter filter[FILTER_LEN];
 static atomic_int next_id;
+/* A child failed: the threads finish the lifecycle they are in (its
+ * cgroups removed) and take no other. */
+static atomic_int failed;
 static int count;
 /* Per lifecycle, ms: the whole, then its three phases. */
 static double *wall_ms, *make_ms, *run_ms, *remove_ms;
@@ -409,7 +412,7 @@ static void lifecycle(int id) {
     if (info.si_code != CLD_EXITED || info.si_status != 0) {
         fprintf(stderr, "lifecycle %d: child failed (code %d, status %d: the line %% 100 + 100)\n",
                 id, info.si_code, info.si_status);
-        exit(1);
+        atomic_store(&failed, 1);
     }
     close(pidfd);
     if (cgroup2_fd >= 0)
@@ -430,7 +433,7 @@ static void *worker(void *unused) {
     (void)unused;
     for (;;) {
         int id = atomic_fetch_add(&next_id, 1);
-        if (id >= count)
+        if (id >= count || atomic_load(&failed))
             return NULL;
         lifecycle(id);
     }
@@ -477,9 +480,11 @@ int main(int argc, char **argv) {
     run(in_flight);
     atomic_store(&next_id, 0);
     count = total;
-    double took = run(in_flight);
+    double took = atomic_load(&failed) ? 0 : run(in_flight);
 
     remove_cgroup(parent);
+    if (atomic_load(&failed))
+        return 1;
     struct {
         const char *name;
         double *ms;

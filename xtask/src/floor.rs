@@ -40,10 +40,13 @@ fn run_on(rootfs: &Path, in_flight: usize, count: usize) -> Result<()> {
     let output = child.wait_with_output()?;
     let left = leftover_cgroups(pid)?;
     if !output.status.success() {
-        // A failed run's cgroups (its children are gone: /bin/true, or
-        // killed with their pid namespace) go with it.
-        for dir in &left {
-            remove_tree(Path::new(dir));
+        // What a failed run left (the program removes its cgroups unless
+        // it died) goes with it: a child still exiting keeps its cgroup
+        // busy for a moment.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while left.iter().any(|d| Path::new(d).exists()) && std::time::Instant::now() < deadline {
+            left.iter().for_each(|d| remove_tree(Path::new(d)));
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
         bail!("{} failed: {}", binary.display(), output.status);
     }
