@@ -311,8 +311,9 @@ static void child(struct child_args *a) {
     struct rlimit nofile = {1024, 1024};
     CHECK(setrlimit(RLIMIT_NOFILE, &nofile));
     CHECK(prctl(PR_SET_KEEPCAPS, 1));
-    /* Raw syscalls: glibc's wrappers would signal the parent's threads,
-     * which this copy of the process does not have, to change them too. */
+    /* Raw syscalls: glibc's wrappers change the ids of every thread in
+     * the thread list they see, and with CLONE_VM that list is the
+     * parent's: they would signal the parent's threads. */
     CHECK(syscall(SYS_setgroups, 0, NULL));
     CHECK(syscall(SYS_setresgid, 0, 0, 0));
     CHECK(syscall(SYS_setresuid, 0, 0, 0));
