@@ -176,7 +176,10 @@ impl Supervisor {
 
     /// Whether the child was reaped (or reaping failed).
     pub(crate) fn is_done(&self) -> bool {
-        self.tx.borrow().is_some()
+        // The exit is published only after `reaped` is set: a child not
+        // reaped yet (what a sampler sees at every tick) is answered from
+        // this struct, without the channel's lock on a line of its own.
+        self.reaped.get().is_some() && self.tx.borrow().is_some()
     }
 
     /// Frees the launch memory handed over after the child was reaped
