@@ -5,9 +5,10 @@
 //! once and re-reads them with `pread`: cgroups-rs's manager re-parses the
 //! mount table and reads every file of every controller per sample, about a
 //! millisecond, which made watching 100 containers every 100 ms cost a whole
-//! core. On v2 samples are read through cgroups-rs (its manager kept per
-//! cgroup), with CPU time and `anon`/`file` memory from the v2 files it
-//! does not read.
+//! core. On v2 a usage sample (see [`StatsDetail::Usage`]) is read the
+//! same way; a full one through cgroups-rs (its manager kept per cgroup),
+//! with CPU time and `anon`/`file` memory from the v2 files it does not
+//! read.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -43,8 +44,9 @@ pub struct Stats {
 /// they are when samples are 100 ms apart: a full sample reads 16 files on
 /// a host with swap accounting, a usage sample 6 (15 and 5 while no swap
 /// is in use on the host), and on a hybrid host one less: its CPU time
-/// comes from the cgroup2 `cpu.stat`. On v2 hosts every sample is a full
-/// one.
+/// comes from the cgroup2 `cpu.stat`. On v2 hosts a usage sample reads 4
+/// files (5 while swap is in use on the host), each kept open; a full one
+/// opens and reads every controller's files anew through cgroups-rs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StatsDetail {
@@ -63,6 +65,10 @@ pub enum StatsDetail {
     /// (one file, microseconds), as on v2: no per-CPU times, and user and
     /// system time split by the scheduler's precise accounting where v1's
     /// `cpuacct` counts clock ticks (as [`Full`](Self::Full) does).
+    ///
+    /// On a v2 host: `cpu.stat`, `memory.current`, `memory.stat` and
+    /// `pids.current`, each open once and read with one `pread` a sample,
+    /// and `memory.swap.current` while some swap is in use on the host.
     Usage,
 }
 
@@ -154,7 +160,8 @@ pub struct MemoryStats {
     pub rss: u64,
     /// Memory (without swap).
     pub usage: MemoryUsage,
-    /// Memory + swap.
+    /// Memory + swap. (v2 counts swap apart: its usage here is
+    /// `memory.current` plus `memory.swap.current`, as runc reports it.)
     pub swap: MemoryUsage,
 }
 
@@ -202,6 +209,9 @@ impl Cgroup {
     /// A reader for repeated samples of this cgroup with `detail`.
     pub fn into_stats_reader_with(self, detail: StatsDetail) -> StatsReader {
         let source = match self.layout {
+            Layout::V2 if detail == StatsDetail::Usage => {
+                Source::V2Usage(Box::new(V2UsageFiles::open(&self.dirs[0])))
+            }
             Layout::V2 => Source::Manager(Box::new(self)),
             Layout::V1 | Layout::Hybrid => Source::V1(Box::new(V1Files::open_with(
                 &self.path,
@@ -235,6 +245,7 @@ impl Cgroup {
                 failcnt: m.fail_cnt,
             }
         };
+        let memory = usage(s.memory.memory);
         let (mut cache, mut rss) = (s.memory.cache, s.memory.rss);
         if self.layout == Layout::V2 {
             // v2's memory.stat says `file` and `anon` for v1's `cache` and `rss`.
@@ -268,8 +279,15 @@ impl Cgroup {
             memory: MemoryStats {
                 cache,
                 rss,
-                usage: usage(s.memory.memory),
-                swap: usage(s.memory.memory_swap),
+                swap: {
+                    let mut swap = usage(s.memory.memory_swap);
+                    if self.layout == Layout::V2 {
+                        // `memory.swap.current`: swap alone.
+                        swap.usage += memory.usage;
+                    }
+                    swap
+                },
+                usage: memory,
             },
             pids: PidsStats {
                 current: s.pids.current,
@@ -295,10 +313,10 @@ impl Cgroup {
     }
 }
 
-/// Reads samples of one cgroup again and again. On v1 and hybrid hosts it
-/// keeps the files a sample needs open, so that a sample is a `pread` of
-/// each; a file that does not exist (no swap accounting, a controller not
-/// mounted) reads as zero, as with cgroups-rs.
+/// Reads samples of one cgroup again and again. On v1 and hybrid hosts,
+/// and for usage samples on v2, it keeps the files a sample needs open, so
+/// that a sample is a `pread` of each; a file that does not exist (no swap
+/// accounting, a controller not enabled) reads as zero, as with cgroups-rs.
 #[derive(Debug)]
 pub struct StatsReader {
     source: Source,
@@ -311,6 +329,80 @@ enum Source {
     Manager(Box<Cgroup>),
     /// v1 and hybrid: the open files.
     V1(Box<V1Files>),
+    /// v2, usage samples: the open files.
+    V2Usage(Box<V2UsageFiles>),
+}
+
+/// The v2 files of a usage sample.
+#[derive(Debug)]
+struct V2UsageFiles {
+    cpu_stat: Option<File>,
+    memory_current: Option<File>,
+    memory_stat: Option<File>,
+    /// Swap alone, where v1's `memory.memsw.*` count memory and swap.
+    memory_swap_current: Option<File>,
+    pids_current: Option<File>,
+}
+
+impl V2UsageFiles {
+    /// Opens the files of the v2 cgroup directory `dir`.
+    fn open(dir: &Path) -> V2UsageFiles {
+        let open = |file: &str| File::open(dir.join(file)).ok();
+        V2UsageFiles {
+            cpu_stat: open("cpu.stat"),
+            memory_current: open("memory.current"),
+            memory_stat: open("memory.stat"),
+            memory_swap_current: open("memory.swap.current"),
+            pids_current: open("pids.current"),
+        }
+    }
+
+    /// Reads one usage sample, with `buf` to read into. With no swap in
+    /// use on the host, the cgroup has none: `memory.swap.current` is not
+    /// read.
+    fn sample(&self, buf: &mut Vec<u8>, host_swap: Swap) -> Stats {
+        let [total, user, kernel] = fields(
+            read(&self.cpu_stat, buf),
+            ["usage_usec", "user_usec", "system_usec"],
+        )
+        .map(|us| us.saturating_mul(1000));
+        let memory: u64 = number(read(&self.memory_current, buf));
+        let swap: u64 = match host_swap {
+            Swap::Unused => 0,
+            Swap::InUse => number(read(&self.memory_swap_current, buf)),
+        };
+        // v2's memory.stat says `file` and `anon` for v1's `cache` and `rss`.
+        let [cache, rss] = fields(read(&self.memory_stat, buf), ["file", "anon"]);
+        Stats {
+            cpu: CpuStats {
+                usage: CpuUsage {
+                    total,
+                    percpu: Vec::new(),
+                    kernel,
+                    user,
+                },
+                throttling: Throttling::default(),
+            },
+            memory: MemoryStats {
+                cache,
+                rss,
+                usage: MemoryUsage {
+                    usage: memory,
+                    ..MemoryUsage::default()
+                },
+                swap: MemoryUsage {
+                    usage: memory + swap,
+                    ..MemoryUsage::default()
+                },
+            },
+            pids: PidsStats {
+                current: number(read(&self.pids_current, buf)),
+                limit: 0,
+            },
+            blkio: BlkioStats::default(),
+            hugetlb: BTreeMap::new(),
+        }
+    }
 }
 
 /// The v1 files of one sample.
@@ -430,6 +522,7 @@ impl StatsReader {
         match &self.source {
             Source::Manager(cgroup) => cgroup.manager_stats(),
             Source::V1(files) => files.sample(&mut self.buf, Swap::on_host()),
+            Source::V2Usage(files) => Ok(files.sample(&mut self.buf, Swap::on_host())),
         }
     }
 
@@ -441,6 +534,7 @@ impl StatsReader {
         match &self.source {
             Source::Manager(cgroup) => cgroup.manager_stats(),
             Source::V1(files) => files.sample(buf, swap),
+            Source::V2Usage(files) => Ok(files.sample(buf, swap)),
         }
     }
 }
@@ -476,9 +570,12 @@ impl V1Files {
     /// time from it, and no per-CPU times.
     fn cpu_usage(&self, buf: &mut Vec<u8>) -> (u64, Vec<u64>, u64, u64) {
         if self.cgroup2_cpu_stat.is_some() {
-            let stat = read(&self.cgroup2_cpu_stat, buf);
-            let ns = |key: &str| field(stat, key).saturating_mul(1000);
-            return (ns("usage_usec"), Vec::new(), ns("user_usec"), ns("system_usec"));
+            let [total, user, kernel] = fields(
+                read(&self.cgroup2_cpu_stat, buf),
+                ["usage_usec", "user_usec", "system_usec"],
+            )
+            .map(|us| us.saturating_mul(1000));
+            return (total, Vec::new(), user, kernel);
         }
         let percpu: Vec<u64> = read(&self.cpuacct_usage_percpu, buf)
             .split_ascii_whitespace()
@@ -527,8 +624,7 @@ impl V1Files {
             // "max" (no limit) reads as 0, as cgroups-rs reports it.
             limit: number(read(&files.pids_max, buf)),
         };
-        let memory_stat = read(&files.memory_stat, buf);
-        let (cache, rss) = (field(memory_stat, "cache"), field(memory_stat, "rss"));
+        let [cache, rss] = fields(read(&files.memory_stat, buf), ["cache", "rss"]);
         let (total, percpu, user, kernel) = files.cpu_usage(buf);
         let blkio = BlkioStats {
             service_bytes: blkio_entries(read(&files.blkio[0], buf)),
@@ -615,12 +711,32 @@ fn number<T: std::str::FromStr + Default>(text: &str) -> T {
 
 /// The value of `key` in a flat-keyed file (`key value` lines); 0 if absent.
 fn field(text: &str, key: &str) -> u64 {
-    text.lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(' ')?;
-            (k == key).then(|| v.trim().parse().ok()).flatten()
-        })
-        .unwrap_or(0)
+    let [value] = fields(text, [key]);
+    value
+}
+
+/// The values of `keys` in a flat-keyed file, in one pass over its lines
+/// that ends once each is found; 0 for a key absent.
+fn fields<const N: usize>(text: &str, keys: [&str; N]) -> [u64; N] {
+    let mut values = [0; N];
+    let mut found = [false; N];
+    let mut left = N;
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once(' ') else {
+            continue;
+        };
+        let Some(i) = (0..N).find(|&i| !found[i] && keys[i] == k) else {
+            continue;
+        };
+        if let Ok(value) = v.trim().parse() {
+            (values[i], found[i]) = (value, true);
+            left -= 1;
+            if left == 0 {
+                break;
+            }
+        }
+    }
+    values
 }
 
 impl Cgroup {
@@ -714,6 +830,12 @@ mod tests {
         // A prefix of another key is not that key.
         assert_eq!(field("nr_periods_x 9\n", "nr_periods"), 0);
         assert_eq!(field("", "anon"), 0);
+        // In one pass, in any order; a key absent or not a number is 0.
+        assert_eq!(
+            fields(v2_cpu, ["system_usec", "usage_usec", "nr", "user_usec"]),
+            [500, 1500, 0, 1000]
+        );
+        assert_eq!(fields("anon x\nanon 7\n", ["anon", "file"]), [7, 0]);
         assert_eq!(capitalized("read"), "Read");
         assert_eq!(capitalized(""), "");
     }

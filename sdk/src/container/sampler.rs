@@ -84,7 +84,8 @@ impl StatsSampler {
 
     /// A sampler that reads `detail` of each sample: with
     /// [`StatsDetail::Usage`], less than half the files of a full sample
-    /// on v1 hosts.
+    /// on v1 hosts, and 4 files on v2 where a full sample reads every
+    /// controller's files through cgroups-rs.
     ///
     /// # Panics
     ///
