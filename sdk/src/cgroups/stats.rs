@@ -361,11 +361,7 @@ impl V2UsageFiles {
     /// use on the host, the cgroup has none: `memory.swap.current` is not
     /// read.
     fn sample(&self, buf: &mut Vec<u8>, host_swap: Swap) -> Stats {
-        let [total, user, kernel] = fields(
-            read(&self.cpu_stat, buf),
-            ["usage_usec", "user_usec", "system_usec"],
-        )
-        .map(|us| us.saturating_mul(1000));
+        let [total, user, kernel] = cgroup2_cpu_times(read(&self.cpu_stat, buf));
         let memory: u64 = number(read(&self.memory_current, buf));
         let swap: u64 = match host_swap {
             Swap::Unused => 0,
@@ -570,11 +566,7 @@ impl V1Files {
     /// time from it, and no per-CPU times.
     fn cpu_usage(&self, buf: &mut Vec<u8>) -> (u64, Vec<u64>, u64, u64) {
         if self.cgroup2_cpu_stat.is_some() {
-            let [total, user, kernel] = fields(
-                read(&self.cgroup2_cpu_stat, buf),
-                ["usage_usec", "user_usec", "system_usec"],
-            )
-            .map(|us| us.saturating_mul(1000));
+            let [total, user, kernel] = cgroup2_cpu_times(read(&self.cgroup2_cpu_stat, buf));
             return (total, Vec::new(), user, kernel);
         }
         let percpu: Vec<u64> = read(&self.cpuacct_usage_percpu, buf)
@@ -715,6 +707,11 @@ fn field(text: &str, key: &str) -> u64 {
     value
 }
 
+/// Total, user and system CPU time (ns) from a cgroup2 `cpu.stat` (µs).
+fn cgroup2_cpu_times(cpu_stat: &str) -> [u64; 3] {
+    fields(cpu_stat, ["usage_usec", "user_usec", "system_usec"]).map(|us| us.saturating_mul(1000))
+}
+
 /// The values of `keys` in a flat-keyed file, in one pass over its lines
 /// that ends once each is found; 0 for a key absent.
 fn fields<const N: usize>(text: &str, keys: [&str; N]) -> [u64; N] {
@@ -745,12 +742,12 @@ impl Cgroup {
     /// split ones.
     fn cpu_usage(&self) -> CpuUsage {
         if self.layout == super::Layout::V2 {
-            let stat = self.read_v2("cpu.stat");
+            let [total, user, kernel] = cgroup2_cpu_times(&self.read_v2("cpu.stat"));
             return CpuUsage {
-                total: field(&stat, "usage_usec") * 1000,
+                total,
                 percpu: Vec::new(),
-                kernel: field(&stat, "system_usec") * 1000,
-                user: field(&stat, "user_usec") * 1000,
+                kernel,
+                user,
             };
         }
         let Some(dir) = self.dir_with("cpuacct.usage") else {
