@@ -249,14 +249,7 @@ impl Cgroup {
         let (mut cache, mut rss) = (s.memory.cache, s.memory.rss);
         if self.layout == Layout::V2 {
             // v2's memory.stat says `file` and `anon` for v1's `cache` and `rss`.
-            let stat =
-                std::fs::read_to_string(self.dirs[0].join("memory.stat")).unwrap_or_default();
-            let field = |name: &str| {
-                stat.lines()
-                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-                    .unwrap_or(0)
-            };
-            (cache, rss) = (field("file"), field("anon"));
+            [cache, rss] = fields(&self.read_v2("memory.stat"), ["file", "anon"]);
         }
         Ok(Stats {
             cpu: CpuStats {
